@@ -1,0 +1,48 @@
+"""The control plane: a Flask app serving the Core API, built by `create_app`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+
+from admin.api import register_blueprints
+from admin.errors import register_error_handlers
+from admin.extensions import db
+from models.crypto import KeyRing, load_key_ring
+from models.settings import Settings
+from models.store import engine_options, prepare_engine
+
+access_log = logging.getLogger("portcullis.access")
+
+
+def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None) -> Flask:
+    """Build the admin app for `settings` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    key_generated = False
+    if key_ring is None:
+        key_ring, key_generated = load_key_ring(settings.master_keys, settings.master_key_file)
+
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=settings.max_api_body_bytes,
+        PORTCULLIS_SETTINGS=settings,
+        PORTCULLIS_KEY_RING=key_ring,
+        PORTCULLIS_KEY_GENERATED=key_generated,
+    )
+    app.json.sort_keys = False
+    db.init_app(app)
+    with app.app_context():
+        prepare_engine(db.engine)
+    register_error_handlers(app)
+    register_blueprints(app)
+    app.after_request(_log_access)
+    return app
+
+
+def _log_access(response):
+    # Path only: query strings and bodies may carry secrets.
+    access_log.info("%s %s %s", request.method, request.path, response.status_code)
+    return response

@@ -1,0 +1,26 @@
+"""Core API blueprints, each served under `/api/...` and (as the docs also show) without it."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from admin.api import clients, credentials, health, members, proxies, rules, targets, users
+from admin.openapi import bp as openapi_bp
+
+CORE_BLUEPRINTS = (
+    users.bp,
+    clients.bp,
+    members.bp,
+    credentials.bp,
+    targets.bp,
+    proxies.bp,
+    rules.bp,
+)
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi_bp)
+    for bp in CORE_BLUEPRINTS:
+        app.register_blueprint(bp, url_prefix="/api")
+        app.register_blueprint(bp, url_prefix="", name=f"bare_{bp.name}")

@@ -1,0 +1,130 @@
+"""Rules on credentials, proxies and targets: list, create, get, update, delete."""
+
+from __future__ import annotations
+
+from admin.api.common import api_blueprint, assign, load_body, owned
+from admin.api.proxies import find_proxy
+from admin.auth import client_for, current_user
+from admin.errors import not_found
+from admin.extensions import db
+from admin.http import envelope, message_only
+from admin.openapi import doc
+from admin.schemas.rules import RuleSchema, check_rule_patterns, normalize_rule
+from models import Credential, Rule, Target
+from models.enums import Role
+from models.patterns import check_flags
+
+bp = api_blueprint("rules")
+
+PARENTS = {"credential": "credentials", "proxy": "proxies", "target": "targets"}
+RULE_DEFAULTS = {
+    "priority": 0,
+    "methods": [],
+    "path_pattern": None,
+    "path_presence": "present",
+    "header_checks": [],
+    "query_checks": [],
+    "regex_flags": "",
+    "notes": None,
+}
+
+
+def _parent(client_id: str, parent_kind: str, parent_id: str):
+    if parent_kind == "proxy":
+        return find_proxy(client_id, parent_id)
+    model = Credential if parent_kind == "credential" else Target
+    return owned(model, client_id, parent_id, model.__name__)
+
+
+def _rule(parent, rule_id: str) -> Rule:
+    rule = db.session.get(Rule, rule_id)
+    if rule is None or rule.parent_id != parent.id:
+        raise not_found("Rule")
+    return rule
+
+
+def _checked(values: dict) -> dict:
+    """Compile the complete rule's patterns (400 naming the field) and normalise its flags."""
+    check_rule_patterns(values)
+    return {**values, "regex_flags": check_flags(values.get("regex_flags") or "")}
+
+
+def _rule_values(rule: Rule) -> dict:
+    return {key: getattr(rule, key) for key in RULE_DEFAULTS} | {"effect": rule.effect}
+
+
+def _routes(view, methods: list[str], suffix: str = "") -> None:
+    for kind, plural in PARENTS.items():
+        bp.add_url_rule(
+            f"/clients/<client_id>/{plural}/<parent_id>/rules{suffix}",
+            endpoint=f"{view.__name__}_{kind}",
+            view_func=view,
+            methods=methods,
+            defaults={"parent_kind": kind},
+        )
+
+
+@doc(
+    "List rules, highest priority first",
+    "rules",
+    envelope="rules",
+    schema=RuleSchema,
+    errors=(401, 404),
+)
+def list_rules(client_id: str, parent_kind: str, parent_id: str):
+    client_for(client_id)
+    parent = _parent(client_id, parent_kind, parent_id)
+    rules = sorted(parent.rules, key=lambda r: (-r.priority, r.created_at, r.id))
+    return envelope("rules", RuleSchema(many=True).dump(rules))
+
+
+@doc(
+    "Create a rule (admin)",
+    "rules",
+    body=RuleSchema,
+    envelope="rules",
+    schema=RuleSchema,
+    status=201,
+)
+def create_rule(client_id: str, parent_kind: str, parent_id: str):
+    client_for(client_id, Role.ADMIN)
+    parent = _parent(client_id, parent_kind, parent_id)
+    values = _checked(RULE_DEFAULTS | normalize_rule(load_body(RuleSchema())))
+    rule = Rule(client_id=client_id, created_by=current_user().id, **values)
+    setattr(rule, f"{parent_kind}_id", parent.id)
+    db.session.add(rule)
+    db.session.commit()
+    return envelope("rules", [RuleSchema().dump(rule)], status=201)
+
+
+@doc("Get a rule", "rules", envelope="rules", schema=RuleSchema, errors=(401, 404))
+def get_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
+    client_for(client_id)
+    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    return envelope("rules", [RuleSchema().dump(rule)])
+
+
+@doc("Update a rule (admin)", "rules", body=RuleSchema, envelope="rules", schema=RuleSchema)
+def update_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
+    client_for(client_id, Role.ADMIN)
+    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    changes = normalize_rule(load_body(RuleSchema(), partial=True))
+    assign(rule, _checked(_rule_values(rule) | changes))
+    db.session.commit()
+    return envelope("rules", [RuleSchema().dump(rule)])
+
+
+@doc("Delete a rule (admin)", "rules", errors=(401, 403, 404))
+def delete_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
+    client_for(client_id, Role.ADMIN)
+    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    db.session.delete(rule)
+    db.session.commit()
+    return message_only("Rule deleted successfully")
+
+
+_routes(list_rules, ["GET"])
+_routes(create_rule, ["POST"])
+_routes(get_rule, ["GET"], "/<rule_id>")
+_routes(update_rule, ["PUT"], "/<rule_id>")
+_routes(delete_rule, ["DELETE"], "/<rule_id>")

@@ -1,0 +1,75 @@
+"""The caller's own user record and personal tokens."""
+
+from __future__ import annotations
+
+from admin.api.common import api_blueprint, load_body
+from admin.auth import current_user
+from admin.errors import not_found
+from admin.extensions import db
+from admin.http import envelope
+from admin.openapi import doc
+from admin.schemas.users import NewTokenSchema, TokenSchema, UserSchema
+from models import UserToken, utcnow
+from models.tokens import generate_user_token, hash_token, token_hint
+
+bp = api_blueprint("users")
+
+
+def issue_token(user, label: str) -> tuple[UserToken, str]:
+    """Create a token for `user`; the plain value is returned once and never stored."""
+    token = generate_user_token()
+    record = UserToken(user=user, token_hash=hash_token(token), hint=token_hint(token), label=label)
+    db.session.add(record)
+    return record, token
+
+
+@bp.get("/users/me")
+@doc("Your user", "users", envelope="users", schema=UserSchema, errors=(401,))
+def get_me():
+    return envelope("users", [UserSchema().dump(current_user())])
+
+
+@bp.get("/users/me/tokens")
+@doc(
+    "List your tokens (values are never shown again)",
+    "users",
+    envelope="tokens",
+    schema=TokenSchema,
+    errors=(401,),
+)
+def list_tokens():
+    return envelope("tokens", TokenSchema(many=True).dump(current_user().tokens))
+
+
+@bp.post("/users/me/tokens")
+@doc(
+    "Create a token; its value is in this response only",
+    "users",
+    body=TokenSchema,
+    envelope="tokens",
+    schema=NewTokenSchema,
+    status=201,
+    errors=(400, 401, 413),
+)
+def create_token():
+    values = load_body(TokenSchema())
+    user = current_user()
+    label = values.get("label") or f"User Token {len(user.tokens) + 1}"
+    record, token = issue_token(user, label)
+    db.session.commit()
+    shown = {**TokenSchema().dump(record), "token": token}
+    return envelope(
+        "tokens", [shown], message="Token created; copy it now, it is not shown again", status=201
+    )
+
+
+@bp.delete("/users/me/tokens/<token_id>")
+@doc("Revoke one of your tokens", "users", envelope="tokens", schema=TokenSchema, errors=(401, 404))
+def revoke_token(token_id: str):
+    record = db.session.get(UserToken, token_id)
+    if record is None or record.user_id != current_user().id:
+        raise not_found("Token")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        db.session.commit()
+    return envelope("tokens", [TokenSchema().dump(record)], message="Token revoked")

@@ -1,0 +1,138 @@
+"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+
+from models import Credential, User, UserToken
+from models.crypto import load_key_ring
+from models.settings import PROJECT_ROOT, Settings
+from models.store import make_engine, make_session_factory
+from models.tokens import generate_user_token, hash_token, token_hint
+
+log = logging.getLogger("portcullis.admin")
+BOOTSTRAP_EMAIL = "admin@localhost"
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the store to the newest schema."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+def create_user(settings: Settings, email: str, name: str | None) -> tuple[User, str]:
+    """Create a user with one token; return the user and the token's only plain copy."""
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        raise SystemExit(f"error: {email!r} is not an email address")
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        if session.scalar(select(User).where(func.lower(User.email) == email)):
+            raise SystemExit(f"error: a user with email {email} already exists")
+        user = User(email=email, name=name)
+        token = generate_user_token()
+        user.tokens.append(
+            UserToken(token_hash=hash_token(token), hint=token_hint(token), label="User Token 1")
+        )
+        session.add(user)
+        session.commit()
+        return user, token
+
+
+def store_has_users(settings: Settings) -> bool:
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        return session.scalar(select(func.count(User.id))) > 0
+
+
+def rotate_secrets(settings: Settings) -> int:
+    """Re-seal every credential secret with the active master key; return how many changed."""
+    key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
+    sessions = make_session_factory(make_engine(settings.database_url))
+    changed = 0
+    with sessions() as session:
+        for credential in session.scalars(select(Credential)):
+            if credential.secret_key_id != key_ring.active_key_id:
+                credential.set_secret(key_ring, credential.open_secret(key_ring))
+                changed += 1
+        session.commit()
+    return changed
+
+
+def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> None:
+    from waitress import create_server
+
+    from admin import create_app
+
+    if run_migrations:
+        migrate(settings)
+    app = create_app(settings)
+    if app.config["PORTCULLIS_KEY_GENERATED"]:
+        print(
+            f"No PORTCULLIS_MASTER_KEYS set: generated a master key in {settings.master_key_file} "
+            "(owner-only). Back it up: credential secrets cannot be decrypted without it.",
+            flush=True,
+        )
+    elif not settings.master_keys:
+        print(f"Using the master key in {settings.master_key_file}", flush=True)
+    if not store_has_users(settings):
+        _, token = create_user(settings, BOOTSTRAP_EMAIL, "Administrator")
+        print(
+            f"Created the first user {BOOTSTRAP_EMAIL}. Its user token, shown only this once:\n"
+            f"  {token}",
+            flush=True,
+        )
+    server = create_server(app, host=host, port=port, threads=8, ident="portcullis")
+    print(f"Portcullis admin listening on http://{host}:{server.effective_port}", flush=True)
+    server.run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_admin.py", description="Portcullis control plane")
+    commands = parser.add_subparsers(dest="command")
+    serve_cmd = commands.add_parser("serve", help="serve the Core API (the default command)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=5000)
+    serve_cmd.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    commands.add_parser("migrate", help="apply the database migrations")
+    user_cmd = commands.add_parser("create-user", help="create a user and print a new token")
+    user_cmd.add_argument("email")
+    user_cmd.add_argument("--name")
+    commands.add_parser("rotate-secrets", help="re-seal all secrets with the active master key")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    if args.command in (None, "serve"):
+        serve(
+            settings,
+            getattr(args, "host", "127.0.0.1"),
+            getattr(args, "port", 5000),
+            run_migrations=not getattr(args, "no_migrate", False),
+        )
+    elif args.command == "migrate":
+        migrate(settings)
+        print("Store is at the newest schema.")
+    elif args.command == "create-user":
+        user, token = create_user(settings, args.email, args.name)
+        print(f"Created user {user.email} ({user.id}). Its user token, shown only this once:")
+        print(token)
+    elif args.command == "rotate-secrets":
+        print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

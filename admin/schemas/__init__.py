@@ -1,0 +1,1 @@
+"""marshmallow schemas: one per API resource. They validate input and shape output."""

@@ -1,0 +1,57 @@
+"""Credentials. `credentialSecret` is write-only and validated per auth type (see secrets.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import ValidationError, fields, validate
+
+from admin.schemas.common import (
+    OwnedSchema,
+    Timestamp,
+    effect_field,
+    name_field,
+    region_field,
+)
+from models.enums import ALLOWED_AUTH_TYPES, AUTH_TYPE_ALIASES, AuthType, CredentialType
+
+AUTH_TYPE_NAMES = [t.value for t in AuthType] + list(AUTH_TYPE_ALIASES)
+
+
+class CredentialSchema(OwnedSchema):
+    credentialId = fields.String(attribute="id", dump_only=True)
+    credentialName = name_field("name")
+    credentialType = fields.String(
+        attribute="credential_type",
+        required=True,
+        validate=validate.OneOf([t.value for t in CredentialType]),
+    )
+    credentialAuthType = fields.String(
+        attribute="auth_type", required=True, validate=validate.OneOf(AUTH_TYPE_NAMES)
+    )
+    credentialRegion = region_field()
+    credentialActive = fields.Boolean(attribute="active")
+    credentialDefaultRuleEffect = effect_field()
+    credentialExpiresAt = fields.AwareDateTime(
+        attribute="expires_at", allow_none=True, default_timezone=UTC
+    )
+    credentialTemporary = fields.Boolean(attribute="temporary", dump_only=True)
+    credentialSettings = fields.Dict(attribute="settings", dump_only=True)
+    # Raw here; validated against the auth type by `admin.schemas.secrets.load_secret`.
+    credentialSecret = fields.Raw(load_only=True, allow_none=True)
+    credentialCreatedAt = Timestamp(attribute="created_at", dump_only=True)
+    credentialUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
+
+
+def check_auth_type_allowed(credential_type: str, auth_type: AuthType) -> None:
+    """`jwtVerify` is for proxy credentials only; oauth2, customToken, custom, none for targets."""
+    if auth_type not in ALLOWED_AUTH_TYPES[CredentialType(credential_type)]:
+        allowed = sorted(t.value for t in ALLOWED_AUTH_TYPES[CredentialType(credential_type)])
+        raise ValidationError(
+            {
+                "credentialAuthType": [
+                    f"{auth_type.value} is not available for {credential_type} credentials; "
+                    f"use one of {', '.join(allowed)}."
+                ]
+            }
+        )

@@ -1,0 +1,26 @@
+"""The shared store: models, settings, sessions and the domain logic both planes use."""
+
+from models.base import Base, isoformat_z, utcnow
+from models.client import Client, Membership
+from models.config_version import ConfigState, current_config_version
+from models.credential import Credential
+from models.proxy import Proxy
+from models.rule import Rule
+from models.target import Target
+from models.user import User, UserToken
+
+__all__ = [
+    "Base",
+    "Client",
+    "ConfigState",
+    "Credential",
+    "Membership",
+    "Proxy",
+    "Rule",
+    "Target",
+    "User",
+    "UserToken",
+    "current_config_version",
+    "isoformat_z",
+    "utcnow",
+]
