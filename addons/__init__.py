@@ -1,0 +1,1 @@
+"""The data plane: mitmproxy addons, one per pipeline stage (see DESIGN.md)."""

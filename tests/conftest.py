@@ -1,0 +1,57 @@
+"""Fixtures: one real admin process per test session, users made with the real CLI."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
+
+_emails = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def admin_server(tmp_path_factory) -> AdminServer:
+    server = start_admin(tmp_path_factory.mktemp("admin"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_user(admin_server):
+    """Create a user with `run_admin.py create-user`; the token is the last line it prints."""
+
+    def make(email: str | None = None, name: str | None = None) -> User:
+        email = email or f"user{next(_emails)}@example.test"
+        args = ["create-user", email] + (["--name", name] if name else [])
+        result = run_admin_cli(admin_server, *args)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip().splitlines()[-1]
+        me = Api(admin_server.base_url, token).get("/api/users/me")
+        assert me.status_code == 200, me.text
+        return User(me.json()["users"][0]["userId"], email, token)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def owner(make_user) -> User:
+    return make_user(name="Olivia Owner")
+
+
+@pytest.fixture(scope="session")
+def stranger(make_user) -> User:
+    """A user who is a member of nothing the `owner` creates."""
+    return make_user(name="Sam Stranger")
+
+
+@pytest.fixture
+def api(admin_server, owner) -> Api:
+    return Api(admin_server.base_url, owner.token)
+
+
+@pytest.fixture
+def client_id(api) -> str:
+    """A fresh client owned by `owner`."""
+    return new_client(api)

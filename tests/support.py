@@ -1,0 +1,211 @@
+"""Test support: real admin processes on real SQLite files, and a small API client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_MASTER_KEYS = "ktest:" + base64.b64encode(bytes(range(32))).decode()
+LISTENING = re.compile(r"Portcullis admin listening on (http://\S+)")
+START_TIMEOUT_S = 60
+
+
+@dataclass
+class AdminServer:
+    """A `run_admin.py serve` process and the files it writes."""
+
+    base_url: str
+    process: subprocess.Popen
+    var_dir: Path
+    log_path: Path
+    env: dict = field(repr=False)
+
+    @property
+    def database_path(self) -> Path:
+        return self.var_dir / "portcullis.db"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def store_bytes(self) -> bytes:
+        """The database file with its WAL and shared-memory files."""
+        parts = [self.var_dir / name for name in ("portcullis.db", "portcullis.db-wal")]
+        return b"".join(p.read_bytes() for p in parts if p.exists())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def admin_env(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTCULLIS_", "DATABASE_"))}
+    env.update(PORTCULLIS_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    if master_keys:
+        env["PORTCULLIS_MASTER_KEYS"] = master_keys
+    return env
+
+
+def start_admin(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> AdminServer:
+    """Start `run_admin.py serve` on a free port and wait until it says it is listening."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = admin_env(var_dir, master_keys)
+    log_path = var_dir / "admin.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "run_admin.py", "serve", "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            return AdminServer(match.group(1), process, var_dir, log_path, env)
+        if process.poll() is not None:
+            raise RuntimeError(f"admin exited early:\n{log_path.read_text()}")
+        time.sleep(0.05)  # polling for the "listening" line, not standing in for it
+    process.kill()
+    raise RuntimeError(f"admin did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()}")
+
+
+def run_admin_cli(server: AdminServer, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run_admin.py", *args],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    token: str
+
+
+class Api:
+    """`requests` against one admin, authenticated as one user (or none)."""
+
+    def __init__(self, base_url: str, token: str | None):
+        self.base_url = base_url
+        self.token = token
+        self.session = requests.Session()
+
+    def as_user(self, user: User | None) -> Api:
+        return Api(self.base_url, user.token if user else None)
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token and "Authorization" not in headers:
+            headers["Authorization"] = self.token
+        return self.session.request(
+            method, self.base_url + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+def error_fields(response: requests.Response) -> dict:
+    """The `{"field.path": [messages]}` of a 400 response."""
+    return response.json()["error"]["details"].get("fields", {})
+
+
+# Builders: the smallest valid body of each resource, overridable.
+
+REGION = "us-east-1"
+
+
+def credential_body(kind: str = "proxy", auth: str = "apiKey", **overrides) -> dict:
+    secrets = {
+        "apiKey": {"value": "caller-key-0123456789"},
+        "bearer": {"token": "target-token-0123456789"},
+        "basicAuth": {"username": "svc", "password": "pw-0123456789"},
+        "none": None,
+    }
+    body = {
+        "credentialName": f"{kind} {auth}",
+        "credentialType": kind,
+        "credentialAuthType": auth,
+        "credentialRegion": REGION,
+        "credentialSecret": secrets[auth],
+    }
+    if body["credentialSecret"] is None:
+        del body["credentialSecret"]
+    return {**body, **overrides}
+
+
+def target_body(**overrides) -> dict:
+    return {
+        "targetName": "Upstream",
+        "targetBaseURL": "http://127.0.0.1:9/base",
+        "targetRegion": REGION,
+        **overrides,
+    }
+
+
+def create(api: Api, path: str, body: dict, envelope: str) -> dict:
+    response = api.post(path, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()[envelope][0]
+
+
+def new_client(api: Api, name: str = "Acme") -> str:
+    return create(api, "/api/clients", {"clientName": name}, "clients")["clientId"]
+
+
+def proxy_parts(api: Api, client_id: str, region: str = REGION) -> dict:
+    """A proxy credential, a target credential and a target in `region`; their ids."""
+    base = f"/api/clients/{client_id}"
+    proxy_cred = create(
+        api, f"{base}/credentials", credential_body(credentialRegion=region), "credentials"
+    )
+    target_cred = create(
+        api,
+        f"{base}/credentials",
+        credential_body("target", "bearer", credentialRegion=region),
+        "credentials",
+    )
+    target = create(api, f"{base}/targets", target_body(targetRegion=region), "targets")
+    return {
+        "proxyProxyCredentialId": proxy_cred["sKey"],
+        "proxyTargetId": target["sKey"],
+        "proxyTargetCredentialId": target_cred["sKey"],
+    }
+
+
+def proxy_body(parts: dict, **overrides) -> dict:
+    return {"proxyName": "Upstream proxy", "proxyRegion": REGION, **parts, **overrides}
+
+
+def new_proxy(api: Api, client_id: str, **overrides) -> dict:
+    body = proxy_body(proxy_parts(api, client_id), **overrides)
+    return create(api, f"/api/clients/{client_id}/proxies", body, "proxies")
