@@ -20,8 +20,12 @@ def api_blueprint(name: str) -> Blueprint:
 
 
 def load_body(schema: Schema, *, partial: bool = False) -> dict:
-    """The validated request body, keyed by model attribute."""
-    return schema.load(json_body(), partial=partial)
+    """The validated request body, keyed by model attribute.
+
+    `partial` (for updates) lets top-level fields be omitted; nested objects
+    that are sent must still be complete.
+    """
+    return schema.load(json_body(), partial=tuple(schema.load_fields) if partial else False)
 
 
 def owned(model, client_id: str, record_id: str, what: str):

@@ -36,7 +36,7 @@ class Timestamp(fields.Field):
 
 
 def validate_header_name(value: str) -> None:
-    if not HEADER_NAME.match(value):
+    if not HEADER_NAME.fullmatch(value):
         raise ValidationError("Not a valid HTTP header name.")
 
 
@@ -46,7 +46,7 @@ def validate_header_value(value: str) -> None:
 
 
 def validate_region(value: str) -> None:
-    if not REGION.match(value):
+    if not REGION.fullmatch(value):
         raise ValidationError(
             "Must be 1-63 lowercase letters, digits or '-', starting with a letter or digit."
         )

@@ -21,7 +21,7 @@ ALIAS = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def validate_alias(value: str) -> None:
-    if not ALIAS.match(value):
+    if not ALIAS.fullmatch(value):
         raise ValidationError(
             "Must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'."
         )

@@ -123,7 +123,7 @@ class BearerSecret(TokenSecret):
 class JwtSecret(TokenSecret):
     @validates_schema
     def _looks_like_jwt(self, data, **kwargs):
-        if "token" in data and not JWT_SHAPE.match(data["token"]):
+        if "token" in data and not JWT_SHAPE.fullmatch(data["token"]):
             raise ValidationError("Not a JWT (three base64url segments).", "token")
 
 
