@@ -22,7 +22,7 @@ BOOTSTRAP_EMAIL = "admin@localhost"
 
 def migrate(settings: Settings) -> None:
     """Bring the store to the newest schema."""
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
     config.attributes["configure_logging"] = False

@@ -93,9 +93,12 @@ class RuleSchema(OwnedSchema):
                 raise ValidationError("Give path or pathPattern/pathPresence, not both.", "path")
             if not isinstance(path, dict) or not set(path) <= {"pattern", "path", "presence"}:
                 raise ValidationError("Must be an object with pattern and presence.", "path")
-            pattern = path.get("pattern", _pattern_of(path.get("path")))
-            if pattern is not None:
-                data["pathPattern"] = pattern
+            if "pattern" in path and "path" in path:
+                raise ValidationError("Give path.pattern or path.path, not both.", "path")
+            if "pattern" in path:
+                data["pathPattern"] = path["pattern"]
+            elif "path" in path:
+                data["pathPattern"] = _pattern_of(path["path"])
             if "presence" in path:
                 data["pathPresence"] = path["presence"]
         for blog, flat in (("headers", "headerChecks"), ("query", "queryChecks")):
