@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
@@ -12,7 +13,8 @@ from models.enums import RuleEffect
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 FORBIDDEN_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-HOP_BY_HOP = frozenset(
+# Hop-by-hop and framing headers: set by the gateway itself, never by configuration.
+MANAGED_HEADERS = frozenset(
     {
         "connection",
         "keep-alive",
@@ -35,14 +37,42 @@ class Timestamp(fields.Field):
         return isoformat_z(value)
 
 
+class ApiDateTime(fields.AwareDateTime):
+    """An ISO 8601 input (UTC if no zone is given), rendered like every other timestamp."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return isoformat_z(value)
+
+
 def validate_header_name(value: str) -> None:
+    """A header the gateway may set: a valid token, not one it manages itself."""
     if not HEADER_NAME.fullmatch(value):
         raise ValidationError("Not a valid HTTP header name.")
+    if value.lower() in MANAGED_HEADERS:
+        raise ValidationError(f"{value} is managed by the gateway and cannot be set.")
 
 
 def validate_header_value(value: str) -> None:
     if FORBIDDEN_VALUE_CHARS.search(value):
         raise ValidationError("Header values cannot contain CR, LF or NUL.")
+
+
+def validate_no_control_chars(value: str) -> None:
+    if FORBIDDEN_VALUE_CHARS.search(value):
+        raise ValidationError("Cannot contain CR, LF or NUL.")
+
+
+def validate_unique_header_names(value: dict) -> None:
+    seen: dict[str, str] = {}
+    for name in value:
+        if name.lower() in seen:
+            raise ValidationError(
+                f"{seen[name.lower()]} and {name} are the same header (names ignore case)."
+            )
+        seen[name.lower()] = name
 
 
 def validate_region(value: str) -> None:
@@ -74,16 +104,17 @@ def effect_field(attribute: str = "default_rule_effect", **kwargs) -> fields.Str
 
 
 def string_map(*, headers: bool = False, **kwargs) -> fields.Dict:
-    """A JSON object of string → string; with `headers`, keys must be valid header names."""
+    """A JSON object of string → string: header names and values, or query parameters."""
     if headers:
         return fields.Dict(
             keys=fields.String(validate=validate_header_name),
             values=fields.String(validate=validate_header_value),
+            validate=validate_unique_header_names,
             **kwargs,
         )
     return fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1)),
-        values=fields.String(),
+        keys=fields.String(validate=[validate.Length(min=1), validate_no_control_chars]),
+        values=fields.String(validate=validate_no_control_chars),
         **kwargs,
     )
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from marshmallow import ValidationError, fields, validate
 
 from admin.schemas.common import (
+    ApiDateTime,
     OwnedSchema,
     Timestamp,
     effect_field,
@@ -32,9 +31,7 @@ class CredentialSchema(OwnedSchema):
     credentialRegion = region_field()
     credentialActive = fields.Boolean(attribute="active")
     credentialDefaultRuleEffect = effect_field()
-    credentialExpiresAt = fields.AwareDateTime(
-        attribute="expires_at", allow_none=True, default_timezone=UTC
-    )
+    credentialExpiresAt = ApiDateTime(attribute="expires_at", allow_none=True)
     credentialTemporary = fields.Boolean(attribute="temporary", dump_only=True)
     credentialSettings = fields.Dict(attribute="settings", dump_only=True)
     # Raw here; validated against the auth type by `admin.schemas.secrets.load_secret`.

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 from flask import current_app
-from marshmallow import ValidationError, fields, validates
+from marshmallow import ValidationError, fields
 
 from admin.schemas.common import (
-    HOP_BY_HOP,
     OwnedSchema,
     Timestamp,
     effect_field,
@@ -61,11 +60,3 @@ class ProxySchema(OwnedSchema):
     )
     proxyCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     proxyUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
-
-    @validates("proxyAdditionalHeaders")
-    def _no_hop_by_hop(self, value: dict, **kwargs):
-        reserved = sorted(name for name in value if name.lower() in HOP_BY_HOP)
-        if reserved:
-            raise ValidationError(
-                f"These headers are managed by the gateway: {', '.join(reserved)}."
-            )

@@ -24,6 +24,7 @@ from admin.schemas.common import (
     string_map,
     validate_header_name,
     validate_header_value,
+    validate_no_control_chars,
 )
 from models.enums import AuthType
 
@@ -51,9 +52,9 @@ class ApiKeySecret(SecretSchema):
     """`{value, header | query}`; also the seed's `{key, value, addToHeader}` and `{key}` alone."""
 
     value = secret_string(validate=[validate.Length(min=1), validate_header_value])
-    key = fields.String(validate=validate.Length(min=1))
+    key = fields.String(validate=[validate.Length(min=1), validate_no_control_chars])
     header = _header_name()
-    query = fields.String(validate=validate.Length(min=1))
+    query = fields.String(validate=[validate.Length(min=1), validate_no_control_chars])
     addToHeader = fields.Boolean()
 
     @pre_load
@@ -75,6 +76,10 @@ class ApiKeySecret(SecretSchema):
             raise ValidationError("Missing data for required field.", "value")
         if "header" in data and "query" in data:
             raise ValidationError("Give either header or query, not both.", "query")
+        if "key" in data and ("header" in data or "query" in data):
+            raise ValidationError("key already names the parameter; drop header/query.", "key")
+        if data.get("addToHeader") is True and "query" in data:
+            raise ValidationError("addToHeader is true but a query name was given.", "query")
         if data.get("addToHeader") is False and "header" in data:
             raise ValidationError("addToHeader is false but a header name was given.", "header")
         if data.get("addToHeader") is False and "query" not in data and "key" not in data:

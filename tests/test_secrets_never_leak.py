@@ -1,0 +1,551 @@
+"""Credential secrets never come back out: not in responses, errors, the store file or the log.
+
+Every secret value carries a unique marker. After creating, reading, listing and updating
+credentials of every auth type, and sending invalid payloads that carry markers, no marker
+may appear anywhere a person could look; yet each secret must be stored, sealed, intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import pytest
+import requests
+
+from models.crypto import KeyRing, SealedSecret
+from tests.support import (
+    TEST_MASTER_KEYS,
+    Api,
+    credential_body,
+    new_client,
+    proxy_body,
+    target_body,
+)
+
+MARKERS: list[str] = []
+
+
+def mark(tag: str, suffix: str = "") -> str:
+    """A fresh secret value, remembered so it can be looked for everywhere."""
+    value = f"SECRET-{tag}-{uuid4().hex}{suffix}"
+    MARKERS.append(value)
+    return value
+
+
+def short_mark() -> str:
+    """A marker shorter than the 32 characters a shared JWT secret needs."""
+    value = f"SECRET-{uuid4().hex[:12]}"
+    MARKERS.append(value)
+    return value
+
+
+TOKEN_URL = "https://auth.example/oauth/token"
+
+
+@dataclass
+class Case:
+    kind: str
+    auth: str
+    secret: dict
+    sealed: dict  # what the store must hold, sealed
+    settings: dict  # what the API may show
+    canonical: str = ""
+
+    def __post_init__(self):
+        self.canonical = self.canonical or self.auth
+
+
+def _cases() -> dict[str, Case]:
+    cases = {}
+
+    v = mark("apikey")
+    cases["proxy-apiKey"] = Case(
+        "proxy",
+        "apiKey",
+        {"value": v, "header": "X-Api-Key"},
+        {"value": v},
+        {"in": "header", "name": "X-Api-Key"},
+    )
+    v = mark("seed-key")
+    cases["seed-key"] = Case(
+        "target",
+        "key",
+        {"key": "X-API-Key", "value": v, "addToHeader": True},
+        {"value": v},
+        {"in": "header", "name": "X-API-Key"},
+        "apiKey",
+    )
+    v = "rr_live_" + mark("blog-key")
+    cases["blog-key"] = Case(
+        "proxy",
+        "key",
+        {"key": v},
+        {"value": v},
+        {"in": "header", "name": "Authorization"},
+        "apiKey",
+    )
+    v = mark("query-key")
+    cases["target-apiKey-query"] = Case(
+        "target",
+        "apiKey",
+        {"value": v, "query": "api_key"},
+        {"value": v},
+        {"in": "query", "name": "api_key"},
+    )
+    v = mark("bearer")
+    cases["target-bearer"] = Case(
+        "target",
+        "bearer",
+        {"token": v, "addToHeader": True},
+        {"token": v},
+        {"header": "Authorization", "prefix": "Bearer"},
+    )
+    user, password = mark("basic-user"), mark("basic-pw", "-pässwörd-秘密")
+    cases["proxy-basicAuth"] = Case(
+        "proxy",
+        "basicAuth",
+        {"username": user, "password": password},
+        {"username": user, "password": password},
+        {},
+    )
+    user, password = mark("basic-alias-user"), mark("basic-alias-pw")
+    cases["target-basic"] = Case(
+        "target",
+        "basic",
+        {"username": user, "password": password},
+        {"username": user, "password": password},
+        {},
+        "basicAuth",
+    )
+    v = f"eyJhbGciOiJIUzI1NiJ9.{mark('jwt')}.c2lnbmF0dXJl"
+    cases["proxy-jwt"] = Case(
+        "proxy",
+        "jwt",
+        {"token": v},
+        {"token": v},
+        {"header": "Authorization", "prefix": "Bearer"},
+    )
+    v = mark("jwt-verify")
+    cases["proxy-jwtVerify"] = Case(
+        "proxy",
+        "jwtVerify",
+        {"secret": v, "issuer": "https://issuer.example/", "algorithms": ["HS256"]},
+        {"secret": v},
+        {
+            "jwksUrl": None,
+            "issuer": "https://issuer.example/",
+            "audience": None,
+            "algorithms": ["HS256"],
+            "leewaySeconds": 0,
+        },
+    )
+    v = mark("oauth2-client-secret")
+    cases["target-oauth2-client-credentials"] = Case(
+        "target",
+        "oauth2",
+        {"tokenUrl": TOKEN_URL, "clientId": "portcullis-app", "clientSecret": v, "scope": "read"},
+        {"clientSecret": v},
+        {
+            "grantType": "client_credentials",
+            "tokenUrl": TOKEN_URL,
+            "clientId": "portcullis-app",
+            "scope": "read",
+            "audience": None,
+        },
+    )
+    client_secret, refresh = mark("oauth2-secret"), mark("oauth2-refresh")
+    cases["target-oauth2-refresh-token"] = Case(
+        "target",
+        "oauth2",
+        {
+            "grantType": "refresh_token",
+            "tokenUrl": TOKEN_URL,
+            "clientId": "portcullis-app",
+            "clientSecret": client_secret,
+            "refreshToken": refresh,
+        },
+        {"clientSecret": client_secret, "refreshToken": refresh},
+        {
+            "grantType": "refresh_token",
+            "tokenUrl": TOKEN_URL,
+            "clientId": "portcullis-app",
+            "scope": None,
+            "audience": None,
+        },
+    )
+    headers = {"X-Api-Key": mark("ct-header")}
+    body = {"username": "svc", "password": mark("ct-body"), "nested": {"pin": mark("ct-pin")}}
+    cases["target-customToken"] = Case(
+        "target",
+        "customToken",
+        {"tokenUrl": TOKEN_URL, "headers": headers, "body": body},
+        {"headers": headers, "body": body},
+        {
+            "tokenUrl": TOKEN_URL,
+            "method": "POST",
+            "tokenPath": "access_token",
+            "ttlSeconds": 3600,
+            "header": "Authorization",
+            "prefix": "Bearer",
+        },
+    )
+    form = f"grant_type=password&password={mark('ct-form')}"
+    cases["target-customToken-form"] = Case(
+        "target",
+        "customToken",
+        {"tokenUrl": TOKEN_URL, "body": form, "tokenPath": "token"},
+        {"body": form},
+        {
+            "tokenUrl": TOKEN_URL,
+            "method": "POST",
+            "tokenPath": "token",
+            "ttlSeconds": 3600,
+            "header": "Authorization",
+            "prefix": "Bearer",
+        },
+    )
+    headers = {"X-Custom-Secret": mark("custom-header"), "X-Other": mark("custom-other")}
+    query = {"sig": mark("custom-query")}
+    cases["target-custom"] = Case(
+        "target",
+        "custom",
+        {"headers": headers, "queryParams": query},
+        {"headers": headers, "queryParams": query},
+        {"headerNames": ["X-Custom-Secret", "X-Other"], "queryParamNames": ["sig"]},
+    )
+    return cases
+
+
+CASES = _cases()
+
+
+@dataclass
+class Bad:
+    """An invalid request carrying a secret marker."""
+
+    body: dict | str
+    field: str | None  # the field the 400 must name; None for INVALID_JSON
+    method: str = "POST"
+
+
+def _secret(kind: str, auth: str, secret, **overrides) -> dict:
+    return credential_body(
+        kind, "apiKey", credentialAuthType=auth, credentialSecret=secret, **overrides
+    )
+
+
+BAD = {
+    "apiKey-crlf": Bad(
+        _secret("target", "apiKey", {"value": mark("bad-crlf") + "\r\nX-Evil: 1"}),
+        "credentialSecret.value",
+    ),
+    "apiKey-nul": Bad(
+        _secret("target", "apiKey", {"value": mark("bad-nul") + "\x00"}),
+        "credentialSecret.value",
+    ),
+    "apiKey-unknown-field": Bad(
+        _secret("proxy", "apiKey", {"value": mark("bad-v"), "extra": mark("bad-extra")}),
+        "credentialSecret.extra",
+    ),
+    "apiKey-header-and-query": Bad(
+        _secret("proxy", "apiKey", {"value": mark("bad-hq"), "header": "X-K", "query": "k"}),
+        "credentialSecret.query",
+    ),
+    "bearer-not-in-header": Bad(
+        _secret("target", "bearer", {"token": mark("bad-bearer"), "addToHeader": False}),
+        "credentialSecret.addToHeader",
+    ),
+    "bearer-lf": Bad(
+        _secret("proxy", "bearer", {"token": mark("bad-bearer-lf") + "\n"}),
+        "credentialSecret.token",
+    ),
+    "jwt-not-a-jwt": Bad(
+        _secret("proxy", "jwt", {"token": mark("bad-jwt") + " not a jwt"}),
+        "credentialSecret.token",
+    ),
+    "basicAuth-colon": Bad(
+        _secret(
+            "target",
+            "basicAuth",
+            {"username": mark("bad-user") + ":x", "password": mark("bad-pw")},
+        ),
+        "credentialSecret.username",
+    ),
+    "basicAuth-missing-password": Bad(
+        _secret("proxy", "basicAuth", {"username": mark("bad-user-only")}),
+        "credentialSecret.password",
+    ),
+    "jwtVerify-both-sources": Bad(
+        _secret(
+            "proxy",
+            "jwtVerify",
+            {"jwksUrl": "https://issuer.example/jwks", "secret": mark("bad-both")},
+        ),
+        "credentialSecret.jwksUrl",
+    ),
+    "jwtVerify-short-secret": Bad(
+        _secret("proxy", "jwtVerify", {"secret": short_mark()}),
+        "credentialSecret.secret",
+    ),
+    "jwtVerify-rs256-with-secret": Bad(
+        _secret("proxy", "jwtVerify", {"secret": mark("bad-rs256"), "algorithms": ["RS256"]}),
+        "credentialSecret.algorithms",
+    ),
+    "oauth2-missing-token-url": Bad(
+        _secret("target", "oauth2", {"clientId": "app", "clientSecret": mark("bad-oauth")}),
+        "credentialSecret.tokenUrl",
+    ),
+    "oauth2-unknown-grant": Bad(
+        _secret(
+            "target",
+            "oauth2",
+            {
+                "grantType": "password",
+                "tokenUrl": TOKEN_URL,
+                "clientId": "app",
+                "clientSecret": mark("bad-grant"),
+            },
+        ),
+        "credentialSecret.grantType",
+    ),
+    "oauth2-refresh-without-token": Bad(
+        _secret(
+            "target",
+            "oauth2",
+            {
+                "grantType": "refresh_token",
+                "tokenUrl": TOKEN_URL,
+                "clientId": "app",
+                "clientSecret": mark("bad-refresh"),
+            },
+        ),
+        "credentialSecret.refreshToken",
+    ),
+    "customToken-header-crlf": Bad(
+        _secret(
+            "target",
+            "customToken",
+            {"tokenUrl": TOKEN_URL, "headers": {"X-Key": mark("bad-ct-h") + "\r\n"}},
+        ),
+        "credentialSecret.headers",
+    ),
+    "customToken-bad-method": Bad(
+        _secret(
+            "target",
+            "customToken",
+            {"tokenUrl": TOKEN_URL, "method": "PUT", "body": {"password": mark("bad-ct-b")}},
+        ),
+        "credentialSecret.method",
+    ),
+    "customToken-body-list": Bad(
+        _secret("target", "customToken", {"tokenUrl": TOKEN_URL, "body": [mark("bad-ct-l")]}),
+        "credentialSecret.body",
+    ),
+    "custom-bad-header-name": Bad(
+        _secret("target", "custom", {"headers": {"Bad Name": mark("bad-custom-name")}}),
+        "credentialSecret.headers",
+    ),
+    "custom-bad-query-value": Bad(
+        _secret(
+            "target",
+            "custom",
+            {"headers": {"X-A": mark("bad-custom-h")}, "queryParams": {"q": 5}},
+        ),
+        "credentialSecret.queryParams",
+    ),
+    "none-with-secret": Bad(
+        _secret("target", "none", {"token": mark("bad-none")}),
+        "credentialSecret.token",
+    ),
+    "secret-not-an-object": Bad(_secret("proxy", "apiKey", mark("bad-string")), "credentialSecret"),
+    "auth-type-not-for-proxy": Bad(
+        _secret("proxy", "custom", {"headers": {"X-A": mark("bad-restricted")}}),
+        "credentialAuthType",
+    ),
+    "unknown-auth-type": Bad(
+        _secret("proxy", "hmac", {"value": mark("bad-auth-type")}), "credentialAuthType"
+    ),
+    "bad-name-valid-secret": Bad(
+        _secret("proxy", "apiKey", {"value": mark("bad-name")}, credentialName=""),
+        "credentialName",
+    ),
+    "update-with-secret": Bad(
+        {"credentialSecret": {"value": mark("bad-update")}}, "credentialSecret", "PUT"
+    ),
+    "update-with-secret-and-bad-field": Bad(
+        {"credentialSecret": {"value": mark("bad-update-2")}, "credentialActive": "maybe"},
+        "credentialActive",
+        "PUT",
+    ),
+    "truncated-json": Bad(
+        '{"credentialName": "x", "credentialSecret": {"value": "' + mark("bad-json") + '"}',
+        None,
+    ),
+}
+
+
+@dataclass
+class Run:
+    client_id: str
+    credential_ids: dict[str, str] = field(default_factory=dict)
+    responses: list[tuple[str, requests.Response]] = field(default_factory=list)
+    errors: dict[str, requests.Response] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def run(admin_server, owner) -> Run:
+    """Create, read, list and update every case, then send every bad request."""
+    api = Api(admin_server.base_url, owner.token)
+    run = Run(new_client(api, "Leak check"))
+    url = f"/api/clients/{run.client_id}/credentials"
+    bare = f"/clients/{run.client_id}/credentials"
+
+    for name, case in CASES.items():
+        body = _secret(case.kind, case.auth, case.secret, credentialName=name)
+        response = api.post(url, json=body)
+        run.responses.append((f"create {name}", response))
+        assert response.status_code == 201, response.text
+        cred_id = response.json()["credentials"][0]["credentialId"]
+        run.credential_ids[name] = cred_id
+
+        fetched = api.get(f"{url}/{cred_id}")
+        run.responses.append((f"get {name}", fetched))
+        run.responses.append((f"get bare {name}", api.get(f"{bare}/{cred_id}")))
+        changes = {
+            "credentialName": f"{name} renamed",
+            "credentialActive": False,
+            "credentialExpiresAt": "2030-01-01T00:00:00Z",
+            "credentialDefaultRuleEffect": "deny",
+        }
+        run.responses.append((f"update {name}", api.put(f"{url}/{cred_id}", json=changes)))
+        put_back = fetched.json()["credentials"][0]
+        run.responses.append((f"put back {name}", api.put(f"{url}/{cred_id}", json=put_back)))
+
+    for params in ({}, {"includeTemporary": "true"}, {"includeTemporary": "false"}):
+        run.responses.append((f"list {params}", api.get(url, params=params)))
+    run.responses.append(("list bare", api.get(bare)))
+
+    # The credentials work where credentials are used: a proxy can be built from them.
+    target = api.post(f"/api/clients/{run.client_id}/targets", json=target_body())
+    parts = {
+        "proxyProxyCredentialId": run.credential_ids["proxy-basicAuth"],
+        "proxyTargetId": target.json()["targets"][0]["targetId"],
+        "proxyTargetCredentialId": run.credential_ids["target-custom"],
+    }
+    proxy = api.post(f"/api/clients/{run.client_id}/proxies", json=proxy_body(parts))
+    run.responses.append(("create proxy", proxy))
+    proxy_id = proxy.json()["proxies"][0]["proxyId"]
+    run.responses.append(("get proxy", api.get(f"/api/clients/{run.client_id}/proxies/{proxy_id}")))
+
+    one = f"{url}/{run.credential_ids['proxy-apiKey']}"
+    headers = {"Content-Type": "application/json"}
+    for name, bad in BAD.items():
+        path = one if bad.method == "PUT" else url
+        kwargs = {"data": bad.body, "headers": headers} if isinstance(bad.body, str) else {}
+        kwargs = kwargs or {"json": bad.body}
+        run.errors[name] = api.request(bad.method, path, **kwargs)
+    return run
+
+
+def leaked(text: str) -> list[str]:
+    return [m for m in MARKERS if m in text or json.dumps(m)[1:-1] in text]
+
+
+def test_markers_are_unique_and_plentiful():
+    assert len(set(MARKERS)) == len(MARKERS) > 40
+
+
+def test_no_response_holds_a_secret(run):
+    assert len(run.responses) > 5 * len(CASES)
+    for label, response in run.responses:
+        assert response.status_code in (200, 201), (label, response.text)
+        assert not leaked(response.text), label
+
+
+@pytest.mark.parametrize("name", BAD.keys())
+def test_error_for_a_bad_secret_payload_does_not_echo_it(run, name):
+    response, bad = run.errors[name], BAD[name]
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    if bad.field is None:
+        assert error["code"] == "INVALID_JSON", error
+    else:
+        assert error["code"] == "INVALID_INPUT", error
+        named = error["details"]["fields"]
+        assert any(n == bad.field or n.startswith(bad.field + ".") for n in named), named
+    assert not leaked(response.text), response.text
+
+
+def test_bad_payloads_created_nothing(run, admin_server, owner):
+    api = Api(admin_server.base_url, owner.token)
+    listing = api.get(f"/api/clients/{run.client_id}/credentials").json()["credentials"]
+    assert sorted(c["credentialId"] for c in listing) == sorted(run.credential_ids.values())
+    # The refused updates changed nothing: each record is as its last successful PUT left it.
+    last_put = {
+        r.json()["credentials"][0]["credentialId"]: r.json()["credentials"][0]
+        for label, r in run.responses
+        if label.startswith("put back ")
+    }
+    assert {c["credentialId"]: c for c in listing} == last_put
+
+
+@pytest.mark.parametrize("name", CASES.keys())
+def test_settings_show_only_the_non_secret_parts(run, admin_server, owner, name):
+    api = Api(admin_server.base_url, owner.token)
+    cred_id, case = run.credential_ids[name], CASES[name]
+    [cred] = api.get(f"/api/clients/{run.client_id}/credentials/{cred_id}").json()["credentials"]
+    assert cred["credentialAuthType"] == case.canonical
+    assert cred["credentialSettings"] == case.settings
+    assert "credentialSecret" not in cred
+
+
+def _store_forms(marker: str) -> list[bytes]:
+    utf8 = marker.encode("utf-8")
+    return [
+        utf8,
+        json.dumps(marker).encode("ascii")[1:-1],  # as a JSON column would escape it
+        marker.encode("utf-16-le"),
+        base64.b64encode(utf8),
+    ]
+
+
+def test_store_file_holds_no_plaintext_secret(run, admin_server):
+    store = admin_server.store_bytes()
+    assert run.client_id.encode() in store  # the store being read is the one written
+    text = store.decode("utf-8", errors="replace")
+    for marker in MARKERS:
+        assert marker not in text, marker
+        for form in _store_forms(marker):
+            assert form not in store, (marker, form)
+    for name in ("proxy-basicAuth", "target-basic"):
+        sealed = CASES[name].sealed
+        pair = f"{sealed['username']}:{sealed['password']}".encode()
+        assert base64.b64encode(pair) not in store, name
+
+
+def test_log_holds_no_secret(run, admin_server):
+    log = admin_server.log_text()
+    # The log did record this run's requests, including the refused ones.
+    assert f"POST /api/clients/{run.client_id}/credentials 201" in log
+    assert f"POST /api/clients/{run.client_id}/credentials 400" in log
+    assert not leaked(log)
+
+
+@pytest.mark.parametrize("name", CASES.keys())
+def test_secret_is_stored_sealed_and_intact(run, admin_server, name):
+    cred_id = run.credential_ids[name]
+    uri = f"file:{admin_server.database_path}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as db:
+        key_id, ciphertext, settings = db.execute(
+            "SELECT secret_key_id, secret_ciphertext, settings FROM credentials WHERE id = ?",
+            (cred_id,),
+        ).fetchone()
+    assert not leaked(bytes(ciphertext).decode("latin-1"))
+    assert json.loads(settings) == CASES[name].settings
+    ring = KeyRing.parse(TEST_MASTER_KEYS)
+    assert ring.open(SealedSecret(key_id, bytes(ciphertext)), cred_id) == CASES[name].sealed
