@@ -139,6 +139,45 @@ def error_fields(response: requests.Response) -> dict:
     return response.json()["error"]["details"].get("fields", {})
 
 
+def assert_error(response, status: int, code: str) -> dict:
+    """`status` with the JSON error envelope carrying `code`; returns the body."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert body["message"] and body["error"]["message"] == body["message"]
+    return body
+
+
+def assert_invalid(response, *fields: str) -> None:
+    """400 INVALID_INPUT naming each of `fields` (or a dotted path inside it)."""
+    assert_error(response, 400, "INVALID_INPUT")
+    named = error_fields(response)
+    for name in fields:
+        assert any(n == name or n.startswith(name + ".") for n in named), (name, named)
+
+
+def assert_has(record: dict, expected: dict) -> None:
+    """`record` holds every key of `expected` with its value."""
+    assert {key: record.get(key) for key in expected} == expected
+
+
+DROP = object()  # a body override that removes the field
+
+
+def body_with(base: dict, overrides: dict) -> dict:
+    """`base` updated with `overrides`, where a `DROP` value removes the key."""
+    body = {**base, **overrides}
+    return {key: value for key, value in body.items() if value is not DROP}
+
+
+def add_member(api: Api, client_id: str, user: User, role: str) -> None:
+    """Give `user` the single `role` in `client_id` (as the client's owner `api`)."""
+    response = api.post(
+        f"/api/clients/{client_id}/members", json={"email": user.email, "roles": [role]}
+    )
+    assert response.status_code == 201, response.text
+
+
 # Builders: the smallest valid body of each resource, overridable.
 
 REGION = "us-east-1"

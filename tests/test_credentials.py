@@ -7,11 +7,22 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support import REGION, create, credential_body, error_fields, new_client, new_proxy
+from tests.support import (
+    DROP,
+    REGION,
+    add_member,
+    assert_error,
+    assert_has,
+    assert_invalid,
+    body_with,
+    create,
+    credential_body,
+    new_client,
+    new_proxy,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OTHER_REGION = "eu-west-1"
-DROP = object()  # an override that removes the field from a body
 PREFIXES = pytest.mark.parametrize("prefix", ["/api", ""], ids=["api-prefix", "bare"])
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
 JWKS_URL = "https://issuer.example/.well-known/jwks.json"
@@ -19,40 +30,8 @@ TOKEN_URL = "https://auth.example/oauth/token"
 HMAC_SECRET = "s" * 32
 
 
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert body["message"] and body["error"]["message"] == body["message"]
-    return body
-
-
-def assert_invalid(response, *fields: str) -> None:
-    """400 INVALID_INPUT naming each of `fields` (or a dotted path inside it)."""
-    assert_error(response, 400, "INVALID_INPUT")
-    named = error_fields(response)
-    for field in fields:
-        assert any(n == field or n.startswith(field + ".") for n in named), (field, named)
-
-
-def assert_has(record: dict, expected: dict) -> None:
-    assert {key: record.get(key) for key in expected} == expected
-
-
-def body_with(base: dict, overrides: dict) -> dict:
-    body = {**base, **overrides}
-    return {key: value for key, value in body.items() if value is not DROP}
-
-
 def when(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def add_member(api, client_id: str, user, role: str) -> None:
-    response = api.post(
-        f"/api/clients/{client_id}/members", json={"email": user.email, "roles": [role]}
-    )
-    assert response.status_code == 201, response.text
 
 
 @pytest.fixture

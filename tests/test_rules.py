@@ -10,7 +10,16 @@ import re
 
 import pytest
 
-from tests.support import create, credential_body, error_fields, new_proxy, target_body
+from tests.support import (
+    assert_error,
+    assert_has,
+    assert_invalid,
+    create,
+    credential_body,
+    error_fields,
+    new_proxy,
+    target_body,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SCOPES = ("proxyCredential", "targetCredential", "proxy", "target")
@@ -35,26 +44,6 @@ OUTPUT_FIELDS = {
     "ruleCreatedAt",
     "ruleUpdatedAt",
 }
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert body["message"] and body["error"]["message"] == body["message"]
-    return body
-
-
-def assert_invalid(response, *fields: str) -> None:
-    """400 INVALID_INPUT naming each of `fields` (or a dotted path inside it)."""
-    assert_error(response, 400, "INVALID_INPUT")
-    named = error_fields(response)
-    for field in fields:
-        assert any(n == field or n.startswith(field + ".") for n in named), (field, named)
-
-
-def assert_has(record: dict, expected: dict) -> None:
-    assert {key: record.get(key) for key in expected} == expected
 
 
 def parent_ids(proxy: dict) -> dict[str, str]:

@@ -7,7 +7,13 @@ import re
 import pytest
 
 from tests.support import (
+    DROP,
     REGION,
+    add_member,
+    assert_error,
+    assert_has,
+    assert_invalid,
+    body_with,
     create,
     error_fields,
     new_client,
@@ -19,34 +25,8 @@ from tests.support import (
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OTHER_REGION = "eu-west-1"
-DROP = object()  # an override that removes the field from a body
 PREFIXES = pytest.mark.parametrize("prefix", ["/api", ""], ids=["api-prefix", "bare"])
 REF_FIELDS = ("proxyProxyCredentialId", "proxyTargetId", "proxyTargetCredentialId")
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert body["message"] and body["error"]["message"] == body["message"]
-    return body
-
-
-def assert_invalid(response, *fields: str) -> None:
-    """400 INVALID_INPUT naming each of `fields` (or a dotted path inside it)."""
-    assert_error(response, 400, "INVALID_INPUT")
-    named = error_fields(response)
-    for field in fields:
-        assert any(n == field or n.startswith(field + ".") for n in named), (field, named)
-
-
-def assert_has(record: dict, expected: dict) -> None:
-    assert {key: record.get(key) for key in expected} == expected
-
-
-def body_with(base: dict, overrides: dict) -> dict:
-    body = {**base, **overrides}
-    return {key: value for key, value in body.items() if value is not DROP}
 
 
 def set_limits(api, client_id: str, per_minute: int, per_day: int) -> None:
@@ -55,13 +35,6 @@ def set_limits(api, client_id: str, per_minute: int, per_day: int) -> None:
         f"/api/clients/{client_id}/configuration", json={"configuration": {"limits": limits}}
     )
     assert response.status_code == 200, response.text
-
-
-def add_member(api, client_id: str, user, role: str) -> None:
-    response = api.post(
-        f"/api/clients/{client_id}/members", json={"email": user.email, "roles": [role]}
-    )
-    assert response.status_code == 201, response.text
 
 
 @pytest.fixture
