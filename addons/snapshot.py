@@ -1,0 +1,156 @@
+"""The data plane's view of the configuration: immutable, built in the background.
+
+Every request is served from one `Snapshot`, so no stage queries the store.
+A new snapshot replaces the old one in a single reference swap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import SplitResult, urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from models import Credential, Proxy, Rule, Target, current_config_version
+from models.crypto import KeyRing
+from models.rule_engine import Scope, build_scope
+
+
+@dataclass(frozen=True)
+class CredentialView:
+    id: str
+    client_id: str
+    credential_type: str
+    auth_type: str
+    active: bool
+    expires_at: datetime | None
+    settings: dict
+    secret: dict = field(repr=False)
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class TargetView:
+    id: str
+    base_url: SplitResult
+    active: bool
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class ProxyView:
+    id: str
+    client_id: str
+    alias: str | None
+    region: str
+    active: bool
+    proxy_credential: CredentialView
+    target: TargetView
+    target_credential: CredentialView
+    scope: Scope
+    additional_headers: dict
+    additional_query_params: dict
+    additional_data: dict
+    max_requests_per_minute: int
+    max_requests_per_day: int
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        """The four rule scopes, in the order decisions are reported."""
+        return (
+            self.proxy_credential.scope,
+            self.target_credential.scope,
+            self.scope,
+            self.target.scope,
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    proxies: dict[str, ProxyView]
+    aliases: dict[str, tuple[ProxyView, ...]]  # an alias is unique per client only
+
+    def candidates(self, reference: str) -> tuple[ProxyView, ...]:
+        """The proxies `reference` (an id or an alias) may name."""
+        proxy = self.proxies.get(reference)
+        return (proxy,) if proxy is not None else self.aliases.get(reference, ())
+
+
+EMPTY = Snapshot(version=-1, proxies={}, aliases={})
+
+
+def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
+    """Read the whole configuration once and compile it. Runs off the event loop."""
+    version = current_config_version(session)
+    rules: dict[str, list[Rule]] = defaultdict(list)
+    for rule in session.scalars(select(Rule)):
+        rules[rule.parent_id].append(rule)
+    proxies = session.scalars(
+        select(Proxy).options(
+            selectinload(Proxy.proxy_credential),
+            selectinload(Proxy.target_credential),
+            selectinload(Proxy.target),
+        )
+    ).all()
+    credentials: dict[str, CredentialView] = {}
+    targets: dict[str, TargetView] = {}
+    views: dict[str, ProxyView] = {}
+    aliases: dict[str, list[ProxyView]] = defaultdict(list)
+    for proxy in proxies:
+        view = ProxyView(
+            id=proxy.id,
+            client_id=proxy.client_id,
+            alias=proxy.alias,
+            region=proxy.region,
+            active=proxy.active,
+            proxy_credential=_credential(proxy.proxy_credential, key_ring, rules, credentials),
+            target=_target(proxy.target, rules, targets),
+            target_credential=_credential(proxy.target_credential, key_ring, rules, credentials),
+            scope=build_scope("proxy", proxy.default_rule_effect, rules[proxy.id]),
+            additional_headers=dict(proxy.additional_headers or {}),
+            additional_query_params=dict(proxy.additional_query_params or {}),
+            additional_data=dict(proxy.additional_data or {}),
+            max_requests_per_minute=proxy.max_requests_per_minute,
+            max_requests_per_day=proxy.max_requests_per_day,
+        )
+        views[proxy.id] = view
+        if proxy.alias:
+            aliases[proxy.alias].append(view)
+    return Snapshot(version, views, {alias: tuple(v) for alias, v in aliases.items()})
+
+
+def _credential(
+    credential: Credential, key_ring: KeyRing, rules: dict, cache: dict
+) -> CredentialView:
+    if credential.id not in cache:
+        cache[credential.id] = CredentialView(
+            id=credential.id,
+            client_id=credential.client_id,
+            credential_type=credential.credential_type,
+            auth_type=credential.auth_type,
+            active=credential.active,
+            expires_at=credential.expires_at,
+            settings=dict(credential.settings or {}),
+            secret=credential.open_secret(key_ring),
+            scope=build_scope(
+                f"{credential.credential_type}Credential",
+                credential.default_rule_effect,
+                rules[credential.id],
+            ),
+        )
+    return cache[credential.id]
+
+
+def _target(target: Target, rules: dict, cache: dict) -> TargetView:
+    if target.id not in cache:
+        cache[target.id] = TargetView(
+            id=target.id,
+            base_url=urlsplit(target.base_url),
+            active=target.active,
+            scope=build_scope("target", target.default_rule_effect, rules[target.id]),
+        )
+    return cache[target.id]

@@ -1,0 +1,70 @@
+"""Keeps a current `Snapshot`: polls the store's config version in a thread, rebuilds on change."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from addons.snapshot import EMPTY, Snapshot, build_snapshot
+from models import current_config_version
+from models.crypto import KeyRing
+from models.store import make_session_factory
+
+log = logging.getLogger(__name__)
+POLL_INTERVAL_S = 0.2
+
+
+class SnapshotSource:
+    """`current` is always a complete snapshot; readers never wait and never touch the store."""
+
+    def __init__(self, engine: Engine, key_ring: KeyRing, poll_interval: float = POLL_INTERVAL_S):
+        self._sessions = make_session_factory(engine)
+        self._key_ring = key_ring
+        self._poll_interval = poll_interval
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current: Snapshot = EMPTY
+
+    def refresh(self) -> bool:
+        """Rebuild if the store's version moved; return whether a new snapshot was installed."""
+        with self._sessions() as session:
+            if current_config_version(session) == self.current.version:
+                return False
+            snapshot = build_snapshot(session, self._key_ring)
+        with self._changed:
+            self.current = snapshot
+            self._changed.notify_all()
+        log.info(
+            "configuration version %s loaded (%d proxies)", snapshot.version, len(snapshot.proxies)
+        )
+        return True
+
+    def start(self) -> None:
+        """Load the configuration now, then keep it current in a daemon thread."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="portcullis-config", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wait_for_version(self, version: int, timeout: float) -> bool:
+        """Block until a snapshot of at least `version` is current (for tests and start-up)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.current.version >= version, timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_interval):
+            try:
+                self.refresh()
+            except (SQLAlchemyError, ValueError):
+                # Keep serving the last good snapshot; the store may be briefly unavailable.
+                log.exception(
+                    "configuration refresh failed; keeping version %s", self.current.version
+                )
