@@ -1,0 +1,134 @@
+"""Proxy credential checks for each auth type: accepted, missing, wrong, inactive, expired."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from mitmproxy.http import Headers
+
+from addons.proxy_auth import AuthFailure, Presented, authenticate
+from addons.snapshot import CredentialView
+from models.rule_engine import build_scope
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+HS_SECRET = "k" * 32
+
+
+def credential(auth_type: str, secret: dict, settings: dict | None = None, **fields):
+    values = {
+        "id": "cred_test",
+        "client_id": "cli_test",
+        "credential_type": "proxy",
+        "auth_type": auth_type,
+        "active": True,
+        "expires_at": None,
+        "settings": settings or {},
+        "secret": secret,
+        "scope": build_scope("proxyCredential", "allow", []),
+    }
+    return CredentialView(**{**values, **fields})
+
+
+def presented(headers: dict | None = None, query: dict | None = None) -> Presented:
+    return Presented(
+        Headers(**{k.replace("-", "_"): v for k, v in (headers or {}).items()}), query or {}
+    )
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def token(claims: dict, key: str = HS_SECRET, algorithm: str = "HS256") -> str:
+    return "Bearer " + jwt.encode(claims, key, algorithm=algorithm)
+
+
+API_KEY = credential("apiKey", {"value": "k-123"}, {"in": "header", "name": "X-API-Key"})
+BEARER = credential("bearer", {"token": "t-123"}, {"header": "Authorization", "prefix": "Bearer"})
+BASIC = credential("basicAuth", {"username": "svc", "password": "pw"})
+JWT_CRED = credential("jwt", {"token": "a.b.c"}, {"header": "Authorization", "prefix": "Bearer"})
+VERIFY = credential(
+    "jwtVerify",
+    {"secret": HS_SECRET},
+    {"algorithms": ["HS256"], "issuer": "https://idp", "audience": "gw", "leewaySeconds": 0},
+)
+GOOD_CLAIMS = {"iss": "https://idp", "aud": "gw", "exp": NOW + timedelta(hours=1)}
+
+
+@pytest.mark.parametrize(
+    ("cred", "request_parts"),
+    [
+        (API_KEY, presented({"X-API-Key": "k-123"})),
+        (API_KEY, presented({"Authorization": "k-123"})),
+        (API_KEY, presented(query={"Authorization": "k-123"})),
+        (BEARER, presented({"Authorization": "Bearer t-123"})),
+        (BEARER, presented({"Authorization": "bearer t-123"})),
+        (BASIC, presented({"Authorization": basic("svc", "pw")})),
+        (JWT_CRED, presented({"Authorization": "Bearer a.b.c"})),
+        (VERIFY, presented({"Authorization": token(GOOD_CLAIMS)})),
+        (VERIFY, presented(query={"Authorization": token(GOOD_CLAIMS)})),
+    ],
+)
+def test_accepted(cred, request_parts):
+    authenticate(cred, request_parts, NOW)
+
+
+@pytest.mark.parametrize(
+    ("cred", "request_parts", "reason"),
+    [
+        (API_KEY, presented(), "missing"),
+        (API_KEY, presented({"X-API-Key": "k-124"}), "invalid"),
+        (BEARER, presented({"Authorization": "t-123"}), "invalid"),
+        (BEARER, presented({"Authorization": "Token t-123"}), "invalid"),
+        (BASIC, presented({"Authorization": basic("svc", "wrong")}), "invalid"),
+        (BASIC, presented({"Authorization": "Basic !!notbase64"}), "invalid"),
+        (BASIC, presented({"Authorization": basic("svc", "")}), "invalid"),
+        (JWT_CRED, presented({"Authorization": "Bearer a.b.d"}), "invalid"),
+        (VERIFY, presented(), "missing"),
+        (VERIFY, presented({"Authorization": token(GOOD_CLAIMS, key="x" * 32)}), "invalid"),
+        (VERIFY, presented({"Authorization": token({**GOOD_CLAIMS, "aud": "other"})}), "invalid"),
+        (VERIFY, presented({"Authorization": token({**GOOD_CLAIMS, "iss": "evil"})}), "invalid"),
+        (
+            VERIFY,
+            presented({"Authorization": token({**GOOD_CLAIMS, "exp": NOW - timedelta(days=400)})}),
+            "expired",
+        ),
+        (
+            VERIFY,
+            presented({"Authorization": token({"iss": "https://idp", "aud": "gw"})}),
+            "invalid",
+        ),
+        (
+            VERIFY,
+            presented({"Authorization": token(GOOD_CLAIMS, algorithm="HS512")}),
+            "invalid",
+        ),
+        (
+            VERIFY,
+            presented(
+                {"Authorization": token({**GOOD_CLAIMS, "nbf": datetime.now(UTC) + timedelta(1)})}
+            ),
+            "invalid",
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_refused(cred, request_parts, reason):
+    with pytest.raises(AuthFailure) as failure:
+        authenticate(cred, request_parts, datetime.now(UTC))
+    assert failure.value.reason == reason
+
+
+def test_inactive_and_expired_credentials_are_told_apart():
+    good = presented({"X-API-Key": "k-123"})
+    inactive = credential("apiKey", {"value": "k-123"}, API_KEY.settings, active=False)
+    expired = credential(
+        "apiKey", {"value": "k-123"}, API_KEY.settings, expires_at=NOW - timedelta(seconds=1)
+    )
+    with pytest.raises(AuthFailure, match="inactive"):
+        authenticate(inactive, good, NOW)
+    with pytest.raises(AuthFailure, match="expired"):
+        authenticate(expired, good, NOW)
