@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start the Portcullis data plane: mitmproxy's own CLI in reverse mode with the addon chain.
 
-    python run_proxy.py [--web] [--listen-host 127.0.0.1] [--port 8080] [mitmproxy args...]
+    python run_proxy.py [--web] [--region REGION] [--listen-host 127.0.0.1] [--port 8080]
+                        [mitmproxy args...]
 
 Every argument this script does not know is passed to mitmdump (or mitmweb).
 """
@@ -29,6 +30,7 @@ def mitmproxy_args(options: argparse.Namespace, passthrough: list[str]) -> list[
         str(options.port),
         "-s",
         str(ADDON_SCRIPT),
+        *(["--set", f"portcullis_region={options.region}"] if options.region else []),
         *passthrough,
     ]
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web", action="store_true", help="run mitmweb instead of mitmdump")
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--region", default="", help="serve only proxies of this region")
     options, passthrough = parser.parse_known_args(argv)
     from mitmproxy.tools.main import mitmdump, mitmweb
 

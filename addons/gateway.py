@@ -1,4 +1,8 @@
-"""The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`."""
+"""The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`.
+
+Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
+respond. Each stage leaves a flow alone once an earlier one has answered it.
+"""
 
 import sys
 from pathlib import Path
@@ -6,6 +10,12 @@ from pathlib import Path
 # mitmproxy puts only this file's folder on sys.path; the project root holds the packages.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from addons.unavailable import DataPlaneUnavailable
+from addons.authenticate import Authenticate
+from addons.authorize import Authorize
+from addons.config import Config
+from addons.forward import Forward
+from addons.respond import Respond
+from addons.route import Route
 
-addons = [DataPlaneUnavailable()]
+config = Config()
+addons = [config, Route(config), Authenticate(), Authorize(), Forward(), Respond()]

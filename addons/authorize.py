@@ -1,0 +1,46 @@
+"""Stage 3, authorize: the four rule scopes; a denial names the scope and the rule."""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from addons.failsafe import fail_closed
+from addons.responses import DENIED, proxy_error
+from addons.state import state_of
+from models.rule_engine import RequestFacts, authorize
+
+SCOPE_FLAGS = {
+    "proxyCredential": "proxyCredentialScopeValid",
+    "targetCredential": "targetCredentialScopeValid",
+    "proxy": "proxyScopeValid",
+    "target": "targetScopeValid",
+}
+
+
+class Authorize:
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        state = state_of(flow)
+        facts = RequestFacts(
+            method=flow.request.method,
+            path=state.path,
+            headers=list(flow.request.headers.items(multi=True)),
+            query=list(flow.request.query.items(multi=True)),
+        )
+        state.decision = decision = authorize(state.proxy.scopes, facts)
+        if decision.allowed:
+            state.mark(*SCOPE_FLAGS.values())
+            return
+        state.mark(*(flag for scope, flag in SCOPE_FLAGS.items() if scope != decision.scope))
+        state.proxy_code = DENIED
+        reason = f"rule {decision.rule_id}" if decision.rule_id else "its default effect"
+        flow.response = proxy_error(
+            403,
+            DENIED,
+            "FORBIDDEN",
+            f"Denied by the {decision.scope} scope: {reason}",
+            {"scope": decision.scope, "ruleId": decision.rule_id},
+            state.request_id,
+        )

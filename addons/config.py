@@ -1,0 +1,64 @@
+"""Loads the configuration snapshot and keeps it current; declares the gateway's options."""
+
+from __future__ import annotations
+
+import logging
+
+from mitmproxy import ctx, exceptions
+
+from addons.snapshot import Snapshot
+from addons.snapshot_source import SnapshotSource
+from models.crypto import load_key_ring
+from models.settings import Settings
+from models.store import make_engine
+
+log = logging.getLogger("portcullis.config")
+
+
+class Config:
+    """The first addon of the chain: every later stage reads `config.snapshot`."""
+
+    def __init__(self):
+        self.source: SnapshotSource | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "portcullis_region", str, "", "Serve only proxies of this region (empty: all regions)."
+        )
+        loader.add_option(
+            "portcullis_max_response_bytes",
+            int,
+            6 * 1024 * 1024,
+            "Largest target response passed through; larger ones answer 413.",
+        )
+
+    def configure(self, updated) -> None:
+        if (
+            "portcullis_max_response_bytes" in updated
+            and ctx.options.portcullis_max_response_bytes < 1
+        ):
+            raise exceptions.OptionsError("portcullis_max_response_bytes must be positive")
+
+    def running(self) -> None:
+        settings = Settings.from_env()
+        key_ring, generated = load_key_ring(settings.master_keys, settings.master_key_file)
+        if generated:
+            log.warning("generated a new master key in %s", settings.master_key_file)
+        self.source = SnapshotSource(make_engine(settings.database_url), key_ring)
+        self.source.start()
+        log.info(
+            "Portcullis data plane serving %s",
+            f"region {ctx.options.portcullis_region}"
+            if ctx.options.portcullis_region
+            else "all regions",
+        )
+
+    def done(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+
+    def snapshot(self) -> Snapshot:
+        """The current configuration (a method: mitmproxy inspects every attribute at load)."""
+        if self.source is None:
+            raise RuntimeError("configuration not loaded yet")
+        return self.source.current

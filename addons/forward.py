@@ -1,0 +1,70 @@
+"""Stage 5, forward: rewrite to the target URL and swap the caller's credential for the target's.
+
+Runs in `requestheaders`, so a streamed request body can only ever go to the
+target, with the target credential, after every check has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mitmproxy import http
+
+from addons.failsafe import fail_closed
+from addons.injection import UnsupportedInjection, prepare_upstream
+from addons.responses import GATEWAY_ERROR, GRANTED, proxy_error
+from addons.state import state_of
+from addons.target_url import join_target_url
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class Forward:
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        state = state_of(flow)
+        proxy = state.proxy
+        try:
+            query, state.injected_values = prepare_upstream(
+                proxy, flow.request.headers, state.query
+            )
+        except UnsupportedInjection as exc:
+            state.mark("requestConfigError")
+            state.proxy_code = GATEWAY_ERROR
+            flow.response = proxy_error(
+                501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
+            )
+            return
+        flow.request.url = join_target_url(proxy.target.base_url, state.path, query)
+        state.proxy_code = GRANTED
+        flow.comment = f"request {state.request_id} · proxy {proxy.id} · {GRANTED}"
+
+    @fail_closed
+    def request(self, flow: http.HTTPFlow) -> None:
+        """The body is in: merge `proxyAdditionalData` into JSON objects, then send."""
+        state = state_of(flow)
+        if flow.response is not None or state is None or state.proxy_code != GRANTED:
+            return
+        extra = state.proxy.additional_data
+        if extra and flow.request.method in BODY_METHODS and not flow.request.stream:
+            merge_json_body(flow.request, extra)
+        state.mark("requestSent")
+        state.sent_at = time.time()
+
+
+def merge_json_body(request: http.Request, extra: dict) -> None:
+    """`{**body, **extra}` for a JSON object body or an empty one; other bodies stay as they are."""
+    if request.raw_content:
+        try:
+            body = json.loads(request.get_text(strict=True) or "")
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+    else:
+        body = {}
+        request.headers["content-type"] = "application/json"
+    request.text = json.dumps({**body, **extra})

@@ -1,0 +1,98 @@
+"""What goes to the target: the caller's credential out, the target credential in."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote, unquote_plus
+
+from mitmproxy.http import Headers
+
+from addons.proxy_auth import AUTHORIZATION
+from addons.snapshot import CredentialView, ProxyView
+
+# Connection-level headers never forwarded (RFC 9110 §7.6.1); framing is mitmproxy's job.
+HOP_BY_HOP = (
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "upgrade",
+)
+
+
+class UnsupportedInjection(Exception):
+    """The target credential needs a token exchange that is not implemented yet."""
+
+
+def caller_credential_names(credential: CredentialView) -> tuple[set[str], set[str]]:
+    """Header names (lower case) and query names that may carry the caller's credential."""
+    headers, query = {AUTHORIZATION.lower()}, {AUTHORIZATION}
+    settings = credential.settings
+    if credential.auth_type == "apiKey" and settings.get("in") == "query":
+        query.add(settings["name"])
+    elif credential.auth_type == "apiKey":
+        headers.add(settings.get("name", AUTHORIZATION).lower())
+    elif credential.auth_type in ("bearer", "jwt"):
+        headers.add(settings.get("header", AUTHORIZATION).lower())
+    return headers, query
+
+
+def strip_headers(headers: Headers, names: set[str]) -> None:
+    listed = {n.strip().lower() for n in headers.get_all("connection") for n in n.split(",")}
+    for name in {*names, *HOP_BY_HOP, *listed} - {""}:
+        headers.pop(name, None)
+
+
+def filtered_query(raw: str, drop: set[str]) -> list[str]:
+    """The raw `name=value` items of `raw` whose decoded name is not in `drop`."""
+    return [
+        item for item in raw.split("&") if item and unquote_plus(item.split("=")[0]) not in drop
+    ]
+
+
+def encode_pair(name: str, value: str) -> str:
+    return f"{quote(name, safe='')}={quote(value, safe='')}"
+
+
+def target_credential_parts(
+    credential: CredentialView,
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Headers to set and query parameters to add for the target credential."""
+    secret, settings = credential.secret, credential.settings
+    match credential.auth_type:
+        case "apiKey":
+            name = settings.get("name", AUTHORIZATION)
+            if settings.get("in") == "query":
+                return {}, [(name, secret["value"])]
+            return {name: secret["value"]}, []
+        case "bearer" | "jwt":
+            prefix = settings.get("prefix", "Bearer")
+            value = f"{prefix} {secret['token']}" if prefix else secret["token"]
+            return {settings.get("header", AUTHORIZATION): value}, []
+        case "basicAuth":
+            pair = f"{secret['username']}:{secret['password']}".encode()
+            return {AUTHORIZATION: "Basic " + base64.b64encode(pair).decode()}, []
+        case "custom":
+            return dict(secret.get("headers", {})), list(secret.get("queryParams", {}).items())
+        case "none":
+            return {}, []
+    raise UnsupportedInjection(f"{credential.auth_type} target credentials are not supported yet")
+
+
+def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> tuple[str, list[str]]:
+    """Rewrite `headers` in place; return the query string to send and the injected secret values.
+
+    The caller's credential and hop-by-hop headers go; the proxy's additional
+    headers and query parameters and the target credential come in.
+    """
+    drop_headers, drop_query = caller_credential_names(proxy.proxy_credential)
+    strip_headers(headers, drop_headers)
+    query = filtered_query(raw_query, drop_query)
+    query += [encode_pair(k, v) for k, v in proxy.additional_query_params.items()]
+    inject_headers, inject_query = target_credential_parts(proxy.target_credential)
+    for name, value in {**proxy.additional_headers, **inject_headers}.items():
+        headers[name] = value
+    query += [encode_pair(k, v) for k, v in inject_query]
+    secrets = [*inject_headers.values(), *(value for _, value in inject_query)]
+    return "&".join(query), secrets

@@ -1,0 +1,61 @@
+"""Responses the gateway itself gives, with the `requestrocket-proxy-*` headers."""
+
+from __future__ import annotations
+
+import json
+
+from mitmproxy import http
+
+PROXY_CODE = "requestrocket-proxy-code"
+PROXY_MESSAGE = "requestrocket-proxy-message"
+REQUEST_ID = "portcullis-request-id"
+
+GRANTED = "proxy-access-granted"
+DENIED = "proxy-access-denied"
+GATEWAY_ERROR = "gateway-error"
+
+
+def proxy_error(
+    status: int,
+    proxy_code: str,
+    code: str,
+    message: str,
+    details: dict | None = None,
+    request_id: str | None = None,
+) -> http.Response:
+    """A JSON error in the Core API's envelope, with the proxy-code headers."""
+    body = {
+        "message": message,
+        "error": {"code": code, "message": message, "details": details or {}},
+    }
+    headers = {"Content-Type": "application/json", PROXY_CODE: proxy_code, PROXY_MESSAGE: message}
+    if request_id:
+        headers[REQUEST_ID] = request_id
+    return http.Response.make(status, json.dumps(body).encode(), headers)
+
+
+def internal_error(request_id: str | None = None) -> http.Response:
+    return proxy_error(
+        500,
+        GATEWAY_ERROR,
+        "INTERNAL_ERROR",
+        "The gateway failed to process this request; nothing was forwarded",
+        request_id=request_id,
+    )
+
+
+def replace_before_body(response: http.Response, replacement: http.Response) -> None:
+    """Turn an upstream response whose body has not been read yet into `replacement`.
+
+    Used from `responseheaders`: the status and headers are swapped and the
+    upstream body is read and dropped chunk by chunk, never held in memory.
+    """
+    body = replacement.content or b""
+    response.status_code = replacement.status_code
+    response.reason = replacement.reason
+    response.headers.clear()
+    for name, value in replacement.headers.items(multi=True):
+        response.headers.add(name, value)
+    response.headers["content-length"] = str(len(body))
+    # Returning [] drops a chunk; b"" would end a chunked body early (see mitmproxy notes §0.7).
+    response.stream = lambda chunk: body if chunk == b"" else []

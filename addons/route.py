@@ -1,0 +1,78 @@
+"""Stage 1, route: `/api/{proxyId or alias}/{path}` to the proxy that will serve it."""
+
+from __future__ import annotations
+
+from mitmproxy import ctx, http
+
+from addons.config import Config
+from addons.failsafe import fail_closed
+from addons.responses import DENIED, proxy_error
+from addons.snapshot import ProxyView
+from addons.state import FlowState, attach
+from addons.target_url import PathEscapeError, canonical_path
+from models import utcnow
+
+API_PREFIX = "/api/"
+
+
+def refuse(flow: http.HTTPFlow, state: FlowState, status: int, code: str, message: str, **details):
+    state.proxy_code = DENIED
+    flow.response = proxy_error(status, DENIED, code, message, details, state.request_id)
+
+
+def check_usable(flow: http.HTTPFlow, state: FlowState, proxy: ProxyView) -> bool:
+    """Inactive or foreign-region proxies, and disabled targets, never serve. False if refused."""
+    state.proxy = proxy
+    state.mark("proxyExists", "proxyCredentialExists", "targetExists", "targetCredentialExists")
+    state.mark("proxyCredentialRelationship", "targetRelationship", "targetCredentialRelationship")
+    region = ctx.options.portcullis_region
+    if region and proxy.region != region:
+        refuse(
+            flow, state, 421, "WRONG_REGION",
+            f"Proxy {proxy.id} is served in region {proxy.region}, not here ({region})",
+        )  # fmt: skip
+        return False
+    if not proxy.active:
+        refuse(flow, state, 403, "PROXY_INACTIVE", f"Proxy {proxy.id} is inactive")
+        return False
+    state.mark("proxyActive")
+    if not proxy.target.active:
+        refuse(flow, state, 403, "TARGET_INACTIVE", f"The target of proxy {proxy.id} is inactive")
+        return False
+    credential = proxy.target_credential
+    if not credential.active or (credential.expires_at and credential.expires_at <= utcnow()):
+        refuse(
+            flow, state, 403, "TARGET_CREDENTIAL_UNUSABLE",
+            f"The target credential of proxy {proxy.id} is inactive or expired",
+        )  # fmt: skip
+        return False
+    state.mark("targetCredentialActive")
+    return True
+
+
+class Route:
+    def __init__(self, config: Config):
+        self.config = config
+
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        state = attach(flow, FlowState(snapshot=self.config.snapshot()))
+        raw_path, _, state.query = flow.request.path.partition("?")
+        if not raw_path.startswith(API_PREFIX):
+            refuse(flow, state, 404, "NOT_FOUND", "Unknown path; use /api/{proxyId}/{path}")
+            return
+        reference, _, rest = raw_path[len(API_PREFIX) :].partition("/")
+        state.candidates = state.snapshot.candidates(reference)
+        if not state.candidates:
+            refuse(flow, state, 404, "PROXY_NOT_FOUND", "Unknown proxy")
+            return
+        try:
+            state.path = canonical_path(rest)
+        except PathEscapeError as exc:
+            refuse(flow, state, 400, "INVALID_PATH", f"Invalid path: {exc}")
+            return
+        state.mark("requestValid")
+        if len(state.candidates) == 1:
+            check_usable(flow, state, state.candidates[0])

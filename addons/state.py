@@ -1,0 +1,75 @@
+"""Per-flow state shared by the pipeline stages.
+
+Kept beside the flow, not in `flow.metadata`: it holds the configuration
+(including opened secrets), which must never be saved to a flow file.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from addons.snapshot import ProxyView, Snapshot
+from models.rule_engine import Decision
+
+# The `validationData` flags of a request log entry (seed 001), all false until proven.
+VALIDATION_FLAGS = (
+    "proxyExists",
+    "proxyActive",
+    "proxyAuthenticated",
+    "proxyCredentialExists",
+    "proxyCredentialActive",
+    "proxyCredentialRelationship",
+    "proxyCredentialScopeValid",
+    "proxyScopeValid",
+    "targetExists",
+    "targetRelationship",
+    "targetScopeValid",
+    "targetCredentialExists",
+    "targetCredentialActive",
+    "targetCredentialRelationship",
+    "targetCredentialScopeValid",
+    "requestValid",
+    "requestSent",
+    "responseReceived",
+    "systemError",
+    "requestConfigError",
+)
+
+
+@dataclass
+class FlowState:
+    snapshot: Snapshot
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    received_at: float = field(default_factory=time.time)
+    candidates: tuple[ProxyView, ...] = ()
+    proxy: ProxyView | None = None
+    path: str = "/"  # canonical path below the proxy, as forwarded and as rules see it
+    query: str = ""  # raw query string as received
+    decision: Decision | None = None
+    proxy_code: str | None = None
+    injected_values: list[str] = field(default_factory=list)  # to redact after sending
+    sent_at: float | None = None
+    validation: dict[str, bool] = field(
+        default_factory=lambda: dict.fromkeys(VALIDATION_FLAGS, False)
+    )
+
+    def mark(self, *flags: str) -> None:
+        for flag in flags:
+            self.validation[flag] = True
+
+
+_states: weakref.WeakKeyDictionary[http.HTTPFlow, FlowState] = weakref.WeakKeyDictionary()
+
+
+def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:
+    _states[flow] = state
+    return state
+
+
+def state_of(flow: http.HTTPFlow) -> FlowState | None:
+    return _states.get(flow)
