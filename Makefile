@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make run` and `make test`.
 # Both create .venv with Python >= 3.12 and install the pinned requirements first.
 
+SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
@@ -22,8 +23,13 @@ install: $(INSTALLED)
 migrate: install
 	$(PY) run_admin.py migrate
 
+# The admin (127.0.0.1:5000) and the data plane (127.0.0.1:8080) together;
+# Ctrl-C, or either one exiting, stops both.
 run: migrate
-	$(PY) run_admin.py serve --no-migrate
+	@trap 'kill 0' INT TERM; \
+	$(PY) run_admin.py serve --no-migrate & \
+	$(PY) run_proxy.py & \
+	wait -n; kill 0
 
 lint: install
 	$(VENV)/bin/ruff check .
