@@ -1,0 +1,138 @@
+"""A real upstream for end-to-end tests: an HTTP/1.1 server on 127.0.0.1 that records requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        path, _, query = self.path.partition("?")
+        received = Received(
+            self.command, path, query, list(self.headers.items()), self._read_body()
+        )
+        self.server.upstream.record(received)
+        parts = [p for p in path.split("/") if p]
+        tail = parts[-2:] if len(parts) >= 2 else [*parts, ""][:2]
+        if tail[0] == "status" and tail[1].isdigit():
+            extra = {}
+            if "retry_after" in parse_qs(query):
+                extra["Retry-After"] = parse_qs(query)["retry_after"][0]
+            code = int(tail[1])
+            body = b"" if code in (204, 304) else json.dumps({"status": code}).encode()
+            return self._send(code, body, "application/json", extra)
+        if tail[0] == "delay" and tail[1].isdigit():
+            time.sleep(int(tail[1]) / 1000)  # the upstream being slow, on purpose
+            return self._send(200, b'{"delayed": true}', "application/json")
+        if tail[0] == "bytes" and tail[1].isdigit():
+            return self._send(200, b"x" * int(tail[1]), "application/octet-stream")
+        if tail[0] == "chunked" and tail[1].isdigit():
+            return self._send_chunked(int(tail[1]))
+        if parts and parts[-1] == "jwks.json":
+            return self._send(
+                200, json.dumps(self.server.upstream.jwks).encode(), "application/json"
+            )
+        echo = {
+            "method": received.method,
+            "path": received.path,
+            "query": received.query,
+            "headers": {k.lower(): v for k, v in received.headers},
+            "body": received.body.decode("utf-8", "replace"),
+        }
+        self._send(200, json.dumps(echo).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_chunked(self, total: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        remaining = total
+        while remaining > 0:
+            size = min(64 * 1024, remaining)
+            self.wfile.write(f"{size:x}\r\n".encode() + b"x" * size + b"\r\n")
+            remaining -= size
+        self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    upstream: RecordingUpstream
+
+
+class RecordingUpstream:
+    """`with RecordingUpstream() as up:` → `up.base_url`, `up.received`, `up.wait_for(n)`."""
+
+    def __init__(self):
+        self.received: list[Received] = []
+        self.jwks: dict = {"keys": []}
+        self._arrived = threading.Condition()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.upstream = self
+        self.port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def record(self, received: Received) -> None:
+        with self._arrived:
+            self.received.append(received)
+            self._arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[Received]:
+        """Block until at least `count` requests arrived."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(f"expected {count} requests, got {self.received}")
+            return list(self.received)
+
+    def __enter__(self) -> RecordingUpstream:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
