@@ -1,7 +1,7 @@
 """The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`.
 
 Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
-respond. Each stage leaves a flow alone once an earlier one has answered it.
+respond, record. Each stage leaves a flow alone once an earlier one has answered it.
 """
 
 import sys
@@ -14,8 +14,9 @@ from addons.authenticate import Authenticate
 from addons.authorize import Authorize
 from addons.config import Config
 from addons.forward import Forward
+from addons.record import Record
 from addons.respond import Respond
 from addons.route import Route
 
 config = Config()
-addons = [config, Route(config), Authenticate(), Authorize(), Forward(), Respond()]
+addons = [config, Route(config), Authenticate(), Authorize(), Forward(), Respond(), Record()]

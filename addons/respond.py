@@ -59,6 +59,7 @@ class Respond:
             return
         state.mark("responseReceived")
         response = flow.response
+        state.upstream_status = response.status_code
         limit = ctx.options.portcullis_max_response_bytes
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:

@@ -60,6 +60,8 @@ class Route:
             return
         state = attach(flow, FlowState(snapshot=self.config.snapshot()))
         raw_path, _, state.query = flow.request.path.partition("?")
+        state.caller_headers = list(flow.request.headers.items(multi=True))
+        state.caller_query = list(flow.request.query.items(multi=True))
         if not raw_path.startswith(API_PREFIX):
             refuse(flow, state, 404, "NOT_FOUND", "Unknown path; use /api/{proxyId}/{path}")
             return

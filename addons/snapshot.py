@@ -44,6 +44,7 @@ class TargetView:
 class ProxyView:
     id: str
     client_id: str
+    created_by: str | None
     alias: str | None
     region: str
     active: bool
@@ -104,6 +105,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
         view = ProxyView(
             id=proxy.id,
             client_id=proxy.client_id,
+            created_by=proxy.created_by,
             alias=proxy.alias,
             region=proxy.region,
             active=proxy.active,

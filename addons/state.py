@@ -54,6 +54,9 @@ class FlowState:
     proxy_code: str | None = None
     injected_values: list[str] = field(default_factory=list)  # to redact after sending
     sent_at: float | None = None
+    upstream_status: int | None = None
+    caller_headers: list[tuple[str, str]] = field(default_factory=list)  # as received
+    caller_query: list[tuple[str, str]] = field(default_factory=list)  # as received
     validation: dict[str, bool] = field(
         default_factory=lambda: dict.fromkeys(VALIDATION_FLAGS, False)
     )

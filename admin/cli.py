@@ -1,4 +1,4 @@
-"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets."""
+"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
     from waitress import create_server
 
     from admin import create_app
+    from admin.jobs import start_scheduler
 
     if run_migrations:
         migrate(settings)
@@ -91,6 +92,7 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
             f"  {token}",
             flush=True,
         )
+    start_scheduler(settings)
     server = create_server(app, host=host, port=port, threads=8, ident="portcullis")
     print(f"Portcullis admin listening on http://{host}:{server.effective_port}", flush=True)
     server.run()
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_cmd.add_argument("email")
     user_cmd.add_argument("--name")
     commands.add_parser("rotate-secrets", help="re-seal all secrets with the active master key")
+    commands.add_parser("purge", help="delete expired request log entries now")
     return parser
 
 
@@ -129,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         user, token = create_user(settings, args.email, args.name)
         print(f"Created user {user.email} ({user.id}). Its user token, shown only this once:")
         print(token)
+    elif args.command == "purge":
+        from admin.jobs import purge_expired_request_logs
+
+        print(f"Purged {purge_expired_request_logs(settings)} expired request log entries.")
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

@@ -5,6 +5,7 @@ from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
 from models.proxy import Proxy
+from models.request_log import RequestLog
 from models.rule import Rule
 from models.target import Target
 from models.user import User, UserToken
@@ -16,6 +17,7 @@ __all__ = [
     "Credential",
     "Membership",
     "Proxy",
+    "RequestLog",
     "Rule",
     "Target",
     "User",

@@ -6,7 +6,9 @@ import itertools
 
 import pytest
 
+from tests.proxy_support import CALLER_KEY, Setup, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
+from tests.upstream import RecordingUpstream
 
 _emails = itertools.count(1)
 
@@ -55,3 +57,26 @@ def api(admin_server, owner) -> Api:
 def client_id(api) -> str:
     """A fresh client owned by `owner`."""
     return new_client(api)
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    """A recording HTTP upstream on 127.0.0.1, shared by the data-plane tests."""
+    with RecordingUpstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway(admin_server, tmp_path_factory):
+    """A real data plane (`run_proxy.py`) on the admin's store."""
+    proxy = start_proxy(admin_server, tmp_path_factory.mktemp("proxy"))
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def setup(api, upstream, gateway):
+    """A fresh client whose proxy forwards to `upstream`, already served by `gateway`."""
+    made = Setup(api, upstream)
+    wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
+    return made

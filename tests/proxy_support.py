@@ -1,4 +1,4 @@
-"""Starting the real data plane (`run_proxy.py`, i.e. mitmdump with the addons) for tests."""
+"""Data-plane test support: a real `run_proxy.py` process and proxies set up via the API."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import ROOT, AdminServer
+import requests
+
+from tests.support import REGION, ROOT, AdminServer, create, new_client
 
 LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)")
 READY = re.compile(r"configuration version -?\d+ loaded")
@@ -65,3 +67,77 @@ def start_proxy(admin_server: AdminServer, var_dir: Path, *extra_args: str) -> P
         time.sleep(0.05)  # polling for the start-up lines, not standing in for them
     process.kill()
     raise RuntimeError(f"proxy did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()}")
+
+
+CALLER_KEY = "caller-key-e2e-0001"
+TARGET_TOKEN = "TARGET-SECRET-e2e-0001"
+HS_SECRET = "h" * 40
+PROPAGATION_TIMEOUT_S = 5
+
+
+def call(gateway, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(method, gateway.base_url + path, timeout=15, **kwargs)
+
+
+def wait_until_served(gateway, path: str, headers: dict, expect=lambda r: r.status_code != 404):
+    """Poll until the data plane has picked up a configuration change (bounded)."""
+    deadline = time.monotonic() + PROPAGATION_TIMEOUT_S
+    while True:
+        response = call(gateway, "GET", path, headers=headers)
+        if expect(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)  # polling a real process for a real change, bounded by the deadline
+
+
+class Setup:
+    """One client's proxy toward the recording upstream, built through the Core API."""
+
+    def __init__(self, api, upstream, *, caller=None, target=None, alias=None, **proxy_fields):
+        self.api, self.client_id = api, new_client(api)
+        base = f"/api/clients/{self.client_id}"
+        caller = caller or {
+            "credentialAuthType": "apiKey",
+            "credentialSecret": {"key": "X-API-Key", "value": CALLER_KEY},
+        }
+        target = target or {
+            "credentialAuthType": "bearer",
+            "credentialSecret": {"token": TARGET_TOKEN},
+        }
+        self.caller = create(api, f"{base}/credentials", self._cred("proxy", caller), "credentials")
+        self.target_cred = create(
+            api, f"{base}/credentials", self._cred("target", target), "credentials"
+        )
+        self.target = create(
+            api,
+            f"{base}/targets",
+            {
+                "targetName": "echo",
+                "targetBaseURL": upstream.base_url + "/base",
+                "targetRegion": REGION,
+            },
+            "targets",
+        )
+        body = {
+            "proxyName": "echo",
+            "proxyRegion": REGION,
+            "proxyProxyCredentialId": self.caller["sKey"],
+            "proxyTargetId": self.target["sKey"],
+            "proxyTargetCredentialId": self.target_cred["sKey"],
+            **({"proxyAlias": alias} if alias else {}),
+            **proxy_fields,
+        }
+        self.proxy = create(api, f"{base}/proxies", body, "proxies")
+        self.id = self.proxy["sKey"]
+        self.base = base
+
+    @staticmethod
+    def _cred(kind: str, fields: dict) -> dict:
+        return {
+            "credentialName": kind,
+            "credentialType": kind,
+            "credentialRegion": REGION,
+            **fields,
+        }
+
+    def rule(self, scope_path: str, body: dict) -> dict:
+        return create(self.api, f"{self.base}/{scope_path}/rules", body, "rules")

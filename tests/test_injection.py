@@ -33,6 +33,7 @@ def proxy(target_credential: CredentialView, caller=CALLER_KEY, **extra) -> Prox
     values = {
         "id": "proxy_1",
         "client_id": "cli_1",
+        "created_by": None,
         "alias": None,
         "region": "r1",
         "active": True,

@@ -3,109 +3,21 @@
 from __future__ import annotations
 
 import base64
-import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 import requests
 
-from tests.proxy_support import start_proxy
-from tests.support import REGION, create, new_client
-from tests.upstream import RecordingUpstream
-
-CALLER_KEY = "caller-key-e2e-0001"
-TARGET_TOKEN = "TARGET-SECRET-e2e-0001"
-HS_SECRET = "h" * 40
-PROPAGATION_TIMEOUT_S = 5
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(admin_server, tmp_path_factory):
-    proxy = start_proxy(admin_server, tmp_path_factory.mktemp("proxy"))
-    yield proxy
-    proxy.stop()
-
-
-def call(gateway, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, gateway.base_url + path, timeout=15, **kwargs)
-
-
-def wait_until_served(gateway, path: str, headers: dict, expect=lambda r: r.status_code != 404):
-    """Poll until the data plane has picked up a configuration change (bounded)."""
-    deadline = time.monotonic() + PROPAGATION_TIMEOUT_S
-    while True:
-        response = call(gateway, "GET", path, headers=headers)
-        if expect(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.05)  # polling a real process for a real change, bounded by the deadline
-
-
-class Setup:
-    """One client's proxy toward the recording upstream, built through the Core API."""
-
-    def __init__(self, api, upstream, *, caller=None, target=None, alias=None, **proxy_fields):
-        self.api, self.client_id = api, new_client(api)
-        base = f"/api/clients/{self.client_id}"
-        caller = caller or {
-            "credentialAuthType": "apiKey",
-            "credentialSecret": {"key": "X-API-Key", "value": CALLER_KEY},
-        }
-        target = target or {
-            "credentialAuthType": "bearer",
-            "credentialSecret": {"token": TARGET_TOKEN},
-        }
-        self.caller = create(api, f"{base}/credentials", self._cred("proxy", caller), "credentials")
-        self.target_cred = create(
-            api, f"{base}/credentials", self._cred("target", target), "credentials"
-        )
-        self.target = create(
-            api,
-            f"{base}/targets",
-            {
-                "targetName": "echo",
-                "targetBaseURL": upstream.base_url + "/base",
-                "targetRegion": REGION,
-            },
-            "targets",
-        )
-        body = {
-            "proxyName": "echo",
-            "proxyRegion": REGION,
-            "proxyProxyCredentialId": self.caller["sKey"],
-            "proxyTargetId": self.target["sKey"],
-            "proxyTargetCredentialId": self.target_cred["sKey"],
-            **({"proxyAlias": alias} if alias else {}),
-            **proxy_fields,
-        }
-        self.proxy = create(api, f"{base}/proxies", body, "proxies")
-        self.id = self.proxy["sKey"]
-        self.base = base
-
-    @staticmethod
-    def _cred(kind: str, fields: dict) -> dict:
-        return {
-            "credentialName": kind,
-            "credentialType": kind,
-            "credentialRegion": REGION,
-            **fields,
-        }
-
-    def rule(self, scope_path: str, body: dict) -> dict:
-        return create(self.api, f"{self.base}/{scope_path}/rules", body, "rules")
-
-
-@pytest.fixture
-def setup(api, upstream, gateway):
-    made = Setup(api, upstream)
-    wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
-    return made
+from tests.proxy_support import (
+    CALLER_KEY,
+    HS_SECRET,
+    TARGET_TOKEN,
+    Setup,
+    call,
+    start_proxy,
+    wait_until_served,
+)
 
 
 def last(upstream):
@@ -375,9 +287,13 @@ def test_alias_routes_and_two_clients_may_share_one(api, upstream, gateway):
         alias="shared-e2e",
         caller={"credentialAuthType": "apiKey", "credentialSecret": {"value": "second-key"}},
     )
-    ok = wait_until_served(gateway, "/api/shared-e2e/x", {"X-API-Key": CALLER_KEY})
-    assert ok.status_code == 200
-    assert call(gateway, "GET", "/api/shared-e2e/x", headers={"Authorization": "second-key"}).ok
+    for headers in ({"X-API-Key": CALLER_KEY}, {"Authorization": "second-key"}):
+        ok = wait_until_served(gateway, "/api/shared-e2e/x", headers, lambda r: r.ok)
+        assert ok.status_code == 200, ok.text
+    assert (
+        call(gateway, "GET", "/api/shared-e2e/x", headers={"Authorization": "third"}).status_code
+        == 401
+    )
     assert first.id != second.id
 
 

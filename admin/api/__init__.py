@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from admin.api import clients, credentials, health, members, proxies, rules, targets, users
+from admin.api import (
+    clients,
+    credentials,
+    health,
+    members,
+    proxies,
+    requests,
+    rules,
+    targets,
+    users,
+)
 from admin.openapi import bp as openapi_bp
 
 CORE_BLUEPRINTS = (
@@ -15,6 +25,7 @@ CORE_BLUEPRINTS = (
     targets.bp,
     proxies.bp,
     rules.bp,
+    requests.bp,
 )
 
 

@@ -1,0 +1,65 @@
+"""One thread that owns a store connection and commits queued rows in batches.
+
+Hooks on mitmproxy's event loop only `submit()`; nothing they do waits on the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from models.store import make_session_factory
+
+log = logging.getLogger("portcullis.writer")
+FLUSH_INTERVAL_S = 0.2
+MAX_BATCH = 500
+
+
+class BatchWriter:
+    def __init__(self, engine: Engine, write: Callable[[Session, list], None], name: str):
+        self._sessions = make_session_factory(engine)
+        self._write = write
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item) -> None:
+        self._queue.put(item)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._take()
+            if batch:
+                self._flush(batch)
+
+    def _take(self) -> list:
+        batch = []
+        try:
+            batch.append(self._queue.get(timeout=FLUSH_INTERVAL_S))
+            while len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    def _flush(self, batch: list) -> None:
+        try:
+            with self._sessions() as session:
+                self._write(session, batch)
+                session.commit()
+        except (SQLAlchemyError, ValueError, TypeError, KeyError):
+            log.exception("dropped a batch of %d rows", len(batch))

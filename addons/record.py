@@ -1,0 +1,151 @@
+"""Stage 7, record: a request log entry for every request attributed to a proxy.
+
+The hook only captures raw material and queues it; the writer thread shapes,
+redacts and inserts the rows in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from mitmproxy import ctx, http
+from sqlalchemy import insert
+
+from addons.batch_writer import BatchWriter
+from addons.injection import caller_credential_names
+from addons.redaction import bounded_body, redact_pairs
+from addons.responses import PROXY_MESSAGE
+from addons.state import FlowState, state_of
+from models import RequestLog
+from models.settings import Settings
+from models.store import make_engine
+
+log = logging.getLogger("portcullis.record")
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class Material:
+    """Everything a log row needs, captured on the event loop without any formatting."""
+
+    state: FlowState
+    method: str
+    status: int | None
+    message: str
+    finished_at: float
+    response_received_at: float | None
+    target_host: str | None
+    request_body: bytes | None
+    response_body: bytes | None
+    ttl_days: int
+    body_limit: int
+    stage: str
+
+
+def ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+def to_row(m: Material) -> dict:
+    """A `request_logs` row in seed 001's shape, redacted. Runs in the writer thread."""
+    state, proxy = m.state, m.state.proxy or m.state.candidates[0]
+    drop_headers, drop_query = caller_credential_names(proxy.proxy_credential)
+    secrets = state.injected_values
+    proxy_data = {
+        "stage": m.stage,
+        "method": m.method,
+        "apiPath": state.path,
+        "receivedAt": ms(state.received_at),
+        "sentAt": ms(m.finished_at),
+        "duration": round(m.finished_at - state.received_at, 3),
+        "status": m.status,
+        "message": m.message,
+        "arnBase": "",
+        "apiHeaders": redact_pairs(state.caller_headers, drop_headers),
+        "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
+        "async": False,
+    }
+    target_data = None
+    if state.validation["requestSent"]:
+        received = m.response_received_at
+        target_data = {
+            "sentAt": ms(state.sent_at),
+            "receivedAt": ms(received),
+            "duration": round(received - state.sent_at, 3) if received and state.sent_at else None,
+            "status": state.upstream_status,
+            "location": m.target_host,
+        }
+    return {
+        "id": state.request_id,
+        "proxy_id": proxy.id,
+        "client_id": proxy.client_id,
+        "user_id": proxy.created_by,
+        "processed_at": ms(state.received_at),
+        "expires_at": int(state.received_at) + m.ttl_days * DAY_S,
+        "proxy_data": proxy_data,
+        "target_data": target_data,
+        "validation_data": dict(state.validation),
+        "request_body": bounded_body(m.request_body, m.body_limit, secrets),
+        "response_body": bounded_body(m.response_body, m.body_limit, secrets),
+    }
+
+
+def write_rows(session, materials: list[Material]) -> None:
+    session.execute(insert(RequestLog), [to_row(m) for m in materials])
+
+
+class Record:
+    def __init__(self):
+        self.writer: BatchWriter | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("portcullis_log_ttl_days", int, 90, "Days request logs are kept.")
+        loader.add_option(
+            "portcullis_log_body_bytes", int, 16384, "Bytes of each body kept in request logs."
+        )
+        loader.add_option("portcullis_stage", str, "prod", "`proxyData.stage` of request logs.")
+
+    def running(self) -> None:
+        engine = make_engine(Settings.from_env().database_url)
+        self.writer = BatchWriter(engine, write_rows, "portcullis-request-log")
+        self.writer.start()
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._capture(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._capture(flow)
+
+    def _capture(self, flow: http.HTTPFlow) -> None:
+        # Never raises into mitmproxy: a logging failure must not touch the answer.
+        try:
+            state = state_of(flow)
+            if self.writer is None or state is None or not (state.proxy or state.candidates):
+                return
+            response = flow.response
+            options = ctx.options
+            self.writer.submit(
+                Material(
+                    state=state,
+                    method=flow.request.method,
+                    status=response.status_code if response else None,
+                    message=(response.headers.get(PROXY_MESSAGE) if response else None)
+                    or (flow.error.msg if flow.error else "Request logged"),
+                    finished_at=time.time(),
+                    response_received_at=response.timestamp_end if response else None,
+                    target_host=flow.request.host if state.validation["requestSent"] else None,
+                    request_body=flow.request.raw_content,
+                    response_body=response.raw_content if response else None,
+                    ttl_days=options.portcullis_log_ttl_days,
+                    body_limit=options.portcullis_log_body_bytes,
+                    stage=options.portcullis_stage,
+                )
+            )
+        except Exception:
+            log.exception("could not queue a request log entry")

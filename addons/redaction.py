@@ -1,0 +1,52 @@
+"""Redaction for request logs: credentials, cookies and secret-looking fields never stored."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+SENSITIVE_NAME = re.compile(
+    r"(?i)(authorization|cookie|token|secret|password|passwd|api[-_]?key|session|credential|signature)"
+)
+
+
+def redact_pairs(pairs: Iterable[tuple[str, str]], also: set[str] = frozenset()) -> dict[str, str]:
+    """Name → value (lower-case names, last value wins), sensitive values replaced."""
+    return {
+        name.lower(): REDACTED if SENSITIVE_NAME.search(name) or name.lower() in also else value
+        for name, value in pairs
+    }
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_json(value):
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if SENSITIVE_NAME.search(str(k)) else _redact_json(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    return value
+
+
+def bounded_body(raw: bytes | None, limit: int, secrets: Iterable[str]) -> str | None:
+    """At most `limit` bytes of a body as text: JSON with sensitive fields redacted."""
+    if not raw:
+        return None
+    truncated = len(raw) > limit
+    text = raw[:limit].decode("utf-8", "replace")
+    if not truncated:
+        with contextlib.suppress(ValueError):
+            text = json.dumps(_redact_json(json.loads(text)))
+    text = redact_text(text, secrets)
+    return text + "…[truncated]" if truncated else text
