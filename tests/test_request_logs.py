@@ -1,0 +1,147 @@
+"""Request logs: what the data plane records, the Requests API, redaction and expiry."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, call, start_proxy
+from tests.support import assert_error, assert_invalid, run_admin_cli
+
+WRITE_TIMEOUT_S = 10
+NINETY_DAYS_S = 90 * 86400
+
+
+def logs_of(api, setup, count: int, **params) -> dict:
+    """The Requests API answer once it holds `count` entries (the writer batches)."""
+    path = f"{setup.base}/proxies/{setup.id}/requests"
+    deadline = time.monotonic() + WRITE_TIMEOUT_S
+    while True:
+        body = api.get(path, params=params).json()
+        if body.get("totalRequests", 0) >= count or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)  # polling the store for the writer's batch, bounded by the deadline
+
+
+def test_a_forwarded_request_is_logged_in_the_seed_shape(api, setup, gateway):
+    before = len(logs_of(api, setup, 0)["requests"])
+    response = call(
+        gateway,
+        "POST",
+        f"/api/{setup.id}/v1/orders?page=2&Authorization={CALLER_KEY}",
+        headers={"X-API-Key": CALLER_KEY, "Cookie": "sid=abc", "User-Agent": "e2e"},
+        json={"item": "book", "password": "hunter2"},
+    )
+    assert response.ok
+    request_id = response.headers["portcullis-request-id"]
+    body = logs_of(api, setup, before + 1)
+    assert body["message"] == "Success" and body["limitReached"] is False
+    entry = next(r for r in body["requests"] if r["requestId"] == request_id)
+    assert (entry["pKey"], entry["sKey"], entry["clientId"]) == (
+        setup.id,
+        request_id,
+        setup.client_id,
+    )
+    assert entry["processed"] is True
+    assert entry["TTL"] - entry["processedAt"] // 1000 == NINETY_DAYS_S
+
+    proxy_data = entry["proxyData"]
+    assert (proxy_data["method"], proxy_data["apiPath"], proxy_data["status"]) == (
+        "POST",
+        "/v1/orders",
+        200,
+    )
+    assert proxy_data["receivedAt"] <= proxy_data["sentAt"]
+    headers = proxy_data["apiHeaders"]
+    assert headers["x-api-key"] == headers["cookie"] == "[REDACTED]"
+    assert headers["user-agent"] == "e2e"
+    assert proxy_data["apiParams"] == {"page": "2", "authorization": "[REDACTED]"}
+    assert entry["targetData"]["status"] == 200
+    assert entry["targetData"]["sentAt"] <= entry["targetData"]["receivedAt"]
+    validation = entry["validationData"]
+    assert not validation.pop("systemError") and not validation.pop("requestConfigError")
+    assert all(validation.values()), validation
+
+    detail = api.get(f"{setup.base}/proxies/{setup.id}/requests/{request_id}").json()
+    one = detail["requests"][0]
+    assert '"item": "book"' in one["requestBody"] and "hunter2" not in one["requestBody"]
+    assert one["responseBody"] and TARGET_TOKEN not in one["responseBody"]
+
+
+def test_a_denied_request_is_logged_with_its_failed_check(api, setup, gateway):
+    response = call(gateway, "GET", f"/api/{setup.id}/v1/x", headers={"X-API-Key": "wrong"})
+    assert response.status_code == 401
+    entry = next(
+        r
+        for r in logs_of(api, setup, 1)["requests"]
+        if r["requestId"] == response.headers["portcullis-request-id"]
+    )
+    assert entry["proxyData"]["status"] == 401 and entry["targetData"] is None
+    assert entry["validationData"]["proxyExists"] is True
+    assert entry["validationData"]["proxyAuthenticated"] is False
+    assert entry["validationData"]["requestSent"] is False
+
+
+def test_limit_and_time_filters(api, setup, gateway):
+    before = logs_of(api, setup, 1)["totalRequests"]  # the fixture's readiness request
+    for _ in range(3):
+        assert call(gateway, "GET", f"/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}).ok
+    everything = logs_of(api, setup, before + 3)
+    assert everything["totalRequests"] == before + 3
+    newest_first = [r["processedAt"] for r in everything["requests"]]
+    assert newest_first == sorted(newest_first, reverse=True)
+
+    limited = logs_of(api, setup, 2, limit=2)
+    assert limited["totalRequests"] == 2 and limited["limitReached"] is True
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    earlier = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    assert logs_of(api, setup, 0, processedAfter=later)["totalRequests"] == 0
+    assert logs_of(api, setup, before + 3, processedAfter=earlier)["totalRequests"] == before + 3
+    assert logs_of(api, setup, 0, processedBefore=earlier)["totalRequests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"processedAfter": "yesterday"}, "processedAfter"),
+        ({"processedBefore": "2024-13-01"}, "processedBefore"),
+    ],
+)
+def test_bad_query_parameters_are_400(api, setup, params, field):
+    response = api.get(f"{setup.base}/proxies/{setup.id}/requests", params=params)
+    assert_invalid(response, field)
+
+
+def test_other_tenants_and_unknown_ids_are_404(api, setup, stranger):
+    path = f"{setup.base}/proxies/{setup.id}/requests"
+    assert_error(api.as_user(stranger).get(path), 404, "NOT_FOUND")
+    assert_error(api.get(f"{path}/no-such-request"), 404, "NOT_FOUND")
+
+
+def test_secrets_never_reach_the_store(admin_server, api, setup, gateway):
+    assert call(gateway, "GET", f"/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}).ok
+    logs_of(api, setup, 1)
+    stored = admin_server.store_bytes()
+    assert TARGET_TOKEN.encode() not in stored and CALLER_KEY.encode() not in stored
+
+
+def test_expired_entries_are_purged(admin_server, api, setup, tmp_path):
+    kept = logs_of(api, setup, 1)["totalRequests"]  # logged with the default 90 days
+    short = start_proxy(admin_server, tmp_path, "--set", "portcullis_log_ttl_days=0")
+    try:
+        response = requests.get(
+            f"{short.base_url}/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
+        )
+        assert response.ok
+        assert logs_of(api, setup, kept + 1)["totalRequests"] == kept + 1
+    finally:
+        short.stop()
+    result = run_admin_cli(admin_server, "purge")
+    assert result.returncode == 0, result.stderr
+    assert "Purged" in result.stdout
+    assert logs_of(api, setup, 0)["totalRequests"] == kept
