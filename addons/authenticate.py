@@ -9,7 +9,7 @@ from mitmproxy import http
 from addons.failsafe import fail_closed
 from addons.jwks import JwksCache
 from addons.proxy_auth import AuthFailure, Presented, authenticate, hmac_key
-from addons.responses import DENIED, proxy_error
+from addons.responses import DENIED, answer, proxy_error
 from addons.route import check_usable
 from addons.snapshot import CredentialView, ProxyView
 from addons.state import FlowState, state_of
@@ -62,6 +62,9 @@ class Authenticate:
             state.mark("proxyCredentialActive")
         state.proxy_code = DENIED
         message = failure.message if len(state.candidates) == 1 else "Invalid proxy credential"
-        flow.response = proxy_error(
-            401, DENIED, "UNAUTHORIZED", message, {"reason": failure.reason}, state.request_id
+        answer(
+            flow,
+            proxy_error(
+                401, DENIED, "UNAUTHORIZED", message, {"reason": failure.reason}, state.request_id
+            ),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, proxy_error
+from addons.responses import DENIED, answer, proxy_error
 from addons.state import state_of
 from models.rule_engine import RequestFacts, authorize
 
@@ -36,11 +36,14 @@ class Authorize:
         state.mark(*(flag for scope, flag in SCOPE_FLAGS.items() if scope != decision.scope))
         state.proxy_code = DENIED
         reason = f"rule {decision.rule_id}" if decision.rule_id else "its default effect"
-        flow.response = proxy_error(
-            403,
-            DENIED,
-            "FORBIDDEN",
-            f"Denied by the {decision.scope} scope: {reason}",
-            {"scope": decision.scope, "ruleId": decision.rule_id},
-            state.request_id,
+        answer(
+            flow,
+            proxy_error(
+                403,
+                DENIED,
+                "FORBIDDEN",
+                f"Denied by the {decision.scope} scope: {reason}",
+                {"scope": decision.scope, "ruleId": decision.rule_id},
+                state.request_id,
+            ),
         )

@@ -8,7 +8,7 @@ import logging
 
 from mitmproxy import http
 
-from addons.responses import internal_error, replace_before_body
+from addons.responses import answer, internal_error, replace_before_body
 from addons.state import state_of
 
 log = logging.getLogger("portcullis.failsafe")
@@ -17,7 +17,7 @@ log = logging.getLogger("portcullis.failsafe")
 def fail_closed(hook):
     """Wrap a sync or async flow hook so any exception becomes a JSON 500 and is logged."""
 
-    def answer(flow: http.HTTPFlow) -> None:
+    def fail(flow: http.HTTPFlow) -> None:
         log.exception("%s failed for %s", hook.__qualname__, flow.request.path.split("?")[0])
         state = state_of(flow)
         if state is not None:
@@ -29,7 +29,15 @@ def fail_closed(hook):
         if hook.__name__ == "responseheaders" and flow.response is not None:
             replace_before_body(flow.response, error)
         elif flow.response is None or hook.__name__ == "response":
-            flow.response = error
+            answer(flow, error)
+
+    def fail_or_kill(flow: http.HTTPFlow) -> None:
+        try:
+            fail(flow)
+        except Exception:
+            # Even answering failed: drop the connection rather than let the flow go on.
+            log.exception("fail-closed handling failed; killing the flow")
+            flow.kill()
 
     if inspect.iscoroutinefunction(hook):
 
@@ -38,7 +46,7 @@ def fail_closed(hook):
             try:
                 await hook(self, flow)
             except Exception:
-                answer(flow)
+                fail_or_kill(flow)
 
         return async_wrapper
 
@@ -47,6 +55,6 @@ def fail_closed(hook):
         try:
             hook(self, flow)
         except Exception:
-            answer(flow)
+            fail_or_kill(flow)
 
     return wrapper

@@ -13,7 +13,7 @@ from mitmproxy import http
 
 from addons.failsafe import fail_closed
 from addons.injection import UnsupportedInjection, prepare_upstream
-from addons.responses import GATEWAY_ERROR, GRANTED, proxy_error
+from addons.responses import GATEWAY_ERROR, GRANTED, answer, proxy_error
 from addons.state import state_of
 from addons.target_url import join_target_url
 
@@ -34,8 +34,11 @@ class Forward:
         except UnsupportedInjection as exc:
             state.mark("requestConfigError")
             state.proxy_code = GATEWAY_ERROR
-            flow.response = proxy_error(
-                501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
+            answer(
+                flow,
+                proxy_error(
+                    501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
+                ),
             )
             return
         flow.request.url = join_target_url(proxy.target.base_url, state.path, query)

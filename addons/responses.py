@@ -59,3 +59,14 @@ def replace_before_body(response: http.Response, replacement: http.Response) -> 
     response.headers["content-length"] = str(len(body))
     # Returning [] drops a chunk; b"" would end a chunked body early (see mitmproxy notes §0.7).
     response.stream = lambda chunk: body if chunk == b"" else []
+
+
+def answer(flow: http.HTTPFlow, response: http.Response) -> None:
+    """Answer `flow` locally instead of forwarding it.
+
+    mitmproxy marks a large request body for streaming before `requestheaders`
+    runs, and refuses to stream a request that already has a response; so the
+    body is consumed instead (it goes nowhere) and then the answer is sent.
+    """
+    flow.request.stream = False
+    flow.response = response

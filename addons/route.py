@@ -6,7 +6,7 @@ from mitmproxy import ctx, http
 
 from addons.config import Config
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, proxy_error
+from addons.responses import DENIED, answer, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import FlowState, attach
 from addons.target_url import PathEscapeError, canonical_path
@@ -17,7 +17,7 @@ API_PREFIX = "/api/"
 
 def refuse(flow: http.HTTPFlow, state: FlowState, status: int, code: str, message: str, **details):
     state.proxy_code = DENIED
-    flow.response = proxy_error(status, DENIED, code, message, details, state.request_id)
+    answer(flow, proxy_error(status, DENIED, code, message, details, state.request_id))
 
 
 def check_usable(flow: http.HTTPFlow, state: FlowState, proxy: ProxyView) -> bool:

@@ -355,3 +355,17 @@ def test_other_region_is_421(admin_server, setup, tmp_path):
         assert response.headers["requestrocket-proxy-code"] == "proxy-access-denied"
     finally:
         other.stop()
+
+
+def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, upstream):
+    body = b"y" * (3 * 1024 * 1024)
+    path = f"/api/{setup.id}/upload"
+    refused = call(gateway, "POST", path, headers={"X-API-Key": "wrong"}, data=body)
+    assert refused.status_code == 401
+    before = len(upstream.received)
+    response = call(gateway, "POST", path, headers={"X-API-Key": CALLER_KEY}, data=body)
+    assert response.status_code == 200, response.text
+    received = upstream.wait_for(before + 1)[-1]
+    assert received.body == body
+    assert header(received, "Authorization") == [f"Bearer {TARGET_TOKEN}"]
+    assert len(upstream.received) == before + 1, "the refused upload never reached the target"
