@@ -9,24 +9,68 @@ from __future__ import annotations
 import json
 import time
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from addons.failsafe import fail_closed
 from addons.injection import UnsupportedInjection, prepare_upstream
-from addons.responses import GATEWAY_ERROR, GRANTED, answer, proxy_error
+from addons.responses import (
+    DENIED,
+    GATEWAY_ERROR,
+    GRANTED,
+    TARGET_UNREACHABLE,
+    answer,
+    proxy_error,
+)
+from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_networks
 from addons.state import state_of
 from addons.target_url import join_target_url
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Forward:
+    def __init__(self):
+        self.guard = TargetGuard()
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "portcullis_allow_targets",
+            str,
+            "",
+            "Comma-separated addresses or networks targets may resolve to besides public ones "
+            "(the SSRF guard refuses loopback, private, link-local and metadata addresses).",
+        )
+
+    def configure(self, updated) -> None:
+        if "portcullis_allow_targets" in updated:
+            try:
+                self.guard.allowed = parse_networks(ctx.options.portcullis_allow_targets)
+            except ValueError as exc:
+                raise exceptions.OptionsError(f"portcullis_allow_targets: {exc}") from exc
+
     @fail_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
         state = state_of(flow)
         proxy = state.proxy
+        target = proxy.target.base_url
+        try:
+            await self.guard.check(target.hostname, target.port or DEFAULT_PORTS[target.scheme])
+        except TargetRefused as exc:
+            state.mark("requestConfigError")
+            state.proxy_code = DENIED
+            answer(flow, proxy_error(
+                403, DENIED, "TARGET_ADDRESS_NOT_ALLOWED", str(exc), request_id=state.request_id
+            ))  # fmt: skip
+            return
+        except TargetUnresolvable as exc:
+            state.proxy_code = TARGET_UNREACHABLE
+            answer(flow, proxy_error(
+                502, TARGET_UNREACHABLE, "TARGET_UNREACHABLE", str(exc), request_id=state.request_id
+            ))  # fmt: skip
+            return
         try:
             query, state.injected_values = prepare_upstream(
                 proxy, flow.request.headers, state.query

@@ -13,6 +13,7 @@ REQUEST_ID = "portcullis-request-id"
 GRANTED = "proxy-access-granted"
 DENIED = "proxy-access-denied"
 GATEWAY_ERROR = "gateway-error"
+TARGET_UNREACHABLE = "target-unreachable"
 
 
 def proxy_error(

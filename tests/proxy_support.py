@@ -17,6 +17,9 @@ from tests.support import REGION, ROOT, AdminServer, create, new_client
 LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)")
 READY = re.compile(r"configuration version -?\d+ loaded")
 START_TIMEOUT_S = 60
+# The SSRF guard refuses loopback targets; tests allow the recording upstream's address.
+# (mitmproxy stalls at start-up if one option is given twice, so this is a keyword.)
+ALLOW_LOOPBACK = ("--set", "portcullis_allow_targets=127.0.0.1")
 
 
 @dataclass
@@ -44,14 +47,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_proxy(admin_server: AdminServer, var_dir: Path, *extra_args: str) -> ProxyServer:
+def start_proxy(
+    admin_server: AdminServer, var_dir: Path, *extra_args: str, allow_loopback: bool = True
+) -> ProxyServer:
     """Start `run_proxy.py` on the admin's store; wait until it listens with a config loaded."""
     var_dir.mkdir(parents=True, exist_ok=True)
     log_path = var_dir / "proxy.log"
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "run_proxy.py", "--port", str(port), *extra_args],
+            [
+                sys.executable,
+                "run_proxy.py",
+                "--port",
+                str(port),
+                *(ALLOW_LOOPBACK if allow_loopback else ()),
+                *extra_args,
+            ],
             cwd=ROOT,
             env={**admin_server.env, "PYTHONUNBUFFERED": "1"},
             stdout=log,

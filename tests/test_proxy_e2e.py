@@ -369,3 +369,19 @@ def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, up
     assert received.body == body
     assert header(received, "Authorization") == [f"Bearer {TARGET_TOKEN}"]
     assert len(upstream.received) == before + 1, "the refused upload never reached the target"
+
+
+def test_the_ssrf_guard_refuses_loopback_targets_unless_allowed(
+    admin_server, setup, upstream, tmp_path
+):
+    guarded = start_proxy(admin_server, tmp_path, allow_loopback=False)
+    try:
+        before = len(upstream.received)
+        response = requests.get(
+            f"{guarded.base_url}/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
+        )
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "TARGET_ADDRESS_NOT_ALLOWED"
+        assert len(upstream.received) == before
+    finally:
+        guarded.stop()

@@ -1,0 +1,68 @@
+"""The SSRF guard: targets must resolve to public addresses unless the operator allows others.
+
+Resolution uses the event loop's `getaddrinfo` (run in a worker thread by
+asyncio) and is cached briefly, so most requests cost a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+
+CACHE_SECONDS = 30.0
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TargetRefused(Exception):
+    """The target resolves to an address the gateway will not connect to."""
+
+
+class TargetUnresolvable(Exception):
+    """The target's host name does not resolve."""
+
+
+def parse_networks(spec: str) -> tuple[Network, ...]:
+    """`"127.0.0.1/32, 10.0.0.0/8"` → networks; a bare address means that one address."""
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False) for item in spec.split(",") if item.strip()
+    )
+
+
+def is_allowed(address: Address, allowed: tuple[Network, ...]) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global or any(address in network for network in allowed)
+
+
+class TargetGuard:
+    def __init__(self, allowed: tuple[Network, ...] = (), ttl: float = CACHE_SECONDS):
+        self.allowed = allowed
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, tuple[Address, ...]]] = {}
+
+    async def check(self, host: str, port: int) -> None:
+        """Raise unless every address `host` resolves to is allowed."""
+        for address in await self._resolve(host, port):
+            if not is_allowed(address, self.allowed):
+                raise TargetRefused(f"target {host} resolves to {address}, which is not allowed")
+
+    async def _resolve(self, host: str, port: int) -> tuple[Address, ...]:
+        try:
+            return (ipaddress.ip_address(host),)
+        except ValueError:
+            pass
+        cached = self._cache.get(host)
+        if cached and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise TargetUnresolvable(f"target host {host} does not resolve: {exc}") from exc
+        addresses = tuple({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos})
+        self._cache[host] = (time.monotonic(), addresses)
+        return addresses
