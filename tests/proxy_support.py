@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import REGION, ROOT, AdminServer, create, new_client
+from tests.support import REGION, ROOT, AdminServer, create, new_client, stop_process
 
 LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)")
 READY = re.compile(r"configuration version -?\d+ loaded")
@@ -32,13 +32,7 @@ class ProxyServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def free_port() -> int:

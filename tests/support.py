@@ -42,13 +42,18 @@ class AdminServer:
         return b"".join(p.read_bytes() for p in parts if p.exists())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, then kill after 10 s; always reap."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def admin_env(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> dict:
@@ -159,6 +164,18 @@ def assert_invalid(response, *fields: str) -> None:
 def assert_has(record: dict, expected: dict) -> None:
     """`record` holds every key of `expected` with its value."""
     assert {key: record.get(key) for key in expected} == expected
+
+
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def assert_owned_record(record: dict, kind: str, prefix: str, client_id: str, owner: User) -> None:
+    """The key fields of a client-owned record (`kind` e.g. "target", id prefix e.g. "tgt_")."""
+    assert record["pKey"] == record["clientId"] == record["parentId"] == client_id
+    assert record["sKey"] == record[f"{kind}Id"] and record[f"{kind}Id"].startswith(prefix)
+    assert record["userId"] == owner.id
+    assert TIMESTAMP.match(record[f"{kind}CreatedAt"]), record
+    assert TIMESTAMP.match(record[f"{kind}UpdatedAt"]), record
 
 
 DROP = object()  # a body override that removes the field

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +13,7 @@ from tests.support import (
     assert_error,
     assert_has,
     assert_invalid,
+    assert_owned_record,
     body_with,
     create,
     credential_body,
@@ -21,7 +21,6 @@ from tests.support import (
     new_proxy,
 )
 
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OTHER_REGION = "eu-west-1"
 PREFIXES = pytest.mark.parametrize("prefix", ["/api", ""], ids=["api-prefix", "bare"])
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
@@ -80,11 +79,7 @@ def test_create_get_list_update_delete(api, owner, client_id, prefix):
     )
     assert when(cred["credentialExpiresAt"]) == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert "credentialSecret" not in cred
-    assert cred["pKey"] == cred["clientId"] == cred["parentId"] == client_id
-    assert cred["sKey"] == cred["credentialId"] and cred["credentialId"].startswith("cred_")
-    assert cred["userId"] == owner.id
-    assert TIMESTAMP.match(cred["credentialCreatedAt"]), cred
-    assert TIMESTAMP.match(cred["credentialUpdatedAt"]), cred
+    assert_owned_record(cred, "credential", "cred_", client_id, owner)
 
     one = f"{url}/{cred['credentialId']}"
     assert api.get(one).json() == {"credentials": [cred], "message": "Success"}

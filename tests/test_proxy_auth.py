@@ -13,7 +13,8 @@ from addons.proxy_auth import AuthFailure, Presented, authenticate
 from addons.snapshot import CredentialView
 from models.rule_engine import build_scope
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+# PyJWT checks `exp` against the real clock, so the tokens here are dated from it.
+NOW = datetime.now(UTC).replace(microsecond=0)
 HS_SECRET = "k" * 32
 
 

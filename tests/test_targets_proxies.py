@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.support import (
@@ -13,6 +11,7 @@ from tests.support import (
     assert_error,
     assert_has,
     assert_invalid,
+    assert_owned_record,
     body_with,
     create,
     error_fields,
@@ -23,7 +22,6 @@ from tests.support import (
     target_body,
 )
 
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OTHER_REGION = "eu-west-1"
 PREFIXES = pytest.mark.parametrize("prefix", ["/api", ""], ids=["api-prefix", "bare"])
 REF_FIELDS = ("proxyProxyCredentialId", "proxyTargetId", "proxyTargetCredentialId")
@@ -77,11 +75,7 @@ def test_target_create_get_list_update_delete(api, owner, client_id, prefix):
     assert response.json()["message"] == "Success"
     [target] = response.json()["targets"]
     assert_has(target, sent)
-    assert target["pKey"] == target["clientId"] == target["parentId"] == client_id
-    assert target["sKey"] == target["targetId"] and target["targetId"].startswith("tgt_")
-    assert target["userId"] == owner.id
-    assert TIMESTAMP.match(target["targetCreatedAt"]), target
-    assert TIMESTAMP.match(target["targetUpdatedAt"]), target
+    assert_owned_record(target, "target", "tgt_", client_id, owner)
 
     one = f"{url}/{target['targetId']}"
     assert api.get(one).json() == {"targets": [target], "message": "Success"}
@@ -252,11 +246,7 @@ def test_proxy_create_get_list_update_delete(api, owner, client_id, prefix):
     assert response.json()["message"] == "Success"
     [proxy] = response.json()["proxies"]
     assert_has(proxy, sent)
-    assert proxy["pKey"] == proxy["clientId"] == proxy["parentId"] == client_id
-    assert proxy["sKey"] == proxy["proxyId"] and proxy["proxyId"].startswith("proxy_")
-    assert proxy["userId"] == owner.id
-    assert TIMESTAMP.match(proxy["proxyCreatedAt"]), proxy
-    assert TIMESTAMP.match(proxy["proxyUpdatedAt"]), proxy
+    assert_owned_record(proxy, "proxy", "proxy_", client_id, owner)
 
     by_id, by_alias = f"{url}/{proxy['proxyId']}", f"{url}/payment-gateway"
     for one in (by_id, by_alias):
