@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
-from mitmproxy.http import Headers
+from mitmproxy.http import Headers, Request
 
 from addons.proxy_auth import AUTHORIZATION
 from addons.snapshot import CredentialView, ProxyView
@@ -19,6 +20,9 @@ HOP_BY_HOP = (
     "te",
     "upgrade",
 )
+
+
+REDACTED = "[REDACTED]"
 
 
 class UnsupportedInjection(Exception):
@@ -80,8 +84,18 @@ def target_credential_parts(
     raise UnsupportedInjection(f"{credential.auth_type} target credentials are not supported yet")
 
 
-def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> tuple[str, list[str]]:
-    """Rewrite `headers` in place; return the query string to send and the injected secret values.
+@dataclass(frozen=True)
+class Injection:
+    """What `prepare_upstream` put in: the query to send and where the secrets went."""
+
+    query: str
+    secrets: tuple[str, ...]  # injected secret values, redacted from logged bodies
+    header_names: frozenset[str]  # lower case
+    query_names: frozenset[str]
+
+
+def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Injection:
+    """Rewrite `headers` in place for the target; return the query to send and what was injected.
 
     The caller's credential and hop-by-hop headers go; the proxy's additional
     headers and query parameters and the target credential come in.
@@ -94,5 +108,39 @@ def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> tupl
     for name, value in {**proxy.additional_headers, **inject_headers}.items():
         headers[name] = value
     query += [encode_pair(k, v) for k, v in inject_query]
-    secrets = [*inject_headers.values(), *(value for _, value in inject_query)]
-    return "&".join(query), secrets
+    return Injection(
+        query="&".join(query),
+        secrets=(*inject_headers.values(), *(value for _, value in inject_query)),
+        header_names=frozenset(name.lower() for name in inject_headers),
+        query_names=frozenset(name for name, _ in inject_query),
+    )
+
+
+def show_redacted(request: Request, url: str, injection: Injection) -> None:
+    """Point the flow's request at `url`, the injected credential blanked in it and the headers.
+
+    The flow's request is what mitmweb and `flow_detail` print; the request
+    actually sent is kept apart (`FlowState.upstream`).
+    """
+    request.url = url
+    query = request.query
+    for name in injection.query_names & set(query.keys()):
+        query[name] = REDACTED
+    for name in injection.header_names:
+        if name in request.headers:
+            request.headers[name] = REDACTED
+
+
+def conceal_caller_credential(request: Request, credential: CredentialView | None) -> None:
+    """Blank where the caller's credential may be (Authorization when the proxy is unknown)."""
+    headers, query_names = (
+        caller_credential_names(credential)
+        if credential
+        else ({AUTHORIZATION.lower()}, {AUTHORIZATION})
+    )
+    for name in headers:
+        if name in request.headers:
+            request.headers[name] = REDACTED
+    query = request.query
+    for name in query_names & set(query.keys()):
+        query[name] = REDACTED

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 from sqlalchemy import insert
@@ -35,8 +36,6 @@ class Material:
     status: int | None
     message: str
     finished_at: float
-    response_received_at: float | None
-    target_host: str | None
     request_body: bytes | None
     response_body: bytes | None
     ttl_days: int
@@ -52,7 +51,7 @@ def to_row(m: Material) -> dict:
     """A `request_logs` row in seed 001's shape, redacted. Runs in the writer thread."""
     state, proxy = m.state, m.state.proxy or m.state.candidates[0]
     drop_headers, drop_query = caller_credential_names(proxy.proxy_credential)
-    secrets = state.injected_values
+    secrets = state.injection.secrets if state.injection else ()
     proxy_data = {
         "stage": m.stage,
         "method": m.method,
@@ -69,13 +68,13 @@ def to_row(m: Material) -> dict:
     }
     target_data = None
     if state.validation["requestSent"]:
-        received = m.response_received_at
+        received = state.target_answered_at
         target_data = {
             "sentAt": ms(state.sent_at),
             "receivedAt": ms(received),
             "duration": round(received - state.sent_at, 3) if received and state.sent_at else None,
             "status": state.upstream_status,
-            "location": m.target_host,
+            "location": urlsplit(state.upstream.url).hostname,
         }
     return {
         "id": state.request_id,
@@ -138,8 +137,6 @@ class Record:
                     message=(response.headers.get(PROXY_MESSAGE) if response else None)
                     or (flow.error.msg if flow.error else "Request logged"),
                     finished_at=time.time(),
-                    response_received_at=response.timestamp_end if response else None,
-                    target_host=flow.request.host if state.validation["requestSent"] else None,
                     request_body=flow.request.raw_content,
                     response_body=response.raw_content if response else None,
                     ttl_days=options.portcullis_log_ttl_days,

@@ -1,88 +1,59 @@
-"""Stage 6, respond: the size limit, the proxy-code headers, and what mitmweb shows."""
+"""Stage 6, respond: settle what the caller receives, add the proxy-code headers, annotate."""
 
 from __future__ import annotations
 
-import json
-
-from mitmproxy import ctx, http
+from mitmproxy import http
 
 from addons.failsafe import fail_closed
-from addons.responses import GRANTED, PROXY_CODE, PROXY_MESSAGE, REQUEST_ID, replace_before_body
-from addons.state import FlowState, state_of
-
-TOO_LARGE = "response-too-large"
-REDACTED = "[REDACTED]"
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.2f}".rstrip("0").rstrip(".") + " MB"
-
-
-def too_large(size: int, limit: int, request_id: str) -> http.Response:
-    """Seed 002's 413 body, with the proxy-code headers."""
-    body = {
-        "error": "Payload Too Large",
-        "message": "The response from the target API is too large to return directly.",
-        "responseSize": _megabytes(size),
-        "limit": _megabytes(limit),
-        "suggestion": "Consider using pagination or requesting smaller data sets.",
-    }
-    headers = {
-        "Content-Type": "application/json",
-        PROXY_CODE: TOO_LARGE,
-        PROXY_MESSAGE: f"Response payload exceeds {_megabytes(limit)} limit",
-        REQUEST_ID: request_id,
-    }
-    return http.Response.make(413, json.dumps(body).encode(), headers)
-
-
-def redact_injected(flow: http.HTTPFlow, state: FlowState) -> None:
-    """After sending, blank the injected secrets in the copy mitmweb shows."""
-    if not state.injected_values:
-        return
-    headers = flow.request.headers
-    for name, value in list(headers.items(multi=True)):
-        if any(secret in value for secret in state.injected_values):
-            headers[name] = REDACTED
-    if any(secret in flow.request.path for secret in state.injected_values):
-        query = flow.request.query
-        for name, value in list(query.items(multi=True)):
-            if value in state.injected_values:
-                query[name] = REDACTED
+from addons.injection import conceal_caller_credential
+from addons.responses import (
+    GATEWAY_ERROR,
+    GRANTED,
+    PROXY_CODE,
+    PROXY_MESSAGE,
+    REQUEST_ID,
+    internal_error,
+)
+from addons.state import state_of
 
 
 class Respond:
     @fail_closed
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        state = state_of(flow)
-        if state is None or state.proxy_code != GRANTED or not state.validation["requestSent"]:
-            return
-        state.mark("responseReceived")
-        response = flow.response
-        state.upstream_status = response.status_code
-        limit = ctx.options.portcullis_max_response_bytes
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            state.proxy_code = TOO_LARGE
-            replace_before_body(response, too_large(int(length), limit, state.request_id))
-            return
-        response.headers[PROXY_CODE] = GRANTED
-        response.headers[PROXY_MESSAGE] = "Proxy authentication successful"
-        response.headers[REQUEST_ID] = state.request_id
-
-    @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
+        self._settle(flow)
         self._annotate(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._annotate(flow)
 
     @staticmethod
+    def _settle(flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        if state is None or state.upstream is None:
+            return  # refused before it was granted: the refusing stage answered
+        if flow.response is not state.final_response:
+            # mitmproxy's own upstream answer, which can only be the stream bridge's
+            # (empty, so mitmproxy buffered it): send the settled response instead.
+            if state.final_response is None:
+                state.mark("systemError")
+                state.proxy_code = GATEWAY_ERROR
+                state.final_response = internal_error(state.request_id)
+            flow.response = state.final_response
+        if state.proxy_code == GRANTED:
+            headers = flow.response.headers
+            headers[PROXY_CODE] = GRANTED
+            headers[PROXY_MESSAGE] = "Proxy authentication successful"
+            headers[REQUEST_ID] = state.request_id
+
+    @staticmethod
     def _annotate(flow: http.HTTPFlow) -> None:
+        """What mitmweb shows: request id, proxy code and deciding rule; refusals marked; the
+        caller's credential blanked (the injected one already is, see the forward stage)."""
         state = state_of(flow)
         if state is None:
             return
-        redact_injected(flow, state)
+        proxy = state.proxy or next(iter(state.candidates), None)
+        conceal_caller_credential(flow.request, proxy.proxy_credential if proxy else None)
         decision = state.decision
         rule = decision.rule_id if decision and decision.rule_id else "default"
         flow.comment = f"request {state.request_id} · {state.proxy_code} · rule {rule}"

@@ -14,6 +14,8 @@ GRANTED = "proxy-access-granted"
 DENIED = "proxy-access-denied"
 GATEWAY_ERROR = "gateway-error"
 TARGET_UNREACHABLE = "target-unreachable"
+TARGET_TIMEOUT = "target-timeout"
+TOO_LARGE = "response-too-large"
 
 
 def proxy_error(
@@ -43,6 +45,31 @@ def internal_error(request_id: str | None = None) -> http.Response:
         "The gateway failed to process this request; nothing was forwarded",
         request_id=request_id,
     )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.2f}".rstrip("0").rstrip(".") + " MB"
+
+
+def too_large(size: int | None, limit: int, request_id: str) -> http.Response:
+    """Seed 002's 413 body, with the proxy-code headers.
+
+    `size` is None when the target sent no length and reading stopped at the limit.
+    """
+    body = {
+        "error": "Payload Too Large",
+        "message": "The response from the target API is too large to return directly.",
+        "responseSize": _megabytes(size) if size is not None else f"more than {_megabytes(limit)}",
+        "limit": _megabytes(limit),
+        "suggestion": "Consider using pagination or requesting smaller data sets.",
+    }
+    headers = {
+        "Content-Type": "application/json",
+        PROXY_CODE: TOO_LARGE,
+        PROXY_MESSAGE: f"Response payload exceeds {_megabytes(limit)} limit",
+        REQUEST_ID: request_id,
+    }
+    return http.Response.make(413, json.dumps(body).encode(), headers)
 
 
 def replace_before_body(response: http.Response, replacement: http.Response) -> None:

@@ -2,6 +2,7 @@
 
 Resolution uses the event loop's `getaddrinfo` (run in a worker thread by
 asyncio) and is cached briefly, so most requests cost a dictionary lookup.
+The upstream client resolves through this guard (see `addons/upstream.py`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ class TargetGuard:
         self._ttl = ttl
         self._cache: dict[str, tuple[float, tuple[Address, ...]]] = {}
 
-    async def check(self, host: str, port: int) -> None:
-        """Raise unless every address `host` resolves to is allowed."""
-        for address in await self._resolve(host, port):
+    async def allowed_addresses(self, host: str, port: int) -> tuple[Address, ...]:
+        """The addresses `host` resolves to; raise unless every one of them is allowed.
+
+        The upstream client connects only to addresses returned here, so a name
+        cannot resolve to one address when checked and another when used.
+        """
+        addresses = await self._resolve(host, port)
+        for address in addresses:
             if not is_allowed(address, self.allowed):
                 raise TargetRefused(f"target {host} resolves to {address}, which is not allowed")
+        return addresses
 
     async def _resolve(self, host: str, port: int) -> tuple[Address, ...]:
         try:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from mitmproxy import http
 
+from addons.injection import Injection
 from addons.snapshot import ProxyView, Snapshot
+from addons.upstream import UpstreamRequest
 from models.rule_engine import Decision
 
 # The `validationData` flags of a request log entry (seed 001), all false until proven.
@@ -52,8 +54,13 @@ class FlowState:
     query: str = ""  # raw query string as received
     decision: Decision | None = None
     proxy_code: str | None = None
-    injected_values: list[str] = field(default_factory=list)  # to redact after sending
+    injection: Injection | None = None  # what the forward stage put in, to redact
+    upstream: UpstreamRequest | None = None  # set once granted: what goes to the target
+    # The answer the gateway settled on after sending; mitmproxy's own upstream
+    # response (from the stream bridge) is always replaced by it.
+    final_response: http.Response | None = None
     sent_at: float | None = None
+    target_answered_at: float | None = None
     upstream_status: int | None = None
     caller_headers: list[tuple[str, str]] = field(default_factory=list)  # as received
     caller_query: list[tuple[str, str]] = field(default_factory=list)  # as received

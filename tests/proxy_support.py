@@ -95,6 +95,19 @@ def wait_until_served(gateway, path: str, headers: dict, expect=lambda r: r.stat
         time.sleep(0.05)  # polling a real process for a real change, bounded by the deadline
 
 
+def logged(api, setup, request_id: str, timeout: float = 10) -> dict:
+    """The Requests API's entry for `request_id`, once the batched writer has stored it."""
+    path = f"{setup.base}/proxies/{setup.id}/requests/{request_id}"
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.get(path)
+        if response.status_code == 200:
+            return response.json()["requests"][0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"request {request_id} was not logged: {response.text}")
+        time.sleep(0.05)  # polling the store for the writer's batch, bounded by the deadline
+
+
 class Setup:
     """One client's proxy toward the recording upstream, built through the Core API."""
 

@@ -106,25 +106,25 @@ def caller_headers(**extra) -> Headers:
 )
 def test_target_credential_is_injected_and_caller_credential_removed(target, headers, query):
     sent = caller_headers()
-    raw_query, secrets = prepare_upstream(proxy(target), sent, "a=1&Authorization=caller&b")
-    assert raw_query.split("&") == ["a=1", "b", *query]
+    injection = prepare_upstream(proxy(target), sent, "a=1&Authorization=caller&b")
+    assert injection.query.split("&") == ["a=1", "b", *query]
     for name, value in headers.items():
         assert sent.get_all(name) == [value]
     assert "caller" not in [v for _, v in sent.items(multi=True)]
     for hop in ("Connection", "Keep-Alive", "X-Hop"):
         assert hop not in sent
     assert sent["Accept"] == "application/json"
-    assert set(secrets) == set(headers.values()) | {
+    assert set(injection.secrets) == set(headers.values()) | {
         q.split("=")[1].replace("%26", "&") for q in query
     }
 
 
 def test_caller_query_credential_named_by_the_credential_is_removed():
     caller = cred("proxy", "apiKey", {"value": "caller"}, {"in": "query", "name": "api_key"})
-    raw_query, _ = prepare_upstream(
+    injection = prepare_upstream(
         proxy(cred("target", "none", {}), caller=caller), Headers(), "api_key=caller&keep=1"
     )
-    assert raw_query == "keep=1"
+    assert injection.query == "keep=1"
 
 
 def test_additional_headers_and_query_params_are_added_but_never_override_the_secret():
@@ -132,7 +132,7 @@ def test_additional_headers_and_query_params_are_added_but_never_override_the_se
         "target", "bearer", {"token": "T"}, {"header": "Authorization", "prefix": "Bearer"}
     )
     sent = caller_headers()
-    raw_query, _ = prepare_upstream(
+    injection = prepare_upstream(
         proxy(
             target,
             additional_headers={"X-Team": "payments", "Authorization": "spoof"},
@@ -142,7 +142,7 @@ def test_additional_headers_and_query_params_are_added_but_never_override_the_se
         "",
     )
     assert sent["X-Team"] == "payments" and sent["Authorization"] == "Bearer T"
-    assert raw_query == "v=2"
+    assert injection.query == "v=2"
 
 
 @pytest.mark.parametrize("auth_type", ["oauth2", "customToken"])

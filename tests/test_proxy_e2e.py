@@ -385,3 +385,45 @@ def test_the_ssrf_guard_refuses_loopback_targets_unless_allowed(
         assert len(upstream.received) == before
     finally:
         guarded.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"credentialActive": False}, "inactive"),
+        ({"credentialExpiresAt": "2020-01-01T00:00:00Z"}, "expired"),
+    ],
+)
+def test_an_inactive_or_expired_caller_credential_is_401_saying_so(
+    api, setup, gateway, upstream, change, reason
+):
+    updated = api.put(f"{setup.base}/credentials/{setup.caller['sKey']}", json=change)
+    assert updated.status_code == 200, updated.text
+    path, headers = f"/api/{setup.id}/x", {"X-API-Key": CALLER_KEY}
+    refused = wait_until_served(gateway, path, headers, lambda r: r.status_code == 401)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["details"]["reason"] == reason
+    assert reason in refused.json()["message"]
+    before = len(upstream.received)
+    assert call(gateway, "GET", path, headers=headers).status_code == 401
+    assert len(upstream.received) == before
+
+
+def test_target_credential_scope_checks_header_values_and_deny_wins(api, setup, gateway):
+    scope = f"credentials/{setup.target_cred['sKey']}"
+    setup.rule(
+        scope, {"effect": "allow", "priority": 100, "headerChecks": [{"namePattern": "^x-tier$"}]}
+    )
+    deny = setup.rule(
+        scope,
+        {"effect": "deny", "headerChecks": [{"namePattern": "^x-tier$", "valuePattern": "^free$"}]},
+    )
+    path, auth = f"/api/{setup.id}/x", {"X-API-Key": CALLER_KEY}
+    denied = wait_until_served(
+        gateway, path, {**auth, "X-Tier": "free"}, lambda r: r.status_code == 403
+    )
+    assert denied.json()["error"]["details"] == {
+        "scope": "targetCredential",
+        "ruleId": deny["ruleId"],
+    }
+    assert call(gateway, "GET", path, headers={**auth, "X-Tier": "gold"}).status_code == 200

@@ -48,9 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         tail = parts[-2:] if len(parts) >= 2 else [*parts, ""][:2]
         if tail[0] == "status" and tail[1].isdigit():
-            extra = {}
-            if "retry_after" in parse_qs(query):
-                extra["Retry-After"] = parse_qs(query)["retry_after"][0]
+            # ?header=Name:value (repeatable) adds response headers, e.g. Retry-After, Location.
+            extra = [item.split(":", 1) for item in parse_qs(query).get("header", [])]
             code = int(tail[1])
             body = b"" if code in (204, 304) else json.dumps({"status": code}).encode()
             return self._send(code, body, "application/json", extra)
@@ -74,12 +73,12 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send(200, json.dumps(echo).encode(), "application/json")
 
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
+    def _send(self, status: int, body: bytes, content_type: str, extra=()):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if status not in (204, 304):
             self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
+        for name, value in extra:
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":

@@ -1,0 +1,69 @@
+"""Where mitmproxy sends the request bodies it streams: a loopback server inside this process.
+
+mitmproxy streams a large request body (or a chunked one that grows past
+`stream_large_bodies`) straight to `flow.request.url`, without another hook.
+So every granted flow points there at a one-time bridge address until the
+forward stage has sent it itself; a streamed body then arrives here, and the
+bridge hands it, still streaming, to the same send function the buffered path
+uses. The bridge answers with an empty 200; the respond stage swaps in the
+real response (see `Respond.responseheaders`). Nothing mitmproxy does by
+itself can reach a target.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from mitmproxy import http
+
+log = logging.getLogger("portcullis.bridge")
+CHUNK_BYTES = 64 * 1024
+HOST = "127.0.0.1"
+
+Handler = Callable[[http.HTTPFlow, AsyncIterator[bytes]], Awaitable[None]]
+
+
+class StreamBridge:
+    def __init__(self, handle: Handler):
+        self._handle = handle
+        self._pending: weakref.WeakValueDictionary[str, http.HTTPFlow] = (
+            weakref.WeakValueDictionary()
+        )
+        self._runner: web.ServerRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        self._runner = web.ServerRunner(web.Server(self._serve, access_log=None))
+        await self._runner.setup()
+        await web.TCPSite(self._runner, HOST, 0).start()
+        self.port = self._runner.addresses[0][1]
+        log.debug("stream bridge on %s:%s", HOST, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def route(self, flow: http.HTTPFlow) -> str:
+        """A one-time bridge URL for `flow`; valid until used or forgotten."""
+        if self.port is None:
+            raise RuntimeError("the stream bridge is not running")
+        token = secrets.token_urlsafe(16)
+        self._pending[token] = flow
+        flow.metadata["portcullis.bridge"] = token
+        return f"http://{HOST}:{self.port}/{token}"
+
+    def forget(self, flow: http.HTTPFlow) -> None:
+        """The flow was sent another way: its bridge URL stops working."""
+        self._pending.pop(flow.metadata.pop("portcullis.bridge", ""), None)
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        flow = self._pending.pop(request.path.lstrip("/"), None)
+        if flow is None:
+            return web.Response(status=404, text="unknown bridge token")
+        flow.metadata.pop("portcullis.bridge", None)
+        await self._handle(flow, request.content.iter_chunked(CHUNK_BYTES))
+        return web.Response(status=200, headers={"Server": ""})

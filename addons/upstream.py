@@ -1,0 +1,261 @@
+"""The upstream leg: one pooled HTTP client that sends a checked, prepared request to a target.
+
+Every request the gateway forwards leaves through `UpstreamClient.send`, so the
+rules for the upstream leg live here once:
+
+- it connects only to addresses the SSRF guard returned for the host (the
+  connector resolves through the guard), so a name cannot pass the check and
+  then resolve elsewhere;
+- connect and read timeouts end in `TargetTimeout`, connection failures in
+  `TargetUnreachable`, both of which the caller turns into JSON 504 / 502;
+- the response body is read with a bound: past `max_body` bytes it stops
+  reading and raises `ResponseTooLarge`, whether or not a Content-Length was sent;
+- no cookie jar, no redirects followed, no headers invented, bodies passed
+  through still encoded.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from addons.ssrf import TargetGuard, TargetUnresolvable
+
+# Hop-by-hop and framing headers: meaningful for one connection only (RFC 9110 §7.6.1).
+# The client computes framing for its own connection.
+CONNECTION_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Headers aiohttp would add when the caller did not send them; a proxy adds none.
+NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+MAX_HEADER_BYTES = 64 * 1024
+BODYLESS_STATUSES = frozenset({204, 304})
+
+
+class UpstreamFailure(Exception):
+    """The target gave no usable answer. `reached`: whether a connection was made."""
+
+    reached = False
+
+
+class TargetUnreachable(UpstreamFailure):
+    """No connection, or the connection broke before a complete response."""
+
+
+class TargetTimeout(UpstreamFailure):
+    """Connecting, or waiting for the target to answer, took longer than allowed."""
+
+    reached = True
+
+
+class ResponseTooLarge(UpstreamFailure):
+    """The response body is larger than the caller may receive.
+
+    `size` is the announced Content-Length, or None when the body was chunked
+    and reading stopped at the limit.
+    """
+
+    reached = True
+
+    def __init__(self, status: int, size: int | None):
+        super().__init__(f"target response larger than the limit ({size or 'unknown'} bytes)")
+        self.status = status
+        self.size = size
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """A request ready to send: the target URL and every header, credential injected."""
+
+    method: str
+    url: str  # already percent-encoded; sent as is
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    reason: str
+    headers: tuple[tuple[bytes, bytes], ...]  # connection headers removed
+    body: bytes
+    headers_at: float  # epoch seconds the status line arrived
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float
+    read_s: float  # for the response to start, and between reads of it
+
+
+def forwardable(headers: tuple[tuple[str, str], ...], streamed: bool) -> list[tuple[str, str]]:
+    """Headers minus connection headers, Host and, unless the body is streamed, Content-Length.
+
+    A buffered body may have been rewritten (`proxyAdditionalData`), so its
+    length is computed again; a streamed body keeps the caller's length so the
+    target sees the same framing the caller chose.
+    """
+    listed = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    dropped = CONNECTION_HEADERS | listed | {"host"} | (set() if streamed else {"content-length"})
+    return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    listed = {
+        token.strip().lower()
+        for name, value in raw
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    }
+    dropped = {n.encode() for n in CONNECTION_HEADERS} | listed
+    return tuple((name, value) for name, value in raw if name.lower() not in dropped)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, answered by the SSRF guard: only allowed addresses come back."""
+
+    def __init__(self, guard: TargetGuard):
+        self._guard = guard
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> list[ResolveResult]:
+        addresses = await self._guard.allowed_addresses(host, port)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+class UpstreamClient:
+    """A connection pool shared by every flow of this process. Create and use on one loop."""
+
+    def __init__(
+        self,
+        guard: TargetGuard,
+        timeouts: Timeouts,
+        ssl_context: ssl.SSLContext | bool = True,
+        max_connections: int = 1000,
+    ):
+        self.guard = guard
+        self.timeouts = timeouts
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(guard),
+            use_dns_cache=False,  # the guard caches; aiohttp's cache would skip the guard
+            limit=max_connections,
+            ssl=ssl_context,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=NO_AUTO_HEADERS,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def send(
+        self,
+        request: UpstreamRequest,
+        body: bytes | AsyncIterable[bytes] | None,
+        max_body: int,
+    ) -> UpstreamResponse:
+        """Send `request` with `body`; the complete response, or an `UpstreamFailure`.
+
+        `TargetRefused` (from the SSRF guard) passes through unchanged.
+        """
+        url = URL(request.url, encoded=True)
+        # aiohttp does not resolve IP literals, so they are checked here; names are
+        # checked again by the resolver on every new connection.
+        await self.guard.allowed_addresses(url.raw_host or "", url.port or 0)
+        streamed = body is not None and not isinstance(body, bytes)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeouts.connect_s, sock_read=self.timeouts.read_s
+        )
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=forwardable(request.headers, streamed),
+                data=body or None,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                headers_at = time.time()
+                content = await self._read_bounded(response, request.method, max_body)
+                return UpstreamResponse(
+                    status=response.status,
+                    reason=response.reason or "",
+                    headers=response_headers(response.raw_headers),
+                    body=content,
+                    headers_at=headers_at,
+                    finished_at=time.time(),
+                )
+        except TargetUnresolvable as exc:
+            raise TargetUnreachable(str(exc)) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise TargetTimeout(_timeout_message(exc, self.timeouts)) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TargetUnreachable(f"could not connect to the target: {exc.os_error}") from exc
+        except aiohttp.ClientError as exc:
+            failure = TargetUnreachable(f"the target's answer was broken off or invalid: {exc}")
+            failure.reached = True
+            raise failure from exc
+
+    @staticmethod
+    async def _read_bounded(response: aiohttp.ClientResponse, method: str, max_body: int) -> bytes:
+        if method == "HEAD" or response.status in BODYLESS_STATUSES:
+            return b""
+        announced = response.content_length
+        if announced is not None and announced > max_body:
+            response.close()  # drop the connection rather than read what is refused
+            raise ResponseTooLarge(response.status, announced)
+        chunks, size = [], 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > max_body:
+                response.close()
+                raise ResponseTooLarge(response.status, announced)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _timeout_message(exc: Exception, timeouts: Timeouts) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"the target did not accept a connection within {timeouts.connect_s:g}s"
+    return f"the target did not answer within {timeouts.read_s:g}s"
