@@ -16,8 +16,6 @@ from pathlib import Path
 ADDON_SCRIPT = Path(__file__).resolve().parent / "addons" / "gateway.py"
 # Reverse mode needs a default upstream; the addons route every flow before it could be used.
 PLACEHOLDER_UPSTREAM = "http://127.0.0.1:9"
-# Bodies above this are streamed, never held: every check runs before a body moves.
-STREAM_LARGE_BODIES = "1m"
 
 
 def mitmproxy_args(options: argparse.Namespace, passthrough: list[str]) -> list[str]:
@@ -26,8 +24,6 @@ def mitmproxy_args(options: argparse.Namespace, passthrough: list[str]) -> list[
         f"reverse:{PLACEHOLDER_UPSTREAM}",
         "--set",
         "connection_strategy=lazy",
-        "--set",
-        f"stream_large_bodies={STREAM_LARGE_BODIES}",
         "--listen-host",
         options.listen_host,
         "--listen-port",

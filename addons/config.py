@@ -13,6 +13,7 @@ from models.settings import Settings
 from models.store import make_engine
 
 log = logging.getLogger("portcullis.config")
+STREAM_LARGE_BODIES = "1m"
 
 
 class Config:
@@ -33,11 +34,13 @@ class Config:
         )
 
     def configure(self, updated) -> None:
-        if (
-            "portcullis_max_response_bytes" in updated
-            and ctx.options.portcullis_max_response_bytes < 1
-        ):
+        options = ctx.options
+        if "portcullis_max_response_bytes" in updated and options.portcullis_max_response_bytes < 1:
             raise exceptions.OptionsError("portcullis_max_response_bytes must be positive")
+        if "stream_large_bodies" in updated and not options.stream_large_bodies:
+            # Large request bodies are streamed to the target, never held, however
+            # mitmproxy was started; an explicit threshold is kept.
+            options.stream_large_bodies = STREAM_LARGE_BODIES
 
     def running(self) -> None:
         settings = Settings.from_env()

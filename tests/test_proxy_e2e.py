@@ -371,6 +371,30 @@ def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, up
     assert len(upstream.received) == before + 1, "the refused upload never reached the target"
 
 
+def test_a_large_upload_reaches_the_target_while_the_caller_is_still_sending(
+    setup, gateway, upstream
+):
+    """Streamed, not held: the rest of the body is sent only once the target sees the request."""
+    seen_while_sending = []
+
+    def body():
+        yield b"a" * (2 * 1024 * 1024)  # past stream_large_bodies (1 MB), chunked
+        seen_while_sending.append(upstream.wait_started("/base/streaming-upload"))
+        yield b"b" * 1024
+
+    response = call(
+        gateway,
+        "POST",
+        f"/api/{setup.id}/streaming-upload",
+        headers={"X-API-Key": CALLER_KEY},
+        data=body(),
+    )
+    assert response.status_code == 200, response.text
+    assert seen_while_sending == [True], "the gateway held the body instead of streaming it"
+    received = [r for r in upstream.received if r.path == "/base/streaming-upload"][-1]
+    assert received.body == b"a" * (2 * 1024 * 1024) + b"b" * 1024
+
+
 def test_the_ssrf_guard_refuses_loopback_targets_unless_allowed(
     admin_server, setup, upstream, tmp_path
 ):

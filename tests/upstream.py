@@ -41,6 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         path, _, query = self.path.partition("?")
+        self.server.upstream.record_start(path)
         received = Received(
             self.command, path, query, list(self.headers.items()), self._read_body()
         )
@@ -109,12 +110,23 @@ class RecordingUpstream:
 
     def __init__(self):
         self.received: list[Received] = []
+        self.started: list[str] = []  # paths whose request head arrived, in order
         self.jwks: dict = {"keys": []}
         self._arrived = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.upstream = self
         self.port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def record_start(self, path: str) -> None:
+        with self._arrived:
+            self.started.append(path)
+            self._arrived.notify_all()
+
+    def wait_started(self, path: str, timeout: float = 10) -> bool:
+        """Whether a request for `path` started arriving (head read, body maybe not) in time."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: path in self.started, timeout)
 
     def record(self, received: Received) -> None:
         with self._arrived:
