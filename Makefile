@@ -25,11 +25,13 @@ migrate: install
 
 # The admin (127.0.0.1:5000) and the data plane (127.0.0.1:8080) together;
 # Ctrl-C, or either one exiting, stops both.
+# The trap is cleared before `kill 0`, which signals this shell too: otherwise the
+# trap would catch its own TERM and signal everyone again, over and over.
 run: migrate
-	@trap 'kill 0' INT TERM; \
+	@stop() { trap - INT TERM; kill 0; }; trap stop INT TERM; \
 	$(PY) run_admin.py serve --no-migrate & \
 	$(PY) run_proxy.py & \
-	wait -n; kill 0
+	wait -n; stop
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -59,7 +59,8 @@ class Forward:
         self.guard = TargetGuard()
         self.client: UpstreamClient | None = None
         self.bridge = StreamBridge(self._send_streamed)
-        self._started: asyncio.Task | None = None
+        self._started: asyncio.Future | None = None
+        self._ready = False  # client and bridge both up
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -194,6 +195,8 @@ class Forward:
 
     async def _start(self) -> None:
         """Create the client and the bridge on mitmproxy's loop, once."""
+        if self._ready:
+            return
         if self._started is None:
             self._started = asyncio.ensure_future(self._open())
         await asyncio.shield(self._started)
@@ -201,6 +204,7 @@ class Forward:
     async def _open(self) -> None:
         self.client = UpstreamClient(self.guard, self._timeouts(), upstream_ssl_context())
         await self.bridge.start()
+        self._ready = True
 
     async def _close(self) -> None:
         await self.bridge.stop()
