@@ -17,6 +17,16 @@ from addons.forward import Forward
 from addons.record import Record
 from addons.respond import Respond
 from addons.route import Route
+from addons.telemetry import Telemetry
 
 config = Config()
-addons = [config, Route(config), Authenticate(), Authorize(), Forward(), Respond(), Record()]
+addons = [
+    config,
+    Route(config),
+    Authenticate(),
+    Authorize(),
+    Forward(),
+    Respond(),
+    Record(),
+    Telemetry(),
+]

@@ -7,7 +7,6 @@ redacts and inserts the rows in batches.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,7 +34,6 @@ class Material:
     method: str
     status: int | None
     message: str
-    finished_at: float
     request_body: bytes | None
     response_body: bytes | None
     ttl_days: int
@@ -57,8 +55,8 @@ def to_row(m: Material) -> dict:
         "method": m.method,
         "apiPath": state.path,
         "receivedAt": ms(state.received_at),
-        "sentAt": ms(m.finished_at),
-        "duration": round(m.finished_at - state.received_at, 3),
+        "sentAt": ms(state.finished_at),
+        "duration": round(state.proxy_seconds, 3),
         "status": m.status,
         "message": m.message,
         "arnBase": "",
@@ -68,11 +66,11 @@ def to_row(m: Material) -> dict:
     }
     target_data = None
     if state.validation["requestSent"]:
-        received = state.target_answered_at
+        target_seconds = state.target_seconds
         target_data = {
             "sentAt": ms(state.sent_at),
-            "receivedAt": ms(received),
-            "duration": round(received - state.sent_at, 3) if received and state.sent_at else None,
+            "receivedAt": ms(state.target_answered_at),
+            "duration": None if target_seconds is None else round(target_seconds, 3),
             "status": state.upstream_status,
             "location": urlsplit(state.upstream.url).hostname,
         }
@@ -136,7 +134,6 @@ class Record:
                     status=response.status_code if response else None,
                     message=(response.headers.get(PROXY_MESSAGE) if response else None)
                     or (flow.error.msg if flow.error else "Request logged"),
-                    finished_at=time.time(),
                     request_body=flow.request.raw_content,
                     response_body=response.raw_content if response else None,
                     ttl_days=options.portcullis_log_ttl_days,

@@ -52,6 +52,7 @@ class Respond:
         state = state_of(flow)
         if state is None:
             return
+        state.finish()
         proxy = state.proxy or next(iter(state.candidates), None)
         conceal_caller_credential(flow.request, proxy.proxy_credential if proxy else None)
         decision = state.decision

@@ -62,6 +62,7 @@ class FlowState:
     sent_at: float | None = None
     target_answered_at: float | None = None
     upstream_status: int | None = None
+    finished_at: float | None = None  # the caller's answer settled (respond stage)
     caller_headers: list[tuple[str, str]] = field(default_factory=list)  # as received
     caller_query: list[tuple[str, str]] = field(default_factory=list)  # as received
     validation: dict[str, bool] = field(
@@ -71,6 +72,23 @@ class FlowState:
     def mark(self, *flags: str) -> None:
         for flag in flags:
             self.validation[flag] = True
+
+    def finish(self) -> None:
+        """Stamp the time the caller's answer was settled (once)."""
+        if self.finished_at is None:
+            self.finished_at = time.time()
+
+    @property
+    def proxy_seconds(self) -> float | None:
+        """The proxy leg: from receiving the request to settling the caller's answer."""
+        return None if self.finished_at is None else self.finished_at - self.received_at
+
+    @property
+    def target_seconds(self) -> float | None:
+        """The target leg: from sending to the target to its complete answer."""
+        if self.sent_at is None or self.target_answered_at is None:
+            return None
+        return self.target_answered_at - self.sent_at
 
 
 _states: weakref.WeakKeyDictionary[http.HTTPFlow, FlowState] = weakref.WeakKeyDictionary()

@@ -1,4 +1,4 @@
-"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge."""
+"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge and roll-ups."""
 
 from __future__ import annotations
 
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_cmd.add_argument("--name")
     commands.add_parser("rotate-secrets", help="re-seal all secrets with the active master key")
     commands.add_parser("purge", help="delete expired request log entries now")
+    commands.add_parser(
+        "roll-up-telemetry", help="compact telemetry and purge what is past its retention now"
+    )
     return parser
 
 
@@ -136,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         from admin.jobs import purge_expired_request_logs
 
         print(f"Purged {purge_expired_request_logs(settings)} expired request log entries.")
+    elif args.command == "roll-up-telemetry":
+        from admin.jobs import roll_up_telemetry
+
+        roll_up_telemetry(settings)
+        print("Telemetry compacted.")
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

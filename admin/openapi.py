@@ -40,6 +40,7 @@ class EndpointDoc:
     query: dict[str, fields.Field] = field(default_factory=dict)
     auth: bool = True
     errors: tuple[int, ...] = (400, 401, 403, 404)
+    returns_list: bool = False  # a bare JSON array of `schema`, not an envelope
 
 
 def doc(summary: str, tag: str, **kwargs) -> Callable:
@@ -112,6 +113,10 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
     success: dict = {"description": "Success"}
     if envelope:
         success["content"] = {"application/json": {"schema": envelope}}
+    elif spec_doc.returns_list:
+        success["content"] = {
+            "application/json": {"schema": {"type": "array", "items": spec_doc.schema}}
+        }
     else:
         success["content"] = {"application/json": {"schema": "MessageSchema"}}
     responses = {str(spec_doc.status): success}

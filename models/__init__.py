@@ -8,6 +8,13 @@ from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
 from models.target import Target
+from models.telemetry import (
+    MetricPoint,
+    MetricPointLatency,
+    MetricTotal,
+    TelemetryCounter,
+    TelemetryWatermark,
+)
 from models.user import User, UserToken
 
 __all__ = [
@@ -16,10 +23,15 @@ __all__ = [
     "ConfigState",
     "Credential",
     "Membership",
+    "MetricPoint",
+    "MetricPointLatency",
+    "MetricTotal",
     "Proxy",
     "RequestLog",
     "Rule",
     "Target",
+    "TelemetryCounter",
+    "TelemetryWatermark",
     "User",
     "UserToken",
     "current_config_version",

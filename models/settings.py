@@ -29,6 +29,10 @@ class Settings:
     max_requests_per_minute: int
     max_requests_per_day: int
     max_api_body_bytes: int
+    telemetry_compact_seconds: int = 60
+    telemetry_minute_hours: int = 48
+    telemetry_hour_days: int = 90
+    metric_point_days: int = 7
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +45,14 @@ class Settings:
             max_requests_per_minute=_int_env("PORTCULLIS_MAX_REQUESTS_PER_MINUTE", 1000),
             max_requests_per_day=_int_env("PORTCULLIS_MAX_REQUESTS_PER_DAY", 20000),
             max_api_body_bytes=_int_env("PORTCULLIS_MAX_API_BODY_BYTES", 1024 * 1024),
+            telemetry_compact_seconds=_int_env(
+                "PORTCULLIS_TELEMETRY_COMPACT_SECONDS", cls.telemetry_compact_seconds
+            ),
+            telemetry_minute_hours=_int_env(
+                "PORTCULLIS_TELEMETRY_MINUTE_HOURS", cls.telemetry_minute_hours
+            ),
+            telemetry_hour_days=_int_env("PORTCULLIS_TELEMETRY_HOUR_DAYS", cls.telemetry_hour_days),
+            metric_point_days=_int_env("PORTCULLIS_METRIC_POINT_DAYS", cls.metric_point_days),
         )
 
     @property

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
-from tests.proxy_support import CALLER_KEY, Setup, start_proxy, wait_until_served
+from admin.cli import migrate
+from models.settings import Settings
+from models.store import make_engine, make_session_factory
+from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
 from tests.upstream import RecordingUpstream
 
@@ -78,5 +82,29 @@ def gateway(admin_server, tmp_path_factory):
 def setup(api, upstream, gateway):
     """A fresh client whose proxy forwards to `upstream`, already served by `gateway`."""
     made = Setup(api, upstream)
-    wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
+    ready = wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
+    logged(api, made, ready.headers["portcullis-request-id"])  # counts start from a settled log
     return made
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings for a scratch store in `tmp_path` (no master keys from the environment)."""
+    os.environ.pop("PORTCULLIS_MASTER_KEYS", None)
+    return Settings(
+        var_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        master_keys=None,
+        max_requests_per_minute=1000,
+        max_requests_per_day=20000,
+        max_api_body_bytes=1024,
+    )
+
+
+@pytest.fixture
+def sessions(settings):
+    """Sessions on a freshly migrated scratch store: a real SQLite file."""
+    migrate(settings)
+    engine = make_engine(settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()

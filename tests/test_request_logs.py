@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, call, start_proxy
+from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, call, logged, start_proxy
 from tests.support import assert_error, assert_invalid, run_admin_cli
 
 WRITE_TIMEOUT_S = 10
@@ -74,11 +74,7 @@ def test_a_forwarded_request_is_logged_in_the_seed_shape(api, setup, gateway):
 def test_a_denied_request_is_logged_with_its_failed_check(api, setup, gateway):
     response = call(gateway, "GET", f"/api/{setup.id}/v1/x", headers={"X-API-Key": "wrong"})
     assert response.status_code == 401
-    entry = next(
-        r
-        for r in logs_of(api, setup, 1)["requests"]
-        if r["requestId"] == response.headers["portcullis-request-id"]
-    )
+    entry = logged(api, setup, response.headers["portcullis-request-id"])
     assert entry["proxyData"]["status"] == 401 and entry["targetData"] is None
     assert entry["validationData"]["proxyExists"] is True
     assert entry["validationData"]["proxyAuthenticated"] is False

@@ -8,33 +8,10 @@ import os
 import pytest
 from sqlalchemy import inspect
 
-from admin.cli import migrate
 from models import Client, Credential, Proxy, Rule, Target, User, current_config_version
 from models.crypto import KeyRing, KeyRingError, SecretDecryptionError, load_key_ring
 from models.patterns import PatternError, check_flags, compile_pattern
-from models.settings import Settings
-from models.store import make_engine, make_session_factory
-
-
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    os.environ.pop("PORTCULLIS_MASTER_KEYS", None)
-    return Settings(
-        var_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
-        master_keys=None,
-        max_requests_per_minute=1000,
-        max_requests_per_day=20000,
-        max_api_body_bytes=1024,
-    )
-
-
-@pytest.fixture
-def sessions(settings):
-    migrate(settings)
-    engine = make_engine(settings.database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+from models.store import make_engine
 
 
 def ring(*ids: str) -> KeyRing:

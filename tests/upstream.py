@@ -49,8 +49,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         tail = parts[-2:] if len(parts) >= 2 else [*parts, ""][:2]
         if tail[0] == "status" and tail[1].isdigit():
-            # ?header=Name:value (repeatable) adds response headers, e.g. Retry-After, Location.
-            extra = [item.split(":", 1) for item in parse_qs(query).get("header", [])]
+            # ?header=Name:value (repeatable) adds response headers, e.g. Retry-After, Location;
+            # ?delay_ms=N answers after N ms.
+            params = parse_qs(query)
+            extra = [item.split(":", 1) for item in params.get("header", [])]
+            if "delay_ms" in params:
+                time.sleep(int(params["delay_ms"][0]) / 1000)  # the upstream being slow, on purpose
             code = int(tail[1])
             body = b"" if code in (204, 304) else json.dumps({"status": code}).encode()
             return self._send(code, body, "application/json", extra)

@@ -13,6 +13,7 @@ from admin.api import (
     requests,
     rules,
     targets,
+    telemetry,
     users,
 )
 from admin.openapi import bp as openapi_bp
@@ -26,6 +27,7 @@ CORE_BLUEPRINTS = (
     proxies.bp,
     rules.bp,
     requests.bp,
+    telemetry.bp,
 )
 
 

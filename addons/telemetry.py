@@ -1,0 +1,138 @@
+"""Stage 7, record (telemetry): counters for seed 000's telemetry and seed 004's metrics history.
+
+On the event loop, a hook builds one small `Sample` per answered request and
+queues it; the writer thread does the rest (`addons/telemetry_batch.py`).
+Open client connections are counted on the loop and sampled by a thread at
+the end of every 10-second metrics window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from mitmproxy import connection, ctx, exceptions, http
+
+from addons.batch_writer import BatchWriter
+from addons.client_address import caller_address
+from addons.ssrf import Network, parse_networks
+from addons.state import FlowState, state_of
+from addons.telemetry_batch import Batch, OpenConnections, Sample
+from models.periods import POINT_SECONDS
+from models.settings import Settings
+from models.store import make_engine
+
+log = logging.getLogger("portcullis.telemetry")
+FORWARDED_FOR = "x-forwarded-for"
+
+
+def write_batch(session, items: list) -> None:
+    batch = Batch(now=time.time())
+    for item in items:
+        batch.add(item)
+    batch.write(session)
+
+
+def body_bytes(flow: http.HTTPFlow) -> int:
+    request = flow.request
+    if request.raw_content is not None:
+        size = len(request.raw_content)
+    else:  # streamed: not kept, so its announced length
+        length = request.headers.get("content-length", "")
+        size = int(length) if length.isdigit() else 0
+    return size + len(flow.response.raw_content or b"")
+
+
+def peer_host(client: connection.Client) -> str:
+    return client.peername[0] if client.peername else ""
+
+
+class Telemetry:
+    def __init__(self):
+        self.writer: BatchWriter | None = None
+        self.trusted: tuple[Network, ...] = ()
+        self._proxies_of: dict[str, set[str]] = {}  # client connection id → proxy ids used
+        self._open: dict[str, tuple[str, int]] = {}  # proxy id → (client id, open connections)
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "portcullis_trusted_proxies",
+            str,
+            "",
+            "Comma-separated addresses or networks of proxies in front of the gateway whose "
+            "X-Forwarded-For names the caller (for telemetry countries).",
+        )
+
+    def configure(self, updated) -> None:
+        if "portcullis_trusted_proxies" in updated:
+            try:
+                self.trusted = parse_networks(ctx.options.portcullis_trusted_proxies)
+            except ValueError as exc:
+                raise exceptions.OptionsError(f"portcullis_trusted_proxies: {exc}") from exc
+
+    def running(self) -> None:
+        engine = make_engine(Settings.from_env().database_url)
+        self.writer = BatchWriter(engine, write_batch, "portcullis-telemetry")
+        self.writer.start()
+        self._sampler = threading.Thread(
+            target=self._sample_open_connections, name="portcullis-open-connections", daemon=True
+        )
+        self._sampler.start()
+
+    def done(self) -> None:
+        self._stop.set()
+        if self.writer is not None:
+            self.writer.stop()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        # Never raises into mitmproxy: counting must not touch the answer.
+        try:
+            state = state_of(flow)
+            if self.writer is not None and state is not None and state.finished_at is not None:
+                proxy = state.proxy or next(iter(state.candidates), None)
+                if proxy is not None:
+                    self.writer.submit(self._sample(flow, state, proxy.id, proxy.client_id))
+        except Exception:
+            log.exception("could not count a request")
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        for proxy_id in self._proxies_of.pop(client.id, ()):
+            client_id, count = self._open[proxy_id]
+            if count <= 1:
+                del self._open[proxy_id]
+            else:
+                self._open[proxy_id] = (client_id, count - 1)
+
+    def _sample(self, flow: http.HTTPFlow, state: FlowState, proxy_id: str, client_id: str):
+        used = self._proxies_of.setdefault(flow.client_conn.id, set())
+        new_connection = proxy_id not in used
+        if new_connection:
+            used.add(proxy_id)
+            self._open[proxy_id] = (client_id, self._open.get(proxy_id, ("", 0))[1] + 1)
+        forwarded = [value for name, value in state.caller_headers if name.lower() == FORWARDED_FOR]
+        target_seconds = state.target_seconds
+        return Sample(
+            proxy_id=proxy_id,
+            client_id=client_id,
+            at=state.finished_at,
+            caller=caller_address(peer_host(flow.client_conn), forwarded, self.trusted),
+            proxy_status=flow.response.status_code,
+            proxy_ms=state.proxy_seconds * 1000,
+            target_status=state.upstream_status,
+            target_ms=None if target_seconds is None else target_seconds * 1000,
+            bytes=body_bytes(flow),
+            new_connection=new_connection,
+        )
+
+    def _sample_open_connections(self) -> None:
+        """At the end of each metrics window, queue this process's open connections."""
+        while True:
+            window_end = (int(time.time()) // POINT_SECONDS + 1) * POINT_SECONDS
+            if self._stop.wait(window_end - time.time()):
+                return
+            counts = dict(self._open)  # one atomic copy; values are replaced, never mutated
+            if counts and self.writer is not None:
+                self.writer.submit(OpenConnections(window_end, counts))

@@ -1,0 +1,40 @@
+"""Additive upserts: insert a row, or add its numbers to the row already there.
+
+`INSERT ... ON CONFLICT (...) DO UPDATE SET n = n + excluded.n` is atomic on
+SQLite and PostgreSQL, so writers in several processes never lose each
+other's counts and need no read-modify-write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def add_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict],
+    add: Sequence[str],
+    replace: Sequence[str] = (),
+) -> None:
+    """Upsert `rows` on `table`'s primary key: `add` columns are summed, `replace` ones set."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    try:
+        insert = INSERTS[dialect]
+    except KeyError:
+        raise NotImplementedError(f"additive upserts are not implemented for {dialect}") from None
+    statement = insert(table)
+    updates = {name: table.c[name] + statement.excluded[name] for name in add}
+    updates |= {name: statement.excluded[name] for name in replace}
+    statement = statement.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key.columns], set_=updates
+    )
+    session.execute(statement, list(rows))
