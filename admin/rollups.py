@@ -10,10 +10,11 @@ a margin for writes committed late), so late writes are picked up next time.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, distinct, func, insert, literal, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from models import MetricPoint, MetricPointLatency, TelemetryCounter, TelemetryWatermark
@@ -34,23 +35,23 @@ class Retention:
 
 
 def compact(session: Session, now: float | None = None) -> dict[str, int]:
-    """Recompute every parent period whose children changed; return how many per resolution."""
+    """Recompute every parent period whose children changed; return how many were rewritten."""
     now = time.time() if now is None else now
-    recomputed = {}
+    rewritten = {}
     for child, parent in PARENT.items():
         since = _watermark(session, parent) - LATE_COMMIT_MARGIN_S
         touched = session.execute(
-            select(distinct(TelemetryCounter.proxy_id), TelemetryCounter.period).where(
-                TelemetryCounter.resolution == child, TelemetryCounter.updated_at >= since
-            )
+            select(TelemetryCounter.proxy_id, TelemetryCounter.period)
+            .where(TelemetryCounter.resolution == child, TelemetryCounter.updated_at >= since)
+            .distinct()
         ).all()
         parents = sorted({(proxy_id, period_start(period, parent)) for proxy_id, period in touched})
-        for proxy_id, start in parents:
-            _recompute(session, proxy_id, child, parent, start, now)
+        rewritten[parent] = sum(
+            _recompute(session, proxy_id, child, parent, start, now) for proxy_id, start in parents
+        )
         session.merge(TelemetryWatermark(resolution=parent, compacted_at=now))
         session.commit()
-        recomputed[parent] = len(parents)
-    return recomputed
+    return rewritten
 
 
 def _watermark(session: Session, resolution: str) -> float:
@@ -58,40 +59,74 @@ def _watermark(session: Session, resolution: str) -> float:
     return mark.compacted_at if mark else 0.0
 
 
-def _recompute(
-    session: Session, proxy_id: str, child: str, parent: str, start: int, now: float
-) -> None:
-    """Replace the parent period's rows with the sums of its children's."""
+Sums = dict[tuple[str, str, str], tuple[str, int, float]]  # (leg, dimension, member) → values
+
+
+def _sums(session: Session, proxy_id: str, resolution: str, start: int, end: int) -> Sums:
     counter = TelemetryCounter
-    session.execute(
-        delete(counter).where(
-            counter.proxy_id == proxy_id, counter.resolution == parent, counter.period == start
-        )
-    )
-    sums = (
+    rows = session.execute(
         select(
-            counter.proxy_id,
-            literal(parent),
-            literal(start),
             counter.leg,
             counter.dimension,
             counter.member,
             func.max(counter.client_id),
             func.sum(counter.count),
             func.sum(counter.total_ms),
-            literal(now),
         )
         .where(
             counter.proxy_id == proxy_id,
-            counter.resolution == child,
+            counter.resolution == resolution,
             counter.period >= start,
-            counter.period < period_end(start, parent),
+            counter.period < end,
         )
-        .group_by(counter.proxy_id, counter.leg, counter.dimension, counter.member)
+        .group_by(counter.leg, counter.dimension, counter.member)
     )
-    columns = ["proxy_id", "resolution", "period", "leg", "dimension", "member"]
-    columns += ["client_id", "count", "total_ms", "updated_at"]
-    session.execute(insert(counter).from_select(columns, sums))
+    return {(leg, dim, member): (client, count, ms) for leg, dim, member, client, count, ms in rows}
+
+
+def _same(fresh: Sums, stored: Sums) -> bool:
+    return fresh.keys() == stored.keys() and all(
+        fresh[key][1] == stored[key][1] and math.isclose(fresh[key][2], stored[key][2])
+        for key in fresh
+    )
+
+
+def _recompute(
+    session: Session, proxy_id: str, child: str, parent: str, start: int, now: float
+) -> bool:
+    """Replace the parent period's rows with the sums of its children's, if they differ.
+
+    Unchanged parents are left alone, so their `updated_at` does not make the
+    next level recompute them again.
+    """
+    end = period_end(start, parent)
+    fresh = _sums(session, proxy_id, child, start, end)
+    if _same(fresh, _sums(session, proxy_id, parent, start, start + 1)):
+        return False
+    counter = TelemetryCounter
+    session.execute(
+        delete(counter).where(
+            counter.proxy_id == proxy_id, counter.resolution == parent, counter.period == start
+        )
+    )
+    rows = [
+        {
+            "proxy_id": proxy_id,
+            "resolution": parent,
+            "period": start,
+            "leg": leg,
+            "dimension": dimension,
+            "member": member,
+            "client_id": client_id,
+            "count": count,
+            "total_ms": total_ms,
+            "updated_at": now,
+        }
+        for (leg, dimension, member), (client_id, count, total_ms) in sorted(fresh.items())
+    ]
+    if rows:
+        session.execute(insert(counter), rows)
+    return True
 
 
 def purge(session: Session, retention: Retention, now: float | None = None) -> dict[str, int]:
@@ -118,7 +153,7 @@ def purge(session: Session, retention: Retention, now: float | None = None) -> d
 
 def compact_and_purge(session: Session, retention: Retention) -> None:
     """The scheduled job: compaction first, so nothing is purged before it is rolled up."""
-    recomputed = compact(session)
+    rewritten = compact(session)
     removed = purge(session, retention)
-    if any(recomputed.values()) or any(removed.values()):
-        log.info("telemetry: recomputed %s, purged %s", recomputed, removed)
+    if any(rewritten.values()) or any(removed.values()):
+        log.info("telemetry: rewrote %s, purged %s", rewritten, removed)
