@@ -9,7 +9,7 @@ from mitmproxy import http
 from addons.failsafe import fail_closed
 from addons.jwks import JwksCache
 from addons.proxy_auth import AuthFailure, Presented, authenticate, hmac_key
-from addons.responses import DENIED, answer, proxy_error
+from addons.responses import DENIED, answer, answered, proxy_error
 from addons.route import check_usable
 from addons.snapshot import CredentialView, ProxyView
 from addons.state import FlowState, state_of
@@ -38,7 +38,7 @@ class Authenticate:
 
     @fail_closed
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
+        if answered(flow):
             return
         state = state_of(flow)
         presented = Presented(flow.request.headers, flow.request.query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, answer, proxy_error
+from addons.responses import DENIED, answer, answered, proxy_error
 from addons.state import state_of
 from models.rule_engine import RequestFacts, authorize
 
@@ -20,7 +20,7 @@ SCOPE_FLAGS = {
 class Authorize:
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
+        if answered(flow):
             return
         state = state_of(flow)
         facts = RequestFacts(

@@ -5,14 +5,13 @@ the request itself leaves through `UpstreamClient` (addons/upstream.py), never
 through mitmproxy's own upstream connection, so timeouts, unreachable targets
 and oversized responses end in the gateway's JSON answers. Buffered bodies are
 sent from `request`; bodies mitmproxy streams arrive through the stream bridge.
+Async API requests stop here: their body is queued (addons/async_queue.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import ssl
 import time
@@ -20,45 +19,37 @@ from collections.abc import AsyncIterator
 
 from mitmproxy import ctx, exceptions, http
 
+from addons.async_queue import AsyncQueue
 from addons.failsafe import fail_closed
-from addons.injection import UnsupportedInjection, prepare_upstream, show_redacted
-from addons.responses import (
-    DENIED,
-    GATEWAY_ERROR,
-    GRANTED,
-    TARGET_TIMEOUT,
-    TARGET_UNREACHABLE,
-    TOO_LARGE,
-    answer,
-    internal_error,
-    proxy_error,
-    too_large,
+from addons.injection import (
+    UnsupportedInjection,
+    show_redacted,
+    strip_caller_credential,
+    target_credential_parts,
 )
+from addons.outbound import (
+    failure_response,
+    to_flow_response,
+    upstream_request,
+    with_additional_data,
+)
+from addons.responses import GATEWAY_ERROR, GRANTED, answer, answered, internal_error, proxy_error
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_networks
 from addons.state import FlowState, state_of
-from addons.stream_bridge import StreamBridge
-from addons.target_url import join_target_url
-from addons.upstream import (
-    BODYLESS_STATUSES,
-    ResponseTooLarge,
-    TargetTimeout,
-    Timeouts,
-    UpstreamClient,
-    UpstreamFailure,
-    UpstreamRequest,
-    UpstreamResponse,
-)
+from addons.stream_bridge import BRIDGE
+from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure
 
 log = logging.getLogger("portcullis.forward")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Forward:
-    def __init__(self):
+    def __init__(self, queue: AsyncQueue):
+        self.queue = queue
         self.guard = TargetGuard()
         self.client: UpstreamClient | None = None
-        self.bridge = StreamBridge(self._send_streamed)
+        self.bridge = BRIDGE
+        BRIDGE.handle = self._from_bridge
         self._started: asyncio.Future | None = None
         self._ready = False  # client and bridge both up
 
@@ -106,9 +97,9 @@ class Forward:
 
     @fail_closed
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
+        if answered(flow):
             return
-        await self._start()
+        await self.start()
         state = state_of(flow)
         proxy = state.proxy
         base = proxy.target.base_url
@@ -116,7 +107,7 @@ class Forward:
             # Refuse early, before any body is read; the client checks again when it connects.
             port = base.port or DEFAULT_PORTS[base.scheme]
             await self.guard.allowed_addresses(base.hostname, port)
-            state.injection = prepare_upstream(proxy, flow.request.headers, state.query)
+            target_credential_parts(proxy.target_credential)  # can it be injected at all?
         except (TargetRefused, TargetUnresolvable) as exc:
             answer(flow, failure_response(state, exc))
             return
@@ -127,38 +118,45 @@ class Forward:
                 501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
             ))  # fmt: skip
             return
-        state.upstream = UpstreamRequest(
-            flow.request.method,
-            join_target_url(base, state.path, state.injection.query),
-            tuple(flow.request.headers.items(multi=True)),
-        )
+        headers = flow.request.headers
+        query = strip_caller_credential(proxy.proxy_credential, headers, state.query)
+        if state.is_async:
+            state.stored_request = (tuple(headers.items(multi=True)), query)
+        else:
+            state.upstream, state.injection = upstream_request(
+                proxy, flow.request.method, state.path, headers, query
+            )
         state.proxy_code = GRANTED
+        state.routed = True
         # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
         show_redacted(flow.request, self.bridge.route(flow), state.injection)
         flow.comment = f"request {state.request_id} · proxy {proxy.id} · {GRANTED}"
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        """The body is in: merge `proxyAdditionalData` into JSON objects, then send."""
+        """The body is in: queue it (Async API) or send it (Proxy API)."""
         state = state_of(flow)
-        if flow.response is not None or state is None or state.upstream is None:
+        if answered(flow) or state is None or not state.routed:
             return
         if flow.request.stream:
-            return  # the body went through the stream bridge, which sent it
+            return  # the body went through the stream bridge, which handled it
         self.bridge.forget(flow)
         body = flow.request.raw_content or b""
-        extra = state.proxy.additional_data
-        if extra and flow.request.method in BODY_METHODS:
-            body = self._merge_additional_data(state, body, extra)
-        flow.response = await self._send(flow, state, body)
+        if state.is_async:
+            flow.response = state.final_response = await self.queue.accept(state, body)
+        else:
+            flow.response = await self._send(flow, state, body)
 
-    async def _send_streamed(self, flow: http.HTTPFlow, chunks: AsyncIterator[bytes]) -> None:
-        """The stream bridge's handler: send a streamed body; never raises."""
+    async def _from_bridge(self, flow: http.HTTPFlow, chunks: AsyncIterator[bytes]) -> None:
+        """The stream bridge's handler: queue or send a streamed body; never raises."""
         state = state_of(flow)
         try:
-            await self._send(flow, state, chunks)
+            if state.is_async:
+                state.final_response = await self.queue.accept_stream(state, chunks)
+            else:
+                await self._send(flow, state, chunks)
         except Exception:
-            log.exception("sending a streamed request failed")
+            log.exception("handling a streamed request failed")
             state.mark("systemError")
             state.proxy_code = GATEWAY_ERROR
             state.final_response = internal_error(state.request_id)
@@ -167,6 +165,8 @@ class Forward:
         self, flow: http.HTTPFlow, state: FlowState, body: bytes | AsyncIterator[bytes]
     ) -> http.Response:
         """Send the prepared request; the answer the caller gets, also kept as `final_response`."""
+        if isinstance(body, bytes):
+            state.upstream, body = with_additional_data(state.proxy, state.upstream, body)
         state.mark("requestSent")
         state.sent_at = time.time()
         try:
@@ -183,18 +183,8 @@ class Forward:
         show_redacted(flow.request, state.upstream.url, state.injection)
         return state.final_response
 
-    @staticmethod
-    def _merge_additional_data(state: FlowState, body: bytes, extra: dict) -> bytes:
-        merged = merged_json_body(body, extra)
-        if merged is None:
-            return body
-        if not body:
-            headers = (*state.upstream.headers, ("Content-Type", "application/json"))
-            state.upstream = dataclasses.replace(state.upstream, headers=headers)
-        return merged
-
-    async def _start(self) -> None:
-        """Create the client and the bridge on mitmproxy's loop, once."""
+    async def start(self) -> None:
+        """Create the client and the bridge on mitmproxy's loop, once (the dispatcher too)."""
         if self._ready:
             return
         if self._started is None:
@@ -229,60 +219,3 @@ def upstream_ssl_context() -> ssl.SSLContext | bool:
         cafile=options.ssl_verify_upstream_trusted_ca,
         capath=options.ssl_verify_upstream_trusted_confdir,
     )
-
-
-def to_flow_response(upstream: UpstreamResponse, method: str) -> http.Response:
-    """The target's response as mitmproxy will send it; the body stays encoded as it came."""
-    response = http.Response(
-        http_version=b"HTTP/1.1",
-        status_code=upstream.status,
-        reason=upstream.reason.encode("latin-1", "replace"),
-        headers=http.Headers(list(upstream.headers)),
-        content=upstream.body,
-        trailers=None,
-        timestamp_start=upstream.headers_at,
-        timestamp_end=upstream.finished_at,
-    )
-    if method != "HEAD" and upstream.status not in BODYLESS_STATUSES:
-        response.headers["content-length"] = str(len(upstream.body))
-    return response
-
-
-def failure_response(state: FlowState, exc: Exception) -> http.Response:
-    """The gateway's answer when the target could not be used; flags and proxy code set."""
-    request_id = state.request_id
-    if isinstance(exc, TargetRefused):
-        state.validation["requestSent"] = False
-        state.mark("requestConfigError")
-        state.proxy_code = DENIED
-        return proxy_error(
-            403, DENIED, "TARGET_ADDRESS_NOT_ALLOWED", str(exc), request_id=request_id
-        )
-    if isinstance(exc, ResponseTooLarge):
-        state.mark("responseReceived")
-        state.upstream_status = exc.status
-        state.proxy_code = TOO_LARGE
-        return too_large(exc.size, ctx.options.portcullis_max_response_bytes, request_id)
-    state.validation["requestSent"] = isinstance(exc, UpstreamFailure) and exc.reached
-    if isinstance(exc, TargetTimeout):
-        state.proxy_code = TARGET_TIMEOUT
-        return proxy_error(504, TARGET_TIMEOUT, "TARGET_TIMEOUT", str(exc), request_id=request_id)
-    # TargetUnreachable, or TargetUnresolvable from the early check
-    state.proxy_code = TARGET_UNREACHABLE
-    return proxy_error(
-        502, TARGET_UNREACHABLE, "TARGET_UNREACHABLE", str(exc), request_id=request_id
-    )
-
-
-def merged_json_body(body: bytes, extra: dict) -> bytes | None:
-    """`{**body, **extra}` for a JSON object body or an empty one; None for any other body."""
-    if body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(parsed, dict):
-            return None
-    else:
-        parsed = {}
-    return json.dumps({**parsed, **extra}).encode()

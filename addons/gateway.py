@@ -2,6 +2,7 @@
 
 Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
 respond, record. Each stage leaves a flow alone once an earlier one has answered it.
+The async queue and its dispatcher deliver what `/async/` requests left queued.
 """
 
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 # mitmproxy puts only this file's folder on sys.path; the project root holds the packages.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
 from addons.config import Config
+from addons.dispatcher import Dispatcher
 from addons.forward import Forward
 from addons.record import Record
 from addons.respond import Respond
@@ -20,13 +23,19 @@ from addons.route import Route
 from addons.telemetry import Telemetry
 
 config = Config()
+queue = AsyncQueue()
+forward = Forward(queue)
+record = Record()
+telemetry = Telemetry()
 addons = [
     config,
+    queue,
     Route(config),
     Authenticate(),
     Authorize(),
-    Forward(),
+    forward,
     Respond(),
-    Record(),
-    Telemetry(),
+    record,
+    telemetry,
+    Dispatcher(config, queue, forward, record, telemetry),
 ]

@@ -94,35 +94,47 @@ class Injection:
     query_names: frozenset[str]
 
 
-def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Injection:
-    """Rewrite `headers` in place for the target; return the query to send and what was injected.
-
-    The caller's credential and hop-by-hop headers go; the proxy's additional
-    headers and query parameters and the target credential come in.
-    """
-    drop_headers, drop_query = caller_credential_names(proxy.proxy_credential)
+def strip_caller_credential(credential: CredentialView, headers: Headers, raw_query: str) -> str:
+    """Remove the caller's credential and hop-by-hop headers in place; the query without it."""
+    drop_headers, drop_query = caller_credential_names(credential)
     strip_headers(headers, drop_headers)
-    query = filtered_query(raw_query, drop_query)
-    query += [encode_pair(k, v) for k, v in proxy.additional_query_params.items()]
+    return "&".join(filtered_query(raw_query, drop_query))
+
+
+def inject_target_credential(proxy: ProxyView, headers: Headers, query: str) -> Injection:
+    """Add the proxy's additional headers and query parameters and the target credential.
+
+    `headers` is changed in place; the query to send comes back with what was injected.
+    """
+    items = [item for item in query.split("&") if item]
+    items += [encode_pair(k, v) for k, v in proxy.additional_query_params.items()]
     inject_headers, inject_query = target_credential_parts(proxy.target_credential)
     for name, value in {**proxy.additional_headers, **inject_headers}.items():
         headers[name] = value
-    query += [encode_pair(k, v) for k, v in inject_query]
+    items += [encode_pair(k, v) for k, v in inject_query]
     return Injection(
-        query="&".join(query),
+        query="&".join(items),
         secrets=(*inject_headers.values(), *(value for _, value in inject_query)),
         header_names=frozenset(name.lower() for name in inject_headers),
         query_names=frozenset(name for name, _ in inject_query),
     )
 
 
-def show_redacted(request: Request, url: str, injection: Injection) -> None:
+def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Injection:
+    """The caller's credential out, the target's in: both steps of a synchronous request."""
+    query = strip_caller_credential(proxy.proxy_credential, headers, raw_query)
+    return inject_target_credential(proxy, headers, query)
+
+
+def show_redacted(request: Request, url: str, injection: Injection | None) -> None:
     """Point the flow's request at `url`, the injected credential blanked in it and the headers.
 
     The flow's request is what mitmweb and `flow_detail` print; the request
     actually sent is kept apart (`FlowState.upstream`).
     """
     request.url = url
+    if injection is None:
+        return
     query = request.query
     for name in injection.query_names & set(query.keys()):
         query[name] = REDACTED

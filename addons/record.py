@@ -31,7 +31,6 @@ class Material:
     """Everything a log row needs, captured on the event loop without any formatting."""
 
     state: FlowState
-    method: str
     status: int | None
     message: str
     request_body: bytes | None
@@ -52,7 +51,7 @@ def to_row(m: Material) -> dict:
     secrets = state.injection.secrets if state.injection else ()
     proxy_data = {
         "stage": m.stage,
-        "method": m.method,
+        "method": state.method,
         "apiPath": state.path,
         "receivedAt": ms(state.received_at),
         "sentAt": ms(state.finished_at),
@@ -62,8 +61,10 @@ def to_row(m: Material) -> dict:
         "arnBase": "",
         "apiHeaders": redact_pairs(state.caller_headers, drop_headers),
         "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
-        "async": False,
+        "async": state.is_async,
     }
+    if state.attempt:
+        proxy_data["asyncRequestId"], proxy_data["attempt"] = state.attempt
     target_data = None
     if state.validation["requestSent"]:
         target_seconds = state.target_seconds
@@ -123,23 +124,42 @@ class Record:
         # Never raises into mitmproxy: a logging failure must not touch the answer.
         try:
             state = state_of(flow)
-            if self.writer is None or state is None or not (state.proxy or state.candidates):
+            if state is None or not (state.proxy or state.candidates):
                 return
             response = flow.response
-            options = ctx.options
-            self.writer.submit(
-                Material(
-                    state=state,
-                    method=flow.request.method,
-                    status=response.status_code if response else None,
-                    message=(response.headers.get(PROXY_MESSAGE) if response else None)
-                    or (flow.error.msg if flow.error else "Request logged"),
-                    request_body=flow.request.raw_content,
-                    response_body=response.raw_content if response else None,
-                    ttl_days=options.portcullis_log_ttl_days,
-                    body_limit=options.portcullis_log_body_bytes,
-                    stage=options.portcullis_stage,
-                )
+            self.submit(
+                state,
+                status=response.status_code if response else None,
+                message=(response.headers.get(PROXY_MESSAGE) if response else None)
+                or (flow.error.msg if flow.error else "Request logged"),
+                request_body=flow.request.raw_content,
+                response_body=response.raw_content if response else None,
             )
         except Exception:
             log.exception("could not queue a request log entry")
+
+    def submit(
+        self,
+        state: FlowState,
+        *,
+        status: int | None,
+        message: str,
+        request_body: bytes | None,
+        response_body: bytes | None,
+    ) -> None:
+        """Queue a log entry for `state` (a flow, or an async delivery attempt)."""
+        if self.writer is None:
+            return
+        options = ctx.options
+        self.writer.submit(
+            Material(
+                state=state,
+                status=status,
+                message=message,
+                request_body=request_body,
+                response_body=response_body,
+                ttl_days=options.portcullis_log_ttl_days,
+                body_limit=options.portcullis_log_body_bytes,
+                stage=options.portcullis_stage,
+            )
+        )

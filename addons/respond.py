@@ -29,7 +29,7 @@ class Respond:
     @staticmethod
     def _settle(flow: http.HTTPFlow) -> None:
         state = state_of(flow)
-        if state is None or state.upstream is None:
+        if state is None or not state.routed:
             return  # refused before it was granted: the refusing stage answered
         if flow.response is not state.final_response:
             # mitmproxy's own upstream answer, which can only be the stream bridge's

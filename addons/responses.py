@@ -6,6 +6,9 @@ import json
 
 from mitmproxy import http
 
+from addons.state import state_of
+from addons.stream_bridge import BRIDGE
+
 PROXY_CODE = "requestrocket-proxy-code"
 PROXY_MESSAGE = "requestrocket-proxy-message"
 REQUEST_ID = "portcullis-request-id"
@@ -89,12 +92,36 @@ def replace_before_body(response: http.Response, replacement: http.Response) -> 
     response.stream = lambda chunk: body if chunk == b"" else []
 
 
+def body_follows(request: http.Request) -> bool:
+    """Whether a request body is still to be read (only true before the `request` hook)."""
+    if request.raw_content is not None:
+        return False
+    length = request.headers.get("content-length", "")
+    return (length.isdigit() and int(length) > 0) or "transfer-encoding" in request.headers
+
+
 def answer(flow: http.HTTPFlow, response: http.Response) -> None:
     """Answer `flow` locally instead of forwarding it.
 
-    mitmproxy marks a large request body for streaming before `requestheaders`
-    runs, and refuses to stream a request that already has a response; so the
-    body is consumed instead (it goes nowhere) and then the answer is sent.
+    mitmproxy cannot hold a response for a request whose body is still coming
+    once that body grows past `stream_large_bodies` (it switches to streaming
+    and refuses). So such a body is streamed into the stream bridge's sink and
+    dropped, and the respond stage sends `response` when the sink replies.
     """
+    state = state_of(flow)
+    if state is not None and BRIDGE.running and body_follows(flow.request):
+        state.final_response = response
+        state.refused = state.routed = True
+        flow.request.url = BRIDGE.sink_url()
+        flow.request.stream = True
+        return
     flow.request.stream = False
     flow.response = response
+
+
+def answered(flow: http.HTTPFlow) -> bool:
+    """Whether an earlier stage answered the flow; later stages then leave it alone."""
+    if flow.response is not None:
+        return True
+    state = state_of(flow)
+    return state is not None and state.refused

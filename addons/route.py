@@ -1,4 +1,4 @@
-"""Stage 1, route: `/api/{proxyId or alias}/{path}` to the proxy that will serve it."""
+"""Stage 1, route: `/api/` or `/async/{proxyId or alias}/{path}` to the proxy that will serve it."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from mitmproxy import ctx, http
 
 from addons.config import Config
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, answer, proxy_error
+from addons.responses import DENIED, answer, answered, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import FlowState, attach
 from addons.target_url import PathEscapeError, canonical_path
 from models import utcnow
 
-API_PREFIX = "/api/"
+API_PREFIX = "/api/"  # the Proxy API: answered by the target
+ASYNC_PREFIX = "/async/"  # the Async API: queued, delivered with retries
+PREFIXES = (API_PREFIX, ASYNC_PREFIX)
 
 
 def refuse(flow: http.HTTPFlow, state: FlowState, status: int, code: str, message: str, **details):
@@ -56,16 +58,22 @@ class Route:
 
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
+        if answered(flow):
             return
         state = attach(flow, FlowState(snapshot=self.config.snapshot()))
+        state.method = flow.request.method
         raw_path, _, state.query = flow.request.path.partition("?")
         state.caller_headers = list(flow.request.headers.items(multi=True))
         state.caller_query = list(flow.request.query.items(multi=True))
-        if not raw_path.startswith(API_PREFIX):
-            refuse(flow, state, 404, "NOT_FOUND", "Unknown path; use /api/{proxyId}/{path}")
+        prefix = next((p for p in PREFIXES if raw_path.startswith(p)), None)
+        if prefix is None:
+            refuse(
+                flow, state, 404, "NOT_FOUND",
+                "Unknown path; use /api/{proxyId}/{path} or /async/{proxyId}/{path}",
+            )  # fmt: skip
             return
-        reference, _, rest = raw_path[len(API_PREFIX) :].partition("/")
+        state.is_async = prefix == ASYNC_PREFIX
+        reference, _, rest = raw_path[len(prefix) :].partition("/")
         state.candidates = state.snapshot.candidates(reference)
         if not state.candidates:
             refuse(flow, state, 404, "PROXY_NOT_FOUND", "Unknown proxy")

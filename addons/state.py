@@ -48,14 +48,24 @@ class FlowState:
     snapshot: Snapshot
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received_at: float = field(default_factory=time.time)
+    method: str = "GET"
     candidates: tuple[ProxyView, ...] = ()
     proxy: ProxyView | None = None
     path: str = "/"  # canonical path below the proxy, as forwarded and as rules see it
     query: str = ""  # raw query string as received
     decision: Decision | None = None
     proxy_code: str | None = None
+    is_async: bool = False  # an Async API request: queued, not sent
+    # The caller's answer is `final_response`, swapped in by the respond stage (it may
+    # come back from the stream bridge): set for granted flows and for refused ones
+    # whose body is drained.
+    routed: bool = False
+    refused: bool = False  # answered by a check while its body was still to come
     injection: Injection | None = None  # what the forward stage put in, to redact
-    upstream: UpstreamRequest | None = None  # set once granted: what goes to the target
+    upstream: UpstreamRequest | None = None  # what goes to the target (Proxy API)
+    # An Async API request as it is stored: headers and query without the caller's credential
+    stored_request: tuple[tuple[tuple[str, str], ...], str] | None = None
+    attempt: tuple[str, int] | None = None  # an async delivery attempt: (job id, number)
     # The answer the gateway settled on after sending; mitmproxy's own upstream
     # response (from the stream bridge) is always replaced by it.
     final_response: http.Response | None = None

@@ -6,8 +6,9 @@ So every granted flow points there at a one-time bridge address until the
 forward stage has sent it itself; a streamed body then arrives here, and the
 bridge hands it, still streaming, to the same send function the buffered path
 uses. The bridge answers with an empty 200; the respond stage swaps in the
-real response (see `Respond.responseheaders`). Nothing mitmproxy does by
-itself can reach a target.
+real response (see `Respond._settle`). Nothing mitmproxy does by itself can
+reach a target. A refused request whose body is still coming is drained into
+the bridge's sink the same way (see `responses.answer`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from mitmproxy import http
 log = logging.getLogger("portcullis.bridge")
 CHUNK_BYTES = 64 * 1024
 HOST = "127.0.0.1"
+SINK_PATH = "/sink"
 
 Handler = Callable[[http.HTTPFlow, AsyncIterator[bytes]], Awaitable[None]]
 
 
 class StreamBridge:
-    def __init__(self, handle: Handler):
-        self._handle = handle
+    def __init__(self):
+        self.handle: Handler | None = None  # the forward stage's
         self._pending: weakref.WeakValueDictionary[str, http.HTTPFlow] = (
             weakref.WeakValueDictionary()
         )
@@ -56,14 +58,30 @@ class StreamBridge:
         flow.metadata["portcullis.bridge"] = token
         return f"http://{HOST}:{self.port}/{token}"
 
+    @property
+    def running(self) -> bool:
+        return self.port is not None
+
+    def sink_url(self) -> str:
+        """Where a refused request's body goes to be read and dropped."""
+        return f"http://{HOST}:{self.port}{SINK_PATH}"
+
     def forget(self, flow: http.HTTPFlow) -> None:
         """The flow was sent another way: its bridge URL stops working."""
         self._pending.pop(flow.metadata.pop("portcullis.bridge", ""), None)
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == SINK_PATH:
+            async for _ in request.content.iter_chunked(CHUNK_BYTES):
+                pass  # a refused request's body: read, so the caller can be answered, and dropped
+            return web.Response(status=200)
         flow = self._pending.pop(request.path.lstrip("/"), None)
-        if flow is None:
+        if flow is None or self.handle is None:
             return web.Response(status=404, text="unknown bridge token")
         flow.metadata.pop("portcullis.bridge", None)
-        await self._handle(flow, request.content.iter_chunked(CHUNK_BYTES))
-        return web.Response(status=200, headers={"Server": ""})
+        await self.handle(flow, request.content.iter_chunked(CHUNK_BYTES))
+        return web.Response(status=200)
+
+
+# One per process: the forward stage sends through it, any stage may drain a refused body into it.
+BRIDGE = StreamBridge()

@@ -125,6 +125,27 @@ class Telemetry:
             target_ms=None if target_seconds is None else target_seconds * 1000,
             bytes=body_bytes(flow),
             new_connection=new_connection,
+            is_async=state.is_async,
+        )
+
+    def count_attempt(self, state: FlowState) -> None:
+        """Count an async delivery attempt: a target leg only, marked async."""
+        if self.writer is None or state.upstream_status is None:
+            return
+        self.writer.submit(
+            Sample(
+                proxy_id=state.proxy.id,
+                client_id=state.proxy.client_id,
+                at=state.finished_at,
+                caller=None,
+                proxy_status=None,
+                proxy_ms=None,
+                target_status=state.upstream_status,
+                target_ms=state.target_seconds * 1000,
+                bytes=0,
+                new_connection=False,
+                is_async=True,
+            )
         )
 
     def _sample_open_connections(self) -> None:

@@ -36,12 +36,13 @@ class Sample:
     client_id: str
     at: float  # epoch s, the caller's answer settled
     caller: str | None  # IP address
-    proxy_status: int
-    proxy_ms: float
+    proxy_status: int | None  # None: no caller waited (an async delivery attempt)
+    proxy_ms: float | None
     target_status: int | None  # None: the target gave no answer
     target_ms: float | None
     bytes: int  # request and response bodies
     new_connection: bool  # the first request for this proxy on its client connection
+    is_async: bool = False  # an Async API acceptance or delivery attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class Batch:
                 self._point(proxy_id, client_id, item.captured_at)["open_connections"] += count
             return
         self._count(item)
+        if item.proxy_status is None:
+            return  # metrics points describe what callers got
         point = self._point(item.proxy_id, item.client_id, point_time(item.at))
         total = self.totals.setdefault(
             item.proxy_id, {"client_id": item.client_id} | dict.fromkeys(TOTAL_COUNTS, 0)
@@ -95,7 +98,9 @@ class Batch:
         for leg, status, ms in legs:
             if status is None or ms is None:
                 continue  # the target leg is absent when the target never answered
-            members = (("code", str(status)), ("country", country), ("latency", str(bucket_of(ms))))
+            members = [("code", str(status)), ("country", country), ("latency", str(bucket_of(ms)))]
+            if sample.is_async:
+                members.append(("async", "1"))
             for dimension, member in members:
                 cell = self.counters[
                     (sample.proxy_id, sample.client_id, minute, leg, dimension, member)

@@ -194,18 +194,21 @@ class UpstreamClient:
         request: UpstreamRequest,
         body: bytes | AsyncIterable[bytes] | None,
         max_body: int,
+        timeouts: Timeouts | None = None,
     ) -> UpstreamResponse:
         """Send `request` with `body`; the complete response, or an `UpstreamFailure`.
 
-        `TargetRefused` (from the SSRF guard) passes through unchanged.
+        `timeouts` replaces the client's for this request. `TargetRefused` (from
+        the SSRF guard) passes through unchanged.
         """
+        timeouts = timeouts or self.timeouts
         url = URL(request.url, encoded=True)
         # aiohttp does not resolve IP literals, so they are checked here; names are
         # checked again by the resolver on every new connection.
         await self.guard.allowed_addresses(url.raw_host or "", url.port or 0)
         streamed = body is not None and not isinstance(body, bytes)
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeouts.connect_s, sock_read=self.timeouts.read_s
+            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
         )
         try:
             async with self._session.request(
@@ -229,7 +232,7 @@ class UpstreamClient:
         except TargetUnresolvable as exc:
             raise TargetUnreachable(str(exc)) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise TargetTimeout(_timeout_message(exc, self.timeouts)) from exc
+            raise TargetTimeout(_timeout_message(exc, timeouts)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TargetUnreachable(f"could not connect to the target: {exc.os_error}") from exc
         except aiohttp.ClientError as exc:

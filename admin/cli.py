@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_cmd.add_argument("email")
     user_cmd.add_argument("--name")
     commands.add_parser("rotate-secrets", help="re-seal all secrets with the active master key")
-    commands.add_parser("purge", help="delete expired request log entries now")
+    commands.add_parser(
+        "purge", help="delete expired request log entries and old finished async requests now"
+    )
     commands.add_parser(
         "roll-up-telemetry", help="compact telemetry and purge what is past its retention now"
     )
@@ -136,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Created user {user.email} ({user.id}). Its user token, shown only this once:")
         print(token)
     elif args.command == "purge":
-        from admin.jobs import purge_expired_request_logs
+        from admin.jobs import purge
 
-        print(f"Purged {purge_expired_request_logs(settings)} expired request log entries.")
+        removed = purge(settings)
+        print("Purged " + ", ".join(f"{count} {what}" for what, count in removed.items()) + ".")
     elif args.command == "roll-up-telemetry":
         from admin.jobs import roll_up_telemetry
 

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from admin.rollups import Retention, compact_and_purge
-from models import RequestLog
+from models import AsyncAttempt, AsyncJob, RequestLog
 from models.settings import Settings
 from models.store import make_engine, make_session_factory
 
@@ -40,6 +40,25 @@ def purge_expired_request_logs(settings: Settings) -> int:
         return result.rowcount or 0
 
 
+def purge_finished_async_jobs(settings: Settings) -> int:
+    """Delete async requests finished longer ago than their retention, with their attempts."""
+    cutoff = time.time() - settings.async_job_days * 86400
+    with store_session(settings) as session:
+        old = select(AsyncJob.id).where(AsyncJob.finished_at < cutoff)
+        session.execute(delete(AsyncAttempt).where(AsyncAttempt.job_id.in_(old)))
+        result = session.execute(delete(AsyncJob).where(AsyncJob.finished_at < cutoff))
+        session.commit()
+        return result.rowcount or 0
+
+
+def purge(settings: Settings) -> dict[str, int]:
+    """Everything past its retention that is not telemetry: request logs, finished jobs."""
+    return {
+        "request logs": purge_expired_request_logs(settings),
+        "async requests": purge_finished_async_jobs(settings),
+    }
+
+
 def retention(settings: Settings) -> Retention:
     return Retention(
         minute_hours=settings.telemetry_minute_hours,
@@ -55,9 +74,9 @@ def roll_up_telemetry(settings: Settings) -> None:
 
 
 def _purge_job(settings: Settings) -> None:
-    removed = purge_expired_request_logs(settings)
-    if removed:
-        log.info("purged %d expired request log entries", removed)
+    removed = purge(settings)
+    if any(removed.values()):
+        log.info("purged %s", removed)
 
 
 def start_scheduler(settings: Settings) -> BackgroundScheduler:
@@ -67,7 +86,7 @@ def start_scheduler(settings: Settings) -> BackgroundScheduler:
         "interval",
         seconds=PURGE_INTERVAL_S,
         args=[settings],
-        id="purge-request-logs",
+        id="purge",
         next_run_time=datetime.now(UTC),
         coalesce=True,
         max_instances=1,

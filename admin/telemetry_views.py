@@ -38,6 +38,7 @@ class PeriodSums:
     country_count: Counter = field(default_factory=Counter)  # "US:proxy" → requests
     country_ms: Counter = field(default_factory=Counter)
     latency: defaultdict = field(default_factory=lambda: defaultdict(Counter))  # leg → histogram
+    async_count: Counter = field(default_factory=Counter)  # leg → Async API requests
 
     def add(self, leg: str, dimension: str, member: str, count: int, total_ms: float) -> None:
         key = f"{member}:{leg}"
@@ -54,6 +55,8 @@ class PeriodSums:
             self.country_ms[key] += total_ms
         elif dimension == "latency":
             self.latency[leg][int(member)] += count
+        elif dimension == "async":
+            self.async_count[leg] += count
 
 
 def telemetry_records(
@@ -113,6 +116,7 @@ def _record(period: int, resolution: str, owner: Mapping, sums: PeriodSums, ewma
             for name, q in PERCENTILES
             if sums.latency[leg]
         },
+        "asyncCountMap": {leg: sums.async_count[leg] for leg in legs if sums.async_count[leg]},
         "ewmaResponseTime": None if ewma is None else round(ewma, 4),
     }
 

@@ -1,5 +1,6 @@
 """The shared store: models, settings, sessions and the domain logic both planes use."""
 
+from models.async_job import AsyncAttempt, AsyncJob, Notification
 from models.base import Base, isoformat_z, utcnow
 from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
@@ -18,6 +19,8 @@ from models.telemetry import (
 from models.user import User, UserToken
 
 __all__ = [
+    "AsyncAttempt",
+    "AsyncJob",
     "Base",
     "Client",
     "ConfigState",
@@ -26,6 +29,7 @@ __all__ = [
     "MetricPoint",
     "MetricPointLatency",
     "MetricTotal",
+    "Notification",
     "Proxy",
     "RequestLog",
     "Rule",

@@ -12,6 +12,7 @@ PREFIXES = {
     "target": "tgt",
     "proxy": "proxy",
     "rule": "rule",
+    "notification": "notif",
 }
 
 

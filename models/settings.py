@@ -33,6 +33,7 @@ class Settings:
     telemetry_minute_hours: int = 48
     telemetry_hour_days: int = 90
     metric_point_days: int = 7
+    async_job_days: int = 7
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             ),
             telemetry_hour_days=_int_env("PORTCULLIS_TELEMETRY_HOUR_DAYS", cls.telemetry_hour_days),
             metric_point_days=_int_env("PORTCULLIS_METRIC_POINT_DAYS", cls.metric_point_days),
+            async_job_days=_int_env("PORTCULLIS_ASYNC_JOB_DAYS", cls.async_job_days),
         )
 
     @property

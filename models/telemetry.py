@@ -14,7 +14,12 @@ from models.base import Base
 
 LEGS = ("proxy", "target")
 # dimension → what `member` holds
-DIMENSIONS = {"code": "HTTP status", "country": "ISO 3166-1 alpha-2", "latency": "bucket index"}
+DIMENSIONS = {
+    "code": "HTTP status",
+    "country": "ISO 3166-1 alpha-2",
+    "latency": "bucket index",
+    "async": "1: Async API traffic (also counted under code, country and latency)",
+}
 
 
 class TelemetryCounter(Base):

@@ -89,11 +89,12 @@ def start_admin(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> Ad
     raise RuntimeError(f"admin did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()}")
 
 
-def run_admin_cli(server: AdminServer, *args: str) -> subprocess.CompletedProcess:
+def run_admin_cli(server: AdminServer, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`run_admin.py ARGS` on the server's store; `env` adds environment variables."""
     return subprocess.run(
         [sys.executable, "run_admin.py", *args],
         cwd=ROOT,
-        env=server.env,
+        env={**server.env, **env},
         capture_output=True,
         text=True,
         timeout=120,

@@ -362,6 +362,9 @@ def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, up
     path = f"/api/{setup.id}/upload"
     refused = call(gateway, "POST", path, headers={"X-API-Key": "wrong"}, data=body)
     assert refused.status_code == 401
+    chunked = call(gateway, "POST", path, headers={"X-API-Key": "wrong"}, data=iter([body]))
+    assert chunked.status_code == 401 and chunked.json()["error"]["code"] == "UNAUTHORIZED"
+    assert "has crashed" not in gateway.log_text(), "refused bodies are drained, not mishandled"
     before = len(upstream.received)
     response = call(gateway, "POST", path, headers={"X-API-Key": CALLER_KEY}, data=body)
     assert response.status_code == 200, response.text

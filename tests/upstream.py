@@ -58,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
             code = int(tail[1])
             body = b"" if code in (204, 304) else json.dumps({"status": code}).encode()
             return self._send(code, body, "application/json", extra)
+        if len(parts) >= 3 and parts[-3] == "flaky" and parts[-1].isdigit():
+            return self._flaky(parts[-2], int(parts[-1]), parse_qs(query))
         if tail[0] == "delay" and tail[1].isdigit():
             time.sleep(int(tail[1]) / 1000)  # the upstream being slow, on purpose
             return self._send(200, b'{"delayed": true}', "application/json")
@@ -77,6 +79,24 @@ class _Handler(BaseHTTPRequestHandler):
             "body": received.body.decode("utf-8", "replace"),
         }
         self._send(200, json.dumps(echo).encode(), "application/json")
+
+    def _flaky(self, key: str, failures: int, params: dict) -> None:
+        """`/flaky/{key}/{n}`: the first n requests for key answer ?status= (503), then 200.
+
+        ?delay_ms=N delays every answer; ?header=Name:value adds headers to the failures.
+        """
+        seen = self.server.upstream.count(key)
+        if "delay_ms" in params:
+            time.sleep(int(params["delay_ms"][0]) / 1000)  # the upstream being slow, on purpose
+        if seen <= failures:
+            status = int(params.get("status", ["503"])[0])
+            extra = [item.split(":", 1) for item in params.get("header", [])]
+            return self._send(
+                status, json.dumps({"attempt": seen}).encode(), "application/json", extra
+            )
+        self._send(
+            200, json.dumps({"attempt": seen, "delivered": True}).encode(), "application/json"
+        )
 
     def _send(self, status: int, body: bytes, content_type: str, extra=()):
         self.send_response(status)
@@ -115,12 +135,19 @@ class RecordingUpstream:
     def __init__(self):
         self.received: list[Received] = []
         self.started: list[str] = []  # paths whose request head arrived, in order
+        self.counts: dict[str, int] = {}  # requests per /flaky/ key
         self.jwks: dict = {"keys": []}
         self._arrived = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.upstream = self
         self.port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def count(self, key: str) -> int:
+        """Count one more request for `key`; how many there have been, this one included."""
+        with self._arrived:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return self.counts[key]
 
     def record_start(self, path: str) -> None:
         with self._arrived:

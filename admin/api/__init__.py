@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Flask
 
 from admin.api import (
+    async_jobs,
     clients,
     credentials,
     health,
     members,
+    notifications,
     proxies,
     requests,
     rules,
@@ -28,6 +30,8 @@ CORE_BLUEPRINTS = (
     rules.bp,
     requests.bp,
     telemetry.bp,
+    async_jobs.bp,
+    notifications.bp,
 )
 
 

@@ -57,6 +57,7 @@ class TelemetryRecordSchema(ApiSchema):
     countryAverageRTMap = fields.Dict(dump_only=True)
     responseTimeBucketCountMap = fields.Dict(dump_only=True)
     percentileResponseTimeMap = fields.Dict(dump_only=True)
+    asyncCountMap = fields.Dict(dump_only=True)
     ewmaResponseTime = fields.Float(dump_only=True, allow_none=True)
 
 

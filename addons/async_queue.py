@@ -1,0 +1,175 @@
+"""The Async API's queue: its settings, its store worker, and accepting jobs durably.
+
+`enqueue` answers only once the job is committed to the store, so a 202 is
+never given for a job that could be lost. Concurrent accepts are committed
+together (group commit): while one transaction runs, the next ones gather.
+All store work happens on one worker thread, off mitmproxy's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from mitmproxy import ctx, exceptions, http
+
+from addons.job_store import Accepted, JobStore, NewJob
+from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
+from addons.retry_policy import RetryPolicy
+from addons.state import FlowState
+from addons.upstream import Timeouts
+from models.settings import Settings
+from models.store import make_engine
+
+log = logging.getLogger("portcullis.async")
+IDEMPOTENCY_KEY = "idempotency-key"
+
+# option name → (default, help); all integers, all positive
+OPTIONS = {
+    "portcullis_async_max_retries": (10, "Retries of an async request after its first attempt."),
+    "portcullis_async_window_s": (900, "Seconds after acceptance within which retries happen."),
+    "portcullis_async_backoff_base_ms": (2000, "First retry's backoff ceiling (full jitter)."),
+    "portcullis_async_backoff_cap_ms": (300_000, "Largest backoff ceiling."),
+    "portcullis_async_attempt_timeout_ms": (30_000, "Time an async attempt may take to answer."),
+    "portcullis_async_lease_ms": (90_000, "How long a claimed job is this process's alone."),
+    "portcullis_async_poll_ms": (500, "How often the dispatcher looks for due jobs."),
+    "portcullis_async_concurrency": (64, "Async deliveries in flight per process."),
+    "portcullis_async_max_body_bytes": (6 * 1024 * 1024, "Largest body an async request may have."),
+}
+
+
+class AsyncQueue:
+    def __init__(self):
+        self.store: JobStore | None = None
+        self.wakeup: asyncio.Event | None = None  # set when a job was accepted here
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="portcullis-jobs")
+        self._waiting: list[tuple[NewJob, asyncio.Future]] = []
+        self._committing: asyncio.Task | None = None
+
+    def load(self, loader) -> None:
+        for name, (default, help_text) in OPTIONS.items():
+            loader.add_option(name, int, default, help_text)
+
+    def configure(self, updated) -> None:
+        for name in OPTIONS.keys() & updated:
+            if getattr(ctx.options, name) < (0 if name == "portcullis_async_max_retries" else 1):
+                raise exceptions.OptionsError(f"{name} must be positive")
+
+    def running(self) -> None:
+        owner = f"proxy-{secrets.token_hex(6)}"
+        self.store = JobStore(make_engine(Settings.from_env().database_url), owner)
+        self.wakeup = asyncio.Event()
+
+    def done(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, function, *args):
+        """Run a store function on the queue's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    async def enqueue(self, job: NewJob) -> Accepted:
+        """Commit `job` (with whatever else is waiting); raises if the store refused it."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, future))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_waiting())
+        accepted = await future
+        self.wakeup.set()
+        return accepted
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await self.run(self.store.enqueue, [job for job, _ in batch])
+            except Exception as exc:  # the store refused: every caller in the batch hears it
+                log.exception("could not store %d async requests", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), accepted in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(accepted)
+
+    async def accept(self, state: FlowState, body: bytes) -> http.Response:
+        """Store an Async API request; the caller's answer: 202 once committed, or why not."""
+        limit = ctx.options.portcullis_async_max_body_bytes
+        if len(body) > limit:
+            return request_too_large(state, limit)
+        headers, query = state.stored_request
+        job = NewJob(
+            id=state.request_id,
+            proxy_id=state.proxy.id,
+            client_id=state.proxy.client_id,
+            method=state.method,
+            path=state.path,
+            query=query,
+            headers=[list(pair) for pair in headers],
+            body=body or None,
+            idempotency_key=next((v for n, v in headers if n.lower() == IDEMPOTENCY_KEY), None),
+            accepted_at=time.time(),
+            window_s=ctx.options.portcullis_async_window_s,
+        )
+        try:
+            accepted = await self.enqueue(job)
+        except Exception:
+            state.mark("systemError")
+            state.proxy_code = GATEWAY_ERROR
+            return proxy_error(
+                503, GATEWAY_ERROR, "QUEUE_UNAVAILABLE",
+                "The request could not be stored for delivery; it was not accepted",
+                request_id=state.request_id,
+            )  # fmt: skip
+        message = (
+            "A request with this Idempotency-Key was already accepted; this is its answer."
+            if accepted.repeated
+            else "Your request has been queued for processing."
+        )
+        answer = {"status": "queued", "requestId": accepted.request_id, "message": message}
+        headers = {"Content-Type": "application/json"}
+        if accepted.repeated:
+            headers["Idempotent-Replayed"] = "true"
+        return http.Response.make(202, json.dumps(answer).encode(), headers)
+
+    async def accept_stream(self, state: FlowState, chunks: AsyncIterator[bytes]) -> http.Response:
+        """`accept` for a body mitmproxy streamed: read it, up to the limit."""
+        limit = ctx.options.portcullis_async_max_body_bytes
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > limit:
+                return request_too_large(state, limit)
+        return await self.accept(state, bytes(body))
+
+    @staticmethod
+    def policy() -> RetryPolicy:
+        options = ctx.options
+        return RetryPolicy(
+            max_retries=options.portcullis_async_max_retries,
+            window_s=options.portcullis_async_window_s,
+            base_s=options.portcullis_async_backoff_base_ms / 1000,
+            cap_s=options.portcullis_async_backoff_cap_ms / 1000,
+        )
+
+    @staticmethod
+    def attempt_timeouts() -> Timeouts:
+        options = ctx.options
+        return Timeouts(
+            connect_s=options.portcullis_connect_timeout_ms / 1000,
+            read_s=options.portcullis_async_attempt_timeout_ms / 1000,
+        )
+
+
+def request_too_large(state: FlowState, limit: int) -> http.Response:
+    state.proxy_code = DENIED
+    return proxy_error(
+        413, DENIED, "REQUEST_TOO_LARGE",
+        f"An async request body may have at most {limit} bytes",
+        {"limit": limit}, state.request_id,
+    )  # fmt: skip

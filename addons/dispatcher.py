@@ -1,0 +1,236 @@
+"""Delivering Async API jobs: claim due jobs, send each with the Proxy API's own code, retry.
+
+Runs as a task on mitmproxy's event loop; every store call goes to the queue's
+worker thread. Each attempt is built exactly as a synchronous request would
+be (addons/outbound.py: the target credential injected now, never stored),
+sent through the same client (SSRF guard, timeouts, bounded read), and
+appears in the request log and telemetry marked as async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+
+from mitmproxy import ctx
+from mitmproxy.http import Headers
+
+from addons.async_queue import AsyncQueue
+from addons.config import Config
+from addons.forward import Forward
+from addons.job_store import ClaimedJob, Outcome
+from addons.outbound import upstream_request, with_additional_data
+from addons.record import Record
+from addons.redaction import bounded_body
+from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
+from addons.snapshot import ProxyView
+from addons.ssrf import TargetRefused
+from addons.state import VALIDATION_FLAGS, FlowState
+from addons.telemetry import Telemetry
+from addons.upstream import ResponseTooLarge, UpstreamFailure, UpstreamResponse
+from models import utcnow
+
+log = logging.getLogger("portcullis.dispatcher")
+RESPONSE_BODY_BYTES = 64 * 1024  # of the final response, kept with the job
+CHECKS_DONE_AT_ACCEPTANCE = frozenset(VALIDATION_FLAGS) - {
+    "requestSent",
+    "responseReceived",
+    "systemError",
+    "requestConfigError",
+}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        queue: AsyncQueue,
+        forward: Forward,
+        record: Record,
+        telemetry: Telemetry,
+    ):
+        self.config, self.queue, self.forward = config, queue, forward
+        self.record, self.telemetry = record, telemetry
+        self._task: asyncio.Task | None = None
+        self._deliveries: set[asyncio.Task] = set()
+        self._rng = random.Random()
+
+    def running(self) -> None:
+        # `running` stays synchronous (script reloads require it); the loop is already running.
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def done(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for delivery in self._deliveries:
+            delivery.cancel()  # unfinished attempts are retried once their lease expires
+
+    async def _run(self) -> None:
+        await self.forward.start()
+        while True:
+            self.queue.wakeup.clear()  # before claiming: a job accepted meanwhile wakes us
+            free = ctx.options.portcullis_async_concurrency - len(self._deliveries)
+            jobs = await self._claim(free) if free > 0 else []
+            for job in jobs:
+                delivery = asyncio.ensure_future(self._deliver(job))
+                self._deliveries.add(delivery)
+                delivery.add_done_callback(self._deliveries.discard)
+            if not jobs:
+                await self._idle()
+
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        lease_s = ctx.options.portcullis_async_lease_ms / 1000
+        try:
+            return await self.queue.run(
+                self.queue.store.claim, limit, lease_s, lambda: str(uuid.uuid4())
+            )
+        except Exception:
+            log.exception("could not claim async jobs; trying again")
+            return []
+
+    async def _idle(self) -> None:
+        """Until a job is accepted here, a delivery ends, or the poll interval passes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.queue.wakeup.wait(), ctx.options.portcullis_async_poll_ms / 1000
+            )
+
+    async def _deliver(self, job: ClaimedJob) -> None:
+        try:
+            state, outcome = await self._attempt(job)
+            held = await self.queue.run(self.queue.store.finish, job, outcome)
+            if not held:
+                log.warning(
+                    "lost the lease on job %s during attempt %d", job.id, job.attempt_number
+                )
+            if state is not None:
+                self._report(state, job, outcome)
+        except Exception:
+            # The lease runs out and another attempt follows: nothing is lost.
+            log.exception("async attempt %d of job %s failed", job.attempt_number, job.id)
+        finally:
+            self.queue.wakeup.set()  # a slot is free
+
+    async def _attempt(self, job: ClaimedJob) -> tuple[FlowState | None, Outcome]:
+        """Send one attempt; its flow state (for the log) and what becomes of the job."""
+        proxy = self.config.snapshot().proxies.get(job.proxy_id)
+        problem = unusable(proxy)
+        if problem:
+            return None, Outcome(status="failed", finished_at=time.time(), error=problem)
+        state = attempt_state(self.config, proxy, job)
+        request, state.injection = upstream_request(
+            proxy, job.method, job.path, stored_headers(job.headers), job.query
+        )
+        request, body = with_additional_data(proxy, request, job.body or b"")
+        state.upstream = request
+        state.mark("requestSent")
+        state.sent_at = time.time()
+        try:
+            response = await self.forward.client.send(
+                request,
+                body,
+                ctx.options.portcullis_max_response_bytes,
+                timeouts=self.queue.attempt_timeouts(),
+            )
+        except (UpstreamFailure, TargetRefused) as exc:
+            state.finish()
+            return state, self._failed(job, state, exc)
+        state.mark("responseReceived")
+        state.upstream_status = response.status
+        state.target_answered_at = response.finished_at
+        state.finish()
+        return state, self._answered(job, response, state)
+
+    def _answered(self, job: ClaimedJob, response: UpstreamResponse, state: FlowState) -> Outcome:
+        headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers]
+        kept = {
+            "response_status": response.status,
+            "response_headers": headers,
+            "response_body": bounded_body(
+                response.body, RESPONSE_BODY_BYTES, state.injection.secrets
+            ),
+        }
+        if response.status not in TRANSIENT_STATUSES:
+            status = "succeeded" if response.status < 400 else "failed"
+            return Outcome(status=status, finished_at=state.finished_at, **kept)
+        retry_after = next((v for n, v in headers if n.lower() == "retry-after"), None)
+        wait = retry_after_seconds(retry_after, time.time())
+        return self._retry_or_dead(job, state.finished_at, wait, kept)
+
+    def _failed(self, job: ClaimedJob, state: FlowState, exc: Exception) -> Outcome:
+        if isinstance(exc, TargetRefused | ResponseTooLarge):  # not transient: the job ends
+            status = exc.status if isinstance(exc, ResponseTooLarge) else None
+            return Outcome(
+                status="failed",
+                finished_at=state.finished_at,
+                response_status=status,
+                error=str(exc),
+            )
+        return self._retry_or_dead(job, state.finished_at, None, {"error": str(exc)})
+
+    def _retry_or_dead(
+        self, job: ClaimedJob, now: float, retry_after: float | None, kept
+    ) -> Outcome:
+        next_at = self.queue.policy().next_attempt(
+            attempts_in_round=job.attempts_in_round,
+            deadline_at=job.deadline_at,
+            now=now,
+            retry_after_s=retry_after,
+            rng=self._rng,
+        )
+        if next_at is None:
+            return Outcome(status="dead", finished_at=now, **kept)
+        return Outcome(status="queued", finished_at=now, next_attempt_at=next_at, **kept)
+
+    def _report(self, state: FlowState, job: ClaimedJob, outcome: Outcome) -> None:
+        """The attempt in the request log and telemetry; never raises."""
+        try:
+            self.record.submit(
+                state,
+                status=outcome.response_status,
+                message=outcome.error or f"Async attempt {job.attempt_number}: {outcome.status}",
+                request_body=job.body,
+                response_body=None,
+            )
+            self.telemetry.count_attempt(state)
+        except Exception:
+            log.exception("could not record async attempt %s", state.request_id)
+
+
+def stored_headers(pairs: list[list[str]]) -> Headers:
+    """A job's stored headers back as mitmproxy headers (stored as mitmproxy decoded them)."""
+    return Headers(
+        [
+            (n.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+            for n, v in pairs
+        ]
+    )
+
+
+def unusable(proxy: ProxyView | None) -> str | None:
+    """Why a job's proxy can no longer deliver it, or None."""
+    if proxy is None:
+        return "the proxy no longer exists"
+    if not proxy.active:
+        return "the proxy is inactive"
+    if not proxy.target.active:
+        return "the proxy's target is inactive"
+    credential = proxy.target_credential
+    if not credential.active or (credential.expires_at and credential.expires_at <= utcnow()):
+        return "the proxy's target credential is inactive or expired"
+    return None
+
+
+def attempt_state(config: Config, proxy: ProxyView, job: ClaimedJob) -> FlowState:
+    """The flow state of an attempt: what the request log and telemetry record of it."""
+    state = FlowState(snapshot=config.snapshot(), request_id=job.attempt_request_id)
+    state.proxy, state.method, state.path, state.query = proxy, job.method, job.path, job.query
+    state.caller_headers = [(name, value) for name, value in job.headers]
+    state.is_async, state.routed = True, True
+    state.attempt = (job.id, job.attempt_number)
+    state.mark(*CHECKS_DONE_AT_ACCEPTANCE)
+    return state

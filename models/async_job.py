@@ -1,0 +1,100 @@
+"""Async API jobs (seed 002): accepted requests stored durably until delivered, with every attempt.
+
+A job holds the caller's request without the caller's credential; the target
+credential is never stored and is injected at each delivery. Jobs have no
+foreign key to their proxy: a job whose proxy is gone fails at delivery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, utcnow
+from models.ids import new_id
+
+JOB_STATUSES = ("queued", "in_progress", "succeeded", "failed", "dead")
+WAITING = ("queued", "in_progress")  # may still be delivered
+REPLAYABLE = ("failed", "dead")
+
+
+class AsyncJob(Base):
+    __tablename__ = "async_jobs"
+    __table_args__ = (
+        UniqueConstraint("proxy_id", "idempotency_key", name="uq_async_jobs_proxy_idempotency"),
+        Index("ix_async_jobs_due", "status", "next_attempt_at"),
+        Index("ix_async_jobs_proxy_accepted", "proxy_id", "accepted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the request id
+    proxy_id: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)  # canonical, below the proxy
+    query: Mapped[str] = mapped_column(Text)  # raw, the caller's credential removed
+    headers: Mapped[list] = mapped_column(JSON)  # [[name, value], ...], credential removed
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    accepted_at: Mapped[float] = mapped_column(Float)  # epoch s
+    window_s: Mapped[float] = mapped_column(Float)  # how long retries may go on
+    deadline_at: Mapped[float] = mapped_column(Float)  # retries end here (renewed by a replay)
+    attempts_in_round: Mapped[int] = mapped_column(Integer, default=0)  # since accept or replay
+    next_attempt_at: Mapped[float | None] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[list | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)  # bounded
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    attempts: Mapped[list[AsyncAttempt]] = relationship(
+        cascade="all, delete-orphan", order_by="AsyncAttempt.number", passive_deletes=True
+    )
+
+
+class AsyncAttempt(Base):
+    """One delivery attempt: when, and the target's status or the error."""
+
+    __tablename__ = "async_attempts"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("async_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1, 2, ... over all rounds
+    request_id: Mapped[str] = mapped_column(String(36))  # its request log entry
+    scheduled_at: Mapped[float] = mapped_column(Float)  # when it was due
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Notification(Base):
+    """A notification for a client's members (Notifications API), e.g. a dead-lettered job."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=lambda: new_id("notification")
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(16), default="client")
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    read: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
