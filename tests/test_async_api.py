@@ -23,7 +23,15 @@ from tests.proxy_support import (
     start_proxy,
     wait_until_served,
 )
-from tests.support import assert_error, assert_invalid, new_client, run_admin_cli
+from tests.support import (
+    AdminServer,
+    Api,
+    assert_error,
+    assert_invalid,
+    new_client,
+    run_admin_cli,
+    start_admin,
+)
 
 AUTH = {"X-API-Key": CALLER_KEY}
 JOB_TIMEOUT_S = 30
@@ -46,6 +54,36 @@ def schedule(**overrides) -> list[str]:
 
 TRANSIENT = [408, 429, 500, 502, 503, 504, 507, 509, 520, 526, 530, 598, 599]
 _keys = itertools.count()
+
+
+def user_api(server: AdminServer) -> Api:
+    result = run_admin_cli(server, "create-user", "async@example.test")
+    assert result.returncode == 0, result.stderr
+    return Api(server.base_url, result.stdout.strip().splitlines()[-1])
+
+
+# Every proxy process on a store dispatches its jobs, with its own schedule. So these tests
+# use a store of their own, and the tests that must be the only dispatcher one each.
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory) -> AdminServer:
+    server = start_admin(tmp_path_factory.mktemp("async-admin"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(admin_server) -> Api:
+    return user_api(admin_server)
+
+
+@pytest.fixture
+def lone(tmp_path) -> tuple[AdminServer, Api]:
+    """A store no other proxy process knows about, and a user of it."""
+    server = start_admin(tmp_path / "lone-admin")
+    try:
+        yield server, user_api(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +232,8 @@ def test_a_retry_after_beyond_the_window_ends_the_job(api, made, async_gateway):
     assert job["status"] == "dead" and len(job["attempts"]) == 1
 
 
-def test_retries_stop_at_the_end_of_the_window(admin_server, api, upstream, tmp_path):
+def test_retries_stop_at_the_end_of_the_window(lone, upstream, tmp_path):
+    admin_server, api = lone
     short = start_proxy(
         admin_server,
         tmp_path,
@@ -275,9 +314,7 @@ def test_refusals_are_answered_and_nothing_is_queued(api, made, async_gateway):
     assert api.get(f"{made.base}/proxies/{made.id}/async").json()["asyncRequests"] == []
 
 
-def test_the_api_lists_filters_and_refuses_bad_input(
-    api, made, async_gateway, stranger, admin_server
-):
+def test_the_api_lists_filters_and_refuses_bad_input(api, made, async_gateway):
     ok = submit(async_gateway, made, f"/flaky/{key()}/0", data=b"x").json()["requestId"]
     bad = submit(async_gateway, made, "/status/400", data=b"x").json()["requestId"]
     for request_id in (ok, bad):
@@ -303,9 +340,8 @@ def test_finished_requests_are_purged_after_their_retention(admin_server, api, m
     assert_error(api.get(path), 404, "NOT_FOUND")
 
 
-def test_a_sigkill_mid_backoff_loses_nothing_and_delivers_once(
-    admin_server, api, upstream, tmp_path
-):
+def test_a_sigkill_mid_backoff_loses_nothing_and_delivers_once(lone, upstream, tmp_path):
+    admin_server, api = lone
     slow_retry = schedule(
         portcullis_async_backoff_base_ms=2000, portcullis_async_backoff_cap_ms=2000
     )
@@ -333,7 +369,8 @@ def test_a_sigkill_mid_backoff_loses_nothing_and_delivers_once(
     assert bodies == [b"once", b"once"], "one failed attempt, then exactly one successful delivery"
 
 
-def test_a_sigkill_mid_request_loses_nothing(admin_server, api, upstream, tmp_path):
+def test_a_sigkill_mid_request_loses_nothing(lone, upstream, tmp_path):
+    admin_server, api = lone
     patient = schedule(portcullis_async_attempt_timeout_ms=10000)
     first = start_proxy(admin_server, tmp_path / "first", *patient)
     made = Setup(api, upstream)
