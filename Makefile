@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test install migrate lint format clean
+.PHONY: run test bench install migrate lint format clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is required; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -39,6 +39,10 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+# Not part of `make test`: prints what Portcullis costs on top of bare mitmdump (about 8 minutes).
+bench: install
+	$(PY) bench/run.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

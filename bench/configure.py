@@ -1,0 +1,84 @@
+"""The benchmark's configuration, made through the Core API as a user would make it.
+
+C: one proxy (apiKey caller credential, bearer target credential, three rules).
+D: 100 proxies with 100 caller credentials and 300 rules, on one target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+
+REGION = "us-east-1"
+RULES = (
+    {"effect": "allow", "methods": ["GET", "POST"]},
+    {"effect": "deny", "pathPattern": "^/admin"},
+    {"effect": "allow", "headerChecks": [{"namePattern": "^x-api-key$"}]},
+)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    id: str
+    key: str
+
+
+class CoreApi:
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = token
+
+    def create(self, path: str, body: dict, envelope: str) -> dict:
+        response = self.session.post(self.base_url + path, json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()[envelope][0]
+
+
+def _credential(kind: str, auth_type: str, secret: dict) -> dict:
+    return {
+        "credentialName": f"bench {kind}",
+        "credentialType": kind,
+        "credentialAuthType": auth_type,
+        "credentialRegion": REGION,
+        "credentialSecret": secret,
+    }
+
+
+def configure(api: CoreApi, target_url: str, proxies: int) -> list[Proxy]:
+    """`proxies` proxies to `target_url`, each with its own key and three rules."""
+    client = api.create("/api/clients", {"clientName": "bench"}, "clients")["clientId"]
+    base = f"/api/clients/{client}"
+    target_credential = api.create(
+        f"{base}/credentials", _credential("target", "bearer", {"token": "bench-target"}),
+        "credentials",
+    )["sKey"]  # fmt: skip
+    target = api.create(
+        f"{base}/targets",
+        {"targetName": "responder", "targetRegion": REGION, "targetBaseURL": target_url},
+        "targets",
+    )["sKey"]
+    made = []
+    for number in range(proxies):
+        key = f"bench-key-{number:04d}"
+        caller = api.create(
+            f"{base}/credentials",
+            _credential("proxy", "apiKey", {"key": "X-API-Key", "value": key}),
+            "credentials",
+        )["sKey"]
+        proxy = api.create(
+            f"{base}/proxies",
+            {
+                "proxyName": f"bench {number}",
+                "proxyRegion": REGION,
+                "proxyProxyCredentialId": caller,
+                "proxyTargetId": target,
+                "proxyTargetCredentialId": target_credential,
+            },
+            "proxies",
+        )["sKey"]
+        for rule in RULES:
+            api.create(f"{base}/proxies/{proxy}/rules", rule, "rules")
+        made.append(Proxy(proxy, key))
+    return made

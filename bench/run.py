@@ -1,0 +1,336 @@
+"""`make bench`: what Portcullis costs on top of bare mitmdump, measured in one run.
+
+A. direct to a fast local responder
+B. bare mitmdump in reverse mode (same mitmproxy, same options, no addons)
+C. Portcullis, full pipeline: apiKey auth, three rules, target credential
+   injection, request log, telemetry and metrics
+D. as C with 100 proxies, 100 credentials and 300 rules, traffic spread over them
+E. the Async API: enqueue rate, and how fast the queued jobs are delivered
+
+Each round measures B, C, D and E in turn, so drift of the machine falls on
+all of them. The ratios are to B of the same round, median over the rounds.
+mitmdump processes run on core 0; wrk and the responder on core 1. Every
+measured run follows a warm-up. Latency is also measured with one
+connection, where it is the time a request spends in the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.configure import CoreApi, configure
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+DATA_PLANE_CORE, LOAD_CORE = "0", "1"
+ROUNDS = 3
+WARMUP_S, MEASURE_S = 2, 8
+CONNECTIONS = 50
+LATENCY_ROUNDS = 2
+MEMORY_MARKS = (20_000, 200_000)
+SPREAD_PROXIES = 100
+START_TIMEOUT_S = 60
+DRAIN_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pinned(core: str, *command) -> list[str]:
+    return ["taskset", "-c", core, *map(str, command)]
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("wrk is missing; installing it from Debian (apt-get install wrk)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: int, *, connections: int = CONNECTIONS, script=None, env=None) -> Run:
+    command = pinned(LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency")
+    if script:
+        command += ["-s", str(BENCH / script)]
+    output = subprocess.run(
+        [*command, url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} failed requests\n{output}")
+    return Run(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
+        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", output).group(1)),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+    )
+
+
+def measure(url: str, **kwargs) -> Run:
+    wrk(url, WARMUP_S, **kwargs)
+    return wrk(url, MEASURE_S, **kwargs)
+
+
+def wait_for(check, what: str, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def answers(url: str, headers: dict | None = None) -> bool:
+    try:
+        return requests.get(url, headers=headers, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+class Processes:
+    """Everything the benchmark starts, stopped at the end whatever happens."""
+
+    def __init__(self, var_dir: Path):
+        self.var_dir = var_dir
+        self.env = {**os.environ, "PORTCULLIS_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = (self.var_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.var_dir / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.started:
+            process.terminate()
+        for process in self.started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def start_gateway(processes: Processes, name: str, port: int) -> subprocess.Popen:
+    return processes.start(
+        name,
+        pinned(
+            DATA_PLANE_CORE, sys.executable, "run_proxy.py", "--port", port, "-q",
+            "--set", "portcullis_allow_targets=127.0.0.1",
+        ),
+    )  # fmt: skip
+
+
+def main() -> int:
+    ensure_wrk()
+    var_dir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    processes = Processes(var_dir)
+    try:
+        return benchmark(processes)
+    finally:
+        processes.stop()
+
+
+def benchmark(processes: Processes) -> int:
+    up_port, admin_port, bare_port, gw_port = (free_port() for _ in range(4))
+    upstream = f"http://127.0.0.1:{up_port}"
+    processes.start("responder", pinned(LOAD_CORE, sys.executable, BENCH / "responder.py", up_port))
+    processes.start("admin", [sys.executable, "run_admin.py", "serve", "--port", str(admin_port)])
+    wait_for(lambda: "listening on" in processes.log("admin"), "the admin")
+    token = re.search(r"\b(u-[\w-]+)", processes.log("admin")).group(1)
+    api = CoreApi(f"http://127.0.0.1:{admin_port}", token)
+    print("Configuring 1 + 100 proxies through the Core API ...", flush=True)
+    [single] = configure(api, upstream, 1)
+    spread = configure(api, upstream, SPREAD_PROXIES)
+    spread_file = processes.var_dir / "spread.txt"
+    spread_file.write_text("".join(f"{p.id} {p.key}\n" for p in spread))
+
+    processes.start(
+        "bare",
+        pinned(
+            DATA_PLANE_CORE, Path(sys.executable).parent / "mitmdump", "-q",
+            "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1", "-p", bare_port,
+            "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
+        ),
+    )  # fmt: skip
+    start_gateway(processes, "gateway", gw_port)
+    bare_url = f"http://127.0.0.1:{bare_port}/api/x/items"
+    c_url = f"http://127.0.0.1:{gw_port}/api/{single.id}/items"
+    wait_for(lambda: answers(bare_url), "bare mitmdump")
+    wait_for(lambda: answers(c_url, {"X-API-Key": single.key}), "Portcullis")
+    wait_for(lambda: answers(f"http://127.0.0.1:{gw_port}/api/{spread[-1].id}/items",
+                             {"X-API-Key": spread[-1].key}), "the 100 proxies")  # fmt: skip
+
+    key_env = {"BENCH_KEY": single.key}
+    print("A. direct ...", flush=True)
+    direct = measure(f"{upstream}/items")
+    rounds = []
+    for number in range(1, ROUNDS + 1):
+        print(f"Round {number}/{ROUNDS}: B C D E ...", flush=True)
+        bare = measure(bare_url)
+        full = measure(c_url, script="key.lua", env=key_env)
+        spread_run = measure(
+            f"http://127.0.0.1:{gw_port}/",
+            script="spread.lua",
+            env={"SPREAD_FILE": str(spread_file)},
+        )
+        enqueue, delivery = measure_async(gw_port, single.id, upstream, key_env)
+        rounds.append({"B": bare, "C": full, "D": spread_run, "E": enqueue, "E delivery": delivery})
+
+    print("Latency with one connection: B C B C ...", flush=True)
+    latency = [
+        (
+            measure(bare_url, connections=1),
+            measure(c_url, connections=1, script="key.lua", env=key_env),
+        )
+        for _ in range(LATENCY_ROUNDS)
+    ]
+
+    print("Memory: a fresh Portcullis process, RSS after 20k and 200k requests ...", flush=True)
+    memory = measure_memory(processes, single, key_env)
+
+    report(direct, rounds, latency, memory)
+    return 0
+
+
+def measure_async(port: int, proxy_id: str, upstream: str, env: dict) -> tuple[Run, float]:
+    """The enqueue rate, and deliveries per second until the backlog is gone."""
+    delivered_before = int(requests.get(f"{upstream}/__count", timeout=5).text)
+    started = time.monotonic()
+    url = f"http://127.0.0.1:{port}/async/{proxy_id}/events"
+    warmup = wrk(url, WARMUP_S, script="enqueue.lua", env=env)
+    run = wrk(url, MEASURE_S, script="enqueue.lua", env=env)
+    accepted = warmup.requests + run.requests
+
+    def delivered() -> int:
+        return int(requests.get(f"{upstream}/__count", timeout=5).text) - delivered_before
+
+    wait_for(lambda: delivered() >= accepted, "the async backlog", DRAIN_TIMEOUT_S)
+    return run, delivered() / (time.monotonic() - started)
+
+
+def measure_memory(processes: Processes, single, env: dict) -> tuple[float, float]:
+    port = free_port()
+    fresh = start_gateway(processes, "memory", port)
+    url = f"http://127.0.0.1:{port}/api/{single.id}/items"
+    wait_for(lambda: answers(url, {"X-API-Key": single.key}), "the memory run's Portcullis")
+    marks, sent = [], 0
+    for mark in MEMORY_MARKS:
+        while sent < mark:
+            sent += wrk(url, 5, script="key.lua", env=env).requests
+        marks.append(rss_mb(fresh.pid))
+    return marks[0], marks[1]
+
+
+def report(direct: Run, rounds: list[dict], latency: list, memory: tuple[float, float]) -> None:
+    def median(name: str, field: str = "rps") -> float:
+        return statistics.median(getattr(r[name], field) for r in rounds)
+
+    def ratio(name: str) -> float:
+        return statistics.median(r[name].rps / r["B"].rps for r in rounds)
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    import mitmproxy.version
+
+    print()
+    print(f"Machine: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+          f"mitmproxy {mitmproxy.version.VERSION}; wrk -t1 -c{CONNECTIONS}, {MEASURE_S} s runs "
+          f"after {WARMUP_S} s warm-ups, {ROUNDS} rounds; mitmdump on core {DATA_PLANE_CORE}, "
+          f"wrk and the responder on core {LOAD_CORE}.")  # fmt: skip
+    print()
+    print("| scenario | req/s | p50 ms | p99 ms | vs B (median of rounds) |")
+    print("|---|---:|---:|---:|---:|")
+    print(
+        f"| A. direct to the responder | {direct.rps:,.0f} | {direct.p50_ms:.2f} "
+        f"| {direct.p99_ms:.2f} | |"
+    )
+    names = {
+        "B": "B. bare mitmdump, reverse mode",
+        "C": "C. Portcullis, full pipeline",
+        "D": "D. Portcullis, 100 proxies / 300 rules",
+        "E": "E. Async API, enqueue",
+    }
+    for key, label in names.items():
+        vs = "1.00" if key == "B" else f"{ratio(key):.2f}"
+        print(f"| {label} | {median(key):,.0f} | {median(key, 'p50_ms'):.2f} | "
+              f"{median(key, 'p99_ms'):.2f} | {vs} |")  # fmt: skip
+    deliveries = statistics.median(r["E delivery"] for r in rounds)
+    print(
+        f"| E. Async API, delivery (jobs/s until the backlog is gone) | {deliveries:,.0f} | | | |"
+    )
+    print()
+    b_p50 = statistics.median(b.p50_ms for b, _ in latency)
+    c_p50 = statistics.median(c.p50_ms for _, c in latency)
+    b_p99 = statistics.median(b.p99_ms for b, _ in latency)
+    c_p99 = statistics.median(c.p99_ms for _, c in latency)
+    print("| one connection | p50 ms | p99 ms |")
+    print("|---|---:|---:|")
+    print(f"| B. bare mitmdump | {b_p50:.2f} | {b_p99:.2f} |")
+    print(f"| C. Portcullis | {c_p50:.2f} | {c_p99:.2f} |")
+    print(f"| C - B | {c_p50 - b_p50:+.2f} | {c_p99 - b_p99:+.2f} |")
+    print()
+    first, second = memory
+    print(f"Memory (C, a fresh process): RSS {first:.0f} MB after 20k requests, "
+          f"{second:.0f} MB after 200k ({(second / first - 1) * 100:+.1f}%).")  # fmt: skip
+    print()
+    targets = [
+        ("C >= 0.90 of B", ratio("C") >= 0.90, f"{ratio('C'):.2f}"),
+        ("D >= 0.85 of B", ratio("D") >= 0.85, f"{ratio('D'):.2f}"),
+        (
+            "C p50 <= B p50 + 0.3 ms (one connection)",
+            c_p50 - b_p50 <= 0.3,
+            f"{c_p50 - b_p50:+.2f} ms",
+        ),
+        ("RSS after 200k <= 1.10 x after 20k", second <= first * 1.10, f"{second / first:.2f}x"),
+        ("E enqueue >= 0.80 of B", ratio("E") >= 0.80, f"{ratio('E'):.2f}"),
+    ]
+    for name, met, value in targets:
+        print(f"target {name}: {'met' if met else 'MISSED'} ({value})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
