@@ -47,9 +47,15 @@ class BatchWriter:
                 self._flush(batch)
 
     def _take(self) -> list:
-        batch = []
         try:
-            batch.append(self._queue.get(timeout=FLUSH_INTERVAL_S))
+            batch = [self._queue.get(timeout=FLUSH_INTERVAL_S)]
+        except queue.Empty:
+            return []
+        # Let a batch gather: one wake-up and one transaction for everything that
+        # arrives meanwhile, instead of one per item (which costs the event loop the
+        # GIL on every request).
+        self._stop.wait(FLUSH_INTERVAL_S)
+        try:
             while len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
         except queue.Empty:
