@@ -8,7 +8,7 @@ from mitmproxy import http
 
 from addons.failsafe import fail_closed
 from addons.jwks import JwksCache
-from addons.proxy_auth import AuthFailure, Presented, authenticate, hmac_key
+from addons.proxy_auth import AuthFailure, Presented, QueryOnce, authenticate, hmac_key
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.route import check_usable
 from addons.snapshot import CredentialView, ProxyView
@@ -41,7 +41,7 @@ class Authenticate:
         if answered(flow):
             return
         state = state_of(flow)
-        presented = Presented(flow.request.headers, flow.request.query)
+        presented = Presented(flow.request.headers, QueryOnce(state.query))
         failure: AuthFailure | None = None
         for proxy in state.candidates:
             try:

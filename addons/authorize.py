@@ -23,11 +23,12 @@ class Authorize:
         if answered(flow):
             return
         state = state_of(flow)
+        reads_headers, reads_query = state.proxy.rules_read
         facts = RequestFacts(
             method=flow.request.method,
             path=state.path,
-            headers=list(flow.request.headers.items(multi=True)),
-            query=list(flow.request.query.items(multi=True)),
+            headers=list(flow.request.headers.items(multi=True)) if reads_headers else (),
+            query=state.caller_query if reads_query else (),
         )
         state.decision = decision = authorize(state.proxy.scopes, facts)
         if decision.allowed:

@@ -229,7 +229,7 @@ def attempt_state(config: Config, proxy: ProxyView, job: ClaimedJob) -> FlowStat
     """The flow state of an attempt: what the request log and telemetry record of it."""
     state = FlowState(snapshot=config.snapshot(), request_id=job.attempt_request_id)
     state.proxy, state.method, state.path, state.query = proxy, job.method, job.path, job.query
-    state.caller_headers = [(name, value) for name, value in job.headers]
+    state.caller_fields = stored_headers(job.headers).fields
     state.is_async, state.routed = True, True
     state.attempt = (job.id, job.attempt_number)
     state.mark(*CHECKS_DONE_AT_ACCEPTANCE)

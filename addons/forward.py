@@ -25,7 +25,6 @@ from addons.injection import (
     UnsupportedInjection,
     show_redacted,
     strip_caller_credential,
-    target_credential_parts,
 )
 from addons.outbound import (
     failure_response,
@@ -33,7 +32,15 @@ from addons.outbound import (
     upstream_request,
     with_additional_data,
 )
-from addons.responses import GATEWAY_ERROR, GRANTED, answer, answered, internal_error, proxy_error
+from addons.responses import (
+    GATEWAY_ERROR,
+    GRANTED,
+    answer,
+    answered,
+    body_follows,
+    internal_error,
+    proxy_error,
+)
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_networks
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
@@ -99,15 +106,17 @@ class Forward:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if answered(flow):
             return
-        await self.start()
+        if not self._ready:
+            await self.start()
         state = state_of(flow)
         proxy = state.proxy
         base = proxy.target.base_url
         try:
             # Refuse early, before any body is read; the client checks again when it connects.
-            port = base.port or DEFAULT_PORTS[base.scheme]
-            await self.guard.allowed_addresses(base.hostname, port)
-            target_credential_parts(proxy.target_credential)  # can it be injected at all?
+            if self.guard.checked(base.hostname) is None:
+                port = base.port or DEFAULT_PORTS[base.scheme]
+                await self.guard.allowed_addresses(base.hostname, port)
+            proxy.injection_plan  # noqa: B018  can the target credential be injected at all?
         except (TargetRefused, TargetUnresolvable) as exc:
             answer(flow, failure_response(state, exc))
             return
@@ -128,9 +137,11 @@ class Forward:
             )
         state.proxy_code = GRANTED
         state.routed = True
-        # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
-        show_redacted(flow.request, self.bridge.route(flow), state.injection)
-        flow.comment = f"request {state.request_id} · proxy {proxy.id} · {GRANTED}"
+        if body_follows(flow.request):
+            # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
+            show_redacted(flow.request, state.injection, self.bridge.route(flow))
+        else:
+            show_redacted(flow.request, state.injection)
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -180,7 +191,7 @@ class Forward:
             state.upstream_status = upstream.status
             state.target_answered_at = upstream.finished_at
             state.final_response = to_flow_response(upstream, state.upstream.method)
-        show_redacted(flow.request, state.upstream.url, state.injection)
+        show_redacted(flow.request, state.injection, state.upstream.url)
         return state.final_response
 
     async def start(self) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus
 
 from mitmproxy.http import Headers, Request
 
 from addons.proxy_auth import AUTHORIZATION
-from addons.snapshot import CredentialView, ProxyView
+
+if TYPE_CHECKING:
+    from addons.snapshot import CredentialView, ProxyView
 
 # Connection-level headers never forwarded (RFC 9110 §7.6.1); framing is mitmproxy's job.
 HOP_BY_HOP = (
@@ -101,22 +104,47 @@ def strip_caller_credential(credential: CredentialView, headers: Headers, raw_qu
     return "&".join(filtered_query(raw_query, drop_query))
 
 
+@dataclass(frozen=True)
+class InjectionPlan:
+    """What every request through one proxy gets; fixed for a configuration snapshot."""
+
+    headers: tuple[tuple[str, str], ...]  # additional headers, then the credential's (it wins)
+    query: tuple[str, ...]  # encoded `name=value` items to append
+    secrets: tuple[str, ...]
+    header_names: frozenset[str]
+    query_names: frozenset[str]
+
+
+def plan_injection(proxy: ProxyView) -> InjectionPlan:
+    """Work out the proxy's additions and target credential once (`ProxyView.injection_plan`)."""
+    inject_headers, inject_query = target_credential_parts(proxy.target_credential)
+    headers = {**proxy.additional_headers, **inject_headers}
+    return InjectionPlan(
+        headers=tuple(headers.items()),
+        query=(
+            *(encode_pair(k, v) for k, v in proxy.additional_query_params.items()),
+            *(encode_pair(k, v) for k, v in inject_query),
+        ),
+        secrets=(*inject_headers.values(), *(value for _, value in inject_query)),
+        header_names=frozenset(name.lower() for name in inject_headers),
+        query_names=frozenset(name for name, _ in inject_query),
+    )
+
+
 def inject_target_credential(proxy: ProxyView, headers: Headers, query: str) -> Injection:
     """Add the proxy's additional headers and query parameters and the target credential.
 
     `headers` is changed in place; the query to send comes back with what was injected.
     """
-    items = [item for item in query.split("&") if item]
-    items += [encode_pair(k, v) for k, v in proxy.additional_query_params.items()]
-    inject_headers, inject_query = target_credential_parts(proxy.target_credential)
-    for name, value in {**proxy.additional_headers, **inject_headers}.items():
+    plan = proxy.injection_plan
+    for name, value in plan.headers:
         headers[name] = value
-    items += [encode_pair(k, v) for k, v in inject_query]
+    items = [item for item in query.split("&") if item] if query else []
     return Injection(
-        query="&".join(items),
-        secrets=(*inject_headers.values(), *(value for _, value in inject_query)),
-        header_names=frozenset(name.lower() for name in inject_headers),
-        query_names=frozenset(name for name, _ in inject_query),
+        query="&".join((*items, *plan.query)),
+        secrets=plan.secrets,
+        header_names=plan.header_names,
+        query_names=plan.query_names,
     )
 
 
@@ -126,18 +154,20 @@ def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Inje
     return inject_target_credential(proxy, headers, query)
 
 
-def show_redacted(request: Request, url: str, injection: Injection | None) -> None:
-    """Point the flow's request at `url`, the injected credential blanked in it and the headers.
+def show_redacted(request: Request, injection: Injection | None, url: str | None = None) -> None:
+    """Blank the injected credential in what the flow shows; point it at `url` if given.
 
     The flow's request is what mitmweb and `flow_detail` print; the request
     actually sent is kept apart (`FlowState.upstream`).
     """
-    request.url = url
+    if url is not None:
+        request.url = url
     if injection is None:
         return
-    query = request.query
-    for name in injection.query_names & set(query.keys()):
-        query[name] = REDACTED
+    if url is not None and injection.query_names:
+        query = request.query
+        for name in injection.query_names & set(query.keys()):
+            query[name] = REDACTED
     for name in injection.header_names:
         if name in request.headers:
             request.headers[name] = REDACTED
@@ -153,6 +183,8 @@ def conceal_caller_credential(request: Request, credential: CredentialView | Non
     for name in headers:
         if name in request.headers:
             request.headers[name] = REDACTED
+    if "?" not in request.path:
+        return
     query = request.query
     for name in query_names & set(query.keys()):
         query[name] = REDACTED

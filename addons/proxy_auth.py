@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import parse_qsl
 
 import jwt
 
@@ -31,6 +32,33 @@ class Presented:
 
     def authorization(self) -> str | None:
         return self.headers.get(AUTHORIZATION) or self.query.get(AUTHORIZATION)
+
+
+class QueryOnce(Mapping[str, str]):
+    """A raw query string as a mapping (first value wins), parsed on first use only."""
+
+    def __init__(self, raw: str):
+        self._raw = raw
+        self._items: dict[str, str] | None = None
+
+    def _parsed(self) -> dict[str, str]:
+        if self._items is None:
+            self._items = {}
+            for name, value in parse_qsl(self._raw, keep_blank_values=True):
+                self._items.setdefault(name, value)
+        return self._items
+
+    def __getitem__(self, name: str) -> str:
+        return self._parsed()[name]
+
+    def get(self, name: str, default=None):
+        return self._parsed().get(name, default) if self._raw else default
+
+    def __iter__(self):
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
 
 
 class AuthFailure(Exception):

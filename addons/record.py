@@ -6,12 +6,12 @@ redacts and inserts the rows in batches.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
-from sqlalchemy import insert
 
 from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
@@ -19,6 +19,7 @@ from addons.redaction import bounded_body, redact_pairs
 from addons.responses import PROXY_MESSAGE
 from addons.state import FlowState, state_of
 from models import RequestLog
+from models.bulk import insert_tuples
 from models.settings import Settings
 from models.store import make_engine
 
@@ -90,8 +91,22 @@ def to_row(m: Material) -> dict:
     }
 
 
+COLUMNS = (
+    "id", "proxy_id", "client_id", "user_id", "processed_at", "expires_at",
+    "proxy_data", "target_data", "validation_data", "request_body", "response_body",
+)  # fmt: skip
+JSON_COLUMNS = frozenset({"proxy_data", "target_data", "validation_data"})
+
+
 def write_rows(session, materials: list[Material]) -> None:
-    session.execute(insert(RequestLog), [to_row(m) for m in materials])
+    rows = [
+        tuple(
+            json.dumps(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+            for name in COLUMNS
+        )
+        for row in map(to_row, materials)
+    ]
+    insert_tuples(session, RequestLog.__table__, COLUMNS, rows)
 
 
 class Record:

@@ -63,8 +63,7 @@ class Route:
         state = attach(flow, FlowState(snapshot=self.config.snapshot()))
         state.method = flow.request.method
         raw_path, _, state.query = flow.request.path.partition("?")
-        state.caller_headers = list(flow.request.headers.items(multi=True))
-        state.caller_query = list(flow.request.query.items(multi=True))
+        state.caller_fields = flow.request.headers.fields
         prefix = next((p for p in PREFIXES if raw_path.startswith(p)), None)
         if prefix is None:
             refuse(

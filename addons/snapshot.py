@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
@@ -17,6 +19,9 @@ from sqlalchemy.orm import Session, selectinload
 from models import Credential, Proxy, Rule, Target, current_config_version
 from models.crypto import KeyRing
 from models.rule_engine import Scope, build_scope
+
+if TYPE_CHECKING:
+    from addons.injection import InjectionPlan
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,22 @@ class ProxyView:
     additional_data: dict
     max_requests_per_minute: int
     max_requests_per_day: int
+
+    @cached_property
+    def injection_plan(self) -> InjectionPlan:
+        """The target credential and additions every request gets; raises UnsupportedInjection."""
+        from addons.injection import plan_injection  # it imports this module's types
+
+        return plan_injection(self)
+
+    @cached_property
+    def rules_read(self) -> tuple[bool, bool]:
+        """Whether any of the four scopes looks at (headers, query)."""
+        rules = [rule for scope in self.scopes for rule in scope.rules]
+        return (
+            any(rule.header_checks for rule in rules),
+            any(rule.query_checks for rule in rules),
+        )
 
     @property
     def scopes(self) -> tuple[Scope, ...]:

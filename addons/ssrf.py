@@ -39,10 +39,28 @@ def is_allowed(address: Address, allowed: tuple[Network, ...]) -> bool:
 
 
 class TargetGuard:
+    """Resolves targets and checks every address; verdicts are cached for `ttl` seconds."""
+
     def __init__(self, allowed: tuple[Network, ...] = (), ttl: float = CACHE_SECONDS):
-        self.allowed = allowed
+        self._allowed = allowed
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, tuple[Address, ...]]] = {}
+        self._checked: dict[str, tuple[float, tuple[Address, ...]]] = {}  # host → allowed addresses
+
+    @property
+    def allowed(self) -> tuple[Network, ...]:
+        return self._allowed
+
+    @allowed.setter
+    def allowed(self, networks: tuple[Network, ...]) -> None:
+        self._allowed = networks
+        self._checked.clear()  # verdicts under the old setting no longer hold
+
+    def checked(self, host: str) -> tuple[Address, ...] | None:
+        """The allowed addresses of `host` if checked within the cache period, without waiting."""
+        cached = self._checked.get(host)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        return None
 
     async def allowed_addresses(self, host: str, port: int) -> tuple[Address, ...]:
         """The addresses `host` resolves to; raise unless every one of them is allowed.
@@ -50,26 +68,26 @@ class TargetGuard:
         The upstream client connects only to addresses returned here, so a name
         cannot resolve to one address when checked and another when used.
         """
+        addresses = self.checked(host)
+        if addresses is not None:
+            return addresses
         addresses = await self._resolve(host, port)
         for address in addresses:
-            if not is_allowed(address, self.allowed):
+            if not is_allowed(address, self._allowed):
                 raise TargetRefused(f"target {host} resolves to {address}, which is not allowed")
+        self._checked[host] = (time.monotonic(), addresses)
         return addresses
 
-    async def _resolve(self, host: str, port: int) -> tuple[Address, ...]:
+    @staticmethod
+    async def _resolve(host: str, port: int) -> tuple[Address, ...]:
         try:
             return (ipaddress.ip_address(host),)
         except ValueError:
             pass
-        cached = self._cache.get(host)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
         except OSError as exc:
             raise TargetUnresolvable(f"target host {host} does not resolve: {exc}") from exc
-        addresses = tuple({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos})
-        self._cache[host] = (time.monotonic(), addresses)
-        return addresses
+        return tuple({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos})

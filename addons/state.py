@@ -6,10 +6,11 @@ Kept beside the flow, not in `flow.metadata`: it holds the configuration
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 import weakref
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from mitmproxy import http
 
@@ -43,10 +44,40 @@ VALIDATION_FLAGS = (
 )
 
 
+class RequestIds:
+    """Random UUID v4 strings, from OS randomness fetched in blocks (one syscall per 256)."""
+
+    BLOCK = 16 * 256
+
+    def __init__(self):
+        self._block, self._at = b"", 0
+
+    def __call__(self) -> str:
+        if self._at + 16 > len(self._block):
+            self._block, self._at = os.urandom(self.BLOCK), 0
+        digits = self._block[self._at : self._at + 16].hex()
+        self._at += 16
+        variant = "89ab"[int(digits[16], 16) & 3]
+        return (
+            f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+        )
+
+
+new_request_id = RequestIds()
+
+
+def decode_fields(fields) -> list[tuple[str, str]]:
+    """Raw header fields as text, the way mitmproxy decodes them."""
+    return [
+        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+        for name, value in fields
+    ]
+
+
 @dataclass
 class FlowState:
     snapshot: Snapshot
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=new_request_id)
     received_at: float = field(default_factory=time.time)
     method: str = "GET"
     candidates: tuple[ProxyView, ...] = ()
@@ -73,11 +104,19 @@ class FlowState:
     target_answered_at: float | None = None
     upstream_status: int | None = None
     finished_at: float | None = None  # the caller's answer settled (respond stage)
-    caller_headers: list[tuple[str, str]] = field(default_factory=list)  # as received
-    caller_query: list[tuple[str, str]] = field(default_factory=list)  # as received
+    # The caller's headers as received, raw: decoded only where needed, off the event loop.
+    caller_fields: tuple[tuple[bytes, bytes], ...] = ()
     validation: dict[str, bool] = field(
         default_factory=lambda: dict.fromkeys(VALIDATION_FLAGS, False)
     )
+
+    @property
+    def caller_headers(self) -> list[tuple[str, str]]:
+        return decode_fields(self.caller_fields)
+
+    @property
+    def caller_query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True, errors="surrogateescape")
 
     def mark(self, *flags: str) -> None:
         for flag in flags:

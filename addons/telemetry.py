@@ -15,7 +15,6 @@ import time
 from mitmproxy import connection, ctx, exceptions, http
 
 from addons.batch_writer import BatchWriter
-from addons.client_address import caller_address
 from addons.ssrf import Network, parse_networks
 from addons.state import FlowState, state_of
 from addons.telemetry_batch import Batch, OpenConnections, Sample
@@ -25,13 +24,6 @@ from models.store import make_engine
 
 log = logging.getLogger("portcullis.telemetry")
 FORWARDED_FOR = "x-forwarded-for"
-
-
-def write_batch(session, items: list) -> None:
-    batch = Batch(now=time.time())
-    for item in items:
-        batch.add(item)
-    batch.write(session)
 
 
 def body_bytes(flow: http.HTTPFlow) -> int:
@@ -75,7 +67,7 @@ class Telemetry:
 
     def running(self) -> None:
         engine = make_engine(Settings.from_env().database_url)
-        self.writer = BatchWriter(engine, write_batch, "portcullis-telemetry")
+        self.writer = BatchWriter(engine, self._write, "portcullis-telemetry")
         self.writer.start()
         self._sampler = threading.Thread(
             target=self._sample_open_connections, name="portcullis-open-connections", daemon=True
@@ -98,6 +90,13 @@ class Telemetry:
         except Exception:
             log.exception("could not count a request")
 
+    def _write(self, session, items: list) -> None:
+        """The writer thread's work: countries, aggregation, additive upserts."""
+        batch = Batch(now=time.time(), trusted=self.trusted)
+        for item in items:
+            batch.add(item)
+        batch.write(session)
+
     def client_disconnected(self, client: connection.Client) -> None:
         for proxy_id in self._proxies_of.pop(client.id, ()):
             client_id, count = self._open[proxy_id]
@@ -112,13 +111,15 @@ class Telemetry:
         if new_connection:
             used.add(proxy_id)
             self._open[proxy_id] = (client_id, self._open.get(proxy_id, ("", 0))[1] + 1)
-        forwarded = [value for name, value in state.caller_headers if name.lower() == FORWARDED_FOR]
         target_seconds = state.target_seconds
         return Sample(
             proxy_id=proxy_id,
             client_id=client_id,
             at=state.finished_at,
-            caller=caller_address(peer_host(flow.client_conn), forwarded, self.trusted),
+            peer=peer_host(flow.client_conn),
+            forwarded_for=tuple(flow.request.headers.get_all(FORWARDED_FOR))
+            if self.trusted
+            else (),
             proxy_status=flow.response.status_code,
             proxy_ms=state.proxy_seconds * 1000,
             target_status=state.upstream_status,
@@ -137,7 +138,8 @@ class Telemetry:
                 proxy_id=state.proxy.id,
                 client_id=state.proxy.client_id,
                 at=state.finished_at,
-                caller=None,
+                peer="",
+                forwarded_for=(),
                 proxy_status=None,
                 proxy_ms=None,
                 target_status=state.upstream_status,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import iptocc
 from sqlalchemy.orm import Session
 
+from addons.client_address import caller_address
+from addons.ssrf import Network
 from models.latency import bucket_of
 from models.periods import period_start, point_time
 from models.telemetry import (
@@ -35,7 +37,8 @@ class Sample:
     proxy_id: str
     client_id: str
     at: float  # epoch s, the caller's answer settled
-    caller: str | None  # IP address
+    peer: str  # the connecting address ("" for none)
+    forwarded_for: tuple[str, ...]  # X-Forwarded-For values, believed only from trusted peers
     proxy_status: int | None  # None: no caller waited (an async delivery attempt)
     proxy_ms: float | None
     target_status: int | None  # None: the target gave no answer
@@ -64,6 +67,7 @@ def is_error(status: int) -> bool:
 @dataclass
 class Batch:
     now: float
+    trusted: tuple[Network, ...] = ()  # proxies in front of the gateway
     counters: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0, 0.0]))
     points: dict = field(default_factory=dict)
     latency: Counter = field(default_factory=Counter)
@@ -90,7 +94,7 @@ class Batch:
 
     def _count(self, sample: Sample) -> None:
         minute = period_start(sample.at, "minute")
-        country = country_of(sample.caller)
+        country = country_of(caller_address(sample.peer, sample.forwarded_for, self.trusted))
         legs = (
             ("proxy", sample.proxy_status, sample.proxy_ms),
             ("target", sample.target_status, sample.target_ms),

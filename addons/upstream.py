@@ -16,6 +16,7 @@ rules for the upstream leg live here once:
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import time
@@ -205,11 +206,11 @@ class UpstreamClient:
         url = URL(request.url, encoded=True)
         # aiohttp does not resolve IP literals, so they are checked here; names are
         # checked again by the resolver on every new connection.
-        await self.guard.allowed_addresses(url.raw_host or "", url.port or 0)
+        host = url.raw_host or ""
+        if self.guard.checked(host) is None:
+            await self.guard.allowed_addresses(host, url.port or 0)
         streamed = body is not None and not isinstance(body, bytes)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
-        )
+        timeout = client_timeout(timeouts)
         try:
             async with self._session.request(
                 request.method,
@@ -256,6 +257,13 @@ class UpstreamClient:
                 raise ResponseTooLarge(response.status, announced)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@functools.lru_cache(maxsize=32)
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+    )
 
 
 def _timeout_message(exc: Exception, timeouts: Timeouts) -> str:
