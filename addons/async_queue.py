@@ -2,8 +2,9 @@
 
 `enqueue` answers only once the job is committed to the store, so a 202 is
 never given for a job that could be lost. Concurrent accepts are committed
-together (group commit): while one transaction runs, the next ones gather.
-All store work happens on one worker thread, off mitmproxy's event loop.
+together (group commit): while one transaction runs, the next ones gather;
+delivery outcomes are written the same way. All store work happens on one
+worker thread, off mitmproxy's event loop.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from mitmproxy import ctx, exceptions, http
 
-from addons.job_store import Accepted, JobStore, NewJob
+from addons.job_store import Accepted, ClaimedJob, JobStore, NewJob, Outcome
 from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
 from addons.retry_policy import RetryPolicy
 from addons.state import FlowState
@@ -43,13 +44,49 @@ OPTIONS = {
 }
 
 
+class GroupCommit:
+    """Items from many callers, written by one store call per batch on the queue's worker.
+
+    Each caller awaits its own item's result; while one batch is being written,
+    the next one gathers. If the store call fails, every caller in the batch hears it.
+    """
+
+    def __init__(self, queue: AsyncQueue, write: Callable[[list], list]):
+        self._queue = queue
+        self._write = write
+        self._waiting: list[tuple[object, asyncio.Future]] = []
+        self._writing: asyncio.Future | None = None
+
+    async def submit(self, item):
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.ensure_future(self._write_waiting())
+        return await future
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await self._queue.run(self._write, [item for item, _ in batch])
+            except Exception as exc:
+                log.exception("the job store refused a batch of %d", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+
 class AsyncQueue:
     def __init__(self):
         self.store: JobStore | None = None
         self.wakeup: asyncio.Event | None = None  # set when a job was accepted here
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="portcullis-jobs")
-        self._waiting: list[tuple[NewJob, asyncio.Future]] = []
-        self._committing: asyncio.Task | None = None
+        self._accepts = GroupCommit(self, lambda jobs: self.store.enqueue(jobs))
+        self._outcomes = GroupCommit(self, lambda pairs: self.store.finish(pairs))
 
     def load(self, loader) -> None:
         for name, (default, help_text) in OPTIONS.items():
@@ -74,28 +111,13 @@ class AsyncQueue:
 
     async def enqueue(self, job: NewJob) -> Accepted:
         """Commit `job` (with whatever else is waiting); raises if the store refused it."""
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((job, future))
-        if self._committing is None or self._committing.done():
-            self._committing = asyncio.ensure_future(self._commit_waiting())
-        accepted = await future
+        accepted = await self._accepts.submit(job)
         self.wakeup.set()
         return accepted
 
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                results = await self.run(self.store.enqueue, [job for job, _ in batch])
-            except Exception as exc:  # the store refused: every caller in the batch hears it
-                log.exception("could not store %d async requests", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), accepted in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(accepted)
+    async def finish(self, job: ClaimedJob, outcome: Outcome) -> bool:
+        """Record an attempt's outcome; False if this process had lost the job's lease."""
+        return await self._outcomes.submit((job, outcome))
 
     async def accept(self, state: FlowState, body: bytes) -> http.Response:
         """Store an Async API request; the caller's answer: 202 once committed, or why not."""

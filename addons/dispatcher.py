@@ -102,7 +102,7 @@ class Dispatcher:
     async def _deliver(self, job: ClaimedJob) -> None:
         try:
             state, outcome = await self._attempt(job)
-            held = await self.queue.run(self.queue.store.finish, job, outcome)
+            held = await self.queue.finish(job, outcome)
             if not held:
                 log.warning(
                     "lost the lease on job %s during attempt %d", job.id, job.attempt_number

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,46 +91,42 @@ class JobStore:
             return self._enqueue(jobs)
 
     def _enqueue(self, jobs: list[NewJob]) -> list[Accepted]:
+        accepted, rows, seen = [], [], {}
         with self._sessions() as session:
-            accepted = [self._accept(session, job) for job in jobs]
+            for job in jobs:
+                first = self._first_with_key(session, job, seen) if job.idempotency_key else None
+                if first is not None:
+                    accepted.append(Accepted(first, repeated=True))
+                    continue
+                if job.idempotency_key:
+                    seen[(job.proxy_id, job.idempotency_key)] = job.id
+                rows.append(job_row(job))
+                accepted.append(Accepted(job.id, repeated=False))
+            if rows:
+                session.execute(insert(AsyncJob), rows)
             session.commit()
-            return accepted
+        return accepted
 
     @staticmethod
-    def _accept(session: Session, job: NewJob) -> Accepted:
-        if job.idempotency_key:
-            first = session.execute(
-                select(AsyncJob.id, AsyncJob.accepted_at).where(
-                    AsyncJob.proxy_id == job.proxy_id,
-                    AsyncJob.idempotency_key == job.idempotency_key,
-                )
-            ).first()
-            if first and first.accepted_at >= job.accepted_at - IDEMPOTENCY_WINDOW_S:
-                return Accepted(first.id, repeated=True)
-            if first:  # older than the window: the key is free again
-                session.execute(
-                    update(AsyncJob).where(AsyncJob.id == first.id).values(idempotency_key=None)
-                )
-        session.execute(
-            insert(AsyncJob).values(
-                id=job.id,
-                proxy_id=job.proxy_id,
-                client_id=job.client_id,
-                status="queued",
-                method=job.method,
-                path=job.path,
-                query=job.query,
-                headers=job.headers,
-                body=job.body,
-                idempotency_key=job.idempotency_key,
-                accepted_at=job.accepted_at,
-                window_s=job.window_s,
-                deadline_at=job.accepted_at + job.window_s,
-                attempts_in_round=0,
-                next_attempt_at=job.accepted_at,
+    def _first_with_key(session: Session, job: NewJob, seen: dict) -> str | None:
+        """The job that already answers this idempotency key, if any (freeing a stale key)."""
+        if (job.proxy_id, job.idempotency_key) in seen:
+            return seen[(job.proxy_id, job.idempotency_key)]
+        first = session.execute(
+            select(AsyncJob.id, AsyncJob.accepted_at).where(
+                AsyncJob.proxy_id == job.proxy_id,
+                AsyncJob.idempotency_key == job.idempotency_key,
             )
+        ).first()
+        if first is None:
+            return None
+        if first.accepted_at >= job.accepted_at - IDEMPOTENCY_WINDOW_S:
+            return first.id
+        # Older than the window: the key is free again.
+        session.execute(
+            update(AsyncJob).where(AsyncJob.id == first.id).values(idempotency_key=None)
         )
-        return Accepted(job.id, repeated=False)
+        return None
 
     def claim(self, limit: int, lease_s: float, new_request_id) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs to this process and open an attempt for each."""
@@ -148,97 +144,136 @@ class JobStore:
         if self._dialect == "postgresql":
             due = due.with_for_update(skip_locked=True)
         with self._sessions() as session:
-            rows = (
-                session.execute(
-                    update(AsyncJob)
-                    .where(AsyncJob.id.in_(due.scalar_subquery()))
-                    .values(
-                        status="in_progress",
-                        lease_owner=self.owner,
-                        lease_expires_at=now + lease_s,
-                        attempts_in_round=AsyncJob.attempts_in_round + 1,
-                    )
-                    .returning(AsyncJob)
+            rows = session.execute(
+                update(AsyncJob)
+                .where(AsyncJob.id.in_(due.scalar_subquery()))
+                .values(
+                    status="in_progress",
+                    lease_owner=self.owner,
+                    lease_expires_at=now + lease_s,
+                    attempts_in_round=AsyncJob.attempts_in_round + 1,
+                    attempts_total=AsyncJob.attempts_total + 1,
                 )
-                .scalars()
-                .all()
+                .returning(*CLAIMED_COLUMNS)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not rows:
+                return []
+            claimed = [claimed_job(row, new_request_id()) for row in rows]
+            # An attempt left open by a process that died is closed as interrupted.
+            session.execute(
+                update(AsyncAttempt)
+                .where(
+                    AsyncAttempt.job_id.in_([job.id for job in claimed]),
+                    AsyncAttempt.finished_at.is_(None),
+                )
+                .values(finished_at=now, error=INTERRUPTED)
+                .execution_options(synchronize_session=False)
             )
-            claimed = [self._open_attempt(session, job, now, new_request_id()) for job in rows]
+            session.execute(
+                insert(AsyncAttempt),
+                [
+                    {
+                        "job_id": job.id,
+                        "number": job.attempt_number,
+                        "request_id": job.attempt_request_id,
+                        "scheduled_at": row.next_attempt_at,
+                        "started_at": now,
+                    }
+                    for job, row in zip(claimed, rows, strict=True)
+                ],
+            )
             session.commit()
         return claimed
 
-    @staticmethod
-    def _open_attempt(session: Session, job: AsyncJob, now: float, request_id: str):
-        # An attempt left open by a process that died is closed as interrupted.
+    def finish(self, outcomes: list[tuple[ClaimedJob, Outcome]]) -> list[bool]:
+        """Record attempts' outcomes in one transaction; False where the lease was lost
+        meanwhile (nothing is written for that job)."""
+        held = []
+        with self._sessions() as session:
+            for job, outcome in outcomes:
+                held.append(self._finish_one(session, job, outcome))
+            session.commit()
+        return held
+
+    def _finish_one(self, session: Session, job: ClaimedJob, outcome: Outcome) -> bool:
+        final = outcome.status != "queued"
+        still_ours = session.execute(
+            update(AsyncJob)
+            .where(AsyncJob.id == job.id, AsyncJob.lease_owner == self.owner)
+            .values(
+                status=outcome.status,
+                next_attempt_at=outcome.next_attempt_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=outcome.finished_at if final else None,
+                response_status=outcome.response_status,
+                response_headers=outcome.response_headers,
+                response_body=outcome.response_body,
+                last_error=outcome.error,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not still_ours:
+            return False
         session.execute(
             update(AsyncAttempt)
-            .where(AsyncAttempt.job_id == job.id, AsyncAttempt.finished_at.is_(None))
-            .values(finished_at=now, error=INTERRUPTED)
-        )
-        last = session.scalar(
-            select(func.coalesce(func.max(AsyncAttempt.number), 0)).where(
-                AsyncAttempt.job_id == job.id
+            .where(AsyncAttempt.job_id == job.id, AsyncAttempt.number == job.attempt_number)
+            .values(
+                finished_at=outcome.finished_at,
+                status=outcome.response_status,
+                error=outcome.error,
             )
+            .execution_options(synchronize_session=False)
         )
-        session.execute(
-            insert(AsyncAttempt).values(
-                job_id=job.id,
-                number=last + 1,
-                request_id=request_id,
-                scheduled_at=job.next_attempt_at,
-                started_at=now,
-            )
-        )
-        return ClaimedJob(
-            id=job.id,
-            proxy_id=job.proxy_id,
-            client_id=job.client_id,
-            method=job.method,
-            path=job.path,
-            query=job.query,
-            headers=job.headers,
-            body=job.body,
-            deadline_at=job.deadline_at,
-            attempts_in_round=job.attempts_in_round,
-            attempt_number=last + 1,
-            attempt_request_id=request_id,
-        )
+        if outcome.status == "dead":
+            session.add(dead_letter_notice(job, outcome))
+        return True
 
-    def finish(self, job: ClaimedJob, outcome: Outcome) -> bool:
-        """Record an attempt's outcome; False (nothing written) if the lease was lost meanwhile."""
-        final = outcome.status != "queued"
-        with self._sessions() as session:
-            held = session.execute(
-                update(AsyncJob)
-                .where(AsyncJob.id == job.id, AsyncJob.lease_owner == self.owner)
-                .values(
-                    status=outcome.status,
-                    next_attempt_at=outcome.next_attempt_at,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    finished_at=outcome.finished_at if final else None,
-                    response_status=outcome.response_status,
-                    response_headers=outcome.response_headers,
-                    response_body=outcome.response_body,
-                    last_error=outcome.error,
-                )
-            ).rowcount
-            if not held:
-                session.rollback()
-                return False
-            session.execute(
-                update(AsyncAttempt)
-                .where(AsyncAttempt.job_id == job.id, AsyncAttempt.number == job.attempt_number)
-                .values(
-                    finished_at=outcome.finished_at,
-                    status=outcome.response_status,
-                    error=outcome.error,
-                )
-            )
-            if outcome.status == "dead":
-                session.add(dead_letter_notice(job, outcome))
-            session.commit()
-            return True
+
+CLAIMED_COLUMNS = (
+    AsyncJob.id, AsyncJob.proxy_id, AsyncJob.client_id, AsyncJob.method, AsyncJob.path,
+    AsyncJob.query, AsyncJob.headers, AsyncJob.body, AsyncJob.deadline_at,
+    AsyncJob.attempts_in_round, AsyncJob.attempts_total, AsyncJob.next_attempt_at,
+)  # fmt: skip
+
+
+def claimed_job(row, request_id: str) -> ClaimedJob:
+    return ClaimedJob(
+        id=row.id,
+        proxy_id=row.proxy_id,
+        client_id=row.client_id,
+        method=row.method,
+        path=row.path,
+        query=row.query,
+        headers=row.headers,
+        body=row.body,
+        deadline_at=row.deadline_at,
+        attempts_in_round=row.attempts_in_round,
+        attempt_number=row.attempts_total,
+        attempt_request_id=request_id,
+    )
+
+
+def job_row(job: NewJob) -> dict:
+    return {
+        "id": job.id,
+        "proxy_id": job.proxy_id,
+        "client_id": job.client_id,
+        "status": "queued",
+        "method": job.method,
+        "path": job.path,
+        "query": job.query,
+        "headers": job.headers,
+        "body": job.body,
+        "idempotency_key": job.idempotency_key,
+        "accepted_at": job.accepted_at,
+        "window_s": job.window_s,
+        "deadline_at": job.accepted_at + job.window_s,
+        "attempts_in_round": 0,
+        "attempts_total": 0,
+        "next_attempt_at": job.accepted_at,
+    }
 
 
 def dead_letter_notice(job: ClaimedJob, outcome: Outcome) -> Notification:

@@ -52,6 +52,7 @@ class AsyncJob(Base):
     window_s: Mapped[float] = mapped_column(Float)  # how long retries may go on
     deadline_at: Mapped[float] = mapped_column(Float)  # retries end here (renewed by a replay)
     attempts_in_round: Mapped[int] = mapped_column(Integer, default=0)  # since accept or replay
+    attempts_total: Mapped[int] = mapped_column(Integer, default=0)  # numbers the attempts
     next_attempt_at: Mapped[float | None] = mapped_column(Float)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 19:13:40.203927
+Create Date: 2026-11-23 20:15:16.383919
 """
 
 from collections.abc import Sequence
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("window_s", sa.Float(), nullable=False),
         sa.Column("deadline_at", sa.Float(), nullable=False),
         sa.Column("attempts_in_round", sa.Integer(), nullable=False),
+        sa.Column("attempts_total", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.Float(), nullable=True),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_expires_at", sa.Float(), nullable=True),
