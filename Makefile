@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test bench install migrate lint format clean
+.PHONY: run test bench screenshots chromium install migrate lint format clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is required; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -37,12 +37,22 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint chromium
 	$(PY) -m pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own download does not run here).
+chromium:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 
 # Not part of `make test`: prints what Portcullis costs on top of bare mitmdump (about 8 minutes).
 bench: install
 	$(PY) bench/run.py
+
+# A PNG of every page of the web admin, with example data, in var/screenshots/.
+screenshots: install chromium
+	$(PY) tools/screenshots.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

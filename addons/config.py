@@ -38,6 +38,11 @@ class Config:
         options = ctx.options
         if "portcullis_max_response_bytes" in updated and options.portcullis_max_response_bytes < 1:
             raise exceptions.OptionsError("portcullis_max_response_bytes must be positive")
+        if "keep_host_header" in updated and not options.keep_host_header:
+            # Reverse mode would rewrite Host to the placeholder upstream before any hook;
+            # the request log shows what the caller sent, and the upstream client sets
+            # the target's own Host.
+            options.keep_host_header = True
         if "stream_large_bodies" in updated and not options.stream_large_bodies:
             # Large request bodies are streamed to the target, never held, however
             # mitmproxy was started; an explicit threshold is kept.

@@ -7,6 +7,7 @@ A new snapshot replaces the old one in a single reference swap.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -105,6 +106,30 @@ class Snapshot:
 EMPTY = Snapshot(version=-1, proxies={}, aliases={})
 
 
+def credential_scope(credential: Credential, rules: Sequence[Rule]) -> Scope:
+    return build_scope(
+        f"{credential.credential_type}Credential", credential.default_rule_effect, rules
+    )
+
+
+def target_scope(target: Target, rules: Sequence[Rule]) -> Scope:
+    return build_scope("target", target.default_rule_effect, rules)
+
+
+def proxy_scope(proxy: Proxy, rules: Sequence[Rule]) -> Scope:
+    return build_scope("proxy", proxy.default_rule_effect, rules)
+
+
+def proxy_scopes(proxy: Proxy, rules: Mapping[str, Sequence[Rule]]) -> tuple[Scope, ...]:
+    """A stored proxy's four scopes, in `ProxyView.scopes` order (for the rule explainer)."""
+    return (
+        credential_scope(proxy.proxy_credential, rules.get(proxy.proxy_credential_id, ())),
+        credential_scope(proxy.target_credential, rules.get(proxy.target_credential_id, ())),
+        proxy_scope(proxy, rules.get(proxy.id, ())),
+        target_scope(proxy.target, rules.get(proxy.target_id, ())),
+    )
+
+
 def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
     """Read the whole configuration once and compile it. Runs off the event loop."""
     version = current_config_version(session)
@@ -133,7 +158,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             proxy_credential=_credential(proxy.proxy_credential, key_ring, rules, credentials),
             target=_target(proxy.target, rules, targets),
             target_credential=_credential(proxy.target_credential, key_ring, rules, credentials),
-            scope=build_scope("proxy", proxy.default_rule_effect, rules[proxy.id]),
+            scope=proxy_scope(proxy, rules[proxy.id]),
             additional_headers=dict(proxy.additional_headers or {}),
             additional_query_params=dict(proxy.additional_query_params or {}),
             additional_data=dict(proxy.additional_data or {}),
@@ -159,11 +184,7 @@ def _credential(
             expires_at=credential.expires_at,
             settings=dict(credential.settings or {}),
             secret=credential.open_secret(key_ring),
-            scope=build_scope(
-                f"{credential.credential_type}Credential",
-                credential.default_rule_effect,
-                rules[credential.id],
-            ),
+            scope=credential_scope(credential, rules[credential.id]),
         )
     return cache[credential.id]
 
@@ -174,6 +195,6 @@ def _target(target: Target, rules: dict, cache: dict) -> TargetView:
             id=target.id,
             base_url=urlsplit(target.base_url),
             active=target.active,
-            scope=build_scope("target", target.default_rule_effect, rules[target.id]),
+            scope=target_scope(target, rules[target.id]),
         )
     return cache[target.id]

@@ -6,9 +6,10 @@ import logging
 
 from flask import Flask, request
 
-from admin.api import register_blueprints
+from admin.api import CORE_BLUEPRINTS, register_blueprints
 from admin.errors import register_error_handlers
 from admin.extensions import db
+from admin.web import init_web
 from models.crypto import KeyRing, load_key_ring
 from models.settings import Settings
 from models.store import engine_options, prepare_engine
@@ -36,8 +37,13 @@ def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None
     db.init_app(app)
     with app.app_context():
         prepare_engine(db.engine)
+    app.config.update(
+        SECRET_KEY=settings.web_secret(),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+    )
     register_error_handlers(app)
     register_blueprints(app)
+    init_web(app, CORE_BLUEPRINTS)
     app.after_request(_log_access)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class Settings:
     telemetry_hour_days: int = 90
     metric_point_days: int = 7
     async_job_days: int = 7
+    gateway_url: str = "http://127.0.0.1:8080"  # where the data plane answers, for the web admin
+    secure_cookies: bool = False  # web sessions only over HTTPS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,8 +58,27 @@ class Settings:
             telemetry_hour_days=_int_env("PORTCULLIS_TELEMETRY_HOUR_DAYS", cls.telemetry_hour_days),
             metric_point_days=_int_env("PORTCULLIS_METRIC_POINT_DAYS", cls.metric_point_days),
             async_job_days=_int_env("PORTCULLIS_ASYNC_JOB_DAYS", cls.async_job_days),
+            gateway_url=(os.environ.get("PORTCULLIS_GATEWAY_URL") or cls.gateway_url).rstrip("/"),
+            secure_cookies=os.environ.get("PORTCULLIS_SECURE_COOKIES", "") in ("1", "true", "yes"),
         )
 
     @property
     def master_key_file(self) -> Path:
         return self.var_dir / "master.keys"
+
+    @property
+    def web_secret_file(self) -> Path:
+        return self.var_dir / "web.secret"
+
+    def web_secret(self) -> bytes:
+        """The key signing web sessions: PORTCULLIS_WEB_SECRET, or a file made owner-only."""
+        configured = os.environ.get("PORTCULLIS_WEB_SECRET")
+        if configured:
+            return configured.encode()
+        path = self.web_secret_file
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(secrets.token_hex(32).encode())
+        return path.read_bytes().strip()

@@ -6,9 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from models.ids import new_id
+
+# Checked against when a user has no password, so the answer takes as long either way.
+DUMMY_HASH = generate_password_hash("no password is set for this user")
 
 
 class User(TimestampMixin, Base):
@@ -17,6 +21,13 @@ class User(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("user"))
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None: tokens only
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return password_matches(self, password)
 
     tokens: Mapped[list[UserToken]] = relationship(
         back_populates="user",
@@ -44,3 +55,11 @@ class UserToken(Base):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Whether `password` is `user`'s; as slow for unknown users and users without one."""
+    if user is None or user.password_hash is None:
+        check_password_hash(DUMMY_HASH, password)
+        return False
+    return check_password_hash(user.password_hash, password)

@@ -42,12 +42,16 @@ def free_port() -> int:
 
 
 def start_proxy(
-    admin_server: AdminServer, var_dir: Path, *extra_args: str, allow_loopback: bool = True
+    admin_server: AdminServer,
+    var_dir: Path,
+    *extra_args: str,
+    allow_loopback: bool = True,
+    port: int | None = None,
 ) -> ProxyServer:
     """Start `run_proxy.py` on the admin's store; wait until it listens with a config loaded."""
     var_dir.mkdir(parents=True, exist_ok=True)
     log_path = var_dir / "proxy.log"
-    port = free_port()
+    port = port or free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

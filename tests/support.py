@@ -64,10 +64,12 @@ def admin_env(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> dict
     return env
 
 
-def start_admin(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> AdminServer:
+def start_admin(
+    var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS, **extra_env: str
+) -> AdminServer:
     """Start `run_admin.py serve` on a free port and wait until it says it is listening."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = admin_env(var_dir, master_keys)
+    env = {**admin_env(var_dir, master_keys), **extra_env}
     log_path = var_dir / "admin.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import jsonify, request
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 
 from admin.api.common import api_blueprint
 from admin.api.proxies import find_proxy
@@ -50,8 +50,9 @@ def _telemetry(owner_column, owner_id: str, owner_fields: dict):
     if "endDate" in args:
         conditions.append(Counter.period <= _epoch(args["endDate"]))
     latest = (
-        select(distinct(Counter.period))
+        select(Counter.period)
         .where(*conditions)
+        .distinct()
         .order_by(Counter.period.desc())
         .limit(args["limit"])
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from admin.api.common import api_blueprint, load_body
 from admin.auth import current_user
-from admin.errors import not_found
+from admin.errors import invalid, not_found
 from admin.extensions import db
 from admin.http import envelope
 from admin.openapi import doc
-from admin.schemas.users import NewTokenSchema, TokenSchema, UserSchema
+from admin.schemas.users import NewTokenSchema, PasswordSchema, TokenSchema, UserSchema
 from models import UserToken, utcnow
 from models.tokens import generate_user_token, hash_token, token_hint
 
@@ -73,3 +73,24 @@ def revoke_token(token_id: str):
         record.revoked_at = utcnow()
         db.session.commit()
     return envelope("tokens", [TokenSchema().dump(record)], message="Token revoked")
+
+
+@bp.put("/users/me/password")
+@doc(
+    "Set your password (for signing in to the web admin); send currentPassword to change one",
+    "users",
+    body=PasswordSchema,
+    envelope="users",
+    schema=UserSchema,
+    errors=(400, 401, 413),
+)
+def set_password():
+    values = load_body(PasswordSchema())
+    user = current_user()
+    if user.password_hash is not None and not user.check_password(
+        values.get("currentPassword", "")
+    ):
+        raise invalid("currentPassword", "Does not match your current password.")
+    user.set_password(values["password"])
+    db.session.commit()
+    return envelope("users", [UserSchema().dump(user)], message="Password set")

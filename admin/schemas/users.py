@@ -10,6 +10,7 @@ class UserSchema(ApiSchema):
     email = fields.String(dump_only=True)
     name = fields.String(dump_only=True, allow_none=True)
     userCreatedAt = Timestamp(attribute="created_at", dump_only=True)
+    hasPassword = fields.Function(lambda user: user.password_hash is not None, dump_only=True)
 
 
 class TokenSchema(ApiSchema):
@@ -26,3 +27,15 @@ class NewTokenSchema(TokenSchema):
     """A token as created: the only time its value is shown."""
 
     token = fields.String(dump_only=True)
+
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class PasswordSchema(ApiSchema):
+    """Set or change your password; the current one is needed once one is set."""
+
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=200)
+    )
+    currentPassword = fields.String(load_only=True)

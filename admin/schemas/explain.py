@@ -1,0 +1,44 @@
+"""The rule explainer's request and answer."""
+
+from marshmallow import fields, validate
+
+from admin.schemas.common import ApiSchema, validate_no_control_chars
+
+
+class ExplainRequestSchema(ApiSchema):
+    """A request as a caller would send it through the proxy."""
+
+    method = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Za-z]{1,16}$", error="Not an HTTP method.")
+    )
+    path = fields.String(
+        required=True,
+        validate=[validate.Length(max=4096), validate_no_control_chars],
+        metadata={"description": "the path below the proxy, e.g. /v1/customers"},
+    )
+    headers = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.String(validate=validate_no_control_chars),
+        load_default=dict,
+    )
+    query = fields.String(
+        load_default="",
+        validate=[validate.Length(max=4096), validate_no_control_chars],
+        metadata={"description": "the raw query string, e.g. a=1&b=2"},
+    )
+
+
+class ScopeExplanationSchema(ApiSchema):
+    scope = fields.String(dump_only=True)
+    allowed = fields.Boolean(dump_only=True)
+    ruleId = fields.String(dump_only=True, allow_none=True)
+    defaultEffect = fields.String(dump_only=True)
+    matchedRules = fields.List(fields.Dict(), dump_only=True)
+
+
+class ExplanationSchema(ApiSchema):
+    allowed = fields.Boolean(dump_only=True)
+    scope = fields.String(dump_only=True, allow_none=True)
+    ruleId = fields.String(dump_only=True, allow_none=True)
+    path = fields.String(dump_only=True)
+    scopes = fields.List(fields.Nested(ScopeExplanationSchema), dump_only=True)

@@ -1,0 +1,57 @@
+"""The Core API, called in-process with the signed-in user's token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, session
+
+
+class SignInRequired(Exception):
+    """No token in the session, or the API no longer accepts it."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict | list  # the metrics history is a bare array (seed 004)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def items(self, key: str) -> list[dict]:
+        return self.body.get(key, [])
+
+    def item(self, key: str) -> dict:
+        return self.items(key)[0]
+
+    @property
+    def message(self) -> str:
+        return self.body.get("message", "")
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        """The API's field errors by its field names (`credentialSecret.value`)."""
+        return self.body.get("error", {}).get("details", {}).get("fields", {})
+
+
+def call(method: str, path: str, json: dict | None = None, params: dict | None = None) -> Answer:
+    """`METHOD /api{path}` as the signed-in user. Raises SignInRequired on a 401."""
+    token = session.get("token")
+    if not token:
+        raise SignInRequired
+    response = current_app.test_client().open(
+        f"/api{path}",
+        method=method,
+        json=json,
+        query_string={k: v for k, v in (params or {}).items() if v not in (None, "")},
+        headers={"Authorization": token},
+    )
+    if response.status_code == 401:
+        raise SignInRequired
+    return Answer(response.status_code, response.get_json(silent=True) or {})
+
+
+def get(path: str, **params) -> Answer:
+    return call("GET", path, params=params)

@@ -1,0 +1,102 @@
+"""Your clients, a client's overview, and its members."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, url_for
+
+from admin.web import bp
+from admin.web.core_api import call, get
+from admin.web.forms import ClientForm, ConfirmForm, MemberForm, RoleForm
+from admin.web.session import can, load_client, require, signed_in
+
+
+@bp.route("/", methods=["GET", "POST"])
+@signed_in
+def home():
+    form = ClientForm()
+    if form.submit_ok():
+        answer = call("POST", "/clients", {"clientName": form.name.data})
+        if answer.ok:
+            client = answer.item("clients")
+            flash(f"Client {client['clientName']} created. You are its owner.")
+            return redirect(url_for("web.client", client_id=client["clientId"]))
+        form.show_errors(answer.field_errors, answer.message)
+    g.clients = get("/clients").items("clients")
+    return render_template("web/home.html", form=form, clients=g.clients)
+
+
+@bp.get("/c/<client_id>/")
+@signed_in
+def client(client_id: str):
+    load_client(client_id)
+    base = f"/clients/{client_id}"
+    kinds = [c["credentialType"] for c in get(f"{base}/credentials").items("credentials")]
+    counts = {
+        "proxy credentials": kinds.count("proxy"),
+        "target credentials": kinds.count("target"),
+        "targets": len(get(f"{base}/targets").items("targets")),
+        "proxies": len(get(f"{base}/proxies").items("proxies")),
+    }
+    return render_template("web/client.html", counts=counts)
+
+
+@bp.route("/c/<client_id>/members", methods=["GET", "POST"])
+@signed_in
+def members(client_id: str):
+    load_client(client_id)
+    form = MemberForm()
+    if can("owner") and form.submit_ok():
+        answer = call(
+            "POST",
+            f"/clients/{client_id}/members",
+            {"email": form.email.data, "roles": [form.role.data]},
+        )
+        if answer.ok:
+            flash(f"{form.email.data} added as {form.role.data}.")
+            return redirect(url_for("web.members", client_id=client_id))
+        form.show_errors(answer.field_errors, answer.message)
+    people = get(f"/clients/{client_id}/members").items("members")
+    return render_template("web/members.html", form=form, people=people)
+
+
+@bp.route("/c/<client_id>/members/<user_id>", methods=["GET", "POST"])
+@signed_in
+def member(client_id: str, user_id: str):
+    load_client(client_id)
+    require("owner")
+    person = next(
+        (
+            m
+            for m in get(f"/clients/{client_id}/members").items("members")
+            if m["userId"] == user_id
+        ),
+        None,
+    )
+    if person is None:
+        abort(404)
+    form = RoleForm(role=person["roles"][0] if person["roles"] else "user")
+    if form.submit_ok():
+        answer = call("PUT", f"/clients/{client_id}/members/{user_id}", {"roles": [form.role.data]})
+        if answer.ok:
+            flash(f"{person['email']} is now {form.role.data}.")
+            return redirect(url_for("web.members", client_id=client_id))
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/member.html", form=form, person=person)
+
+
+@bp.route("/c/<client_id>/members/<user_id>/remove", methods=["GET", "POST"])
+@signed_in
+def remove_member(client_id: str, user_id: str):
+    load_client(client_id)
+    require("owner")
+    if ConfirmForm().validate_on_submit():
+        answer = call("DELETE", f"/clients/{client_id}/members/{user_id}")
+        flash("Member removed." if answer.ok else answer.message)
+        return redirect(url_for("web.members", client_id=client_id))
+    return render_template(
+        "web/confirm.html",
+        question="Remove this member?",
+        consequence="They lose access to this client at once.",
+        action="Remove member",
+        back=url_for("web.members", client_id=client_id),
+    )

@@ -1,0 +1,126 @@
+"""Rules of a credential, proxy or target, and the explainer of a proxy's decision."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+
+from admin.web import bp
+from admin.web.core_api import call, get
+from admin.web.forms import ConfirmForm, ExplainForm, RuleForm, name_value_lines
+from admin.web.session import load_client, require, signed_in
+from admin.web.views_config import KINDS
+
+SCOPE_NAMES = {"credentials": "credential", "proxies": "proxy", "targets": "target"}
+
+
+def _parent(client_id: str, kind: str, parent_id: str) -> dict:
+    if kind not in KINDS:
+        abort(404)
+    answer = get(f"/clients/{client_id}/{kind}/{parent_id}")
+    if not answer.ok:
+        abort(404)
+    record = answer.item(kind)
+    singular = KINDS[kind][0]
+    return {"kind": kind, "id": parent_id, "name": record[f"{singular}Name"], "singular": singular}
+
+
+def _check(name: str, value: str, presence: str) -> list[dict]:
+    if not name:
+        return []
+    return [{"namePattern": name, "valuePattern": value or None, "presence": presence}]
+
+
+def rule_body(form: RuleForm) -> dict:
+    methods = [m.strip().upper() for m in (form.methods.data or "").split(",") if m.strip()]
+    body = {
+        "effect": form.effect.data,
+        "priority": form.priority.data or 0,
+        "methods": methods,
+        "headerChecks": _check(form.header_name.data, form.header_value.data,
+                               form.header_presence.data),
+        "queryChecks": _check(form.query_name.data, form.query_value.data,
+                              form.query_presence.data),
+        "regexFlags": form.regex_flags.data or "",
+    }  # fmt: skip
+    if form.path_pattern.data:
+        body |= {"pathPattern": form.path_pattern.data, "pathPresence": form.path_presence.data}
+    if form.notes.data:
+        body["notes"] = form.notes.data
+    return body
+
+
+@bp.get("/c/<client_id>/<kind>/<parent_id>/rules")
+@signed_in
+def rules(client_id: str, kind: str, parent_id: str):
+    load_client(client_id)
+    parent = _parent(client_id, kind, parent_id)
+    items = get(f"/clients/{client_id}/{kind}/{parent_id}/rules").items("rules")
+    return render_template("web/rules.html", parent=parent, rules=items)
+
+
+@bp.route("/c/<client_id>/<kind>/<parent_id>/rules/new", methods=["GET", "POST"])
+@signed_in
+def new_rule(client_id: str, kind: str, parent_id: str):
+    load_client(client_id)
+    require("admin")
+    parent = _parent(client_id, kind, parent_id)
+    form = RuleForm()
+    if form.submit_ok():
+        answer = call("POST", f"/clients/{client_id}/{kind}/{parent_id}/rules", rule_body(form))
+        if answer.ok:
+            flash(f"Rule {answer.item('rules')['ruleId']} added.")
+            return redirect(
+                url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
+            )
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/rule_new.html", parent=parent, form=form)
+
+
+@bp.route("/c/<client_id>/<kind>/<parent_id>/rules/<rule_id>/delete", methods=["GET", "POST"])
+@signed_in
+def delete_rule(client_id: str, kind: str, parent_id: str, rule_id: str):
+    load_client(client_id)
+    require("admin")
+    _parent(client_id, kind, parent_id)
+    back = url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
+    if ConfirmForm().validate_on_submit():
+        answer = call("DELETE", f"/clients/{client_id}/{kind}/{parent_id}/rules/{rule_id}")
+        flash("Rule deleted." if answer.ok else answer.message)
+        return redirect(back)
+    return render_template(
+        "web/confirm.html",
+        question="Delete this rule?",
+        consequence="Requests are decided without it from the next second on.",
+        action="Delete rule",
+        back=back,
+    )
+
+
+@bp.route("/c/<client_id>/proxies/<proxy_id>/explain", methods=["GET", "POST"])
+@signed_in
+def explain(client_id: str, proxy_id: str):
+    """Enter a request; see each scope's decision and the rule that made it."""
+    load_client(client_id)
+    proxy = get(f"/clients/{client_id}/proxies/{proxy_id}")
+    if not proxy.ok:
+        abort(404)
+    form = ExplainForm()
+    explanation = None
+    if form.submit_ok():
+        answer = call(
+            "POST",
+            f"/clients/{client_id}/proxies/{proxy_id}/explain",
+            {
+                "method": form.method.data,
+                "path": form.path.data,
+                "headers": name_value_lines(form.headers.data),
+                "query": form.query.data or "",
+            },
+        )
+        if answer.ok:
+            explanation = answer.item("explanations")
+        else:
+            form.show_errors(answer.field_errors, answer.message)
+    return render_template(
+        "web/explain.html", proxy=proxy.item("proxies"), form=form, explanation=explanation
+    )
