@@ -232,6 +232,17 @@ def test_a_new_user_sets_up_a_proxy_and_sees_its_traffic(page: Page, stack, upst
     expect(page.locator("figure[data-chart='Requests per point']")).to_be_visible()
     assert TARGET_SECRET not in page.content()
 
+    # Deleting asks first; the rule goes only once confirmed.
+    page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/proxies/{proxy_id}/rules")
+    page.get_by_role("link", name="Delete").click()
+    expect(page.get_by_role("heading", name="Delete this rule?")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_text(rule_id)).to_be_visible()
+    page.get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete rule").click()
+    expect(page.get_by_text("Rule deleted.")).to_be_visible()
+    expect(page.get_by_text("No rule yet")).to_be_visible()
+
 
 def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, stack):
     sign_in_with_token(page, stack, new_user(stack, "csrf@example.test"))
