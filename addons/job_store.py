@@ -25,7 +25,9 @@ INTERRUPTED = "interrupted: the delivering process stopped before the target ans
 
 
 @dataclass(frozen=True)
-class NewJob:
+class JobRequest:
+    """The request a job delivers, as stored: without the caller's credential."""
+
     id: str
     proxy_id: str
     client_id: str
@@ -34,6 +36,10 @@ class NewJob:
     query: str
     headers: list[list[str]]
     body: bytes | None
+
+
+@dataclass(frozen=True)
+class NewJob(JobRequest):
     idempotency_key: str | None
     accepted_at: float
     window_s: float
@@ -48,15 +54,7 @@ class Accepted:
 
 
 @dataclass(frozen=True)
-class ClaimedJob:
-    id: str
-    proxy_id: str
-    client_id: str
-    method: str
-    path: str
-    query: str
-    headers: list[list[str]]
-    body: bytes | None
+class ClaimedJob(JobRequest):
     deadline_at: float
     attempts_in_round: int  # including this one
     attempt_number: int  # over the job's life
