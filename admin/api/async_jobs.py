@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from admin.api.common import api_blueprint
-from admin.api.proxies import find_proxy
-from admin.auth import client_for
+from admin.api.proxies import proxy_for
 from admin.errors import conflict, not_found
 from admin.extensions import db
 from admin.http import envelope
@@ -24,8 +23,8 @@ bp = api_blueprint("async_jobs")
 ENVELOPE = "asyncRequests"
 
 
-def _job(client_id: str, proxy_id: str, request_id: str) -> AsyncJob:
-    proxy = find_proxy(client_id, proxy_id)
+def _job(client_id: str, proxy_id: str, request_id: str, role: Role = Role.USER) -> AsyncJob:
+    proxy = proxy_for(client_id, proxy_id, role)
     job = db.session.get(AsyncJob, request_id, options=[selectinload(AsyncJob.attempts)])
     if job is None or job.proxy_id != proxy.id:
         raise not_found("Async request")
@@ -42,8 +41,7 @@ def _job(client_id: str, proxy_id: str, request_id: str) -> AsyncJob:
     errors=(400, 401, 404),
 )
 def list_jobs(client_id: str, proxy_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     args = AsyncJobQuerySchema().load(request.args.to_dict())
     query = select(AsyncJob).where(AsyncJob.proxy_id == proxy.id)
     if "status" in args:
@@ -66,7 +64,6 @@ def list_jobs(client_id: str, proxy_id: str):
     errors=(401, 404),
 )
 def get_job(client_id: str, proxy_id: str, request_id: str):
-    client_for(client_id)
     return envelope(ENVELOPE, [AsyncJobDetailSchema().dump(_job(client_id, proxy_id, request_id))])
 
 
@@ -79,8 +76,7 @@ def get_job(client_id: str, proxy_id: str, request_id: str):
     errors=(401, 403, 404, 409),
 )
 def replay_job(client_id: str, proxy_id: str, request_id: str):
-    client_for(client_id, Role.ADMIN)
-    job = _job(client_id, proxy_id, request_id)
+    job = _job(client_id, proxy_id, request_id, Role.ADMIN)
     if job.status not in REPLAYABLE:
         raise conflict(
             f"Only failed or dead requests can be replayed; this one is {job.status}",

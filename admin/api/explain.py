@@ -14,8 +14,7 @@ from sqlalchemy import or_, select
 from addons.snapshot import proxy_scopes
 from addons.target_url import PathEscapeError, canonical_path
 from admin.api.common import api_blueprint, load_body
-from admin.api.proxies import find_proxy
-from admin.auth import client_for
+from admin.api.proxies import proxy_for
 from admin.errors import invalid
 from admin.extensions import db
 from admin.http import envelope
@@ -37,8 +36,7 @@ bp = api_blueprint("explain")
     errors=(400, 401, 404, 413),
 )
 def explain(client_id: str, proxy_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     values = load_body(ExplainRequestSchema())
     try:
         path = canonical_path(values["path"].partition("?")[0].lstrip("/"))

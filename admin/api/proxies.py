@@ -36,6 +36,12 @@ def find_proxy(client_id: str, proxy_ref: str) -> Proxy:
     return proxy
 
 
+def proxy_for(client_id: str, proxy_ref: str, role: Role = Role.USER) -> Proxy:
+    """A proxy of client `client_id`, if the caller holds at least `role` in that client."""
+    client_for(client_id, role)
+    return find_proxy(client_id, proxy_ref)
+
+
 def check_references(client: Client, values: dict, region: str) -> None:
     """Referenced records must be this client's, of the right type, in the proxy's region."""
     for attribute, (api_name, model, credential_type) in REFERENCES.items():
@@ -109,8 +115,7 @@ def create_proxy(client_id: str):
     errors=(401, 404),
 )
 def get_proxy(client_id: str, proxy_id: str):
-    client_for(client_id)
-    return _one(find_proxy(client_id, proxy_id))
+    return _one(proxy_for(client_id, proxy_id))
 
 
 @bp.put("/clients/<client_id>/proxies/<proxy_id>")
@@ -138,7 +143,6 @@ def update_proxy(client_id: str, proxy_id: str):
 @bp.delete("/clients/<client_id>/proxies/<proxy_id>")
 @doc("Delete a proxy (admin)", "proxies", errors=(401, 403, 404))
 def delete_proxy(client_id: str, proxy_id: str):
-    client_for(client_id, Role.ADMIN)
-    db.session.delete(find_proxy(client_id, proxy_id))
+    db.session.delete(proxy_for(client_id, proxy_id, Role.ADMIN))
     db.session.commit()
     return message_only("Proxy deleted successfully")

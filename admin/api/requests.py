@@ -6,8 +6,7 @@ from flask import request
 from sqlalchemy import select
 
 from admin.api.common import api_blueprint
-from admin.api.proxies import find_proxy
-from admin.auth import client_for
+from admin.api.proxies import proxy_for
 from admin.errors import not_found
 from admin.extensions import db
 from admin.http import envelope
@@ -32,8 +31,7 @@ def _epoch_ms(value) -> int:
     errors=(400, 401, 404),
 )
 def list_requests(client_id: str, proxy_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     args = RequestLogQuerySchema().load(request.args.to_dict())
     query = select(RequestLog).where(RequestLog.proxy_id == proxy.id)
     if "processedAfter" in args:
@@ -61,8 +59,7 @@ def list_requests(client_id: str, proxy_id: str):
     errors=(401, 404),
 )
 def get_request(client_id: str, proxy_id: str, request_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     row = db.session.get(RequestLog, request_id)
     if row is None or row.proxy_id != proxy.id:
         raise not_found("Request")

@@ -8,7 +8,7 @@ from flask import jsonify, request
 from sqlalchemy import func, select
 
 from admin.api.common import api_blueprint
-from admin.api.proxies import find_proxy
+from admin.api.proxies import proxy_for
 from admin.auth import client_for
 from admin.errors import invalid
 from admin.extensions import db
@@ -83,8 +83,7 @@ def _telemetry(owner_column, owner_id: str, owner_fields: dict):
     errors=(400, 401, 404),
 )
 def proxy_telemetry(client_id: str, proxy_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     return _telemetry(Counter.proxy_id, proxy.id, {"pKey": proxy.id, "proxyId": proxy.id})
 
 
@@ -112,8 +111,7 @@ def client_telemetry(client_id: str):
     errors=(400, 401, 404),
 )
 def proxy_metrics(client_id: str, proxy_id: str):
-    client_for(client_id)
-    proxy = find_proxy(client_id, proxy_id)
+    proxy = proxy_for(client_id, proxy_id)
     args = MetricsQuerySchema().load(request.args.to_dict())
     start, end = _epoch(args["from_"]), _epoch(args["to"])
     points = _stored_points(proxy.id, start, end)

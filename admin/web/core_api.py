@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, session
+from flask import abort, current_app, session
 
 
 class SignInRequired(Exception):
@@ -55,3 +55,11 @@ def call(method: str, path: str, json: dict | None = None, params: dict | None =
 
 def get(path: str, **params) -> Answer:
     return call("GET", path, params=params)
+
+
+def get_one(path: str, key: str) -> dict:
+    """The single record the API returns at `path` under `key`; the page is a 404 otherwise."""
+    answer = get(path)
+    if not answer.ok:
+        abort(404)
+    return answer.item(key)

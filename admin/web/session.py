@@ -7,7 +7,7 @@ import functools
 from flask import abort, g, redirect, render_template, request, session, url_for
 
 from admin.web import bp
-from admin.web.core_api import SignInRequired, get
+from admin.web.core_api import SignInRequired, get, get_one
 from models.enums import Role
 
 
@@ -32,10 +32,7 @@ def _sign_in_again(_exc):
 
 def load_client(client_id: str) -> dict:
     """The client the page is about (404 if not the user's), with `g.role` set."""
-    answer = get(f"/clients/{client_id}")
-    if not answer.ok:
-        abort(404)
-    client = answer.item("clients")
+    client = get_one(f"/clients/{client_id}", "clients")
     roles = next((m["roles"] for m in client["clientMembers"] if m["userId"] == g.me["userId"]), [])
     g.client = client
     g.role = max((Role(r) for r in roles), key=lambda r: r.level, default=Role.USER)

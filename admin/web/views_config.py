@@ -6,7 +6,7 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 
 from admin.extensions import db
 from admin.web import bp
-from admin.web.core_api import Answer, call, get
+from admin.web.core_api import Answer, call, get, get_one
 from admin.web.forms import (
     ConfirmForm,
     CredentialForm,
@@ -166,10 +166,7 @@ def new_target(client_id: str):
 @signed_in
 def target(client_id: str, target_id: str):
     load_client(client_id)
-    answer = get(f"/clients/{client_id}/targets/{target_id}")
-    if not answer.ok:
-        abort(404)
-    record = answer.item("targets")
+    record = get_one(f"/clients/{client_id}/targets/{target_id}", "targets")
     form = _target_form(record)
     if form.submit_ok():
         require("admin")
@@ -288,10 +285,7 @@ def new_proxy(client_id: str):
 @signed_in
 def proxy(client_id: str, proxy_id: str):
     load_client(client_id)
-    answer = get(f"/clients/{client_id}/proxies/{proxy_id}")
-    if not answer.ok:
-        abort(404)
-    record = answer.item("proxies")
+    record = get_one(f"/clients/{client_id}/proxies/{proxy_id}", "proxies")
     parts = _proxy_parts(client_id)
     form = _proxy_form(
         parts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 
 from admin.web import bp
-from admin.web.core_api import call, get
+from admin.web.core_api import call, get, get_one
 from admin.web.forms import ConfirmForm, ExplainForm, RuleForm, name_value_lines
 from admin.web.session import load_client, require, signed_in
 from admin.web.views_config import KINDS
@@ -16,10 +16,7 @@ SCOPE_NAMES = {"credentials": "credential", "proxies": "proxy", "targets": "targ
 def _parent(client_id: str, kind: str, parent_id: str) -> dict:
     if kind not in KINDS:
         abort(404)
-    answer = get(f"/clients/{client_id}/{kind}/{parent_id}")
-    if not answer.ok:
-        abort(404)
-    record = answer.item(kind)
+    record = get_one(f"/clients/{client_id}/{kind}/{parent_id}", kind)
     singular = KINDS[kind][0]
     return {"kind": kind, "id": parent_id, "name": record[f"{singular}Name"], "singular": singular}
 
@@ -101,9 +98,7 @@ def delete_rule(client_id: str, kind: str, parent_id: str, rule_id: str):
 def explain(client_id: str, proxy_id: str):
     """Enter a request; see each scope's decision and the rule that made it."""
     load_client(client_id)
-    proxy = get(f"/clients/{client_id}/proxies/{proxy_id}")
-    if not proxy.ok:
-        abort(404)
+    proxy = get_one(f"/clients/{client_id}/proxies/{proxy_id}", "proxies")
     form = ExplainForm()
     explanation = None
     if form.submit_ok():
@@ -121,6 +116,4 @@ def explain(client_id: str, proxy_id: str):
             explanation = answer.item("explanations")
         else:
             form.show_errors(answer.field_errors, answer.message)
-    return render_template(
-        "web/explain.html", proxy=proxy.item("proxies"), form=form, explanation=explanation
-    )
+    return render_template("web/explain.html", proxy=proxy, form=form, explanation=explanation)

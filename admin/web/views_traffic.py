@@ -6,11 +6,11 @@ import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from flask import abort, render_template, request
+from flask import render_template, request
 
 from admin.web import bp
 from admin.web.charts import bar_chart, line_chart
-from admin.web.core_api import get
+from admin.web.core_api import get, get_one
 from admin.web.session import load_client, signed_in
 
 INTERVALS = ("minute", "hour", "day", "month")
@@ -44,10 +44,7 @@ CHECKLIST = (
 
 def _proxy(client_id: str, proxy_id: str) -> dict:
     load_client(client_id)
-    answer = get(f"/clients/{client_id}/proxies/{proxy_id}")
-    if not answer.ok:
-        abort(404)
-    return answer.item("proxies")
+    return get_one(f"/clients/{client_id}/proxies/{proxy_id}", "proxies")
 
 
 def _utc(text: str | None) -> str | None:
@@ -98,10 +95,7 @@ def request_log(client_id: str, proxy_id: str):
 @signed_in
 def request_detail(client_id: str, proxy_id: str, request_id: str):
     proxy = _proxy(client_id, proxy_id)
-    answer = get(f"/clients/{client_id}/proxies/{proxy_id}/requests/{request_id}")
-    if not answer.ok:
-        abort(404)
-    entry = answer.item("requests")
+    entry = get_one(f"/clients/{client_id}/proxies/{proxy_id}/requests/{request_id}", "requests")
     checks = [(label, entry["validationData"].get(flag, False)) for flag, label in CHECKLIST]
     return render_template("web/request.html", proxy=proxy, entry=entry, checks=checks)
 
