@@ -20,6 +20,12 @@ log = logging.getLogger("portcullis.admin")
 BOOTSTRAP_EMAIL = "admin@localhost"
 
 
+def announce(text: str) -> None:
+    """Print a start-up line in one write, so a log line from another thread cannot split it."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def migrate(settings: Settings) -> None:
     """Bring the store to the newest schema."""
     settings.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -78,23 +84,21 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
         migrate(settings)
     app = create_app(settings)
     if app.config["PORTCULLIS_KEY_GENERATED"]:
-        print(
+        announce(
             f"No PORTCULLIS_MASTER_KEYS set: generated a master key in {settings.master_key_file} "
-            "(owner-only). Back it up: credential secrets cannot be decrypted without it.",
-            flush=True,
+            "(owner-only). Back it up: credential secrets cannot be decrypted without it."
         )
     elif not settings.master_keys:
-        print(f"Using the master key in {settings.master_key_file}", flush=True)
+        announce(f"Using the master key in {settings.master_key_file}")
     if not store_has_users(settings):
         _, token = create_user(settings, BOOTSTRAP_EMAIL, "Administrator")
-        print(
+        announce(
             f"Created the first user {BOOTSTRAP_EMAIL}. Its user token, shown only this once:\n"
-            f"  {token}",
-            flush=True,
+            f"  {token}"
         )
     start_scheduler(settings)
     server = create_server(app, host=host, port=port, threads=8, ident="portcullis")
-    print(f"Portcullis admin listening on http://{host}:{server.effective_port}", flush=True)
+    announce(f"Portcullis admin listening on http://{host}:{server.effective_port}")
     server.run()
 
 
