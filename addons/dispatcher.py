@@ -25,7 +25,6 @@ from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
 from addons.outbound import upstream_request, with_additional_data
 from addons.record import Record
-from addons.redaction import bounded_body
 from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
 from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
@@ -33,6 +32,7 @@ from addons.state import VALIDATION_FLAGS, FlowState
 from addons.telemetry import Telemetry
 from addons.upstream import ResponseTooLarge, UpstreamFailure, UpstreamResponse
 from models import utcnow
+from models.redaction import bounded_body
 
 log = logging.getLogger("portcullis.dispatcher")
 RESPONSE_BODY_BYTES = 64 * 1024  # of the final response, kept with the job

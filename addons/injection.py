@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus
 
 from mitmproxy.http import Headers, Request
 
-from addons.proxy_auth import AUTHORIZATION
+from models.credential_parts import AUTHORIZATION, target_credential_parts
 
 if TYPE_CHECKING:
     from addons.snapshot import CredentialView, ProxyView
@@ -26,10 +25,6 @@ HOP_BY_HOP = (
 
 
 REDACTED = "[REDACTED]"
-
-
-class UnsupportedInjection(Exception):
-    """The target credential needs a token exchange that is not implemented yet."""
 
 
 def caller_credential_names(credential: CredentialView) -> tuple[set[str], set[str]]:
@@ -60,31 +55,6 @@ def filtered_query(raw: str, drop: set[str]) -> list[str]:
 
 def encode_pair(name: str, value: str) -> str:
     return f"{quote(name, safe='')}={quote(value, safe='')}"
-
-
-def target_credential_parts(
-    credential: CredentialView,
-) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Headers to set and query parameters to add for the target credential."""
-    secret, settings = credential.secret, credential.settings
-    match credential.auth_type:
-        case "apiKey":
-            name = settings.get("name", AUTHORIZATION)
-            if settings.get("in") == "query":
-                return {}, [(name, secret["value"])]
-            return {name: secret["value"]}, []
-        case "bearer" | "jwt":
-            prefix = settings.get("prefix", "Bearer")
-            value = f"{prefix} {secret['token']}" if prefix else secret["token"]
-            return {settings.get("header", AUTHORIZATION): value}, []
-        case "basicAuth":
-            pair = f"{secret['username']}:{secret['password']}".encode()
-            return {AUTHORIZATION: "Basic " + base64.b64encode(pair).decode()}, []
-        case "custom":
-            return dict(secret.get("headers", {})), list(secret.get("queryParams", {}).items())
-        case "none":
-            return {}, []
-    raise UnsupportedInjection(f"{credential.auth_type} target credentials are not supported yet")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from addons.responses import (
 from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
 from addons.state import FlowState
-from addons.target_url import join_target_url
 from addons.upstream import (
     BODYLESS_STATUSES,
     ResponseTooLarge,
@@ -34,6 +33,7 @@ from addons.upstream import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from models.target_url import join_target_url
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -19,8 +19,7 @@ from urllib.parse import parse_qsl
 import jwt
 
 from addons.snapshot import CredentialView
-
-AUTHORIZATION = "Authorization"
+from models.credential_parts import AUTHORIZATION
 
 
 @dataclass(frozen=True)

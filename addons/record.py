@@ -15,11 +15,11 @@ from mitmproxy import ctx, http
 
 from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
-from addons.redaction import bounded_body, redact_pairs
 from addons.responses import PROXY_MESSAGE
 from addons.state import FlowState, state_of
 from models import RequestLog
 from models.bulk import insert_tuples
+from models.redaction import bounded_body, redact_pairs
 from models.settings import Settings
 from models.store import make_engine
 

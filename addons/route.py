@@ -9,8 +9,8 @@ from addons.failsafe import fail_closed
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import FlowState, attach
-from addons.target_url import PathEscapeError, canonical_path
 from models import utcnow
+from models.target_url import PathEscapeError, canonical_path
 
 API_PREFIX = "/api/"  # the Proxy API: answered by the target
 ASYNC_PREFIX = "/async/"  # the Async API: queued, delivered with retries

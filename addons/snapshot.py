@@ -7,7 +7,6 @@ A new snapshot replaces the old one in a single reference swap.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -19,7 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from models import Credential, Proxy, Rule, Target, current_config_version
 from models.crypto import KeyRing
-from models.rule_engine import Scope, build_scope
+from models.rule_engine import Scope
+from models.rule_scopes import credential_scope, proxy_scope, target_scope
 
 if TYPE_CHECKING:
     from addons.injection import InjectionPlan
@@ -104,30 +104,6 @@ class Snapshot:
 
 
 EMPTY = Snapshot(version=-1, proxies={}, aliases={})
-
-
-def credential_scope(credential: Credential, rules: Sequence[Rule]) -> Scope:
-    return build_scope(
-        f"{credential.credential_type}Credential", credential.default_rule_effect, rules
-    )
-
-
-def target_scope(target: Target, rules: Sequence[Rule]) -> Scope:
-    return build_scope("target", target.default_rule_effect, rules)
-
-
-def proxy_scope(proxy: Proxy, rules: Sequence[Rule]) -> Scope:
-    return build_scope("proxy", proxy.default_rule_effect, rules)
-
-
-def proxy_scopes(proxy: Proxy, rules: Mapping[str, Sequence[Rule]]) -> tuple[Scope, ...]:
-    """A stored proxy's four scopes, in `ProxyView.scopes` order (for the rule explainer)."""
-    return (
-        credential_scope(proxy.proxy_credential, rules.get(proxy.proxy_credential_id, ())),
-        credential_scope(proxy.target_credential, rules.get(proxy.target_credential_id, ())),
-        proxy_scope(proxy, rules.get(proxy.id, ())),
-        target_scope(proxy.target, rules.get(proxy.target_id, ())),
-    )
 
 
 def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 import pytest
 from mitmproxy.http import Headers
 
-from addons.injection import UnsupportedInjection, prepare_upstream
+from addons.injection import prepare_upstream
 from addons.snapshot import CredentialView, ProxyView, TargetView
+from models.credential_parts import UnsupportedInjection
 from models.rule_engine import build_scope
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from addons.target_url import PathEscapeError, canonical_path, join_target_url
+from models.target_url import PathEscapeError, canonical_path, join_target_url
 
 BASE = urlsplit("https://api.example.test/v2/")
 

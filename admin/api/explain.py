@@ -1,7 +1,7 @@
 """The rule explainer: what the data plane would decide for a request, scope by scope.
 
 It evaluates with the data plane's own code: the same path canonicalisation,
-the same scopes (`addons.snapshot.proxy_scopes`), the same `authorize`.
+the same scopes (`models.rule_scopes.proxy_scopes`), the same `authorize`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import or_, select
 
-from addons.snapshot import proxy_scopes
-from addons.target_url import PathEscapeError, canonical_path
 from admin.api.common import api_blueprint, load_body
 from admin.api.proxies import proxy_for
 from admin.errors import invalid
@@ -22,6 +20,8 @@ from admin.openapi import doc
 from admin.schemas.explain import ExplainRequestSchema, ExplanationSchema
 from models import Rule
 from models.rule_engine import RequestFacts, authorize
+from models.rule_scopes import proxy_scopes
+from models.target_url import PathEscapeError, canonical_path
 
 bp = api_blueprint("explain")
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from marshmallow import fields, validate
 
-from addons.redaction import bounded_body, redact_pairs
 from admin.schemas.common import ApiSchema
 from models.async_job import JOB_STATUSES
 from models.base import isoformat_z
+from models.redaction import bounded_body, redact_pairs
 
 MAX_LIMIT = 1000
 REQUEST_BODY_BYTES = 16 * 1024

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import jwt
 import requests
 
-from addons.injection import UnsupportedInjection, target_credential_parts
 from models import Credential
+from models.credential_parts import UnsupportedInjection, target_credential_parts
 from models.crypto import KeyRing
 
 TIMEOUT_S = 15
