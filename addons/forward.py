@@ -21,11 +21,7 @@ from mitmproxy import ctx, exceptions, http
 
 from addons.async_queue import AsyncQueue
 from addons.failsafe import fail_closed
-from addons.injection import (
-    UnsupportedInjection,
-    show_redacted,
-    strip_caller_credential,
-)
+from addons.injection import show_redacted, strip_caller_credential
 from addons.outbound import (
     failure_response,
     to_flow_response,
@@ -45,6 +41,7 @@ from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_ne
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
 from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure
+from models.credential_parts import UnsupportedInjection
 
 log = logging.getLogger("portcullis.forward")
 DEFAULT_PORTS = {"http": 80, "https": 443}
