@@ -4,6 +4,11 @@ The credential comes from the `Authorization` header or an `Authorization`
 query parameter; an apiKey credential may also name its own header or
 query parameter. jwtVerify keys come from a resolver, so JWKS fetching can
 happen off the event loop.
+
+Whatever bytes a caller sends are compared as bytes. mitmproxy decodes header
+values (and the query string) with UTF-8 and `surrogateescape`, so bytes that
+are not UTF-8 arrive as lone surrogates; `as_bytes` turns them back into the
+bytes sent. Such a value never equals a stored secret: it answers 401.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ class QueryOnce(Mapping[str, str]):
     def _parsed(self) -> dict[str, str]:
         if self._items is None:
             self._items = {}
-            for name, value in parse_qsl(self._raw, keep_blank_values=True):
+            pairs = parse_qsl(self._raw, keep_blank_values=True, errors="surrogateescape")
+            for name, value in pairs:
                 self._items.setdefault(name, value)
         return self._items
 
@@ -69,8 +75,19 @@ class AuthFailure(Exception):
         self.reason = reason  # missing | invalid | inactive | expired
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+def as_bytes(text: str) -> bytes:
+    """`text` as the bytes the caller sent (the inverse of mitmproxy's decoding)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A surrogate mitmproxy cannot have produced; any fixed mapping keeps `_same` sound.
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _same(presented: str | bytes, expected: str) -> bool:
+    if isinstance(presented, str):
+        presented = as_bytes(presented)
+    return hmac.compare_digest(presented, expected.encode("utf-8"))
 
 
 def _strip_scheme(value: str, scheme: str) -> str | None:
@@ -112,10 +129,10 @@ def check_basic(credential: CredentialView, presented: Presented) -> None:
         raise AuthFailure("Missing proxy credential", "missing")
     encoded = _strip_scheme(raw.strip(), "Basic")
     try:
-        decoded = base64.b64decode(encoded or "", validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    username, sep, password = decoded.partition(":")
+        decoded = base64.b64decode(as_bytes(encoded or ""), validate=True)
+    except binascii.Error:
+        decoded = b""
+    username, sep, password = decoded.partition(b":")
     expected = credential.secret
     # Both comparisons always run, so timing does not tell which part was wrong.
     user_ok = _same(username, expected["username"])
@@ -139,6 +156,9 @@ def check_jwt_verify(
     if raw is None:
         raise AuthFailure("Missing proxy credential", "missing")
     token = _strip_scheme(raw.strip(), "Bearer") or raw.strip()
+    if not token.isascii():
+        # A JWT is base64url and dots; PyJWT would fail encoding the surrogates of raw bytes.
+        raise AuthFailure("Invalid proxy credential token: not a JWT", "invalid")
     settings = credential.settings
     try:
         key = resolve_key(credential, token)

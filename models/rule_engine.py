@@ -4,15 +4,25 @@ Four independent scopes (proxy credential, target credential, proxy, target)
 must all allow a request. Within a scope every matching rule counts: any
 matching deny denies; otherwise a matching allow allows; with no match the
 scope's default effect decides. A decision names the scope and the rule.
+
+A path that carries `;` parameters has two readings (`models.target_url.
+path_readings`): literal, as most servers read it, and with each segment's
+parameters removed, as servlet containers read it. A scope allows such a
+request only if it allows both readings; a denial in either names its rule.
+
+Header and query values reach the rules as text; bytes that are not UTF-8
+(which mitmproxy hands over as lone surrogates) are read as U+FFFD, so a
+pattern can still match the rest of the value and matching never fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.enums import RuleEffect
 from models.patterns import compile_pattern
+from models.target_url import path_readings
 
 SCOPE_ORDER = ("proxyCredential", "targetCredential", "proxy", "target")
 
@@ -25,6 +35,29 @@ class RequestFacts:
     path: str
     headers: Sequence[tuple[str, str]]
     query: Sequence[tuple[str, str]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", matchable(self.method))
+        object.__setattr__(self, "headers", matchable_items(self.headers))
+        object.__setattr__(self, "query", matchable_items(self.query))
+
+    def readings(self) -> tuple[RequestFacts, ...]:
+        """These facts once per reading of the path (one unless it carries `;` parameters)."""
+        paths = path_readings(self.path)
+        return (self,) if len(paths) == 1 else tuple(replace(self, path=p) for p in paths)
+
+
+def matchable(text: str) -> str:
+    """`text` as RE2 can match it: each lone surrogate (a byte that was not UTF-8) is U+FFFD."""
+    if text.isascii():
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def matchable_items(items: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+    if all(name.isascii() and value.isascii() for name, value in items):
+        return items
+    return tuple((matchable(name), matchable(value)) for name, value in items)
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,16 @@ class Scope:
     rules: tuple[CompiledRule, ...]  # highest priority first
 
     def decide(self, facts: RequestFacts) -> Decision:
+        """The decision for every reading of the path: the first denial, else the literal one."""
+        verdicts = [self._decide(reading) for reading in facts.readings()]
+        return next((v for v in verdicts if not v.allowed), verdicts[0])
+
+    def matching(self, facts: RequestFacts) -> list[CompiledRule]:
+        """The rules that match any reading of the request, highest priority first."""
+        readings = facts.readings()
+        return [rule for rule in self.rules if any(rule.matches(r) for r in readings)]
+
+    def _decide(self, facts: RequestFacts) -> Decision:
         matched = [rule for rule in self.rules if rule.matches(facts)]
         for rule in matched:
             if rule.effect is RuleEffect.DENY:

@@ -2,9 +2,17 @@
 
 The caller's path is split into segments; each is percent-decoded until it is
 stable, so double encoding cannot hide anything. Empty segments (duplicate
-slashes) are dropped; a segment that is `.` or `..` or that hides a slash,
-backslash or NUL is refused. Segments are then re-encoded canonically, so
-rules see exactly the path the target will see (`/v1/%75sers` is `/v1/users`).
+slashes) are dropped; a segment that is `.` or `..`, or that hides a slash,
+backslash or NUL, or that is not UTF-8, is refused. Segments are then
+re-encoded canonically, so rules see exactly the path the target will see
+(`/v1/%75sers` is `/v1/users`).
+
+Path parameters: Java servlet containers (Tomcat, Jetty, Spring) cut a
+segment at its first `;` and read `..;x` as `..`. So a segment whose part
+before the first `;` is `.` or `..` is refused like the dot segment it is
+(`..;`, `%2e%2e;x`, `..%3b`, `.;x`, double-encoded forms). Other servers keep
+`;` literal, so a path that still carries `;` has two readings the target may
+act on, `path_readings`: rules must allow both (see `models.rule_engine`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from urllib.parse import SplitResult, quote, unquote
 # RFC 3986 pchar without the percent sign: what may stand unencoded in a segment.
 SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 MAX_DECODE_ROUNDS = 4
+DOT_SEGMENTS = (".", "..")
 
 
 class PathEscapeError(ValueError):
@@ -29,6 +38,19 @@ def _decode(segment: str) -> str:
     raise PathEscapeError("path segment is encoded too many times")
 
 
+def _check(segment: str, decoded: str) -> None:
+    # mitmproxy hands raw non-UTF-8 bytes over as lone surrogates (surrogateescape).
+    if not decoded.isascii():
+        try:
+            decoded.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PathEscapeError("path segment is not valid UTF-8") from exc
+    if decoded.partition(";")[0] in DOT_SEGMENTS:
+        raise PathEscapeError(f"path segment {segment!r} is a dot segment")
+    if any(c in decoded for c in "/\\\x00"):
+        raise PathEscapeError(f"path segment {segment!r} is not allowed")
+
+
 def canonical_path(raw: str) -> str:
     """`raw` (as received, percent-encoded) as a canonical `/a/b` path below the proxy."""
     segments = []
@@ -39,13 +61,33 @@ def canonical_path(raw: str) -> str:
             decoded = _decode(segment)
         except UnicodeDecodeError as exc:
             raise PathEscapeError("path segment is not valid UTF-8 once decoded") from exc
-        if decoded in (".", "..") or any(c in decoded for c in "/\\\x00"):
-            raise PathEscapeError(f"path segment {segment!r} is not allowed")
+        _check(segment, decoded)
         segments.append(quote(decoded, safe=SEGMENT_SAFE))
     path = "/" + "/".join(segments)
     if raw.endswith("/") and segments:
         path += "/"
     return path
+
+
+def without_parameters(path: str) -> str:
+    """Canonical `path` as a servlet container reads it: each segment's `;...` removed.
+
+    Segments left empty are dropped, as `canonical_path` drops empty ones.
+    """
+    segments = [s.partition(";")[0] for s in path.split("/")]
+    kept = [s for s in segments if s]
+    stripped = "/" + "/".join(kept)
+    if path.endswith("/") and kept:
+        stripped += "/"
+    return stripped
+
+
+def path_readings(path: str) -> tuple[str, ...]:
+    """The paths a target may act on for canonical `path`: itself, and without `;` parameters."""
+    if ";" not in path:
+        return (path,)
+    stripped = without_parameters(path)
+    return (path,) if stripped == path else (path, stripped)
 
 
 def join_target_url(base: SplitResult, path: str, query: str) -> str:

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from mitmproxy.http import Headers
 
-from addons.proxy_auth import AuthFailure, Presented, authenticate
+from addons.proxy_auth import AuthFailure, Presented, QueryOnce, authenticate
 from addons.snapshot import CredentialView
 from models.rule_engine import build_scope
 
@@ -133,3 +133,57 @@ def test_inactive_and_expired_credentials_are_told_apart():
         authenticate(inactive, good, NOW)
     with pytest.raises(AuthFailure, match="expired"):
         authenticate(expired, good, NOW)
+
+
+RAW_BYTES = [b"\xff", b"\xc3\xa9\xff", b"\x80\x80", b"k-123\xff", b"\xed\xa0\x80", b"\xc3"]
+
+
+def raw_presented(header: bytes, value: bytes, query: bytes = b"") -> Presented:
+    """What mitmproxy hands over for raw bytes: its own Headers and query decoding."""
+    headers = Headers(fields=((header, value),)) if header else Headers()
+    return Presented(headers, QueryOnce(query.decode("utf-8", "surrogateescape")))
+
+
+def raw_forms(raw: bytes) -> list[Presented]:
+    b64 = base64.b64encode(b"svc:" + raw)
+    return [
+        raw_presented(b"X-API-Key", raw),
+        raw_presented(b"X-API-Key", b"k-123" + raw),
+        raw_presented(b"Authorization", raw),
+        raw_presented(b"Authorization", b"Bearer " + raw),
+        raw_presented(b"Authorization", b"Basic " + raw),
+        raw_presented(b"Authorization", b"Basic " + b64),
+        raw_presented(b"", b"", b"Authorization=" + raw),
+        raw_presented(b"", b"", b"Authorization=" + b"".join(b"%%%02x" % c for c in raw)),
+        raw_presented(b"", b"", b"apiKey=" + raw),
+    ]
+
+
+@pytest.mark.parametrize("raw", RAW_BYTES)
+@pytest.mark.parametrize("cred", [API_KEY, BEARER, BASIC, JWT_CRED, VERIFY])
+def test_bytes_that_are_not_utf8_are_compared_as_bytes_and_refused(cred, raw):
+    for request_parts in raw_forms(raw):
+        with pytest.raises(AuthFailure) as failure:
+            authenticate(cred, request_parts, NOW)
+        assert failure.value.reason in ("invalid", "missing")
+
+
+def test_a_secret_matches_only_its_own_utf8_bytes():
+    cred = credential("apiKey", {"value": "k-é"}, {"in": "header", "name": "X-API-Key"})
+    authenticate(cred, raw_presented(b"X-API-Key", "k-é".encode()), NOW)
+    for wrong in ("k-é".encode("latin-1"), "k-\ufffd".encode(), b"k-\xc3"):
+        with pytest.raises(AuthFailure):
+            authenticate(cred, raw_presented(b"X-API-Key", wrong), NOW)
+    query_cred = credential("apiKey", {"value": "k-é"}, {"in": "query", "name": "apiKey"})
+    authenticate(query_cred, raw_presented(b"", b"", b"apiKey=k-%C3%A9"), NOW)
+    with pytest.raises(AuthFailure):
+        authenticate(query_cred, raw_presented(b"", b"", b"apiKey=k-%E9"), NOW)
+
+
+def test_basic_auth_compares_the_decoded_bytes():
+    cred = credential("basicAuth", {"username": "svc", "password": "pw-é"})
+    good = base64.b64encode("svc:pw-é".encode())
+    authenticate(cred, raw_presented(b"Authorization", b"Basic " + good), NOW)
+    latin = base64.b64encode("svc:pw-é".encode("latin-1"))
+    with pytest.raises(AuthFailure):
+        authenticate(cred, raw_presented(b"Authorization", b"Basic " + latin), NOW)

@@ -114,3 +114,52 @@ def test_every_scope_must_allow_and_the_denying_one_is_named():
     strict_target = [*scopes[:3], build_scope("target", "deny", [])]
     denied = authorize(strict_target, facts(path="/v1/users"))
     assert (denied.allowed, denied.scope, denied.rule_id) == (False, "target", None)
+
+
+@pytest.mark.parametrize(
+    "path", ["/secret;x/data", "/secret/data;x", "/;a/secret;b/data;c", "/secret;/data"]
+)
+def test_a_deny_on_either_reading_of_path_parameters_wins(path):
+    """Servlet containers read `/secret;x/data` as `/secret/data`: a deny on it still denies."""
+    blocker = rule("deny", path_pattern="^/secret/data$")
+    scopes = [build_scope("proxy", "allow", [blocker])]
+    denied = authorize(scopes, facts(path=path))
+    assert (denied.allowed, denied.scope, denied.rule_id) == (False, "proxy", blocker.id)
+    assert scopes[0].matching(facts(path=path)) == [compile_rule(blocker)]
+
+
+def test_an_allow_list_must_allow_both_readings():
+    allow = rule("allow", path_pattern="^/public/[a-z]+$")
+    scopes = [build_scope("target", "deny", [allow])]
+    assert authorize(scopes, facts(path="/public/x")).allowed
+    # Literal reading `/public;v=1/x` matches no allow rule: the default denies.
+    denied = authorize(scopes, facts(path="/public;v=1/x"))
+    assert (denied.allowed, denied.scope, denied.rule_id) == (False, "target", None)
+    # Literal `/public/x;y` does not match, stripped `/public/x` does: still denied.
+    assert not authorize(scopes, facts(path="/public/x;y")).allowed
+
+
+def test_a_literal_deny_on_the_parameter_itself_still_applies():
+    blocker = rule("deny", path_pattern=";jsessionid=")
+    scopes = [build_scope("proxy", "allow", [blocker])]
+    assert not authorize(scopes, facts(path="/a;jsessionid=1/b")).allowed
+    assert authorize(scopes, facts(path="/a/b")).allowed
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("evil\udcff", False), ("\udcc3\udca9\udcffevil", True), ("ok", True)],
+)
+def test_header_and_query_values_that_are_not_utf8_can_be_matched(value, expected):
+    """Raw bytes arrive as lone surrogates; RE2 cannot take those, rules read them as U+FFFD."""
+    blocker = rule("deny", header_checks=[check("^x-tag$", "^evil")])
+    query_blocker = rule("deny", query_checks=[check("^tag$", "^evil")])
+    for scope in (
+        build_scope("proxy", "allow", [blocker]),
+        build_scope("proxy", "allow", [query_blocker]),
+    ):
+        decision = authorize(
+            [scope],
+            facts(headers=[("X-Tag", value), ("X-\udcff", "\udcff")], query=[("tag", value)]),
+        )
+        assert decision.allowed is expected

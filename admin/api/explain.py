@@ -1,7 +1,8 @@
 """The rule explainer: what the data plane would decide for a request, scope by scope.
 
 It evaluates with the data plane's own code: the same path canonicalisation,
-the same scopes (`models.rule_scopes.proxy_scopes`), the same `authorize`.
+the same scopes (`models.rule_scopes.proxy_scopes`), the same `authorize`,
+including both readings of a path that carries `;` parameters.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from admin.schemas.explain import ExplainRequestSchema, ExplanationSchema
 from models import Rule
 from models.rule_engine import RequestFacts, authorize
 from models.rule_scopes import proxy_scopes
-from models.target_url import PathEscapeError, canonical_path
+from models.target_url import PathEscapeError, canonical_path, path_readings
 
 bp = api_blueprint("explain")
 
@@ -63,6 +64,7 @@ def explain(client_id: str, proxy_id: str):
         "scope": decision.scope,
         "ruleId": decision.rule_id,
         "path": path,
+        "readings": list(path_readings(path)),
         "scopes": [
             {
                 "scope": scope.name,
@@ -71,8 +73,7 @@ def explain(client_id: str, proxy_id: str):
                 "defaultEffect": scope.default_effect.value,
                 "matchedRules": [
                     {"ruleId": rule.id, "effect": rule.effect.value, "priority": rule.priority}
-                    for rule in scope.rules
-                    if rule.matches(facts)
+                    for rule in scope.matching(facts)
                 ],
             }
             for scope in scopes

@@ -41,4 +41,9 @@ class ExplanationSchema(ApiSchema):
     scope = fields.String(dump_only=True, allow_none=True)
     ruleId = fields.String(dump_only=True, allow_none=True)
     path = fields.String(dump_only=True)
+    readings = fields.List(
+        fields.String(),
+        dump_only=True,
+        metadata={"description": "the paths rules were matched on (two if `;` parameters)"},
+    )
     scopes = fields.List(fields.Nested(ScopeExplanationSchema), dump_only=True)
