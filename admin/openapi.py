@@ -26,6 +26,7 @@ ERROR_STATUSES = {
     404: "Not found (or not yours)",
     409: "Conflicts with the current state",
     413: "Request body too large",
+    429: "Too many failed authentications from your address (TOO_MANY_FAILURES); see Retry-After",
 }
 
 
@@ -120,7 +121,7 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
     else:
         success["content"] = {"application/json": {"schema": "MessageSchema"}}
     responses = {str(spec_doc.status): success}
-    for status in spec_doc.errors if spec_doc.auth else (400,):
+    for status in (*spec_doc.errors, 429) if spec_doc.auth else (400,):
         responses[str(status)] = {
             "description": ERROR_STATUSES[status],
             "content": {"application/json": {"schema": "ErrorSchema"}},

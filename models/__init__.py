@@ -8,6 +8,7 @@ from models.credential import Credential
 from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
+from models.sign_in_throttle import SignInFailure
 from models.target import Target
 from models.telemetry import (
     MetricPoint,
@@ -17,6 +18,7 @@ from models.telemetry import (
     TelemetryWatermark,
 )
 from models.user import User, UserToken
+from models.web_session import WebSession
 
 __all__ = [
     "AsyncAttempt",
@@ -33,11 +35,13 @@ __all__ = [
     "Proxy",
     "RequestLog",
     "Rule",
+    "SignInFailure",
     "Target",
     "TelemetryCounter",
     "TelemetryWatermark",
     "User",
     "UserToken",
+    "WebSession",
     "current_config_version",
     "isoformat_z",
     "utcnow",

@@ -13,6 +13,7 @@ PREFIXES = {
     "proxy": "proxy",
     "rule": "rule",
     "notification": "notif",
+    "web_session": "sess",
 }
 
 

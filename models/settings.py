@@ -20,6 +20,13 @@ def _int_env(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    value = _int_env(name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings. Every field has an environment variable; see README."""
@@ -37,6 +44,10 @@ class Settings:
     async_job_days: int = 7
     gateway_url: str = "http://127.0.0.1:8080"  # where the data plane answers, for the web admin
     secure_cookies: bool = False  # web sessions only over HTTPS
+    web_session_idle_seconds: int = 30 * 60  # a web session ends after this long unused
+    web_session_max_seconds: int = 12 * 3600  # ... and this long after sign-in, whatever happens
+    sign_in_max_failures: int = 10  # failed sign-ins per account or address within the window
+    sign_in_window_seconds: int = 10 * 60  # ... lock further attempts until they age out
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +71,18 @@ class Settings:
             async_job_days=_int_env("PORTCULLIS_ASYNC_JOB_DAYS", cls.async_job_days),
             gateway_url=(os.environ.get("PORTCULLIS_GATEWAY_URL") or cls.gateway_url).rstrip("/"),
             secure_cookies=os.environ.get("PORTCULLIS_SECURE_COOKIES", "") in ("1", "true", "yes"),
+            web_session_idle_seconds=_positive_int_env(
+                "PORTCULLIS_WEB_SESSION_IDLE_SECONDS", cls.web_session_idle_seconds
+            ),
+            web_session_max_seconds=_positive_int_env(
+                "PORTCULLIS_WEB_SESSION_MAX_SECONDS", cls.web_session_max_seconds
+            ),
+            sign_in_max_failures=_positive_int_env(
+                "PORTCULLIS_SIGN_IN_MAX_FAILURES", cls.sign_in_max_failures
+            ),
+            sign_in_window_seconds=_positive_int_env(
+                "PORTCULLIS_SIGN_IN_WINDOW_SECONDS", cls.sign_in_window_seconds
+            ),
         )
 
     @property

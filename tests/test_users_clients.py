@@ -171,7 +171,8 @@ def test_members_and_roles(api, make_user, client_id):
     members = f"/api/clients/{client_id}/members"
     added = api.post(members, json={"email": member.email.upper(), "roles": ["user"]})
     assert added.status_code == 201
-    assert added.json()["members"][0]["userId"] == member.id
+    listed = {m["userId"]: m["roles"] for m in api.get(members).json()["members"]}
+    assert listed[member.id] == ["user"]
     as_member = api.as_user(member)
 
     assert as_member.get(f"/api/clients/{client_id}").status_code == 200
@@ -197,10 +198,38 @@ def test_members_and_roles(api, make_user, client_id):
     assert as_member.get(f"/api/clients/{client_id}").status_code == 404
 
 
+def test_adding_a_member_answers_alike_whether_or_not_the_email_has_an_account(
+    api, make_user, client_id
+):
+    """Status, headers that matter and body are the same: the answer is no account oracle."""
+    members = f"/api/clients/{client_id}/members"
+    existing = [make_user(), make_user(), make_user()]
+    answers = [
+        api.post(members, json={"email": email, "roles": ["user"]})
+        for email in (
+            existing[0].email,
+            "nobody@example.test",
+            existing[1].email.upper(),
+            "Nobody.Else@Example.Test",
+            existing[2].email,
+            "no-such-user@example.test",
+        )
+    ]
+    first = answers[0]
+    assert first.status_code == 201, first.text
+    assert "If an account uses that email" in first.json()["message"]
+    for answer in answers:
+        assert answer.status_code == first.status_code
+        assert answer.content == first.content
+        assert answer.headers["Content-Type"] == first.headers["Content-Type"]
+    # What happened is in the members list (where the owner sees it anyway).
+    listed = {m["email"] for m in api.get(members).json()["members"]}
+    assert {u.email for u in existing} <= listed
+    assert not {e for e in listed if "nobody" in e.lower() or "no-such" in e}
+
+
 def test_member_errors(api, owner, make_user, client_id):
     members = f"/api/clients/{client_id}/members"
-    unknown = api.post(members, json={"email": "nobody@example.test", "roles": ["user"]})
-    assert unknown.status_code == 404
     again = api.post(members, json={"email": owner.email, "roles": ["user"]})
     assert again.status_code == 409
     bad = api.post(members, json={"email": "not-an-email", "roles": ["boss"]})

@@ -1,4 +1,8 @@
-"""Members of a client and their roles. Reading needs membership; changes need `owner`."""
+"""Members of a client and their roles. Reading needs membership; changes need `owner`.
+
+Adding a member by email answers the same whether or not an account uses
+that email, so the endpoint cannot be used to find out who has an account.
+"""
 
 from __future__ import annotations
 
@@ -40,9 +44,16 @@ def list_members(client_id: str):
     return envelope("members", MemberSchema(many=True).dump(client_for(client_id).memberships))
 
 
+ADDED = (
+    "If an account uses that email, it is now a member with the roles given;"
+    " the members list shows who is a member"
+)
+
+
 @bp.post("/clients/<client_id>/members")
 @doc(
-    "Add an existing user by email (owner)",
+    "Add the user who has this email (owner). The answer is the same whether or not an"
+    " account uses the email (nothing happens if none does); the members list shows the result.",
     "members",
     body=NewMemberSchema,
     envelope="members",
@@ -54,14 +65,13 @@ def add_member(client_id: str):
     client = client_for(client_id, Role.OWNER)
     values = load_body(NewMemberSchema())
     user = db.session.scalar(select(User).where(func.lower(User.email) == values["email"].lower()))
-    if user is None:
-        raise not_found("User with that email")
-    if db.session.get(Membership, (client.id, user.id)) is not None:
-        raise conflict("That user is already a member; change their roles instead")
-    membership = Membership(client=client, user=user, roles=_roles(values))
-    db.session.add(membership)
-    db.session.commit()
-    return envelope("members", [MemberSchema().dump(membership)], status=201)
+    if user is not None:
+        # Already a member: the owner can see that in the members list anyway.
+        if db.session.get(Membership, (client.id, user.id)) is not None:
+            raise conflict("That user is already a member; change their roles instead")
+        db.session.add(Membership(client=client, user=user, roles=_roles(values)))
+        db.session.commit()
+    return envelope("members", [], message=ADDED, status=201)
 
 
 @bp.put("/clients/<client_id>/members/<user_id>")

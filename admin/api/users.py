@@ -1,16 +1,23 @@
-"""The caller's own user record and personal tokens."""
+"""The caller's own user record, personal tokens and web sessions."""
 
 from __future__ import annotations
 
 from admin.api.common import api_blueprint, load_body
-from admin.auth import current_user
+from admin.auth import current_user, current_web_session, session_timeouts
 from admin.errors import invalid, not_found
 from admin.extensions import db
 from admin.http import envelope
 from admin.openapi import doc
-from admin.schemas.users import NewTokenSchema, PasswordSchema, TokenSchema, UserSchema
-from models import UserToken, utcnow
+from admin.schemas.users import (
+    NewTokenSchema,
+    PasswordSchema,
+    TokenSchema,
+    UserSchema,
+    WebSessionSchema,
+)
+from models import UserToken, WebSession, utcnow
 from models.tokens import generate_user_token, hash_token, token_hint
+from models.web_session import end_sessions_of_token, live_sessions
 
 bp = api_blueprint("users")
 
@@ -64,20 +71,93 @@ def create_token():
 
 
 @bp.delete("/users/me/tokens/<token_id>")
-@doc("Revoke one of your tokens", "users", envelope="tokens", schema=TokenSchema, errors=(401, 404))
+@doc(
+    "Revoke one of your tokens; web sessions signed in with it end too",
+    "users",
+    envelope="tokens",
+    schema=TokenSchema,
+    errors=(401, 404),
+)
 def revoke_token(token_id: str):
     record = db.session.get(UserToken, token_id)
     if record is None or record.user_id != current_user().id:
         raise not_found("Token")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+        end_sessions_of_token(db.session, record.id)
         db.session.commit()
     return envelope("tokens", [TokenSchema().dump(record)], message="Token revoked")
 
 
+def _other_live_sessions() -> list[WebSession]:
+    """The caller's live web sessions, except the one making this call (if any)."""
+    current = current_web_session()
+    return [
+        s
+        for s in live_sessions(db.session, current_user().id, session_timeouts(), utcnow())
+        if current is None or s.id != current.id
+    ]
+
+
+@bp.get("/users/me/sessions")
+@doc(
+    "List your live web admin sessions, most recently used first",
+    "users",
+    envelope="sessions",
+    schema=WebSessionSchema,
+    errors=(401,),
+)
+def list_sessions():
+    found = live_sessions(db.session, current_user().id, session_timeouts(), utcnow())
+    return envelope("sessions", WebSessionSchema(many=True).dump(found))
+
+
+@bp.delete("/users/me/sessions/<session_id>")
+@doc(
+    "End one of your web sessions: that browser is signed out at once",
+    "users",
+    envelope="sessions",
+    schema=WebSessionSchema,
+    errors=(401, 404),
+)
+def end_session(session_id: str):
+    found = db.session.get(WebSession, session_id)
+    if (
+        found is None
+        or found.user_id != current_user().id
+        or not session_timeouts().is_live(found, utcnow())
+    ):
+        raise not_found("Session")
+    shown = WebSessionSchema().dump(found)
+    db.session.delete(found)
+    db.session.commit()
+    return envelope("sessions", [shown], message="Session ended")
+
+
+@bp.delete("/users/me/sessions")
+@doc(
+    "End all your web sessions but the one making this call (all of them, called with a token)",
+    "users",
+    envelope="sessions",
+    schema=WebSessionSchema,
+    errors=(401,),
+)
+def end_other_sessions():
+    ending = _other_live_sessions()
+    shown = WebSessionSchema(many=True).dump(ending)
+    for found in ending:
+        db.session.delete(found)
+    db.session.commit()
+    count = len(ending)
+    return envelope(
+        "sessions", shown, message=f"{count} other session{'' if count == 1 else 's'} ended"
+    )
+
+
 @bp.put("/users/me/password")
 @doc(
-    "Set your password (for signing in to the web admin); send currentPassword to change one",
+    "Set your password (for signing in to the web admin); send currentPassword to change one."
+    " Your other web sessions end.",
     "users",
     body=PasswordSchema,
     envelope="users",
@@ -92,5 +172,9 @@ def set_password():
     ):
         raise invalid("currentPassword", "Does not match your current password.")
     user.set_password(values["password"])
+    for other in _other_live_sessions():
+        db.session.delete(other)
     db.session.commit()
-    return envelope("users", [UserSchema().dump(user)], message="Password set")
+    return envelope(
+        "users", [UserSchema().dump(user)], message="Password set; your other sessions ended"
+    )

@@ -2,7 +2,9 @@
 
 from marshmallow import fields, validate
 
+from admin.auth import current_web_session, session_timeouts
 from admin.schemas.common import ApiSchema, Timestamp
+from models.base import isoformat_z
 
 
 class UserSchema(ApiSchema):
@@ -39,3 +41,27 @@ class PasswordSchema(ApiSchema):
         required=True, load_only=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=200)
     )
     currentPassword = fields.String(load_only=True)
+
+
+class WebSessionSchema(ApiSchema):
+    """A signed-in web admin browser. Its secret is never shown: only a hash is stored."""
+
+    sessionId = fields.String(attribute="id", dump_only=True)
+    signedInWith = fields.String(
+        attribute="signed_in_with", dump_only=True, metadata={"enum": ["password", "token"]}
+    )
+    tokenId = fields.String(attribute="token_id", dump_only=True, allow_none=True)
+    address = fields.String(dump_only=True, allow_none=True)
+    userAgent = fields.String(attribute="user_agent", dump_only=True, allow_none=True)
+    createdAt = Timestamp(attribute="created_at", dump_only=True)
+    lastSeenAt = Timestamp(attribute="last_seen_at", dump_only=True)
+    expiresAt = fields.Function(
+        lambda s: isoformat_z(session_timeouts().expires_at(s)),
+        dump_only=True,
+        metadata={"description": "When it ends if unused (idle or absolute timeout)"},
+    )
+    current = fields.Function(
+        lambda s: getattr(current_web_session(), "id", None) == s.id,
+        dump_only=True,
+        metadata={"description": "Whether this is the session making the call"},
+    )

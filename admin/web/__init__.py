@@ -1,9 +1,10 @@
 """The admin for people: server-rendered pages (Jinja, Flask-WTF) over the Core API.
 
-Every page is a thin client of the Core API, called in-process with the
-signed-in user's token (`core_api.call`): validation, roles and secret
-handling stay in one place, the API's. Forms carry CSRF tokens; the Core
-API itself, authenticated by a header token, is exempt.
+Every page is a thin client of the Core API, called in-process as the
+signed-in session's user (`core_api.call`): validation, roles and secret
+handling stay in one place, the API's. Sessions are kept in the store; the
+cookie holds only a session secret (`session.py`). Forms carry CSRF tokens;
+the Core API itself, authenticated by a header token, is exempt.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def init_web(app: Flask, api_blueprints) -> None:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,  # tied to the session, which ends at sign-out
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the cookie, cleared at every sign-in and sign-out
     )
     csrf.init_app(app)
     for api_bp in api_blueprints:

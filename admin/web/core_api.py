@@ -1,14 +1,21 @@
-"""The Core API, called in-process with the signed-in user's token."""
+"""The Core API, called in-process as the signed-in session's user.
+
+No token is involved: the call carries the session's id in the WSGI environ
+(see `admin.auth.WEB_SESSION_ENVIRON`), and the API checks that the session
+is still live and applies its role checks to the session's user.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import abort, current_app, session
+from flask import abort, current_app
+
+from admin.auth import WEB_SESSION_ENVIRON, current_web_session
 
 
 class SignInRequired(Exception):
-    """No token in the session, or the API no longer accepts it."""
+    """No live web session, or the API no longer accepts it."""
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,16 @@ class Answer:
 
 
 def call(method: str, path: str, json: dict | None = None, params: dict | None = None) -> Answer:
-    """`METHOD /api{path}` as the signed-in user. Raises SignInRequired on a 401."""
-    token = session.get("token")
-    if not token:
+    """`METHOD /api{path}` as the signed-in session's user. Raises SignInRequired on a 401."""
+    web_session = current_web_session()
+    if web_session is None:
         raise SignInRequired
     response = current_app.test_client().open(
         f"/api{path}",
         method=method,
         json=json,
         query_string={k: v for k, v in (params or {}).items() if v not in (None, "")},
-        headers={"Authorization": token},
+        environ_base={WEB_SESSION_ENVIRON: web_session.id},
     )
     if response.status_code == 401:
         raise SignInRequired

@@ -120,7 +120,7 @@ class ClientForm(ApiForm):
 
 class MemberForm(ApiForm):
     API_FIELDS: ClassVar[dict[str, str]] = {"email": "email", "roles": "role"}
-    email = EmailField("Email of an existing user", validators=[DataRequired()])
+    email = EmailField("Email of their Portcullis account", validators=[DataRequired()])
     role = SelectField("Role", choices=ROLES)
 
 

@@ -1,23 +1,80 @@
-"""Who is signed in, to which client they are looking, and what their role lets them do."""
+"""Who is signed in, to which client they are looking, and what their role lets them do.
+
+Sessions live in the store (`models.web_session`); Flask's signed cookie
+carries only the session's random secret (and the CSRF token, and flashed
+messages), never a user token.
+"""
 
 from __future__ import annotations
 
 import functools
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
+from admin.auth import session_timeouts
+from admin.extensions import db
 from admin.web import bp
 from admin.web.core_api import SignInRequired, get, get_one
+from models import User, UserToken, WebSession, utcnow
 from models.enums import Role
+from models.web_session import find_live_session, start_session
+
+SECRET_KEY = "sid"  # the cookie's only reference to the session
+
+
+def begin_session(user: User, token: UserToken | None = None) -> None:
+    """Sign `user` in: a new session with a new secret, whatever the cookie held before."""
+    session.clear()  # nothing from before the sign-in survives it (no session fixation)
+    _, secret = start_session(
+        db.session,
+        user,
+        token=token,
+        address=request.remote_addr,
+        user_agent=request.user_agent.string,
+    )
+    db.session.commit()
+    session[SECRET_KEY] = secret
+    session.permanent = False
+
+
+def live_session() -> WebSession | None:
+    """The live session the cookie names, its last use recorded; None if there is none."""
+    secret = session.get(SECRET_KEY)
+    if not isinstance(secret, str):
+        return None
+    timeouts, now = session_timeouts(), utcnow()
+    web_session = find_live_session(db.session, secret, timeouts, now)
+    if web_session is not None and now - web_session.last_seen_at > timeouts.touch_after():
+        web_session.last_seen_at = now
+        db.session.commit()
+    return web_session
+
+
+def end_session() -> None:
+    """Sign out: the session ends in the store, not only in this browser."""
+    web_session = live_session()
+    if web_session is not None:
+        db.session.delete(web_session)
+        db.session.commit()
+    session.clear()
+
+
+def _to_sign_in():
+    ended = SECRET_KEY in session
+    session.clear()
+    if ended:
+        flash("Your session has ended; sign in again.")
+    return redirect(url_for("web.login", next=request.full_path))
 
 
 def signed_in(view):
-    """Pages need a signed-in user; `g.me` holds the user (from the API)."""
+    """Pages need a live session; `g.web_session` is it, `g.me` its user (from the API)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if not session.get("token"):
-            return redirect(url_for("web.login", next=request.full_path))
+        g.web_session = live_session()
+        if g.web_session is None:
+            return _to_sign_in()
         g.me = get("/users/me").item("users")
         return view(*args, **kwargs)
 
@@ -26,8 +83,7 @@ def signed_in(view):
 
 @bp.errorhandler(SignInRequired)
 def _sign_in_again(_exc):
-    session.clear()
-    return redirect(url_for("web.login", next=request.full_path))
+    return _to_sign_in()
 
 
 def load_client(client_id: str) -> dict:

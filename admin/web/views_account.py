@@ -1,23 +1,35 @@
-"""Signing in and out, your password and your user tokens."""
+"""Signing in and out, your password, your user tokens and your sessions."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import func, select
 
-from admin.api.users import issue_token
+from admin.auth import live_token
+from admin.errors import ApiError
 from admin.extensions import db
+from admin.throttle import TooManyFailures, failed, keys_for, refuse_if_locked
 from admin.web import bp
 from admin.web.core_api import call, get
 from admin.web.forms import ConfirmForm, LoginForm, NewTokenForm, PasswordForm, TokenLoginForm
-from admin.web.session import signed_in
-from models import User, UserToken, utcnow
-from models.tokens import hash_token
+from admin.web.session import begin_session, end_session, signed_in
+from models import User
 from models.user import password_matches
 
-WEB_TOKEN_LABEL = "Web sign-in"
+WRONG_PASSWORD = "Email or password is wrong (or no password is set: sign in with a token)."
+WRONG_TOKEN = "This token is not valid, or it was revoked."
+LOGGED_EMAIL_LENGTH = 320
 
 
 def _next_page() -> str:
@@ -29,50 +41,63 @@ def _next_page() -> str:
     return url_for("web.home")
 
 
-def _start_session(token: str, minted_token_id: str | None) -> None:
-    session.clear()
-    session["token"] = token
-    session["minted"] = minted_token_id  # revoked at sign-out when we made it
-    session.permanent = False
+def _duration(seconds: int) -> str:
+    """`30 minutes`, `12 hours`, `90 seconds`: the largest unit that divides evenly."""
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+def _password_sign_in(form: LoginForm) -> User | None:
+    """The user whose email and password these are; raises TooManyFailures when locked."""
+    email = form.email.data.strip()
+    keys = keys_for(email)
+    refuse_if_locked(keys)  # even a right password is refused during a lock
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    if password_matches(user, form.password.data):
+        return user
+    failed(keys, f"failed password sign-in for {email[:LOGGED_EMAIL_LENGTH]!r}")
+    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     password_form, token_form = LoginForm(prefix="pw"), TokenLoginForm(prefix="tk")
-    error = None
-    if password_form.submit_ok():
-        email = password_form.email.data.strip().lower()
-        user = db.session.scalar(select(User).where(func.lower(User.email) == email))
-        if password_matches(user, password_form.password.data):
-            record, token = issue_token(user, WEB_TOKEN_LABEL)
-            db.session.commit()
-            _start_session(token, record.id)
-            return redirect(_next_page())
-        error = "Email or password is wrong (or no password is set: sign in with a token)."
-    elif token_form.submit_ok():
-        token = token_form.token.data.strip()
-        record = db.session.scalar(
-            select(UserToken).where(UserToken.token_hash == hash_token(token))
-        )
-        if record is not None and not record.revoked:
-            _start_session(token, None)
-            return redirect(_next_page())
-        error = "This token is not valid, or it was revoked."
-    return render_template(
-        "web/login.html", password_form=password_form, token_form=token_form, error=error
+    error, status, retry_after = None, 200, None
+    try:
+        if password_form.submit_ok():
+            user = _password_sign_in(password_form)
+            if user is not None:
+                begin_session(user)
+                return redirect(_next_page())
+            error = WRONG_PASSWORD
+        elif token_form.submit_ok():
+            try:
+                record = live_token(token_form.token.data.strip())
+            except ApiError:
+                error = WRONG_TOKEN
+            else:
+                begin_session(record.user, token=record)
+                return redirect(_next_page())
+    except TooManyFailures as locked:
+        error, status, retry_after = locked.message, 429, locked.retry_after_s
+    response = make_response(
+        render_template(
+            "web/login.html", password_form=password_form, token_form=token_form, error=error
+        ),
+        status,
     )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @bp.post("/logout")
 def logout():
     if ConfirmForm().validate_on_submit():
-        minted = session.get("minted")
-        if minted:
-            record = db.session.get(UserToken, minted)
-            if record is not None and record.revoked_at is None:
-                record.revoked_at = utcnow()
-                db.session.commit()
-        session.clear()
+        end_session()
         flash("Signed out.")
     return redirect(url_for("web.login"))
 
@@ -88,7 +113,10 @@ def account():
             body["currentPassword"] = password_form.current_password.data
         answer = call("PUT", "/users/me/password", body)
         if answer.ok:
-            flash("Password set. You can now sign in with your email and this password.")
+            flash(
+                "Password set. You can now sign in with your email and this password;"
+                " your other sessions were signed out."
+            )
             return redirect(url_for("web.account"))
         password_form.show_errors(answer.field_errors, answer.message)
     elif token_form.submit_ok():
@@ -98,12 +126,15 @@ def account():
             new_token = answer.item("tokens")
         else:
             token_form.show_errors(answer.field_errors, answer.message)
-    tokens = get("/users/me/tokens").items("tokens")
+    settings = current_app.config["PORTCULLIS_SETTINGS"]
     return render_template(
         "web/account.html",
         password_form=password_form,
         token_form=token_form,
-        tokens=tokens,
+        tokens=get("/users/me/tokens").items("tokens"),
+        sessions=get("/users/me/sessions").items("sessions"),
+        idle_for=_duration(settings.web_session_idle_seconds),
+        lasts_for=_duration(settings.web_session_max_seconds),
         new_token=new_token,
         me=g.me,
     )
@@ -119,7 +150,30 @@ def revoke_token(token_id: str):
     return render_template(
         "web/confirm.html",
         question="Revoke this token?",
-        consequence="Scripts using it stop working at once. This cannot be undone.",
+        consequence="Scripts using it, and web sessions signed in with it, stop working at once."
+        " This cannot be undone.",
         action="Revoke token",
         back=url_for("web.account"),
     )
+
+
+@bp.post("/account/sessions/<session_id>/revoke")
+@signed_in
+def revoke_session(session_id: str):
+    if ConfirmForm().validate_on_submit():
+        answer = call("DELETE", f"/users/me/sessions/{session_id}")
+        if answer.ok and session_id == g.web_session.id:
+            end_session()
+            flash("Signed out.")
+            return redirect(url_for("web.login"))
+        flash("Session revoked: that browser is signed out." if answer.ok else answer.message)
+    return redirect(url_for("web.account"))
+
+
+@bp.post("/account/sessions/revoke-others")
+@signed_in
+def revoke_other_sessions():
+    if ConfirmForm().validate_on_submit():
+        answer = call("DELETE", "/users/me/sessions")
+        flash(answer.message)
+    return redirect(url_for("web.account"))

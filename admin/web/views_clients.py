@@ -52,7 +52,7 @@ def members(client_id: str):
             {"email": form.email.data, "roles": [form.role.data]},
         )
         if answer.ok:
-            flash(f"{form.email.data} added as {form.role.data}.")
+            flash(answer.message)  # the same whether or not the email has an account
             return redirect(url_for("web.members", client_id=client_id))
         form.show_errors(answer.field_errors, answer.message)
     people = get(f"/clients/{client_id}/members").items("members")
