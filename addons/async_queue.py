@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mitmproxy import ctx, exceptions, http
 
 from addons.job_store import Accepted, ClaimedJob, JobStore, NewJob, Outcome
+from addons.outbound import BodyRefused, check_additional_data, refused_body
 from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
 from addons.retry_policy import RetryPolicy
 from addons.state import FlowState
@@ -124,6 +125,10 @@ class AsyncQueue:
         limit = ctx.options.portcullis_async_max_body_bytes
         if len(body) > limit:
             return request_too_large(state, limit)
+        try:
+            check_additional_data(state.proxy, state.method, body)
+        except BodyRefused as exc:
+            return refused_body(state, exc)
         headers, query = state.stored_request
         job = NewJob(
             id=state.request_id,

@@ -23,7 +23,9 @@ from addons.async_queue import AsyncQueue
 from addons.failsafe import fail_closed
 from addons.injection import show_redacted, strip_caller_credential
 from addons.outbound import (
+    BodyRefused,
     failure_response,
+    refused_body,
     to_flow_response,
     upstream_request,
     with_additional_data,
@@ -174,7 +176,12 @@ class Forward:
     ) -> http.Response:
         """Send the prepared request; the answer the caller gets, also kept as `final_response`."""
         if isinstance(body, bytes):
-            state.upstream, body = with_additional_data(state.proxy, state.upstream, body)
+            try:
+                state.upstream, body = with_additional_data(state.proxy, state.upstream, body)
+            except BodyRefused as exc:
+                state.final_response = refused_body(state, exc)
+                show_redacted(flow.request, state.injection, state.upstream.url)
+                return state.final_response
         state.mark("requestSent")
         state.sent_at = time.time()
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from mitmproxy import ctx, http
 from mitmproxy.http import Headers
@@ -33,9 +34,17 @@ from addons.upstream import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from models.json_limits import MAX_DEPTH, JsonTooDeep, loads
 from models.target_url import join_target_url
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# JSON whitespace and a UTF-8 byte order mark before a body's first character.
+_LEADING = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*")
+
+
+class BodyRefused(ValueError):
+    """A body that looks like a JSON object but cannot be merged with the proxy's
+    additional data; forwarding it unmerged would drop data the proxy promises."""
 
 
 def upstream_request(
@@ -51,7 +60,11 @@ def upstream_request(
 def with_additional_data(
     proxy: ProxyView, request: UpstreamRequest, body: bytes
 ) -> tuple[UpstreamRequest, bytes]:
-    """`proxyAdditionalData` merged into a JSON object body of POST / PUT / PATCH."""
+    """`proxyAdditionalData` merged into a JSON object body of POST / PUT / PATCH.
+
+    Raises `BodyRefused` for a body that starts like a JSON object but is not one
+    the gateway can parse (see `merged_json_body`).
+    """
     extra = proxy.additional_data
     if not extra or request.method not in BODY_METHODS:
         return request, body
@@ -107,15 +120,58 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
     )
 
 
+def refused_body(state: FlowState, exc: BodyRefused) -> http.Response:
+    """400 for a body the proxy's additional data could not be merged into; nothing was sent."""
+    state.validation["requestValid"] = False
+    state.validation["requestSent"] = False
+    state.proxy_code = DENIED
+    return proxy_error(
+        400, DENIED, "INVALID_JSON", str(exc), {"maxDepth": MAX_DEPTH}, state.request_id
+    )
+
+
+def check_additional_data(proxy: ProxyView, method: str, body: bytes) -> None:
+    """Raise `BodyRefused` now if `with_additional_data` would refuse `body` later
+    (the Async API checks before it accepts a job)."""
+    if proxy.additional_data and method in BODY_METHODS:
+        merged_json_body(body, proxy.additional_data)
+
+
 def merged_json_body(body: bytes, extra: dict) -> bytes | None:
-    """`{**body, **extra}` for a JSON object body or an empty one; None for any other body."""
-    if body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(parsed, dict):
-            return None
-    else:
-        parsed = {}
+    """`{**body, **extra}` for a JSON object body or an empty one; None for any other body.
+
+    A body whose first character (after whitespace) is `{` is meant as a JSON
+    object: if it is not one the gateway can parse (broken, nested deeper than
+    `MAX_DEPTH`, NaN, lone surrogates), `BodyRefused` is raised rather than
+    sending it without the additional data (a lenient target might still read
+    the caller's fields that the additional data was meant to override).
+    Arrays, text and binary bodies are forwarded unmerged, unparsed.
+    """
+    if not body:
+        return json.dumps(extra).encode()
+    start = _LEADING.match(body).end()
+    if body[start : start + 1] != b"{" and not _utf16_or_32_object(body):
+        return None
+    try:
+        parsed = loads(body)
+    except JsonTooDeep as exc:
+        raise BodyRefused(
+            f"The JSON body nests arrays and objects deeper than {MAX_DEPTH} levels; "
+            "this proxy adds data to JSON bodies and could not"
+        ) from exc
+    except ValueError as exc:
+        raise BodyRefused(
+            f"The body starts like a JSON object but is not valid JSON ({exc}); "
+            "this proxy adds data to JSON bodies and could not"
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise BodyRefused("The body is not a JSON object")  # unreachable after `{`
     return json.dumps({**parsed, **extra}).encode()
+
+
+def _utf16_or_32_object(body: bytes) -> bool:
+    """Whether a UTF-16 or UTF-32 body (as `json.loads` detects them) starts with `{`."""
+    encoding = json.detect_encoding(body)
+    if encoding.startswith("utf-8"):
+        return False
+    return body.decode(encoding, "replace").lstrip(" \t\r\n\ufeff").startswith("{")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import jsonify, request
 
 from admin.errors import ApiError, invalid
+from models.json_limits import MAX_DEPTH, JsonTooDeep, loads
 
 
 def json_body() -> dict:
@@ -15,8 +14,15 @@ def json_body() -> dict:
     if not raw.strip():
         raise ApiError(400, "INVALID_JSON", "Request body must be a JSON object; it is empty")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads(raw)
+    except JsonTooDeep as exc:
+        raise ApiError(
+            400,
+            "INVALID_JSON",
+            f"Request body nests arrays and objects deeper than {MAX_DEPTH} levels",
+            {"maxDepth": MAX_DEPTH},
+        ) from exc
+    except ValueError as exc:
         raise ApiError(400, "INVALID_JSON", f"Request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID_JSON", "Request body must be a JSON object")

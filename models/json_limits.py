@@ -1,4 +1,4 @@
-"""Parsing JSON from outside the gateway with a nesting limit.
+"""Parsing JSON from outside the gateway with a nesting limit and standard numbers.
 
 Python's parser recurses once per level, and so does everything that walks
 the result afterwards (validation, redaction, serialisation): a body such as
@@ -6,17 +6,31 @@ the result afterwards (validation, redaction, serialisation): a body such as
 gateway reads from a caller, a target or an identity provider goes through
 `loads`, which measures the nesting before parsing and refuses anything deeper
 than `MAX_DEPTH`.
+
+`loads` also keeps to I-JSON (RFC 7493): `NaN`, `Infinity`, numbers too large
+for a float (`1e400`) and strings that are not Unicode (lone surrogates, raw or
+as `\ud800` escapes) are refused, so whatever it returns can be stored and
+written back out as valid JSON.
 """
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
+import math
 import re
 
 MAX_DEPTH = 64
-# A JSON string, escapes included; brackets inside strings do not nest.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string, escapes included; brackets inside strings do not nest. An unterminated
+# string runs to the end of the input (possessive, so each string is scanned once and
+# the search stays linear however many quotes the input holds).
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# Openings become 1 and closings -1 as signed bytes.
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+# A `\uD800`-`\uDFFF` escape: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonTooDeep(ValueError):
@@ -28,31 +42,59 @@ class JsonTooDeep(ValueError):
 
 
 def nesting_depth_exceeds(raw: bytes, max_depth: int) -> bool:
-    """Whether `raw` opens more than `max_depth` arrays or objects inside one another.
+    """Whether the UTF-8 JSON text `raw` opens more than `max_depth` arrays or objects
+    inside one another.
 
-    Strings are removed, every bracket becomes `[` or `]`, then each pass of
-    `replace` removes the innermost pairs: the passes needed equal the depth.
-    Each pass runs at C speed, so the check costs little beside the parse.
+    Strings are removed, then every opening bracket counts +1 and every closing
+    one -1: the deepest running total is the nesting depth. The work is done by
+    C loops (`re`, `translate`, `accumulate`), one step per bracket. Unbalanced
+    input is judged the same way: the parser would dive into every opening
+    before failing at the end, so it must not exceed the limit either.
     """
     if raw.count(b"[") + raw.count(b"{") <= max_depth:
         return False  # too few openings to nest that deep
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    brackets = brackets.replace(b"{", b"[").replace(b"}", b"]")
-    for _ in range(max_depth):
-        shorter = brackets.replace(b"[]", b"")
-        if len(shorter) == len(brackets):
-            return False  # balanced and done, or unbalanced: the parser will say so
-        brackets = shorter
-    return b"[]" in brackets
+    steps = _STRING.sub(b"", raw).translate(_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(array.array("b", steps)), default=0) > max_depth
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+def _check_unicode(value) -> None:
+    """Raise ValueError if a string in `value` holds a lone surrogate (depth already bounded)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("JSON strings must be valid Unicode (a lone surrogate)") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key)
+            _check_unicode(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_unicode(item)
 
 
 def loads(raw: bytes | str, max_depth: int = MAX_DEPTH):
     """`json.loads`, refusing documents nested deeper than `max_depth` with `JsonTooDeep`.
 
-    Other errors are `json.JSONDecodeError` or `UnicodeDecodeError`, both
-    `ValueError`s, as with `json.loads`.
+    Bytes are decoded as `json.loads` decodes them (UTF-8, -16 or -32). Other
+    errors are `json.JSONDecodeError`, `UnicodeError` or a plain `ValueError`
+    (NaN, Infinity, a number out of range, a lone surrogate), all `ValueError`s.
     """
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if nesting_depth_exceeds(data, max_depth):
+    text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
+    if nesting_depth_exceeds(text.encode("utf-8", "surrogatepass"), max_depth):
         raise JsonTooDeep(max_depth)
-    return json.loads(raw)
+    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    if _SURROGATE_ESCAPE.search(text) or not isinstance(raw, bytes):
+        _check_unicode(value)
+    return value

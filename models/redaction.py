@@ -7,7 +7,11 @@ import json
 import re
 from collections.abc import Iterable
 
+from models.json_limits import MAX_DEPTH, nesting_depth_exceeds
+
 REDACTED = "[REDACTED]"
+# A JSON body too deep to parse cannot have its sensitive fields found: none of it is kept.
+TOO_DEEP = f"[REDACTED: JSON nested deeper than {MAX_DEPTH} levels]"
 SENSITIVE_NAME = re.compile(
     r"(?i)(authorization|cookie|token|secret|password|passwd|api[-_]?key|session|credential|signature)"
 )
@@ -40,12 +44,19 @@ def _redact_json(value):
 
 
 def bounded_body(raw: bytes | None, limit: int, secrets: Iterable[str]) -> str | None:
-    """At most `limit` bytes of a body as text: JSON with sensitive fields redacted."""
+    """At most `limit` bytes of a body as text: JSON with sensitive fields redacted.
+
+    Never raises for any body: text nested deeper than `MAX_DEPTH` is replaced
+    by `TOO_DEEP`, other text is kept with the `secrets` taken out.
+    """
     if not raw:
         return None
     truncated = len(raw) > limit
     text = raw[:limit].decode("utf-8", "replace")
     if not truncated:
+        if nesting_depth_exceeds(text.encode("utf-8", "surrogatepass"), MAX_DEPTH):
+            return TOO_DEEP
+        # Python's lenient parser (NaN, lone surrogates): any JSON a target might read.
         with contextlib.suppress(ValueError):
             text = json.dumps(_redact_json(json.loads(text)))
     text = redact_text(text, secrets)
