@@ -25,11 +25,15 @@ from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
 from addons.retry_policy import RetryPolicy
 from addons.state import FlowState
 from addons.upstream import Timeouts
+from models.async_job import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    caller_idempotency_key,
+)
 from models.settings import Settings
 from models.store import make_engine
 
 log = logging.getLogger("portcullis.async")
-IDEMPOTENCY_KEY = "idempotency-key"
 
 # option name → (default, help); all integers, all positive
 OPTIONS = {
@@ -38,11 +42,20 @@ OPTIONS = {
     "portcullis_async_backoff_base_ms": (2000, "First retry's backoff ceiling (full jitter)."),
     "portcullis_async_backoff_cap_ms": (300_000, "Largest backoff ceiling."),
     "portcullis_async_attempt_timeout_ms": (30_000, "Time an async attempt may take to answer."),
-    "portcullis_async_lease_ms": (90_000, "How long a claimed job is this process's alone."),
+    "portcullis_async_lease_ms": (
+        30_000,
+        "How long a claimed job is this process's alone; renewed every third of it while "
+        "its attempt runs, so after a crash other processes deliver it again within this time.",
+    ),
     "portcullis_async_poll_ms": (500, "How often the dispatcher looks for due jobs."),
     "portcullis_async_concurrency": (64, "Async deliveries in flight per process."),
     "portcullis_async_max_body_bytes": (6 * 1024 * 1024, "Largest body an async request may have."),
 }
+MINIMUMS = {
+    "portcullis_async_max_retries": 0,
+    # A lease is renewed every third of it: a shorter one would be mostly store traffic.
+    "portcullis_async_lease_ms": 1000,
+}  # every other option: at least 1
 
 
 class GroupCommit:
@@ -95,8 +108,9 @@ class AsyncQueue:
 
     def configure(self, updated) -> None:
         for name in OPTIONS.keys() & updated:
-            if getattr(ctx.options, name) < (0 if name == "portcullis_async_max_retries" else 1):
-                raise exceptions.OptionsError(f"{name} must be positive")
+            least = MINIMUMS.get(name, 1)
+            if getattr(ctx.options, name) < least:
+                raise exceptions.OptionsError(f"{name} must be at least {least}")
 
     def running(self) -> None:
         owner = f"proxy-{secrets.token_hex(6)}"
@@ -130,6 +144,9 @@ class AsyncQueue:
         except BodyRefused as exc:
             return refused_body(state, exc)
         headers, query = state.stored_request
+        problem = idempotency_key_problem(headers)
+        if problem:
+            return invalid_idempotency_key(state, problem)
         job = NewJob(
             id=state.request_id,
             proxy_id=state.proxy.id,
@@ -139,7 +156,7 @@ class AsyncQueue:
             query=query,
             headers=[list(pair) for pair in headers],
             body=body or None,
-            idempotency_key=next((v for n, v in headers if n.lower() == IDEMPOTENCY_KEY), None),
+            idempotency_key=caller_idempotency_key(headers),
             accepted_at=time.time(),
             window_s=ctx.options.portcullis_async_window_s,
         )
@@ -199,4 +216,31 @@ def request_too_large(state: FlowState, limit: int) -> http.Response:
         413, DENIED, "REQUEST_TOO_LARGE",
         f"An async request body may have at most {limit} bytes",
         {"limit": limit}, state.request_id,
+    )  # fmt: skip
+
+
+def idempotency_key_problem(headers: tuple[tuple[str, str], ...]) -> str | None:
+    """Why the caller's `Idempotency-Key` cannot be the key of every delivery, or None.
+
+    The key is passed to the target unchanged, so it must be one unambiguous value
+    that fits the store: one header, 1 to 255 printable ASCII characters.
+    """
+    values = [value for name, value in headers if name.lower() == IDEMPOTENCY_HEADER.lower()]
+    if not values:
+        return None
+    if len(values) > 1:
+        return f"Send at most one {IDEMPOTENCY_HEADER} header"
+    value = values[0]
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_CHARS:
+        return f"{IDEMPOTENCY_HEADER} must have 1 to {IDEMPOTENCY_KEY_MAX_CHARS} characters"
+    if not all(" " <= char <= "~" for char in value):
+        return f"{IDEMPOTENCY_HEADER} may contain only printable ASCII characters"
+    return None
+
+
+def invalid_idempotency_key(state: FlowState, problem: str) -> http.Response:
+    state.proxy_code = DENIED
+    return proxy_error(
+        400, DENIED, "INVALID_INPUT", problem,
+        {"fields": {IDEMPOTENCY_HEADER: [problem]}}, state.request_id,
     )  # fmt: skip

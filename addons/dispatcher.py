@@ -5,6 +5,11 @@ worker thread. Each attempt is built exactly as a synchronous request would
 be (addons/outbound.py: the target credential injected now, never stored),
 sent through the same client (SSRF guard, timeouts, bounded read), and
 appears in the request log and telemetry marked as async.
+
+Delivery is at least once: a process that dies mid-attempt leaves a request the
+target may have received, and the job is delivered again once its lease runs
+out. Every attempt of a job therefore carries the same `Idempotency-Key` (the
+caller's, or the job's request id), by which the target can tell a repeat.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from addons.async_queue import AsyncQueue
 from addons.config import Config
 from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
+from addons.lease_keeper import LeaseKeeper, lease_seconds
 from addons.outbound import upstream_request, with_additional_data
 from addons.record import Record
 from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
@@ -32,6 +38,7 @@ from addons.state import VALIDATION_FLAGS, FlowState
 from addons.telemetry import Telemetry
 from addons.upstream import ResponseTooLarge, UpstreamFailure, UpstreamResponse
 from models import utcnow
+from models.async_job import IDEMPOTENCY_HEADER
 from models.redaction import bounded_body
 
 log = logging.getLogger("portcullis.dispatcher")
@@ -58,14 +65,17 @@ class Dispatcher:
         self._task: asyncio.Task | None = None
         self._deliveries: set[asyncio.Task] = set()
         self._rng = random.Random()
+        self.leases = LeaseKeeper(queue)
 
     def running(self) -> None:
         # `running` stays synchronous (script reloads require it); the loop is already running.
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self.leases.start()
 
     def done(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.leases.stop()
         for delivery in self._deliveries:
             delivery.cancel()  # unfinished attempts are retried once their lease expires
 
@@ -76,6 +86,7 @@ class Dispatcher:
             free = ctx.options.portcullis_async_concurrency - len(self._deliveries)
             jobs = await self._claim(free) if free > 0 else []
             for job in jobs:
+                self.leases.hold(job)
                 delivery = asyncio.ensure_future(self._deliver(job))
                 self._deliveries.add(delivery)
                 delivery.add_done_callback(self._deliveries.discard)
@@ -83,10 +94,9 @@ class Dispatcher:
                 await self._idle()
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
-        lease_s = ctx.options.portcullis_async_lease_ms / 1000
         try:
             return await self.queue.run(
-                self.queue.store.claim, limit, lease_s, lambda: str(uuid.uuid4())
+                self.queue.store.claim, limit, lease_seconds(), lambda: str(uuid.uuid4())
             )
         except Exception:
             log.exception("could not claim async jobs; trying again")
@@ -113,6 +123,7 @@ class Dispatcher:
             # The lease runs out and another attempt follows: nothing is lost.
             log.exception("async attempt %d of job %s failed", job.attempt_number, job.id)
         finally:
+            self.leases.release(job)
             self.queue.wakeup.set()  # a slot is free
 
     async def _attempt(self, job: ClaimedJob) -> tuple[FlowState | None, Outcome]:
@@ -122,9 +133,10 @@ class Dispatcher:
         if problem:
             return None, Outcome(status="failed", finished_at=time.time(), error=problem)
         state = attempt_state(self.config, proxy, job)
-        request, state.injection = upstream_request(
-            proxy, job.method, job.path, stored_headers(job.headers), job.query
-        )
+        headers = stored_headers(job.headers)
+        # Replaces any the caller sent: one value, the same on every attempt of the job.
+        headers[IDEMPOTENCY_HEADER] = job.delivery_key
+        request, state.injection = upstream_request(proxy, job.method, job.path, headers, job.query)
         request, body = with_additional_data(proxy, request, job.body or b"")
         state.upstream = request
         state.mark("requestSent")

@@ -2,9 +2,11 @@
 
 Every function here is synchronous and runs on the queue's own worker thread
 (`AsyncQueue.run`), never on mitmproxy's event loop. Claims are leases: a job
-is delivered only by the process holding its lease, every outcome is written
-only while the lease is still held (fencing), and a job whose process died
-is claimed again once its lease has expired.
+is delivered only by the process holding its lease, which renews it while the
+attempt runs; every renewal and outcome is written only while that very claim
+still holds the lease (fencing on the owner and the attempt number, which each
+claim increments), and a job whose process died is claimed again once its lease
+has expired.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import AsyncAttempt, AsyncJob, Notification
-from models.async_job import WAITING
+from models.async_job import WAITING, delivery_key
 from models.store import make_session_factory
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
@@ -36,6 +38,11 @@ class JobRequest:
     query: str
     headers: list[list[str]]
     body: bytes | None
+
+    @property
+    def delivery_key(self) -> str:
+        """The `Idempotency-Key` every delivery attempt of this job carries."""
+        return delivery_key(self.headers, self.id)
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,27 @@ class JobStore:
             session.commit()
         return claimed
 
+    def renew(self, jobs: list[ClaimedJob], lease_s: float) -> list[bool]:
+        """Extend the leases of attempts this process is running, in one statement;
+        False where that attempt no longer holds its job's lease (nothing is changed then)."""
+        now = time.time()
+        with self._sessions() as session:
+            renewed = set(
+                session.execute(
+                    update(AsyncJob)
+                    .where(
+                        AsyncJob.id.in_({job.id for job in jobs}),
+                        AsyncJob.lease_owner == self.owner,
+                        AsyncJob.attempts_total.in_({job.attempt_number for job in jobs}),
+                    )
+                    .values(lease_expires_at=now + lease_s)
+                    .returning(AsyncJob.id, AsyncJob.attempts_total)
+                    .execution_options(synchronize_session=False)
+                ).all()
+            )
+            session.commit()
+        return [(job.id, job.attempt_number) in renewed for job in jobs]
+
     def finish(self, outcomes: list[tuple[ClaimedJob, Outcome]]) -> list[bool]:
         """Record attempts' outcomes in one transaction; False where the lease was lost
         meanwhile (nothing is written for that job)."""
@@ -198,7 +226,11 @@ class JobStore:
         final = outcome.status != "queued"
         still_ours = session.execute(
             update(AsyncJob)
-            .where(AsyncJob.id == job.id, AsyncJob.lease_owner == self.owner)
+            .where(
+                AsyncJob.id == job.id,
+                AsyncJob.lease_owner == self.owner,
+                AsyncJob.attempts_total == job.attempt_number,  # this claim, not a later one
+            )
             .values(
                 status=outcome.status,
                 next_attempt_at=outcome.next_attempt_at,

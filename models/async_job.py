@@ -7,6 +7,7 @@ foreign key to their proxy: a job whose proxy is gone fails at delivery.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -28,6 +29,24 @@ from models.ids import new_id
 JOB_STATUSES = ("queued", "in_progress", "succeeded", "failed", "dead")
 WAITING = ("queued", "in_progress")  # may still be delivered
 REPLAYABLE = ("failed", "dead")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX_CHARS = 255  # the column's length
+
+
+def caller_idempotency_key(headers: Iterable[Sequence[str]]) -> str | None:
+    """The caller's `Idempotency-Key` among a request's headers (the first one), or None."""
+    wanted = IDEMPOTENCY_HEADER.lower()
+    return next((value for name, value in headers if name.lower() == wanted and value), None)
+
+
+def delivery_key(headers: Iterable[Sequence[str]], job_id: str) -> str:
+    """The `Idempotency-Key` every delivery attempt of a job carries, whoever delivers it.
+
+    Derived only from what was stored at acceptance (the caller's own key, else the
+    job's request id), so it is the same on every retry, after a replay, and after
+    another process re-claims the job.
+    """
+    return caller_idempotency_key(headers) or job_id
 
 
 class AsyncJob(Base):

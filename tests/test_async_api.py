@@ -13,6 +13,19 @@ import uuid
 
 import pytest
 
+from tests.async_support import (
+    AUTH,
+    JOB_TIMEOUT_S,
+    deliveries,
+    epoch,
+    finished,
+    job_of,
+    key,
+    schedule,
+    submit,
+    user_api,
+    wait_for_job,
+)
 from tests.proxy_support import (
     CALLER_KEY,
     TARGET_TOKEN,
@@ -33,33 +46,7 @@ from tests.support import (
     start_admin,
 )
 
-AUTH = {"X-API-Key": CALLER_KEY}
-JOB_TIMEOUT_S = 30
-FAST = {
-    "portcullis_async_backoff_base_ms": 50,
-    "portcullis_async_backoff_cap_ms": 200,
-    "portcullis_async_window_s": 30,
-    "portcullis_async_poll_ms": 50,
-    "portcullis_async_attempt_timeout_ms": 500,
-    "portcullis_async_lease_ms": 3000,
-}
-
-
-def schedule(**overrides) -> list[str]:
-    """`--set` arguments for the fast schedule; each option once (mitmproxy stalls on repeats)."""
-    return [
-        arg for name, value in {**FAST, **overrides}.items() for arg in ("--set", f"{name}={value}")
-    ]
-
-
 TRANSIENT = [408, 429, 500, 502, 503, 504, 507, 509, 520, 526, 530, 598, 599]
-_keys = itertools.count()
-
-
-def user_api(server: AdminServer) -> Api:
-    result = run_admin_cli(server, "create-user", "async@example.test")
-    assert result.returncode == 0, result.stderr
-    return Api(server.base_url, result.stdout.strip().splitlines()[-1])
 
 
 # Every proxy process on a store dispatches its jobs, with its own schedule. So these tests
@@ -98,45 +85,6 @@ def made(api, upstream, async_gateway) -> Setup:
     setup = Setup(api, upstream)
     wait_until_served(async_gateway, f"/api/{setup.id}/status/200", AUTH)
     return setup
-
-
-def key() -> str:
-    return f"k{next(_keys)}-{uuid.uuid4().hex[:6]}"
-
-
-def submit(gateway, made: Setup, path: str, **kwargs):
-    return call(
-        gateway,
-        "POST",
-        f"/async/{made.id}{path}",
-        headers={**AUTH, **kwargs.pop("headers", {})},
-        **kwargs,
-    )
-
-
-def job_of(api, made: Setup, request_id: str) -> dict:
-    response = api.get(f"{made.base}/proxies/{made.id}/async/{request_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["asyncRequests"][0]
-
-
-def wait_for_job(api, made: Setup, request_id: str, done) -> dict:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while True:
-        job = job_of(api, made, request_id)
-        if done(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job did not get there: {job}")
-        time.sleep(0.05)  # polling the store for the dispatcher's progress, bounded
-
-
-def finished(job: dict) -> bool:
-    return job["status"] in ("succeeded", "failed", "dead")
-
-
-def deliveries(upstream, path: str) -> list:
-    return [r for r in upstream.received if r.path == path]
 
 
 def test_the_job_is_stored_before_the_202_and_then_delivered(api, upstream, made, async_gateway):
@@ -220,7 +168,7 @@ def test_retry_after_is_honoured(api, made, async_gateway):
     request_id = submit(async_gateway, made, path, data=b"x").json()["requestId"]
     job = wait_for_job(api, made, request_id, finished)
     first, second = job["attempts"]
-    gap = _epoch(second["startedAt"]) - _epoch(first["finishedAt"])
+    gap = epoch(second["startedAt"]) - epoch(first["finishedAt"])
     assert first["status"] == 429 and second["status"] == 200
     assert gap >= 2 - 0.001, "the second attempt waited as long as the target asked"
 
@@ -251,9 +199,9 @@ def test_retries_stop_at_the_end_of_the_window(lone, upstream, tmp_path):
     finally:
         short.stop()
     assert job["status"] == "dead" and 1 < len(job["attempts"]) < 11
-    deadline = _epoch(job["deadlineAt"])
-    assert all(_epoch(a["scheduledAt"]) <= deadline for a in job["attempts"])
-    assert all(_epoch(a["startedAt"]) >= _epoch(a["scheduledAt"]) for a in job["attempts"])
+    deadline = epoch(job["deadlineAt"])
+    assert all(epoch(a["scheduledAt"]) <= deadline for a in job["attempts"])
+    assert all(epoch(a["startedAt"]) >= epoch(a["scheduledAt"]) for a in job["attempts"])
 
 
 def test_an_idempotency_key_returns_the_first_jobs_answer(api, upstream, made, async_gateway):
@@ -391,12 +339,6 @@ def test_a_sigkill_mid_request_loses_nothing(lone, upstream, tmp_path):
     assert job["status"] == "succeeded"
     assert job["attempts"][0]["error"].startswith("interrupted")
     assert job["attempts"][-1]["status"] == 200
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_two_dispatchers_deliver_every_job_exactly_once(

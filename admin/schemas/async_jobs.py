@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from marshmallow import fields, validate
 
 from admin.schemas.common import ApiSchema
-from models.async_job import JOB_STATUSES
+from models.async_job import JOB_STATUSES, delivery_key
 from models.base import isoformat_z
 from models.redaction import bounded_body, redact_pairs
 
@@ -54,6 +54,8 @@ class AsyncJobSchema(ApiSchema):
     path = fields.String(dump_only=True)
     query = fields.String(dump_only=True)
     idempotencyKey = fields.String(attribute="idempotency_key", dump_only=True, allow_none=True)
+    # The Idempotency-Key header every delivery attempt carries, for matching the target's logs.
+    deliveryKey = fields.Method("_delivery_key", dump_only=True)
     acceptedAt = EpochTime(attribute="accepted_at", dump_only=True)
     deadlineAt = EpochTime(attribute="deadline_at", dump_only=True)
     nextAttemptAt = EpochTime(attribute="next_attempt_at", dump_only=True)
@@ -62,6 +64,10 @@ class AsyncJobSchema(ApiSchema):
     attempts = fields.List(fields.Nested(AttemptSchema), dump_only=True)
     lastError = fields.String(attribute="last_error", dump_only=True, allow_none=True)
     response = fields.Method("_response", dump_only=True, allow_none=True)
+
+    @staticmethod
+    def _delivery_key(job) -> str:
+        return delivery_key(job.headers, job.id)
 
     @staticmethod
     def _attempt_count(job) -> int:
