@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from models import Credential, User, UserToken
 from models.crypto import load_key_ring
+from models.names import name_problem
 from models.settings import PROJECT_ROOT, Settings
 from models.store import make_engine, make_session_factory
 from models.tokens import generate_user_token, hash_token, token_hint
@@ -38,8 +39,10 @@ def migrate(settings: Settings) -> None:
 def create_user(settings: Settings, email: str, name: str | None) -> tuple[User, str]:
     """Create a user with one token; return the user and the token's only plain copy."""
     email = email.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
+    if "@" not in email or email.startswith("@") or email.endswith("@") or name_problem(email):
         raise SystemExit(f"error: {email!r} is not an email address")
+    if name is not None and (name_problem(name) or not 1 <= len(name) <= 200):
+        raise SystemExit(f"error: --name: {name_problem(name) or 'Must be 1-200 characters.'}")
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
         if session.scalar(select(User).where(func.lower(User.email) == email)):

@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from models.base import isoformat_z
 from models.enums import RuleEffect
+from models.names import name_problem
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 FORBIDDEN_VALUE_CHARS = re.compile(r"[\r\n\x00]")
@@ -65,6 +66,14 @@ def validate_no_control_chars(value: str) -> None:
         raise ValidationError("Cannot contain CR, LF or NUL.")
 
 
+def validate_name(value: str) -> None:
+    """A name or label: no control characters, line separators or bidi overrides
+    (models/names.py)."""
+    problem = name_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 def validate_unique_header_names(value: dict) -> None:
     seen: dict[str, str] = {}
     for name in value:
@@ -83,10 +92,11 @@ def validate_region(value: str) -> None:
 
 
 def name_field(data_key_attr: str, **kwargs) -> fields.String:
-    """A required display name of 1-200 characters stored in `data_key_attr`."""
+    """A required display name of 1-200 characters stored in `data_key_attr`,
+    following the name rule (`validate_name`)."""
     return fields.String(
         attribute=data_key_attr,
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), validate_name],
         **{"required": True, **kwargs},
     )
 

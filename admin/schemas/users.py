@@ -3,7 +3,7 @@
 from marshmallow import fields, validate
 
 from admin.auth import current_web_session, session_timeouts
-from admin.schemas.common import ApiSchema, Timestamp
+from admin.schemas.common import ApiSchema, Timestamp, validate_name
 from models.base import isoformat_z
 
 
@@ -17,7 +17,7 @@ class UserSchema(ApiSchema):
 
 class TokenSchema(ApiSchema):
     tokenId = fields.String(attribute="id", dump_only=True)
-    label = fields.String(validate=validate.Length(min=1, max=200))
+    label = fields.String(validate=[validate.Length(min=1, max=200), validate_name])
     hint = fields.String(dump_only=True)
     revoked = fields.Boolean(dump_only=True)
     createdAt = Timestamp(attribute="created_at", dump_only=True)
