@@ -6,16 +6,18 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from admin.rollups import Retention, compact_and_purge
-from models import AsyncAttempt, AsyncJob, RequestLog
+from models import AsyncAttempt, AsyncJob, RequestLog, utcnow
 from models.settings import Settings
+from models.sign_in_throttle import purge_old_failures
 from models.store import make_engine, make_session_factory
+from models.web_session import SessionTimeouts, purge_expired_sessions
 
 log = logging.getLogger("portcullis.jobs")
 PURGE_INTERVAL_S = 3600
@@ -51,11 +53,31 @@ def purge_finished_async_jobs(settings: Settings) -> int:
         return result.rowcount or 0
 
 
+def purge_ended_sign_ins(settings: Settings) -> tuple[int, int]:
+    """Delete expired web sessions and failed sign-ins older than the throttle window."""
+    timeouts = SessionTimeouts.of_seconds(
+        settings.web_session_idle_seconds, settings.web_session_max_seconds
+    )
+    window = timedelta(seconds=settings.sign_in_window_seconds)
+    with store_session(settings) as session:
+        now = utcnow()
+        removed = (
+            purge_expired_sessions(session, timeouts, now),
+            purge_old_failures(session, window, now),
+        )
+        session.commit()
+        return removed
+
+
 def purge(settings: Settings) -> dict[str, int]:
-    """Everything past its retention that is not telemetry: request logs, finished jobs."""
+    """Everything past its retention that is not telemetry: request logs, finished jobs,
+    expired web sessions and old failed sign-ins."""
+    sessions, failures = purge_ended_sign_ins(settings)
     return {
         "request logs": purge_expired_request_logs(settings),
         "async requests": purge_finished_async_jobs(settings),
+        "web sessions": sessions,
+        "failed sign-ins": failures,
     }
 
 

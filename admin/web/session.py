@@ -24,6 +24,9 @@ SECRET_KEY = "sid"  # the cookie's only reference to the session
 
 def begin_session(user: User, token: UserToken | None = None) -> None:
     """Sign `user` in: a new session with a new secret, whatever the cookie held before."""
+    previous = live_session()
+    if previous is not None:  # signing in again ends the session this browser had
+        db.session.delete(previous)
     session.clear()  # nothing from before the sign-in survives it (no session fixation)
     _, secret = start_session(
         db.session,
@@ -33,8 +36,7 @@ def begin_session(user: User, token: UserToken | None = None) -> None:
         user_agent=request.user_agent.string,
     )
     db.session.commit()
-    session[SECRET_KEY] = secret
-    session.permanent = False
+    session[SECRET_KEY] = secret  # a browser-session cookie: not `permanent`
 
 
 def live_session() -> WebSession | None:
