@@ -1,13 +1,19 @@
-"""Stage 2, authenticate: the caller's proxy credential (header or `Authorization` query)."""
+"""Stage 2, authenticate: the caller's proxy credential (header or `Authorization` query).
+
+Once read, the caller's credential is blanked in what the flow shows (mitmdump's
+output, mitmweb, flow files); the request to the target is built from the
+headers as received (`FlowState.caller_fields`) with the credential removed.
+"""
 
 from __future__ import annotations
 
 import jwt
-import requests
 from mitmproxy import http
 
 from addons.failsafe import fail_closed
-from addons.jwks import JwksCache
+from addons.fetch import Fetcher
+from addons.injection import conceal_caller_credential
+from addons.jwks import JwksCache, JwksUnavailable
 from addons.proxy_auth import AuthFailure, Presented, QueryOnce, authenticate, hmac_key
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.route import check_usable
@@ -17,18 +23,20 @@ from models import utcnow
 
 
 class Authenticate:
-    def __init__(self):
-        self.jwks = JwksCache()
+    def __init__(self, fetcher: Fetcher):
+        self.jwks = JwksCache(fetcher)
 
     async def _check(self, proxy: ProxyView, presented: Presented) -> None:
         credential = proxy.proxy_credential
         resolve = hmac_key
         jwks_url = credential.settings.get("jwksUrl")
-        if credential.auth_type == "jwtVerify" and jwks_url:
+        if credential.auth_type == "jwtVerify" and jwks_url and presented.authorization():
             token = (presented.authorization() or "").removeprefix("Bearer ").strip()
             try:
                 key = await self.jwks.key_for(jwks_url, token)
-            except (jwt.PyJWTError, requests.RequestException, OSError) as exc:
+            except JwksUnavailable as exc:
+                raise AuthFailure(str(exc), "jwks-unavailable") from exc
+            except jwt.PyJWTError as exc:
                 raise AuthFailure(f"Invalid proxy credential token: {exc}", "invalid") from exc
 
             def resolve(_credential: CredentialView, _token: str):
@@ -49,11 +57,13 @@ class Authenticate:
             except AuthFailure as exc:
                 failure = failure or exc
                 continue
+            conceal_caller_credential(flow.request, (proxy.proxy_credential,))
             if state.proxy is None and not check_usable(flow, state, proxy):
                 return
             state.proxy = proxy
             state.mark("proxyAuthenticated", "proxyCredentialActive")
             return
+        conceal_caller_credential(flow.request, [p.proxy_credential for p in state.candidates])
         self._refuse(flow, state, failure)
 
     @staticmethod

@@ -27,7 +27,7 @@ class Authorize:
         facts = RequestFacts(
             method=flow.request.method,
             path=state.path,
-            headers=list(flow.request.headers.items(multi=True)) if reads_headers else (),
+            headers=state.caller_headers if reads_headers else (),  # as received
             query=state.caller_query if reads_query else (),
         )
         state.decision = decision = authorize(state.proxy.scopes, facts)

@@ -18,10 +18,11 @@ import time
 from collections.abc import AsyncIterator
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.http import Headers
 
 from addons.async_queue import AsyncQueue
 from addons.failsafe import fail_closed
-from addons.injection import show_redacted, strip_caller_credential
+from addons.injection import show_sent, show_target_url, strip_caller_credential
 from addons.outbound import (
     BodyRefused,
     failure_response,
@@ -126,21 +127,21 @@ class Forward:
                 501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
             ))  # fmt: skip
             return
-        headers = flow.request.headers
-        query = strip_caller_credential(proxy.proxy_credential, headers, state.query)
+        # What goes on is built from the headers as the caller sent them, apart from the
+        # flow, whose request only ever shows it with every secret blanked.
+        sent = Headers(state.caller_fields)
+        query = strip_caller_credential(proxy.proxy_credential, sent, state.query)
         if state.is_async:
-            state.stored_request = (tuple(headers.items(multi=True)), query)
+            state.stored_request = (tuple(sent.items(multi=True)), query)
         else:
             state.upstream, state.injection = upstream_request(
-                proxy, flow.request.method, state.path, headers, query
+                proxy, flow.request.method, state.path, sent, query
             )
         state.proxy_code = GRANTED
         state.routed = True
-        if body_follows(flow.request):
-            # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
-            show_redacted(flow.request, state.injection, self.bridge.route(flow))
-        else:
-            show_redacted(flow.request, state.injection)
+        # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
+        bridge_url = self.bridge.route(flow) if body_follows(flow.request) else None
+        show_sent(flow.request, sent, state.injection, bridge_url)
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -180,7 +181,7 @@ class Forward:
                 state.upstream, body = with_additional_data(state.proxy, state.upstream, body)
             except BodyRefused as exc:
                 state.final_response = refused_body(state, exc)
-                show_redacted(flow.request, state.injection, state.upstream.url)
+                show_target_url(flow.request, state.upstream.url, state.injection)
                 return state.final_response
         state.mark("requestSent")
         state.sent_at = time.time()
@@ -195,8 +196,18 @@ class Forward:
             state.upstream_status = upstream.status
             state.target_answered_at = upstream.finished_at
             state.final_response = to_flow_response(upstream, state.upstream.method)
-        show_redacted(flow.request, state.injection, state.upstream.url)
+        show_target_url(flow.request, state.upstream.url, state.injection)
         return state.final_response
+
+    async def upstream_client(self) -> UpstreamClient:
+        """The process's one upstream client, started on first use.
+
+        Everything the gateway sends on a tenant's behalf leaves through it:
+        forwarded requests, async deliveries, and documents (addons/fetch.py).
+        """
+        if not self._ready:
+            await self.start()
+        return self.client
 
     async def start(self) -> None:
         """Create the client and the bridge on mitmproxy's loop, once (the dispatcher too)."""

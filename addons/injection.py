@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus
@@ -9,6 +10,7 @@ from urllib.parse import quote, unquote_plus
 from mitmproxy.http import Headers, Request
 
 from models.credential_parts import AUTHORIZATION, target_credential_parts
+from models.redaction import REDACTED, SENSITIVE_NAME
 
 if TYPE_CHECKING:
     from addons.snapshot import CredentialView, ProxyView
@@ -23,8 +25,7 @@ HOP_BY_HOP = (
     "upgrade",
 )
 
-
-REDACTED = "[REDACTED]"
+SHOWN_REDACTED = quote(REDACTED, safe="")  # as a query value
 
 
 def caller_credential_names(credential: CredentialView) -> tuple[set[str], set[str]]:
@@ -124,37 +125,79 @@ def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Inje
     return inject_target_credential(proxy, headers, query)
 
 
-def show_redacted(request: Request, injection: Injection | None, url: str | None = None) -> None:
-    """Blank the injected credential in what the flow shows; point it at `url` if given.
-
-    The flow's request is what mitmweb and `flow_detail` print; the request
-    actually sent is kept apart (`FlowState.upstream`).
-    """
-    if url is not None:
-        request.url = url
-    if injection is None:
-        return
-    if url is not None and injection.query_names:
-        query = request.query
-        for name in injection.query_names & set(query.keys()):
-            query[name] = REDACTED
-    for name in injection.header_names:
-        if name in request.headers:
-            request.headers[name] = REDACTED
+def is_sensitive(name: str) -> bool:
+    """A header or query name that looks like it carries a credential (as in the request log)."""
+    return SENSITIVE_NAME.search(name) is not None
 
 
-def conceal_caller_credential(request: Request, credential: CredentialView | None) -> None:
-    """Blank where the caller's credential may be (Authorization when the proxy is unknown)."""
-    headers, query_names = (
-        caller_credential_names(credential)
-        if credential
-        else ({AUTHORIZATION.lower()}, {AUTHORIZATION})
+def shown_headers(headers: Headers, names: Iterable[str] = ()) -> Headers:
+    """A copy of `headers` to show: `names` (any case) and credential-looking ones blanked."""
+    blank = {name.lower() for name in names}
+    redacted = REDACTED.encode()
+    return Headers(
+        [
+            (name, redacted if _blanked(name.decode("latin-1"), blank) else value)
+            for name, value in headers.fields
+        ]
     )
-    for name in headers:
-        if name in request.headers:
-            request.headers[name] = REDACTED
-    if "?" not in request.path:
-        return
-    query = request.query
-    for name in query_names & set(query.keys()):
-        query[name] = REDACTED
+
+
+def shown_query(raw: str, names: Iterable[str] = ()) -> str:
+    """`raw` (a query string) with the values of `names` and credential-looking names blanked."""
+    blank = set(names)
+    items = []
+    for item in raw.split("&"):
+        raw_name = item.split("=", 1)[0]
+        name = unquote_plus(raw_name)
+        items.append(
+            f"{raw_name}={SHOWN_REDACTED}" if name in blank or is_sensitive(name) else item
+        )
+    return "&".join(items)
+
+
+def shown_url(url: str, query_names: Iterable[str] = ()) -> str:
+    """`url` as the flow may show it: its query through `shown_query`."""
+    head, sep, query = url.partition("?")
+    return f"{head}?{shown_query(query, query_names)}" if sep else url
+
+
+def _blanked(name: str, blank: set[str]) -> bool:
+    return name.lower() in blank or is_sensitive(name)
+
+
+def show_sent(
+    request: Request, sent: Headers, injection: Injection | None, url: str | None = None
+) -> None:
+    """Make the flow show what goes to the target (`sent`, `url`) with every secret blanked.
+
+    mitmweb, flow files and mitmdump's `flow_detail` output show the flow's
+    request; the request actually sent is kept apart (`FlowState.upstream`),
+    so the flow never holds an injected secret, not even for a moment.
+    """
+    names = injection.header_names if injection else ()
+    request.headers = shown_headers(sent, names)
+    if url is not None:
+        request.url = shown_url(url, injection.query_names if injection else ())
+
+
+def show_target_url(request: Request, url: str, injection: Injection | None) -> None:
+    """Point what the flow shows at the target `url`, injected query values blanked."""
+    request.url = shown_url(url, injection.query_names if injection else ())
+
+
+def conceal_caller_credential(request: Request, credentials: Iterable[CredentialView]) -> None:
+    """Blank, in what the flow shows, wherever the caller's credential may be.
+
+    That is every name `credentials` read a credential from (`Authorization`
+    always), and every credential-looking header or query parameter. Called
+    as soon as the credential has been read, and again before the flow is shown.
+    """
+    header_names, query_names = {AUTHORIZATION.lower()}, {AUTHORIZATION}
+    for credential in credentials:
+        more_headers, more_query = caller_credential_names(credential)
+        header_names |= more_headers
+        query_names |= more_query
+    request.headers = shown_headers(request.headers, header_names)
+    path, sep, query = request.path.partition("?")
+    if sep:
+        request.path = f"{path}?{shown_query(query, query_names)}"

@@ -20,8 +20,10 @@ from addons.state import state_of
 class Respond:
     @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
-        self._settle(flow)
-        self._annotate(flow)
+        try:
+            self._settle(flow)
+        finally:
+            self._annotate(flow)  # even if settling failed: mitmdump prints the flow next
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._annotate(flow)
@@ -50,11 +52,11 @@ class Respond:
         """What mitmweb shows: request id, proxy code and deciding rule; refusals marked; the
         caller's credential blanked (the injected one already is, see the forward stage)."""
         state = state_of(flow)
+        proxies = ((state.proxy,) if state.proxy else state.candidates) if state else ()
+        conceal_caller_credential(flow.request, [proxy.proxy_credential for proxy in proxies])
         if state is None:
             return
         state.finish()
-        proxy = state.proxy or next(iter(state.candidates), None)
-        conceal_caller_credential(flow.request, proxy.proxy_credential if proxy else None)
         decision = state.decision
         rule = decision.rule_id if decision and decision.rule_id else "default"
         flow.comment = f"request {state.request_id} · {state.proxy_code} · rule {rule}"

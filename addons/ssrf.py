@@ -1,8 +1,11 @@
-"""The SSRF guard: targets must resolve to public addresses unless the operator allows others.
+"""The SSRF guard: every outbound connection goes only to addresses the policy allows.
 
-Resolution uses the event loop's `getaddrinfo` (run in a worker thread by
-asyncio) and is cached briefly, so most requests cost a dictionary lookup.
-The upstream client resolves through this guard (see `addons/upstream.py`).
+The rules (which addresses are public, which are never allowed, what the
+operator's allow-list can open) live in `models/ssrf_policy.py`; this module
+applies them to host names. Resolution uses the event loop's `getaddrinfo`
+(run in a worker thread by asyncio) and is cached briefly, so most requests
+cost a dictionary lookup. The upstream client resolves through this guard
+(see `addons/upstream.py`), so it connects only to the addresses checked here.
 """
 
 from __future__ import annotations
@@ -12,30 +15,36 @@ import ipaddress
 import socket
 import time
 
+from models.ssrf_policy import Address, Network, address_class, is_allowed, parse_networks
+
+__all__ = [
+    "TargetGuard",
+    "TargetRefused",
+    "TargetUnresolvable",
+    "is_allowed",
+    "parse_networks",
+]
+
 CACHE_SECONDS = 30.0
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TargetRefused(Exception):
-    """The target resolves to an address the gateway will not connect to."""
+    """The target resolves to an address the gateway will not connect to.
+
+    The message names the host only: the address and its class are for the
+    operator's log (`address`, `address_class`), not for the caller, so a
+    tenant cannot map internal names to addresses.
+    """
+
+    def __init__(self, host: str, address: Address):
+        super().__init__(f"target {host} resolves to an address the gateway does not connect to")
+        self.host = host
+        self.address = address
+        self.address_class = address_class(address)
 
 
 class TargetUnresolvable(Exception):
     """The target's host name does not resolve."""
-
-
-def parse_networks(spec: str) -> tuple[Network, ...]:
-    """`"127.0.0.1/32, 10.0.0.0/8"` → networks; a bare address means that one address."""
-    return tuple(
-        ipaddress.ip_network(item.strip(), strict=False) for item in spec.split(",") if item.strip()
-    )
-
-
-def is_allowed(address: Address, allowed: tuple[Network, ...]) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global or any(address in network for network in allowed)
 
 
 class TargetGuard:
@@ -74,7 +83,7 @@ class TargetGuard:
         addresses = await self._resolve(host, port)
         for address in addresses:
             if not is_allowed(address, self._allowed):
-                raise TargetRefused(f"target {host} resolves to {address}, which is not allowed")
+                raise TargetRefused(host, address)
         self._checked[host] = (time.monotonic(), addresses)
         return addresses
 

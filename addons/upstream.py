@@ -237,7 +237,9 @@ class UpstreamClient:
         except aiohttp.ClientConnectorError as exc:
             raise TargetUnreachable(f"could not connect to the target: {exc.os_error}") from exc
         except aiohttp.ClientError as exc:
-            failure = TargetUnreachable(f"the target's answer was broken off or invalid: {exc}")
+            failure = TargetUnreachable(
+                f"the target's answer was broken off or invalid: {_what_broke(exc)}"
+            )
             failure.reached = True
             raise failure from exc
 
@@ -270,3 +272,19 @@ def _timeout_message(exc: Exception, timeouts: Timeouts) -> str:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return f"the target did not accept a connection within {timeouts.connect_s:g}s"
     return f"the target did not answer within {timeouts.read_s:g}s"
+
+
+def _what_broke(exc: aiohttp.ClientError) -> str:
+    """What was wrong with the target's answer, never with the request's URL.
+
+    aiohttp's own messages name the URL, whose query can hold an injected
+    credential; these words go to the caller, the request log and job errors.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        lines = (exc.message or "").strip().splitlines()
+        return lines[0].rstrip(": ") if lines else "invalid response"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before a complete response"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the response body was incomplete or malformed"
+    return type(exc).__name__
