@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from alembic import command
@@ -19,6 +20,24 @@ from models.tokens import generate_user_token, hash_token, token_hint
 
 log = logging.getLogger("portcullis.admin")
 BOOTSTRAP_EMAIL = "admin@localhost"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Libraries that log every routine step at INFO (APScheduler: each job run, twice).
+CHATTY_LOGGERS = ("apscheduler",)
+
+
+def configure_logging(level_name: str) -> None:
+    """One format for every log line; chatty libraries at WARNING unless `debug` is asked."""
+    if level_name not in LOG_LEVELS:
+        choices = ", ".join(LOG_LEVELS)
+        raise SystemExit(
+            f"error: PORTCULLIS_LOG_LEVEL must be one of {choices}, not {level_name!r}"
+        )
+    level = getattr(logging, level_name.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(
+            level if level == logging.DEBUG else max(level, logging.WARNING)
+        )
 
 
 def announce(text: str) -> None:
@@ -107,6 +126,12 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_admin.py", description="Portcullis control plane")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at debug level, scheduler runs included (same as PORTCULLIS_LOG_LEVEL=debug)",
+    )
     commands = parser.add_subparsers(dest="command")
     serve_cmd = commands.add_parser("serve", help="serve the Core API (the default command)")
     serve_cmd.add_argument("--host", default="127.0.0.1")
@@ -127,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    level = os.environ.get("PORTCULLIS_LOG_LEVEL", "info").strip().lower()
+    configure_logging("debug" if args.verbose else level)
     settings = Settings.from_env()
     if args.command in (None, "serve"):
         serve(
