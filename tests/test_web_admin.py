@@ -274,3 +274,106 @@ def test_the_user_role_cannot_reach_the_write_forms(page: Page, stack):
         expect(page.get_by_text("Your role in this client does not allow this.")).to_be_visible()
     page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/members")
     expect(page.get_by_text("Only owners change members.")).to_be_visible()
+
+
+def sign_in_with_password(page: Page, base_url: str, email: str, password: str) -> None:
+    page.goto(f"{base_url}/ui/login")
+    page.locator("#password-login").get_by_label("Email").fill(email)
+    page.locator("#password-login").get_by_label("Password").fill(password)
+    page.locator("#password-login").get_by_role("button", name="Sign in").click()
+
+
+def test_sessions_are_listed_and_revoked_from_another_browser(browser, page: Page, stack):
+    token = new_user(stack, "two-browsers@example.test")
+    password = "correct horse battery"
+    assert (
+        Api(stack.admin.base_url, token)
+        .put("/api/users/me/password", json={"password": password})
+        .ok
+    )
+    sign_in_with_token(page, stack, token)
+    other_context = browser.new_context(user_agent="Other browser/1.0")
+    other = other_context.new_page()
+    other.set_default_timeout(WAIT_S * 1000)
+    try:
+        sign_in_with_password(other, stack.admin.base_url, "two-browsers@example.test", password)
+        expect(other.get_by_role("heading", name="Your clients")).to_be_visible()
+
+        page.goto(f"{stack.admin.base_url}/ui/account")
+        rows = page.locator("#sessions tbody tr")
+        expect(rows).to_have_count(2)
+        expect(page.locator("#sessions tr.current")).to_contain_text("this session")
+        expect(page.locator("#sessions tr.current")).to_contain_text("token")
+        theirs = page.locator("#sessions tbody tr", has_text="Other browser/1.0")
+        expect(theirs).to_contain_text("password")
+        expect(theirs).to_contain_text("127.0.0.1")
+        theirs.get_by_role("button", name="Revoke").click()
+        expect(page.get_by_text("Session revoked: that browser is signed out.")).to_be_visible()
+        expect(rows).to_have_count(1)
+
+        other.goto(f"{stack.admin.base_url}/ui/account")
+        expect(other.get_by_text("Your session has ended; sign in again.")).to_be_visible()
+        expect(other.get_by_role("heading", name="Sign in to Portcullis")).to_be_visible()
+
+        # Signed in again there, then signed out from here with "everywhere else".
+        sign_in_with_password(other, stack.admin.base_url, "two-browsers@example.test", password)
+        expect(other.get_by_role("heading", name="Your clients")).to_be_visible()
+        page.reload()
+        page.get_by_role("button", name="Sign out everywhere else").click()
+        expect(page.get_by_text("1 other session ended")).to_be_visible()
+        other.reload()
+        expect(other.get_by_role("heading", name="Sign in to Portcullis")).to_be_visible()
+        page.goto(f"{stack.admin.base_url}/ui/account")
+        expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    finally:
+        other_context.close()
+
+
+def test_the_sign_in_page_says_when_sign_ins_are_locked(page: Page, tmp_path):
+    admin = start_admin(tmp_path / "lockout", PORTCULLIS_SIGN_IN_MAX_FAILURES="3")
+    try:
+        token = run_admin_cli(admin, "create-user", "locked@example.test").stdout.split()[-1]
+        password = "correct horse battery"
+        assert (
+            Api(admin.base_url, token).put("/api/users/me/password", json={"password": password}).ok
+        )
+        for attempt in range(2):
+            sign_in_with_password(page, admin.base_url, "locked@example.test", f"wrong {attempt}")
+            expect(page.get_by_role("alert")).to_contain_text("Email or password is wrong")
+        locked = "Too many failed sign-ins; try again in 10 minutes"
+        sign_in_with_password(page, admin.base_url, "locked@example.test", "wrong again")
+        expect(page.get_by_role("alert")).to_have_text(locked)
+
+        page.goto(f"{admin.base_url}/ui/login")
+        page.locator("#password-login").get_by_label("Email").fill("locked@example.test")
+        page.locator("#password-login").get_by_label("Password").fill(password)
+        with page.expect_response(
+            lambda r: r.url.endswith("/ui/login") and r.request.method == "POST"
+        ) as answer:
+            page.locator("#password-login").get_by_role("button", name="Sign in").click()
+        assert answer.value.status == 429
+        assert 0 < int(answer.value.headers["retry-after"]) <= 600
+        expect(page.get_by_role("alert")).to_have_text(locked)
+        expect(page.get_by_role("heading", name="Sign in to Portcullis")).to_be_visible()
+    finally:
+        admin.stop()
+
+
+def test_adding_a_member_reads_the_same_for_unknown_emails(page: Page, stack):
+    token = new_user(stack, "member-owner@example.test")
+    new_user(stack, "has-account@example.test")
+    owner = Api(stack.admin.base_url, token)
+    client_id = owner.post("/api/clients", json={"clientName": "Team"}).json()["clients"][0][
+        "clientId"
+    ]
+    sign_in_with_token(page, stack, token)
+    shown = []
+    for email in ("has-account@example.test", "no-account@example.test"):
+        page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/members")
+        page.get_by_label("Email of their Portcullis account").fill(email)
+        page.get_by_role("button", name="Add member").click()
+        shown.append(page.locator("p.flash").inner_text())
+    assert shown[0] == shown[1] and "If an account uses that email" in shown[0]
+    members = page.locator("main table")
+    expect(members).to_contain_text("has-account@example.test")
+    expect(members).not_to_contain_text("no-account@example.test")

@@ -13,10 +13,9 @@ import time
 import pytest
 
 from models.tokens import hash_token
-from tests.support import Api, run_admin_cli, start_admin
-from tests.web_support import Browser, cookie_payload
+from tests.support import Api, start_admin
+from tests.web_support import PASSWORD, Browser, cookie_payload, new_user
 
-PASSWORD = "correct horse battery staple"
 DEADLINE_S = 30
 ALLOWED_COOKIE_KEYS = {"sid", "csrf_token", "_flashes"}
 CURRENT_ROW = re.compile(r'data-session="(sess_[0-9a-f]+)" class="current"')
@@ -27,20 +26,6 @@ def admin(tmp_path_factory):
     server = start_admin(tmp_path_factory.mktemp("sessions"))
     yield server
     server.stop()
-
-
-_count = iter(range(1, 10_000))
-
-
-def new_user(server, password: str | None = PASSWORD) -> tuple[str, Api]:
-    """A user made with the CLI (and given `password`); their email and token API."""
-    email = f"web{next(_count)}@example.test"
-    made = run_admin_cli(server, "create-user", email)
-    assert made.returncode == 0, made.stderr
-    api = Api(server.base_url, made.stdout.strip().splitlines()[-1])
-    if password:
-        assert api.put("/api/users/me/password", json={"password": password}).status_code == 200
-    return email, api
 
 
 def signed_in_browser(server, how: str) -> tuple[Browser, Api, str]:

@@ -8,6 +8,7 @@ throttling tests act as several machines.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import zlib
@@ -15,7 +16,11 @@ import zlib
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests.support import AdminServer, Api, run_admin_cli
+
+PASSWORD = "correct horse battery staple"
 COOKIE = "session"
+_emails = itertools.count(1)
 CSRF = re.compile(r'name="([a-z]+-)?csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -93,3 +98,21 @@ def cookie_payload(value: str) -> dict:
     data = value.lstrip(".").split(".")[0]
     raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
     return json.loads(zlib.decompress(raw) if compressed else raw)
+
+
+def api_from(base_url: str, token: str | None, address: str) -> Api:
+    """An API client connecting from `address`."""
+    api = Api(base_url, token)
+    api.session.mount("http://", SourceAddressAdapter(address))
+    return api
+
+
+def new_user(server: AdminServer, password: str | None = PASSWORD) -> tuple[str, Api]:
+    """A user made with the CLI (and given `password`); their email and an API with their token."""
+    email = f"web{next(_emails)}@example.test"
+    made = run_admin_cli(server, "create-user", email)
+    assert made.returncode == 0, made.stderr
+    api = Api(server.base_url, made.stdout.strip().splitlines()[-1])
+    if password:
+        assert api.put("/api/users/me/password", json={"password": password}).status_code == 200
+    return email, api
