@@ -15,16 +15,18 @@ from mitmproxy import ctx, http
 
 from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
-from addons.responses import PROXY_MESSAGE
-from addons.state import FlowState, state_of
+from addons.responses import GRANTED, PROXY_MESSAGE
+from addons.state import FlowState, decode_fields, state_of
 from models import RequestLog
 from models.bulk import insert_tuples
-from models.redaction import bounded_body, redact_pairs
+from models.redaction import bounded_body, redact_pairs, redact_text
 from models.settings import Settings
 from models.store import make_engine
 
 log = logging.getLogger("portcullis.record")
 DAY_S = 86400
+# `proxyData.message` of a request the gateway let through (seed 001); refusals keep their own.
+LOGGED = "Request logged"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Material:
     ttl_days: int
     body_limit: int
     stage: str
+    # The headers of the answer the caller got, raw (mitmproxy's immutable fields tuple).
+    response_fields: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def ms(seconds: float | None) -> int | None:
@@ -63,6 +67,7 @@ def to_row(m: Material) -> dict:
         "apiHeaders": redact_pairs(state.caller_headers, drop_headers),
         "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
         "async": state.is_async,
+        "responseHeaders": response_headers(m.response_fields, secrets),
     }
     if state.attempt:
         proxy_data["asyncRequestId"], proxy_data["attempt"] = state.attempt
@@ -88,6 +93,15 @@ def to_row(m: Material) -> dict:
         "validation_data": dict(state.validation),
         "request_body": bounded_body(m.request_body, m.body_limit, secrets),
         "response_body": bounded_body(m.response_body, m.body_limit, secrets),
+    }
+
+
+def response_headers(fields, secrets) -> dict[str, str]:
+    """The caller's answer's headers: sensitive names (Set-Cookie, tokens) and the injected
+    secrets' values redacted, as the request headers are."""
+    return {
+        name: redact_text(value, secrets)
+        for name, value in redact_pairs(decode_fields(fields)).items()
     }
 
 
@@ -142,13 +156,19 @@ class Record:
             if state is None or not (state.proxy or state.candidates):
                 return
             response = flow.response
+            if state.proxy_code == GRANTED:
+                message = LOGGED
+            else:
+                message = (response.headers.get(PROXY_MESSAGE) if response else None) or (
+                    flow.error.msg if flow.error else LOGGED
+                )
             self.submit(
                 state,
                 status=response.status_code if response else None,
-                message=(response.headers.get(PROXY_MESSAGE) if response else None)
-                or (flow.error.msg if flow.error else "Request logged"),
+                message=message,
                 request_body=flow.request.raw_content,
                 response_body=response.raw_content if response else None,
+                response_fields=response.headers.fields if response else (),
             )
         except Exception:
             log.exception("could not queue a request log entry")
@@ -161,6 +181,7 @@ class Record:
         message: str,
         request_body: bytes | None,
         response_body: bytes | None,
+        response_fields: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         """Queue a log entry for `state` (a flow, or an async delivery attempt)."""
         if self.writer is None:
@@ -176,5 +197,6 @@ class Record:
                 ttl_days=options.portcullis_log_ttl_days,
                 body_limit=options.portcullis_log_body_bytes,
                 stage=options.portcullis_stage,
+                response_fields=response_fields,
             )
         )

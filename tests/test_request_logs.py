@@ -61,14 +61,53 @@ def test_a_forwarded_request_is_logged_in_the_seed_shape(api, setup, gateway):
     assert proxy_data["apiParams"] == {"page": "2", "authorization": "[REDACTED]"}
     assert entry["targetData"]["status"] == 200
     assert entry["targetData"]["sentAt"] <= entry["targetData"]["receivedAt"]
-    validation = entry["validationData"]
+    validation = dict(entry["validationData"])
     assert not validation.pop("systemError") and not validation.pop("requestConfigError")
     assert all(validation.values()), validation
+
+    assert proxy_data["message"] == "Request logged"  # seed 001
+    assert "responseHeaders" not in proxy_data and "statusCode" not in entry
 
     detail = api.get(f"{setup.base}/proxies/{setup.id}/requests/{request_id}").json()
     one = detail["requests"][0]
     assert '"item": "book"' in one["requestBody"] and "hunter2" not in one["requestBody"]
     assert one["responseBody"] and TARGET_TOKEN not in one["responseBody"]
+    # Seed 001's detail: flat fields beside the nested data, which stays as listed.
+    assert {key: one[key] for key in entry} == entry
+    assert (one["method"], one["path"], one["statusCode"]) == ("POST", "/v1/orders", 200)
+    assert one["duration"] == round(proxy_data["duration"] * 1000)
+    assert isinstance(one["duration"], int)
+    assert one["requestHeaders"] == proxy_data["apiHeaders"]
+    assert one["responseHeaders"]["requestrocket-proxy-code"] == "proxy-access-granted"
+    assert one["responseHeaders"]["content-type"] == "application/json"
+    assert one["responseHeaders"]["portcullis-request-id"] == request_id
+
+
+def test_response_headers_are_logged_redacted(admin_server, api, setup, gateway):
+    """Cookies, credential-looking names and the injected secret never reach the log."""
+    sent = {
+        "Set-Cookie": "sid=cookie-value-1",
+        "X-Auth-Token": "token-value-2",
+        "X-Session-Id": "session-value-3",
+        "X-Echo": f"Bearer {TARGET_TOKEN}",
+        "X-Plain": "kept",
+    }
+    query = "&".join(f"header={name}:{value}" for name, value in sent.items())
+    response = call(
+        gateway, "GET", f"/api/{setup.id}/status/200?{query}", headers={"X-API-Key": CALLER_KEY}
+    )
+    assert response.status_code == 200 and response.headers["Set-Cookie"] == sent["Set-Cookie"]
+    request_id = response.headers["portcullis-request-id"]
+    logged(api, setup, request_id)
+    detail = api.get(f"{setup.base}/proxies/{setup.id}/requests/{request_id}").json()
+    headers = detail["requests"][0]["responseHeaders"]
+    assert headers["set-cookie"] == headers["x-auth-token"] == "[REDACTED]"
+    assert headers["x-session-id"] == "[REDACTED]"
+    assert "[REDACTED]" in headers["x-echo"] and TARGET_TOKEN not in headers["x-echo"]
+    assert headers["x-plain"] == "kept"
+    stored = admin_server.store_bytes()
+    for value in ("cookie-value-1", "token-value-2", "session-value-3", TARGET_TOKEN):
+        assert value.encode() not in stored and value not in repr(detail)
 
 
 def test_a_denied_request_is_logged_with_its_failed_check(api, setup, gateway):
@@ -76,9 +115,16 @@ def test_a_denied_request_is_logged_with_its_failed_check(api, setup, gateway):
     assert response.status_code == 401
     entry = logged(api, setup, response.headers["portcullis-request-id"])
     assert entry["proxyData"]["status"] == 401 and entry["targetData"] is None
+    # A refusal's message is the one the caller got, not "Request logged".
+    assert entry["proxyData"]["message"] == response.headers["requestrocket-proxy-message"]
+    assert entry["proxyData"]["message"] != "Request logged"
     assert entry["validationData"]["proxyExists"] is True
     assert entry["validationData"]["proxyAuthenticated"] is False
     assert entry["validationData"]["requestSent"] is False
+    path = f"{setup.base}/proxies/{setup.id}/requests/{entry['requestId']}"
+    detail = api.get(path).json()["requests"][0]
+    assert (detail["statusCode"], detail["path"]) == (401, "/v1/x")
+    assert detail["responseHeaders"]["requestrocket-proxy-code"] == "proxy-access-denied"
 
 
 def test_limit_and_time_filters(api, setup, gateway):

@@ -1,4 +1,5 @@
-"""The Python samples of the Proxies API page (seed 000) run unchanged against a live admin.
+"""The Python samples of the Proxies API page (seed 000) and the Requests API page (seed 001)
+run unchanged against a live admin.
 
 Each sample is kept verbatim; only the host and the placeholder ids are substituted before
 it runs in a subprocess with `USER_TOKEN` set, as a reader of the docs would run it.
@@ -8,17 +9,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.proxy_support import CALLER_KEY, call, logged
 from tests.support import REGION, new_proxy, proxy_parts
 
 SEED_HOST = "https://api.requestrocket.com"
 SEED_FILES = sorted(Path("/work/shared/seeds").glob("000_*.txt"))
-PLACEHOLDERS = ("your-client-id", "your-proxy-id", "cred_123", "tgt_456", "cred_789")
+REQUESTS_SEED_FILES = sorted(Path("/work/shared/seeds").glob("001_*.txt"))
+PLACEHOLDERS = (
+    "your-client-id",
+    "your-proxy-id",
+    "your-request-id",
+    "cred_123",
+    "tgt_456",
+    "cred_789",
+)
 
 LIST_PROXIES = """\
 import requests
@@ -225,6 +236,42 @@ def stdout_of(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
+# Seed 001 keeps its samples without indentation or a final newline; they run as they are.
+GET_REQUEST = """\
+import requests
+import os
+client_id = "your-client-id"
+proxy_id = "your-proxy-id"
+request_id = "your-request-id"
+response = requests.get(
+f'https://api.requestrocket.com/api/clients/{client_id}/proxies/{proxy_id}/requests/{request_id}',
+headers={'Authorization': os.getenv('USER_TOKEN')}
+)
+data = response.json()
+req = data['requests'][0]
+print(f"Request: {req['method']} {req['path']}")
+print(f"Status: {req['statusCode']}, Duration: {req['duration']}ms")"""
+LIST_REQUESTS = """\
+import requests
+from datetime import datetime, timedelta
+import os
+# Get requests from last week
+one_week_ago = (datetime.now() - timedelta(days=7)).isoformat()
+response = requests.get(
+f'https://api.requestrocket.com/api/clients/{client_id}/proxies/{proxy_id}/requests',
+params={
+'limit': 100,
+'processedAfter': one_week_ago
+},
+headers={'Authorization': os.getenv('USER_TOKEN')}
+)
+data = response.json()
+print(f"Found {data['totalRequests']} requests")"""
+# The list sample uses `client_id` and `proxy_id` without defining them; the page leaves
+# them to the reader, as the detail sample defines them.
+LIST_REQUESTS_PRELUDE = 'client_id = "your-client-id"\nproxy_id = "your-proxy-id"\n'
+
+
 @pytest.fixture
 def seed_proxy(api, client_id) -> dict:
     """A proxy as the Create Proxy sample makes it."""
@@ -395,3 +442,28 @@ def test_complete_setup_proxy_is_usable_with_the_seed_samples(admin_server, owne
     # With the proxy gone, nothing holds its target any more.
     response = api.delete(f"{base}/targets/{proxy['proxyTargetId']}")
     assert response.json() == {"message": "Target deleted successfully"}
+
+
+@pytest.mark.parametrize("sample", [GET_REQUEST, LIST_REQUESTS])
+def test_request_samples_are_verbatim_from_the_seed(sample):
+    if not REQUESTS_SEED_FILES:
+        pytest.skip("seed 001 is not available on this machine")
+    assert sample in REQUESTS_SEED_FILES[0].read_text()
+
+
+def test_request_detail_sample_prints_seed_001s_flat_fields(
+    admin_server, owner, api, setup, gateway
+):
+    auth = {"X-API-Key": CALLER_KEY}
+    response = call(gateway, "POST", f"/api/{setup.id}/status/201", headers=auth, json={"n": 1})
+    assert response.status_code == 201
+    request_id = response.headers["portcullis-request-id"]
+    logged(api, setup, request_id)
+    ids = {"your-client-id": setup.client_id, "your-proxy-id": setup.id}
+    result = run_sample(admin_server, owner, GET_REQUEST, {**ids, "your-request-id": request_id})
+    printed = stdout_of(result)
+    assert re.fullmatch(r"Request: POST /status/201\nStatus: 201, Duration: \d+ms\n", printed)
+
+    listed = run_sample(admin_server, owner, LIST_REQUESTS_PRELUDE + LIST_REQUESTS, ids)
+    total = api.get(f"{setup.base}/proxies/{setup.id}/requests").json()["totalRequests"]
+    assert stdout_of(listed) == f"Found {total} requests\n" and total >= 2
