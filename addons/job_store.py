@@ -193,7 +193,12 @@ class JobStore:
 
     def renew(self, jobs: list[ClaimedJob], lease_s: float) -> list[bool]:
         """Extend the leases of attempts this process is running, in one statement;
-        False where that attempt no longer holds its job's lease (nothing is changed then)."""
+        False where that attempt no longer holds its job's lease.
+
+        A row this process owns is always an attempt it is running, so matching ids and
+        attempt numbers as two sets (not pairs) extends nothing it does not hold; only an
+        exact (id, attempt) match counts as renewed.
+        """
         now = time.time()
         with self._sessions() as session:
             renewed = set(
