@@ -11,9 +11,14 @@ import re
 import time
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
 
-from models.tokens import hash_token
-from tests.support import Api, start_admin
+from models import User, UserToken
+from models.store import make_engine, make_session_factory
+from models.tokens import generate_user_token, hash_token, token_hint
+from tests.support import ROOT, Api, start_admin
 from tests.web_support import PASSWORD, Browser, cookie_payload, new_user
 
 DEADLINE_S = 30
@@ -232,3 +237,29 @@ def test_a_session_in_constant_use_still_ends_at_its_absolute_timeout(tmp_path):
         assert session_ids(api) == []
     finally:
         server.stop()
+
+
+def test_upgrading_revokes_the_tokens_old_cookies_carried(settings):
+    """Revision 0006 revokes the "Web sign-in" tokens earlier versions kept in cookies."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes.update(database_url=settings.database_url, configure_logging=False)
+    command.upgrade(config, "0005")
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            user = User(email="old@example.test")
+            for label in ("Web sign-in", "CI deploys"):
+                token = generate_user_token()
+                user.tokens.append(
+                    UserToken(token_hash=hash_token(token), hint=token_hint(token), label=label)
+                )
+            session.add(user)
+            session.commit()
+        command.upgrade(config, "head")
+        with make_session_factory(engine)() as session:
+            revoked = {t.label: t.revoked for t in session.scalars(select(UserToken))}
+        assert revoked == {"Web sign-in": True, "CI deploys": False}
+        command.downgrade(config, "0005")
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()

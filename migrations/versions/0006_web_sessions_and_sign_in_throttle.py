@@ -1,5 +1,10 @@
 """web sessions and sign-in throttle
 
+Before this revision a password sign-in minted a user token labelled
+"Web sign-in" and kept its value in the browser's cookie. Those values may
+still sit in old cookies, so the tokens are revoked here; the browsers sign
+in again and get a server-side session.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-24 10:00:00.000000
@@ -11,6 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 import models.base
+
+OLD_WEB_TOKEN_LABEL = "Web sign-in"
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -62,6 +69,17 @@ def upgrade() -> None:
             batch_op.f("ix_sign_in_failures_failed_at"), ["failed_at"], unique=False
         )
         batch_op.create_index("ix_sign_in_failures_key_at", ["key_hash", "failed_at"], unique=False)
+
+    tokens = sa.table(
+        "user_tokens",
+        sa.column("label", sa.String()),
+        sa.column("revoked_at", models.base.UTCDateTime(timezone=True)),
+    )
+    op.execute(
+        tokens.update()
+        .where(tokens.c.label == OLD_WEB_TOKEN_LABEL, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=models.base.utcnow())
+    )
 
 
 def downgrade() -> None:
