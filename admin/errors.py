@@ -1,13 +1,17 @@
 """Errors as values: an HTTP status, a machine code and a message, in one JSON envelope.
 
 {"message": "...", "error": {"code": "NOT_FOUND", "message": "...", "details": {}}}
+
+Endpoints marked `@flat_errors` (the metrics history, after seed 004) answer the same
+error flat instead: {"code": "NOT_FOUND", "message": "...", "details": {}}.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, has_request_context, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -55,11 +59,21 @@ def conflict(message: str, details: dict | None = None) -> ApiError:
     return ApiError(409, "CONFLICT", message, details)
 
 
+def flat_errors(view: Callable) -> Callable:
+    """Mark a view whose errors are answered flat, `{code, message, details}` (seed 004)."""
+    view.flat_errors = True
+    return view
+
+
+def _flat_errors_requested() -> bool:
+    if not has_request_context() or request.endpoint is None:
+        return False
+    return getattr(current_app.view_functions.get(request.endpoint), "flat_errors", False)
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None):
-    body = {
-        "message": message,
-        "error": {"code": code, "message": message, "details": details or {}},
-    }
+    error = {"code": code, "message": message, "details": details or {}}
+    body = error if _flat_errors_requested() else {"message": message, "error": error}
     return jsonify(body), status
 
 

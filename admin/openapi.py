@@ -42,6 +42,7 @@ class EndpointDoc:
     auth: bool = True
     errors: tuple[int, ...] = (400, 401, 403, 404)
     returns_list: bool = False  # a bare JSON array of `schema`, not an envelope
+    flat_errors: bool = False  # errors as `FlatErrorSchema` (admin.errors.flat_errors)
 
 
 def doc(summary: str, tag: str, **kwargs) -> Callable:
@@ -63,6 +64,10 @@ class ErrorDetail(ApiSchema):
 class ErrorSchema(ApiSchema):
     message = fields.String()
     error = fields.Nested(ErrorDetail)
+
+
+class FlatErrorSchema(ErrorDetail):
+    """An error as the metrics history answers it (seed 004): no envelope."""
 
 
 def _camel(name: str) -> str:
@@ -121,10 +126,11 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
     else:
         success["content"] = {"application/json": {"schema": "MessageSchema"}}
     responses = {str(spec_doc.status): success}
+    error_schema = "FlatErrorSchema" if spec_doc.flat_errors else "ErrorSchema"
     for status in (*spec_doc.errors, 429) if spec_doc.auth else (400,):
         responses[str(status)] = {
             "description": ERROR_STATUSES[status],
-            "content": {"application/json": {"schema": "ErrorSchema"}},
+            "content": {"application/json": {"schema": error_schema}},
         }
     operation["responses"] = responses
     if not spec_doc.auth:
@@ -149,6 +155,7 @@ def build_spec(app: Flask) -> dict:
         "userToken", {"type": "apiKey", "in": "header", "name": "Authorization"}
     )
     spec.components.schema("ErrorSchema", schema=ErrorSchema)
+    spec.components.schema("FlatErrorSchema", schema=FlatErrorSchema)
     spec.components.schema("MessageSchema", schema=Schema.from_dict({"message": fields.String()}))
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]

@@ -12,10 +12,20 @@ import requests
 from addons.telemetry_batch import Batch, Sample
 from models.store import make_engine, make_session_factory
 from tests.proxy_support import CALLER_KEY, Setup, call, wait_until_served
-from tests.support import assert_error, assert_invalid, new_client
+from tests.support import Api, assert_error, new_client
 
 AUTH = {"X-API-Key": CALLER_KEY}
 WAIT_S = 15  # a point's open-connection sample lands at the end of its 10 s window
+
+
+def assert_flat_error(response, status: int, code: str) -> dict:
+    """Seed 004's error body: `code`, `message` and `details` at the top level, nothing else."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}, body
+    assert body["code"] == code and body["message"] and isinstance(body["details"], dict)
+    return body
 
 
 def iso(moment: datetime) -> str:
@@ -56,17 +66,45 @@ def wait_for_points(api, made: Setup, done, **params) -> list[dict]:
     ],
 )
 def test_bad_ranges_are_400_invalid_input_naming_the_parameter(api, setup, params, field):
-    response = api.get(f"{setup.base}/proxies/{setup.id}/metrics", params=params)
-    assert_invalid(response, field)
+    for prefix in ("/api", ""):
+        response = api.get(f"{prefix}{setup.base[4:]}/proxies/{setup.id}/metrics", params=params)
+        body = assert_flat_error(response, 400, "INVALID_INPUT")
+        assert field in body["details"]["fields"] and field in body["message"]
 
 
 def test_unknown_or_foreign_proxies_are_404_not_found(api, setup):
     params = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
     unknown = api.get(f"{setup.base}/proxies/proxy_doesnotexist/metrics", params=params)
-    assert_error(unknown, 404, "NOT_FOUND")
+    assert_flat_error(unknown, 404, "NOT_FOUND")
     other_client = new_client(api)
     foreign = api.get(f"/api/clients/{other_client}/proxies/{setup.id}/metrics", params=params)
-    assert_error(foreign, 404, "NOT_FOUND")
+    assert_flat_error(foreign, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("token", [None, "u-not-a-real-token"])
+def test_authentication_errors_are_flat_too(admin_server, setup, token):
+    anonymous = Api(admin_server.base_url, token)
+    response = anonymous.get(f"{setup.base}/proxies/{setup.id}/metrics")
+    assert_flat_error(response, 401, "UNAUTHORIZED")
+
+
+def test_the_rest_of_the_core_api_keeps_its_envelope(api, setup):
+    response = api.get(f"{setup.base}/proxies/{setup.id}/telemetry", params={"limit": "0"})
+    assert_error(response, 400, "INVALID_INPUT")
+    assert_error(api.get(f"{setup.base}/proxies/proxy_doesnotexist"), 404, "NOT_FOUND")
+
+
+def test_the_openapi_document_shows_the_flat_error_shape(admin_server):
+    document = requests.get(f"{admin_server.base_url}/api/openapi.json", timeout=30).json()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["FlatErrorSchema"]["properties"]) == {"code", "message", "details"}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            errors = {k: v for k, v in operation["responses"].items() if k.startswith(("4", "5"))}
+            refs = {v["content"]["application/json"]["schema"]["$ref"] for v in errors.values()}
+            flat = path.endswith("/metrics")
+            expected = "FlatErrorSchema" if flat else "ErrorSchema"
+            assert refs == {f"#/components/schemas/{expected}"}, (path, refs)
 
 
 def test_traffic_becomes_points_with_cumulative_counters(api, upstream, gateway):

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from admin.api.common import api_blueprint
 from admin.api.proxies import proxy_for
 from admin.auth import client_for
-from admin.errors import invalid
+from admin.errors import flat_errors, invalid
 from admin.extensions import db
 from admin.http import envelope
 from admin.openapi import doc
@@ -109,7 +109,9 @@ def client_telemetry(client_id: str):
     returns_list=True,
     query=MetricsQuerySchema().fields,
     errors=(400, 401, 404),
+    flat_errors=True,
 )
+@flat_errors
 def proxy_metrics(client_id: str, proxy_id: str):
     proxy = proxy_for(client_id, proxy_id)
     args = MetricsQuerySchema().load(request.args.to_dict())
