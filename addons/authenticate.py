@@ -8,12 +8,12 @@ headers as received (`FlowState.caller_fields`) with the credential removed.
 from __future__ import annotations
 
 import jwt
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from addons.failsafe import fail_closed
 from addons.fetch import Fetcher
 from addons.injection import conceal_caller_credential
-from addons.jwks import JwksCache, JwksUnavailable
+from addons.jwks import FETCH_TIMEOUT_S, JwksCache, JwksUnavailable
 from addons.proxy_auth import AuthFailure, Presented, QueryOnce, authenticate, hmac_key
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.route import check_usable
@@ -25,6 +25,22 @@ from models import utcnow
 class Authenticate:
     def __init__(self, fetcher: Fetcher):
         self.jwks = JwksCache(fetcher)
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "portcullis_jwks_timeout_ms",
+            int,
+            int(FETCH_TIMEOUT_S * 1000),
+            "Milliseconds a JWKS fetch may take in all (connecting, answering, reading); "
+            "then the caller gets 401 jwks-unavailable.",
+        )
+
+    def configure(self, updated) -> None:
+        if "portcullis_jwks_timeout_ms" in updated:
+            timeout_ms = ctx.options.portcullis_jwks_timeout_ms
+            if timeout_ms < 1:
+                raise exceptions.OptionsError("portcullis_jwks_timeout_ms must be positive")
+            self.jwks.timeout_s = timeout_ms / 1000
 
     async def _check(self, proxy: ProxyView, presented: Presented) -> None:
         credential = proxy.proxy_credential

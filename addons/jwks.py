@@ -38,6 +38,7 @@ class JwksCache:
     def __init__(self, fetcher: Fetcher, ttl: float = CACHE_SECONDS):
         self._fetcher = fetcher
         self._ttl = ttl
+        self.timeout_s: float = FETCH_TIMEOUT_S  # the whole fetch, connecting included
         self._sets: dict[str, tuple[float, jwt.PyJWKSet]] = {}
         self._failed: dict[str, float] = {}  # url → when fetching it last failed
         self._locks: dict[str, asyncio.Lock] = {}
@@ -87,7 +88,7 @@ class JwksCache:
 
     async def _fetch(self, url: str) -> jwt.PyJWKSet:
         try:
-            raw = await self._fetcher.fetch(url, MAX_JWKS_BYTES, FETCH_TIMEOUT_S)
+            raw = await self._fetcher.fetch(url, MAX_JWKS_BYTES, self.timeout_s)
         except FetchFailed as exc:
             log.warning("JWKS fetch failed (%s): %s", exc.reason, exc.detail)
             raise JwksUnavailable() from exc
