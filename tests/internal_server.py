@@ -7,6 +7,7 @@ gateway touched it and check that nothing it said comes back to a caller.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -120,3 +121,38 @@ class InternalServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class BrokenServer:
+    """Answers every request with an invalid HTTP status line, then closes the connection."""
+
+    ANSWER = b"HTTP/1.1 2x0 Weird\r\nContent-Length: 2\r\n\r\nhi"
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self._socket = socket.create_server((host, 0))
+        self.port = self._socket.getsockname()[1]
+        self.base_url = f"http://{host}:{self.port}"
+        self._stopped = threading.Event()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                connection.sendall(self.ANSWER)
+
+    def __enter__(self) -> BrokenServer:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stopped.set()
+        self._socket.close()

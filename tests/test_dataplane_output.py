@@ -16,6 +16,7 @@ import base64
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import quote
 from uuid import uuid4
 
@@ -23,6 +24,7 @@ import jwt
 import pytest
 import requests
 
+from tests.internal_server import BrokenServer
 from tests.proxy_support import Setup, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, run_admin_cli, start_admin
 
@@ -75,9 +77,10 @@ class Call:
 
 @dataclass
 class Plan:
+    broken: BrokenServer
     calls: list[Call] = field(default_factory=list)
     async_paths: list[str] = field(default_factory=list)  # what the target must receive
-    probes: list[tuple[str, dict]] = field(default_factory=list)  # (path, headers) to poll
+    probes: list[tuple[str, dict, int]] = field(default_factory=list)  # poll until served
 
 
 def add_proxy_calls(plan: Plan, made: Setup, good: dict, bad: dict, query: str = "") -> None:
@@ -85,7 +88,7 @@ def add_proxy_calls(plan: Plan, made: Setup, good: dict, bad: dict, query: str =
     sep = "&" if query else ""
     api = f"/api/{made.id}"
     tag = uuid4().hex[:8]
-    plan.probes.append((f"{api}/status/200?{query}", good))
+    plan.probes.append((f"{api}/status/200?{query}", good, 200))
     plan.calls += [
         Call("GET", f"{api}/status/200?{query}{sep}page=2", good),
         Call("POST", f"{api}/status/201?{query}", good, 201, b'{"n": 1}'),
@@ -180,6 +183,12 @@ def injection_types(plan: Plan, api: Api, upstream) -> None:
         proxyAdditionalQueryParams={"api_secret": secret("addquery"), "version": "2"},
     )
     add_proxy_calls(plan, made, good, bad)
+    # A target whose answer is not HTTP: the 502 says what broke, not the URL it was sent to.
+    made = Setup(
+        api, SimpleNamespace(base_url=plan.broken.base_url), caller=caller, target=targets[1]
+    )
+    plan.probes.append((f"/api/{made.id}/x", good, 502))
+    plan.calls.append(Call("GET", f"/api/{made.id}/x?page=1", good, 502))
 
 
 @pytest.fixture(scope="module")
@@ -191,14 +200,15 @@ def output_admin(tmp_path_factory) -> AdminServer:
 
 
 @pytest.fixture(scope="module")
-def plan(output_admin, upstream) -> Plan:
+def plan(output_admin, upstream):
     result = run_admin_cli(output_admin, "create-user", "output@example.test")
     assert result.returncode == 0, result.stderr
     api = Api(output_admin.base_url, result.stdout.strip().splitlines()[-1])
-    made = Plan()
-    caller_locations(made, api, upstream)
-    injection_types(made, api, upstream)
-    return made
+    with BrokenServer() as broken:
+        made = Plan(broken)
+        caller_locations(made, api, upstream)
+        injection_types(made, api, upstream)
+        yield made
 
 
 def wait_delivered(upstream, paths: list[str]) -> None:
@@ -212,13 +222,25 @@ def wait_delivered(upstream, paths: list[str]) -> None:
         time.sleep(0.05)  # polling the recording upstream, bounded by the deadline
 
 
+def assert_nothing_secret(text: str, where: str) -> None:
+    leaked = sorted({secret for secret in forbidden_strings() if secret in text})
+    assert not leaked, f"secrets in {where}: {leaked}"
+
+
 @pytest.mark.parametrize("detail", [1, 2, 3, 4])
 def test_no_secret_in_the_data_planes_output(output_admin, upstream, plan, tmp_path, detail):
-    gateway = start_proxy(output_admin, tmp_path, "--set", f"flow_detail={detail}")
+    """mitmdump's output at each level; the flows as mitmweb shows them (`-w`); every answer."""
+    flows = tmp_path / "flows.mitm"
+    gateway = start_proxy(
+        output_admin, tmp_path, "--set", f"flow_detail={detail}", "-w", str(flows)
+    )
+    answers = []
     try:
-        for path, headers in plan.probes:
-            ready = wait_until_served(gateway, path, headers, lambda r: r.status_code == 200)
-            assert ready.status_code == 200, ready.text
+        for path, headers, status in plan.probes:
+            ready = wait_until_served(
+                gateway, path, headers, lambda r, s=status: r.status_code == s
+            )
+            assert ready.status_code == status, ready.text
         for call in plan.calls:
             response = requests.request(
                 call.method,
@@ -228,10 +250,12 @@ def test_no_secret_in_the_data_planes_output(output_admin, upstream, plan, tmp_p
                 timeout=15,
             )
             assert response.status_code == call.expect, (call.path, response.text)
+            answers.append(f"{response.headers} {response.text}")
         wait_delivered(upstream, [path.replace("RUN", str(detail)) for path in plan.async_paths])
     finally:
         gateway.stop()
     output = gateway.log_text()
     assert "[REDACTED]" in output or detail == 1, "the headers are printed, blanked"
-    leaked = sorted({text for text in forbidden_strings() if text in output})
-    assert not leaked, f"secrets in the flow_detail={detail} output: {leaked}"
+    assert_nothing_secret(output, f"the flow_detail={detail} output")
+    assert_nothing_secret(flows.read_bytes().decode("utf-8", "replace"), "the saved flows")
+    assert_nothing_secret("\n".join(answers), "the answers")
