@@ -6,6 +6,7 @@ from mitmproxy import ctx, http
 
 from addons.config import Config
 from addons.failsafe import fail_closed
+from addons.header_limits import HeaderLimits
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import FlowState, attach
@@ -15,6 +16,8 @@ from models.target_url import PathEscapeError, canonical_path
 API_PREFIX = "/api/"  # the Proxy API: answered by the target
 ASYNC_PREFIX = "/async/"  # the Async API: queued, delivered with retries
 PREFIXES = (API_PREFIX, ASYNC_PREFIX)
+# mitmproxy accepts any `HTTP/x.y` on a request line; the gateway serves these.
+HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
 
 
 def refuse(flow: http.HTTPFlow, state: FlowState, status: int, code: str, message: str, **details):
@@ -64,6 +67,22 @@ class Route:
         state.method = flow.request.method
         raw_path, _, state.query = flow.request.path.partition("?")
         state.caller_fields = flow.request.headers.fields
+        if flow.error is not None:
+            # mitmproxy refused the request (e.g. both Transfer-Encoding and Content-Length)
+            # and runs this hook only to show it; the protocol guard answers the client.
+            refuse(flow, state, 400, "MALFORMED_REQUEST", f"Malformed request: {flow.error.msg}")
+            return
+        if flow.request.http_version not in HTTP_VERSIONS:
+            refuse(
+                flow, state, 505, "HTTP_VERSION_NOT_SUPPORTED",
+                "Use HTTP/1.1 (or HTTP/1.0, HTTP/2)",
+            )  # fmt: skip
+            return
+        exceeded = HeaderLimits.from_options(ctx.options).check_request(flow.request)
+        if exceeded is not None:
+            state.proxy_code = DENIED
+            answer(flow, exceeded.response(state.request_id))
+            return
         prefix = next((p for p in PREFIXES if raw_path.startswith(p)), None)
         if prefix is None:
             refuse(
