@@ -17,6 +17,7 @@ from addons.authorize import Authorize
 from addons.config import Config
 from addons.dispatcher import Dispatcher
 from addons.forward import Forward
+from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
 from addons.route import Route
@@ -29,6 +30,7 @@ record = Record()
 telemetry = Telemetry()
 addons = [
     config,
+    ProtocolGuard(),
     queue,
     Route(config),
     Authenticate(),
