@@ -3,9 +3,9 @@
 Three classes of address:
 
 - **public unicast**: always allowed. IPv4 addresses Python's `ipaddress`
-  calls global, minus multicast; IPv6 addresses inside global unicast
-  space (2000::/3) that `ipaddress` calls global, minus documentation
-  space (3fff::/20).
+  calls global, minus multicast and 192.0.0.0/24; IPv6 addresses inside
+  global unicast space (2000::/3) that `ipaddress` calls global, minus
+  documentation space (3fff::/20).
 - **never**: not unicast, or not an address a connection can go to, so no
   operator setting allows them: unspecified (0.0.0.0, ::), "this network"
   (0.0.0.0/8), multicast (224.0.0.0/4, ff00::/8), reserved (240.0.0.0/4)
@@ -41,7 +41,9 @@ NEVER_NETWORKS: tuple[tuple[Network, str], ...] = (
 GLOBAL_UNICAST_V6 = _v6("2000::/3")
 NAT64 = _v6("64:ff9b::/96")
 IPV4_COMPATIBLE = _v6("::/96")
-NOT_GLOBAL_V6 = (_v6("3fff::/20"),)  # documentation (RFC 9637), newer than Python's table
+# Not globally reachable, whatever the running Python's table says (it changed in 3.12.4).
+NOT_GLOBAL_V4 = (_v4("192.0.0.0/24"),)  # IETF protocol assignments
+NOT_GLOBAL_V6 = (_v6("3fff::/20"),)  # documentation (RFC 9637)
 
 
 class NeverAllowed(ValueError):
@@ -76,7 +78,7 @@ def is_public(address: Address) -> bool:
     if never_reason(address):
         return False
     if isinstance(address, ipaddress.IPv4Address):
-        return address.is_global
+        return address.is_global and not any(address in net for net in NOT_GLOBAL_V4)
     return (
         address in GLOBAL_UNICAST_V6
         and address.is_global
