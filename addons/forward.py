@@ -40,7 +40,7 @@ from addons.responses import (
     internal_error,
     proxy_error,
 )
-from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_networks
+from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_allowances
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
 from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure
@@ -85,7 +85,7 @@ class Forward:
         options = ctx.options
         if "portcullis_allow_targets" in updated:
             try:
-                self.guard.allowed = parse_networks(options.portcullis_allow_targets)
+                self.guard.allowed = parse_allowances(options.portcullis_allow_targets)
             except ValueError as exc:
                 raise exceptions.OptionsError(f"portcullis_allow_targets: {exc}") from exc
         for name in ("portcullis_connect_timeout_ms", "portcullis_target_timeout_ms"):

@@ -15,13 +15,21 @@ import ipaddress
 import socket
 import time
 
-from models.ssrf_policy import Address, Network, address_class, is_allowed, parse_networks
+from models.ssrf_policy import (
+    Address,
+    Network,
+    address_class,
+    is_allowed,
+    parse_allowances,
+    parse_networks,
+)
 
 __all__ = [
     "TargetGuard",
     "TargetRefused",
     "TargetUnresolvable",
     "is_allowed",
+    "parse_allowances",
     "parse_networks",
 ]
 

@@ -131,17 +131,23 @@ def is_allowed(address: Address, allowed: tuple[Network, ...] = ()) -> bool:
 def parse_networks(spec: str) -> tuple[Network, ...]:
     """`"127.0.0.1/32, 10.0.0.0/8"` → networks; a bare address means that one address.
 
-    Raises ValueError for a malformed entry, and `NeverAllowed` for one that
-    lies wholly in a class no setting can allow (e.g. "224.0.0.0/4"), so an
-    operator learns at start-up that it has no effect.
+    Raises ValueError for a malformed entry.
     """
-    networks = []
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        network = ipaddress.ip_network(item, strict=False)
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False) for item in spec.split(",") if item.strip()
+    )
+
+
+def parse_allowances(spec: str) -> tuple[Network, ...]:
+    """The operator's allow-list (`portcullis_allow_targets`), parsed as `parse_networks`.
+
+    Also raises `NeverAllowed` (a ValueError) for an entry that lies wholly in
+    a class no setting can allow (e.g. "224.0.0.0/4"), so an operator learns
+    at start-up that it has no effect.
+    """
+    networks = parse_networks(spec)
+    for network in networks:
         for never, why in NEVER_NETWORKS:
             if network.version == never.version and network.subnet_of(never):
-                raise NeverAllowed(f"{item} is {why}; the gateway never connects there")
-        networks.append(network)
-    return tuple(networks)
+                raise NeverAllowed(f"{network} is {why}; the gateway never connects there")
+    return networks

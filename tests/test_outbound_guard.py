@@ -198,3 +198,15 @@ def test_an_async_job_whose_target_becomes_refused_fails_without_retries(async_s
             assert "does not connect" in (job["lastError"] or ""), job
     finally:
         gateway.stop()
+
+
+def test_allowing_a_never_allowed_class_stops_the_data_plane_at_start_up(admin_server, tmp_path):
+    with pytest.raises(RuntimeError) as failed:
+        start_proxy(
+            admin_server,
+            tmp_path,
+            "--set",
+            "portcullis_allow_targets=127.0.0.1, 224.0.0.0/4",
+            allow_loopback=False,
+        )
+    assert "224.0.0.0/4 is multicast; the gateway never connects there" in str(failed.value)

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from addons.ssrf import TargetGuard, TargetRefused, is_allowed, parse_networks
+from addons.ssrf import TargetGuard, TargetRefused, is_allowed, parse_allowances, parse_networks
 from models.ssrf_policy import NeverAllowed, address_class
 
 
@@ -124,7 +124,7 @@ def test_an_allowance_covers_the_mapped_forms_but_not_translated_ones():
 @pytest.mark.parametrize("spec", ["224.0.0.0/4", "255.255.255.255", "0.0.0.0", "ff02::1", "::"])
 def test_allowing_a_never_allowed_class_is_a_start_up_error(spec):
     with pytest.raises(NeverAllowed):
-        parse_networks(spec)
+        parse_allowances(spec)
 
 
 @pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "0x7f000001", "127.1", "0177.0.0.1"])
