@@ -65,8 +65,10 @@ class Forward:
             "portcullis_allow_targets",
             str,
             "",
-            "Comma-separated addresses or networks targets may resolve to besides public ones "
-            "(the SSRF guard refuses loopback, private, link-local and metadata addresses).",
+            "Comma-separated addresses or networks targets, JWKS and other fetched URLs may "
+            "resolve to besides public ones (the SSRF guard refuses loopback, private, "
+            "link-local and metadata addresses; multicast, broadcast, unspecified and reserved "
+            "ones can never be allowed).",
         )
         loader.add_option(
             "portcullis_connect_timeout_ms",

@@ -19,6 +19,15 @@ from addons.state import state_of
 
 class Respond:
     @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Blank the caller's credential before mitmweb first shows the flow.
+
+        mitmweb's view takes the flow right after the addons' `requestheaders`;
+        authenticate blanks what it read, this covers flows refused before it.
+        """
+        self._conceal(flow)
+
+    @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
         try:
             self._settle(flow)
@@ -51,9 +60,8 @@ class Respond:
     def _annotate(flow: http.HTTPFlow) -> None:
         """What mitmweb shows: request id, proxy code and deciding rule; refusals marked; the
         caller's credential blanked (the injected one already is, see the forward stage)."""
+        Respond._conceal(flow)
         state = state_of(flow)
-        proxies = ((state.proxy,) if state.proxy else state.candidates) if state else ()
-        conceal_caller_credential(flow.request, [proxy.proxy_credential for proxy in proxies])
         if state is None:
             return
         state.finish()
@@ -62,3 +70,9 @@ class Respond:
         flow.comment = f"request {state.request_id} · {state.proxy_code} · rule {rule}"
         if state.proxy_code != GRANTED:
             flow.marked = ":no_entry:"
+
+    @staticmethod
+    def _conceal(flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        proxies = ((state.proxy,) if state.proxy else state.candidates) if state else ()
+        conceal_caller_credential(flow.request, [proxy.proxy_credential for proxy in proxies])

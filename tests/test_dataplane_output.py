@@ -183,6 +183,16 @@ def injection_types(plan: Plan, api: Api, upstream) -> None:
         proxyAdditionalQueryParams={"api_secret": secret("addquery"), "version": "2"},
     )
     add_proxy_calls(plan, made, good, bad)
+    # Refused before any credential is read: unknown proxy, path escaping the base path.
+    for path, status in (("/api/no-such-proxy/x", 404), (f"/api/{made.id}/a/%2e%2e/%2e%2e/b", 400)):
+        plan.calls.append(
+            Call(
+                "GET",
+                f"{path}?Authorization={secret('refq')}&api_key={secret('refk')}",
+                {"Authorization": f"Bearer {secret('refh')}", "X-API-Key": secret("refx")},
+                status,
+            )
+        )
     # A target whose answer is not HTTP: the 502 says what broke, not the URL it was sent to.
     made = Setup(
         api, SimpleNamespace(base_url=plan.broken.base_url), caller=caller, target=targets[1]

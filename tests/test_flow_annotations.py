@@ -71,3 +71,25 @@ def test_flows_carry_request_id_proxy_code_and_rule_with_secrets_blanked(
     raw = flow_file.read_bytes()
     assert QUERY_SECRET.encode() not in raw and HEADER_SECRET.encode() not in raw
     assert CALLER_KEY.encode() not in raw, "the caller's credential is blanked too"
+
+
+def test_a_flow_is_blanked_before_mitmweb_first_shows_it():
+    """mitmweb's view takes each flow right after the addons' `requestheaders` hooks; by then
+    a flow refused before authentication (here: no route state at all) holds no credential."""
+    from mitmproxy.test import tflow
+
+    from addons.respond import Respond
+
+    flow = tflow.tflow()
+    flow.request.path = "/api/nowhere/x?Authorization=SECRET-Q1&page=2&api_key=SECRET-Q2"
+    flow.request.headers["Authorization"] = "Bearer SECRET-H1"
+    flow.request.headers["X-API-Key"] = "SECRET-H2"
+    flow.request.headers["Cookie"] = "session=SECRET-H3"
+    flow.request.headers["X-Team"] = "payments"
+    Respond().requestheaders(flow)
+    shown = flow.request
+    assert "SECRET" not in shown.path and shown.query["page"] == "2"
+    assert [shown.headers[n] for n in ("Authorization", "X-API-Key", "Cookie")] == [
+        "[REDACTED]"
+    ] * 3
+    assert shown.headers["X-Team"] == "payments"
