@@ -14,7 +14,14 @@ from addons.failsafe import fail_closed
 from addons.fetch import Fetcher
 from addons.injection import conceal_caller_credential
 from addons.jwks import FETCH_TIMEOUT_S, JwksCache, JwksUnavailable
-from addons.proxy_auth import AuthFailure, Presented, QueryOnce, authenticate, hmac_key
+from addons.proxy_auth import (
+    AuthFailure,
+    Presented,
+    QueryOnce,
+    authenticate,
+    hmac_key,
+    jwt_token,
+)
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.route import check_usable
 from addons.snapshot import CredentialView, ProxyView
@@ -47,7 +54,7 @@ class Authenticate:
         resolve = hmac_key
         jwks_url = credential.settings.get("jwksUrl")
         if credential.auth_type == "jwtVerify" and jwks_url and presented.authorization():
-            token = (presented.authorization() or "").removeprefix("Bearer ").strip()
+            token = jwt_token(presented)
             try:
                 key = await self.jwks.key_for(jwks_url, token)
             except JwksUnavailable as exc:

@@ -141,6 +141,18 @@ def check_basic(credential: CredentialView, presented: Presented) -> None:
         raise AuthFailure("Invalid proxy credential", "invalid")
 
 
+def jwt_token(presented: Presented) -> str:
+    """The caller's JWT (`Authorization: [Bearer ]<token>`, header or query)."""
+    raw = presented.authorization()
+    if raw is None:
+        raise AuthFailure("Missing proxy credential", "missing")
+    token = _strip_scheme(raw.strip(), "Bearer") or raw.strip()
+    if not token.isascii():
+        # A JWT is base64url and dots; PyJWT would fail encoding the surrogates of raw bytes.
+        raise AuthFailure("Invalid proxy credential token: not a JWT", "invalid")
+    return token
+
+
 KeyResolver = Callable[[CredentialView, str], object]
 
 
@@ -152,13 +164,7 @@ def check_jwt_verify(
     credential: CredentialView, presented: Presented, resolve_key: KeyResolver = hmac_key
 ) -> dict:
     """Verify signature, `exp` (required), `nbf`, `iss`, `aud` and the algorithm; return claims."""
-    raw = presented.authorization()
-    if raw is None:
-        raise AuthFailure("Missing proxy credential", "missing")
-    token = _strip_scheme(raw.strip(), "Bearer") or raw.strip()
-    if not token.isascii():
-        # A JWT is base64url and dots; PyJWT would fail encoding the surrogates of raw bytes.
-        raise AuthFailure("Invalid proxy credential token: not a JWT", "invalid")
+    token = jwt_token(presented)
     settings = credential.settings
     try:
         key = resolve_key(credential, token)

@@ -90,8 +90,24 @@ def path_readings(path: str) -> tuple[str, ...]:
     return (path,) if stripped == path else (path, stripped)
 
 
+def ascii_query(query: str) -> str:
+    """`query` with each byte outside printable ASCII percent-encoded, other bytes as sent.
+
+    mitmproxy hands over raw bytes of the request line as they came (non-UTF-8
+    ones as lone surrogates); a URL must be ASCII, and `%FF` means to the target
+    what a raw 0xFF byte meant.
+    """
+    if query.isascii() and query.isprintable() and " " not in query:
+        return query
+    try:
+        raw = query.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = query.encode("utf-8", "surrogatepass")
+    return "".join(chr(b) if 0x20 < b < 0x7F else f"%{b:02X}" for b in raw)
+
+
 def join_target_url(base: SplitResult, path: str, query: str) -> str:
-    """The URL to forward to: the base URL's path, then the canonical `path`, then `query`."""
+    """The URL to forward to: the base URL's path, the canonical `path`, then `query` in ASCII."""
     base_path = base.path.rstrip("/")
     url = f"{base.scheme}://{base.netloc}{base_path}{path}"
-    return f"{url}?{query}" if query else url
+    return f"{url}?{ascii_query(query)}" if query else url

@@ -118,3 +118,18 @@ def test_path_parameters_are_removed_per_segment(path, stripped):
 
 def test_a_path_without_parameters_has_one_reading():
     assert path_readings("/v1/users") == ("/v1/users",)
+
+
+@pytest.mark.parametrize(
+    ("query", "sent"),
+    [
+        ("a=1&b=%2F", "a=1&b=%2F"),
+        ("q=\udcff", "q=%FF"),
+        ("q=caf\u00e9", "q=caf%C3%A9"),
+        ("q=\udcc3\udca9\udcff&x=\x7f", "q=%C3%A9%FF&x=%7F"),
+        ("q=a b\t", "q=a%20b%09"),
+    ],
+)
+def test_the_forwarded_query_is_ascii_with_raw_bytes_kept(query, sent):
+    """Raw bytes in the caller's query reach the target percent-encoded, byte for byte."""
+    assert join_target_url(BASE, "/x", query) == f"https://api.example.test/v2/x?{sent}"
