@@ -1,4 +1,4 @@
-"""Request head limits: total size, number of header fields, size of one field (431 above them).
+"""Request head checks: size limits (431 above them) and control characters in values (400).
 
 The limits are mitmproxy options (declared by `addons.protocol_guard`):
 
@@ -11,10 +11,16 @@ The limits are mitmproxy options (declared by `addons.protocol_guard`):
 no more than the limit (plus one read) is ever buffered; `check` is the cheap
 test of a complete head, run by the route stage for every request (and the only
 one for HTTP/2, whose heads arrive in frames mitmproxy assembles itself).
+
+A header value may hold visible characters, spaces, tabs and bytes >= 0x80
+(RFC 9110 5.5), nothing else: a NUL or other control character is refused
+with 400, since no upstream client would send it on (aiohttp raises). A
+method must be a token (400 otherwise).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +28,8 @@ from mitmproxy import exceptions, http
 
 from addons.responses import DENIED, proxy_error
 
+CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2: what a method may be
 TOO_LARGE = 431
 CODE = "REQUEST_HEADER_FIELDS_TOO_LARGE"
 OPTIONS = {
@@ -101,6 +109,19 @@ class HeaderLimits:
         """`check` for a request mitmproxy has parsed (HTTP/1 or HTTP/2)."""
         line = len(request.data.method) + len(request.data.path) + len(request.data.http_version)
         return self.check(line + 4, request.headers.fields)
+
+
+def control_character_in(fields: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The name of the first header field whose value holds a control character, or None."""
+    for name, value in fields:
+        if CONTROL.search(value):
+            return name.decode("ascii", "backslashreplace")
+    return None
+
+
+def bad_method(method: bytes) -> bool:
+    """Whether `method` is not an RFC 9110 token (mitmproxy accepts any bytes there)."""
+    return TOKEN.fullmatch(method) is None
 
 
 def validate(options, updated: set[str]) -> None:

@@ -7,7 +7,9 @@ mitmproxy's client-side HTTP/1 connection layer that:
 
 - answers 431 (JSON envelope, proxy-code headers, a request id) as soon as
   more than `portcullis_max_header_bytes` are buffered without the head being
-  complete, so at most the limit plus one socket read (64 KiB) is held;
+  complete, so at most the limit plus one socket read (64 KiB) is held; and
+  for a complete head over any limit, or with a method that is not a token or
+  control characters in a header value (400), before any hook sees it;
 - replaces mitmproxy's HTML 400 for an unparseable head (both
   Transfer-Encoding and Content-Length, a bad Content-Length, HTTP/0.9, a bad
   request line or header) with a JSON 400 `MALFORMED_REQUEST` and a request
@@ -38,6 +40,8 @@ tests/test_protocol_errors.py and tests/test_header_limits.py fail if they chang
   yields is `make_error_response`'s page (`format_error`'s HTML with the
   message in `<p>...</p>`), after which it yields `CloseConnection` and, when
   the head parsed, `ReceiveHttp(RequestHeaders)` and `ReceiveHttp(RequestProtocolError)`;
+  for a good head it yields `ReceiveHttp(RequestHeaders)` and then switches to
+  `read_body` (so a refusal stops iterating it there);
   `read_body` yields `CloseConnection` then `ReceiveHttp(RequestProtocolError)`
   for an h11 framing error; `send(ResponseProtocolError)` writes the HTML page;
 - the `nextlayer` addon's `next_layer` hook leaves a layer another addon has
@@ -60,10 +64,20 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
-from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
+from mitmproxy.proxy.layers.http._events import (
+    RequestHeaders,
+    RequestProtocolError,
+    ResponseProtocolError,
+)
 from mitmproxy.proxy.layers.http._http1 import Http1Server
 
-from addons.header_limits import OPTIONS, HeaderLimits, validate
+from addons.header_limits import (
+    OPTIONS,
+    HeaderLimits,
+    bad_method,
+    control_character_in,
+    validate,
+)
 from addons.responses import DENIED, TARGET_UNREACHABLE, proxy_error
 from addons.state import new_request_id, state_of
 
@@ -217,8 +231,34 @@ class GuardedHttp1Server(Http1Server):
                 # Its CloseConnection (we linger instead), its log line with the raw
                 # request line, and the broken request as a flow: none of them wanted.
                 continue
+            elif self._is_new_head(command) and (refusal := self.check_head(command)):
+                yield from self.refuse(*refusal)
+                break  # mitmproxy would go on to read the body of the refused request
             else:
                 yield command
+
+    def _is_new_head(self, command: commands.Command) -> bool:
+        return (
+            self.lingering is None
+            and isinstance(command, ReceiveHttp)
+            and isinstance(command.event, RequestHeaders)
+        )
+
+    def check_head(self, command: ReceiveHttp) -> tuple[http.Response, str] | None:
+        """A parsed head over the limits (431) or with control characters (400), before any
+        hook sees it, so the connection can be closed instead of the body drained."""
+        request = command.event.request
+        exceeded = self.limits().check_request(request)
+        if exceeded is not None:
+            return exceeded.response(new_request_id()), "refused an oversized request head"
+        if bad_method(request.data.method):
+            reason = "the method is not an HTTP token"
+            return malformed(reason, new_request_id()), "refused a request with a bad method"
+        name = control_character_in(request.headers.fields)
+        if name is not None:
+            reason = f"header {name} holds a control character"
+            return malformed(reason, new_request_id()), "refused a head with control characters"
+        return None
 
     def read_body(self, event: events.Event) -> layer.CommandGenerator[None]:
         closing: commands.Command | None = None

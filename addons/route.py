@@ -6,12 +6,12 @@ from mitmproxy import ctx, http
 
 from addons.config import Config
 from addons.failsafe import fail_closed
-from addons.header_limits import HeaderLimits
+from addons.header_limits import HeaderLimits, bad_method, control_character_in
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import FlowState, attach
 from models import utcnow
-from models.target_url import PathEscapeError, canonical_path
+from models.target_url import PathEscapeError, ascii_query, canonical_path
 
 API_PREFIX = "/api/"  # the Proxy API: answered by the target
 ASYNC_PREFIX = "/async/"  # the Async API: queued, delivered with retries
@@ -65,7 +65,10 @@ class Route:
             return
         state = attach(flow, FlowState(snapshot=self.config.snapshot()))
         state.method = flow.request.method
-        raw_path, _, state.query = flow.request.path.partition("?")
+        raw_path, _, query = flow.request.path.partition("?")
+        # Raw bytes outside printable ASCII, percent-encoded: the same bytes for the
+        # credential check and the rules, and storable and forwardable as they are.
+        state.query = ascii_query(query)
         state.caller_fields = flow.request.headers.fields
         if flow.error is not None:
             # mitmproxy refused the request (e.g. both Transfer-Encoding and Content-Length)
@@ -78,10 +81,19 @@ class Route:
                 "Use HTTP/1.1 (or HTTP/1.0, HTTP/2)",
             )  # fmt: skip
             return
+        # The protocol guard checks HTTP/1 heads before any hook; HTTP/2 ones only here.
         exceeded = HeaderLimits.from_options(ctx.options).check_request(flow.request)
         if exceeded is not None:
             state.proxy_code = DENIED
             answer(flow, exceeded.response(state.request_id))
+            return
+        if bad_method(flow.request.data.method):
+            refuse(flow, state, 400, "MALFORMED_REQUEST", "The method is not an HTTP token")
+            return
+        if (name := control_character_in(state.caller_fields)) is not None:
+            refuse(
+                flow, state, 400, "MALFORMED_REQUEST", f"Header {name} holds a control character"
+            )
             return
         prefix = next((p for p in PREFIXES if raw_path.startswith(p)), None)
         if prefix is None:

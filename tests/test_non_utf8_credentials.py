@@ -36,7 +36,7 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 def rs_token() -> str:
     claims = {"aud": "gateway", "exp": datetime.now(UTC) + timedelta(1)}
-    return jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
+    return jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "k-non-utf8"})
 
 
 def hs_token() -> str:
@@ -106,7 +106,13 @@ def proxies(admin_server, owner, upstream, gateway):
 
     api = Api(admin_server.base_url, owner.token)
     public = jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key(), as_dict=True)
-    upstream.jwks = {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    # The upstream's JWKS is shared by the session: add this key, keep the others.
+    upstream.jwks = {
+        "keys": [
+            *upstream.jwks.get("keys", []),
+            {**public, "kid": "k-non-utf8", "use": "sig", "alg": "RS256"},
+        ]
+    }
     made = {}
     for name, (caller, good) in CALLERS.items():
         secret = caller["credentialSecret"]

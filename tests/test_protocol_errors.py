@@ -142,3 +142,25 @@ def test_unknown_http_versions_answer_505(setup, gateway, upstream, prefix, vers
     assert answer.json()["error"]["code"] == "HTTP_VERSION_NOT_SUPPORTED"
     assert answer.header("portcullis-request-id")
     assert not reached(upstream, marker)
+
+
+def test_the_mitmproxy_internals_the_guard_relies_on_are_unchanged():
+    """addons/protocol_guard.py subclasses mitmproxy's HTTP/1 server layer: re-read it on a bump."""
+    import inspect
+
+    from mitmproxy import version
+    from mitmproxy.proxy.layers.http import HttpLayer, _http1
+
+    from addons.protocol_guard import reason_of
+
+    assert version.VERSION == "12.2.3"
+    assert reason_of(_http1.make_error_response(400, "bad <line> & more")) == "bad <line> & more"
+    start = inspect.getsource(HttpLayer._handle_event)
+    assert "self.connections.setdefault(self.context.client, http_conn)" in start
+    read_headers = inspect.getsource(_http1.Http1Server.read_headers)
+    assert (
+        "make_error_response(400" in read_headers
+        and "self.buf.maybe_extract_lines()" in read_headers
+    )
+    for state in ("read_headers", "read_body", "wait", "done", "send", "_handle_event"):
+        assert callable(getattr(_http1.Http1Server, state))
