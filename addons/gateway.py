@@ -1,8 +1,10 @@
 """The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`.
 
 Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
-respond, record. Each stage leaves a flow alone once an earlier one has answered it.
-The async queue and its dispatcher deliver what `/async/` requests left queued.
+respond, record. The protocol guard acts before any of them, on the HTTP/1
+connection itself (head limits, malformed requests). Each stage leaves a
+flow alone once an earlier one has answered it. The async queue and its
+dispatcher deliver what `/async/` requests left queued.
 """
 
 import sys
