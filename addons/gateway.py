@@ -18,6 +18,7 @@ from addons.authenticate import Authenticate
 from addons.authorize import Authorize
 from addons.config import Config
 from addons.dispatcher import Dispatcher
+from addons.fetch import Fetcher
 from addons.forward import Forward
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
@@ -35,7 +36,7 @@ addons = [
     ProtocolGuard(),
     queue,
     Route(config),
-    Authenticate(),
+    Authenticate(Fetcher(forward.upstream_client)),
     Authorize(),
     forward,
     Respond(),
