@@ -29,7 +29,7 @@ from addons.config import Config
 from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
 from addons.lease_keeper import LeaseKeeper, lease_seconds
-from addons.outbound import upstream_request, with_additional_data
+from addons.outbound import BodyRefused, upstream_request, with_additional_data
 from addons.record import Record
 from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
 from addons.snapshot import ProxyView
@@ -39,6 +39,7 @@ from addons.telemetry import Telemetry
 from addons.upstream import ResponseTooLarge, UpstreamFailure, UpstreamResponse
 from models import utcnow
 from models.async_job import IDEMPOTENCY_HEADER
+from models.credential_parts import UnsupportedInjection
 from models.redaction import bounded_body
 
 log = logging.getLogger("portcullis.dispatcher")
@@ -136,8 +137,16 @@ class Dispatcher:
         headers = stored_headers(job.headers)
         # Replaces any the caller sent: one value, the same on every attempt of the job.
         headers[IDEMPOTENCY_HEADER] = job.delivery_key
-        request, state.injection = upstream_request(proxy, job.method, job.path, headers, job.query)
-        request, body = with_additional_data(proxy, request, job.body or b"")
+        try:
+            request, state.injection = upstream_request(
+                proxy, job.method, job.path, headers, job.query
+            )
+            request, body = with_additional_data(proxy, request, job.body or b"")
+        except (BodyRefused, UnsupportedInjection) as exc:
+            # The proxy's configuration changed since acceptance: no retry can succeed.
+            state.mark("requestConfigError")
+            state.finish()
+            return state, Outcome(status="failed", finished_at=state.finished_at, error=str(exc))
         state.upstream = request
         state.mark("requestSent")
         state.sent_at = time.time()
@@ -207,6 +216,10 @@ class Dispatcher:
                 message=outcome.error or f"Async attempt {job.attempt_number}: {outcome.status}",
                 request_body=job.body,
                 response_body=None,
+                response_fields=tuple(
+                    (name.encode("latin-1"), value.encode("latin-1"))
+                    for name, value in outcome.response_headers or ()
+                ),
             )
             self.telemetry.count_attempt(state)
         except Exception:

@@ -230,6 +230,31 @@ def test_a_failed_job_can_be_replayed(api, made, async_gateway):
     assert_error(api.post(replay), 409, "CONFLICT")
 
 
+def test_a_job_the_changed_configuration_cannot_send_fails_at_once(
+    api, upstream, made, async_gateway
+):
+    """Additional data added after acceptance cannot merge into a too-deep body: no retries."""
+    path = f"/flaky/{key()}/1?status=404"
+    deep = b'{"a":' * 70 + b"1" + b"}" * 70
+    request_id = submit(async_gateway, made, path, data=deep).json()["requestId"]
+    assert wait_for_job(api, made, request_id, finished)["status"] == "failed"
+    changed = api.put(
+        f"{made.base}/proxies/{made.id}", json={"proxyAdditionalData": {"source": "gateway"}}
+    )
+    assert changed.status_code == 200, changed.text
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while submit(async_gateway, made, "/probe", data=deep).status_code != 400:
+        assert time.monotonic() < deadline, "the data plane never took the new configuration"
+        time.sleep(0.05)  # polling a real process for a real change, bounded
+
+    assert api.post(f"{made.base}/proxies/{made.id}/async/{request_id}/replay").status_code == 200
+    job = wait_for_job(api, made, request_id, lambda j: finished(j) and len(j["attempts"]) == 2)
+    assert job["status"] == "failed"
+    assert job["attempts"][-1]["status"] is None
+    assert "JSON" in job["attempts"][-1]["error"]
+    assert len(deliveries(upstream, f"/base{path.split('?')[0]}")) == 1, "never sent again"
+
+
 def test_attempts_are_in_the_request_log_and_telemetry_marked_async(api, made, async_gateway):
     response = submit(async_gateway, made, f"/flaky/{key()}/1", data=b"x")
     job = wait_for_job(api, made, response.json()["requestId"], finished)
@@ -241,6 +266,7 @@ def test_attempts_are_in_the_request_log_and_telemetry_marked_async(api, made, a
         assert entry["proxyData"]["asyncRequestId"] == job["requestId"]
         assert entry["proxyData"]["attempt"] == attempt["number"]
         assert entry["targetData"]["status"] == attempt["status"]
+        assert entry["responseHeaders"]["content-type"], "the target's headers are logged"
     path = f"{made.base}/proxies/{made.id}/telemetry"
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while True:
