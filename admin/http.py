@@ -26,7 +26,44 @@ def json_body() -> dict:
         raise ApiError(400, "INVALID_JSON", f"Request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID_JSON", "Request body must be a JSON object")
+    field = nul_field(data)
+    if field is not None:
+        raise invalid(field, NUL_MESSAGE)
     return data
+
+
+NUL_MESSAGE = "Must not contain the NUL character (\\u0000)."
+
+
+def nul_field(value, path: str = "") -> str | None:
+    """The dotted path of the first key or string holding a NUL character, or None.
+
+    No store can keep NUL in text (PostgreSQL refuses it), so it is refused at the door.
+    Recursion is bounded by the JSON depth limit.
+    """
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        name = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return name
+        found = nul_field(item, name)
+        if found is not None:
+            return found
+    return None
+
+
+def refuse_nul_arguments() -> None:
+    """`before_request`: a query parameter holding NUL is a 400 naming it."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise invalid(name, NUL_MESSAGE)
 
 
 def envelope(key: str, items: list, *, message: str = "Success", status: int = 200, **extra):

@@ -9,13 +9,14 @@ from sqlalchemy import select
 from admin.auth import authenticate
 from admin.errors import conflict, invalid, not_found
 from admin.extensions import db
-from admin.http import json_body
+from admin.http import json_body, refuse_nul_arguments
 
 
 def api_blueprint(name: str) -> Blueprint:
     """A blueprint whose every request must carry a valid user token."""
     bp = Blueprint(name, __name__)
     bp.before_request(authenticate)
+    bp.before_request(refuse_nul_arguments)
     return bp
 
 
