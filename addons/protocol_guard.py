@@ -9,7 +9,9 @@ mitmproxy's client-side HTTP/1 connection layer that:
   more than `portcullis_max_header_bytes` are buffered without the head being
   complete, so at most the limit plus one socket read (64 KiB) is held; and
   for a complete head over any limit, or with a method that is not a token or
-  control characters in a header value (400), before any hook sees it;
+  control characters in a header value (400), or another version than
+  HTTP/1.0 or HTTP/1.1 (505, e.g. an HTTP/2 prior-knowledge preface), before
+  any hook sees it;
 - replaces mitmproxy's HTML 400 for an unparseable head (both
   Transfer-Encoding and Content-Length, a bad Content-Length, HTTP/0.9, a bad
   request line or header) with a JSON 400 `MALFORMED_REQUEST` and a request
@@ -81,14 +83,13 @@ from addons.header_limits import (
 from addons.responses import DENIED, TARGET_UNREACHABLE, proxy_error
 from addons.state import new_request_id, state_of
 
-log = logging.getLogger("portcullis.protocol")
-
 MALFORMED = "MALFORMED_REQUEST"
 MALFORMED_MESSAGE = "The request is not valid HTTP/1.1"
 LINGER_BYTES = 1024 * 1024  # read and dropped after a refusal before closing
 HEAD_END = re.compile(rb"\n\r?\n")  # what h11 looks for at the end of a head
 ERROR_PAGE_MESSAGE = re.compile(rb"<p>(.*)</p>", re.DOTALL)
 MAX_REASON_CHARS = 300
+HTTP1_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
 
 
 def wire_bytes(response: http.Response) -> bytes:
@@ -104,6 +105,17 @@ def malformed(reason: str, request_id: str) -> http.Response:
         MALFORMED,
         MALFORMED_MESSAGE,
         {"reason": reason[:MAX_REASON_CHARS]},
+        request_id,
+    )
+
+
+def unsupported_version(request_id: str) -> http.Response:
+    return proxy_error(
+        505,
+        DENIED,
+        "HTTP_VERSION_NOT_SUPPORTED",
+        "Use HTTP/1.1 (or HTTP/1.0; HTTP/2 only over TLS with ALPN h2)",
+        None,
         request_id,
     )
 
@@ -251,6 +263,9 @@ class GuardedHttp1Server(Http1Server):
         exceeded = self.limits().check_request(request)
         if exceeded is not None:
             return exceeded.response(new_request_id()), "refused an oversized request head"
+        if request.data.http_version not in HTTP1_VERSIONS:
+            # e.g. `PRI * HTTP/2.0`: mitmproxy would kill the connection without a word.
+            return unsupported_version(new_request_id()), "refused an HTTP version"
         if bad_method(request.data.method):
             reason = "the method is not an HTTP token"
             return malformed(reason, new_request_id()), "refused a request with a bad method"

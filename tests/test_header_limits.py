@@ -100,6 +100,7 @@ def test_memory_stays_bounded_under_huge_heads(setup, gateway, upstream):
                     exchange(gateway.base_url, head(prefix, setup.id, mark(), fields)).status == 431
                 )
     growth_mib = (rss_kib(gateway.process.pid) - before) / KIB
+    print(f"data plane RSS {before / KIB:.0f} MiB, grew by {growth_mib:.1f} MiB")
     assert growth_mib < 64, f"data plane grew by {growth_mib:.0f} MiB"
 
 

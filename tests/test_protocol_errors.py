@@ -164,3 +164,11 @@ def test_the_mitmproxy_internals_the_guard_relies_on_are_unchanged():
     )
     for state in ("read_headers", "read_body", "wait", "done", "send", "_handle_event"):
         assert callable(getattr(_http1.Http1Server, state))
+
+
+def test_http2_prior_knowledge_is_refused_on_the_plain_port(gateway):
+    """Without TLS there is no ALPN, so HTTP/2 cannot start: its preface is refused in JSON."""
+    answer = exchange(gateway.base_url, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", wait_for_close=True)
+    assert answer.status == 505, answer.raw[:300]
+    assert answer.json()["error"]["code"] == "HTTP_VERSION_NOT_SUPPORTED"
+    assert answer.header("portcullis-request-id") and answer.closed
