@@ -25,6 +25,7 @@ import jwt
 
 from addons.snapshot import CredentialView
 from models.credential_parts import AUTHORIZATION
+from models.json_limits import MAX_DEPTH, nesting_depth_exceeds
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,21 @@ def jwt_token(presented: Presented) -> str:
     if not token.isascii():
         # A JWT is base64url and dots; PyJWT would fail encoding the surrogates of raw bytes.
         raise AuthFailure("Invalid proxy credential token: not a JWT", "invalid")
+    if any(_nests_too_deeply(segment) for segment in token.split(".")[:2]):
+        raise AuthFailure(
+            f"Invalid proxy credential token: its JSON nests deeper than {MAX_DEPTH} levels",
+            "invalid",
+        )
     return token
+
+
+def _nests_too_deeply(segment: str) -> bool:
+    """Whether a JWT segment decodes to JSON nested past the limit (PyJWT would recurse)."""
+    try:
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return False  # not base64url: PyJWT refuses it with its own message
+    return nesting_depth_exceeds(decoded, MAX_DEPTH)
 
 
 KeyResolver = Callable[[CredentialView, str], object]

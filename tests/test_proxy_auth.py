@@ -187,3 +187,19 @@ def test_basic_auth_compares_the_decoded_bytes():
     latin = base64.b64encode("svc:pw-é".encode("latin-1"))
     with pytest.raises(AuthFailure):
         authenticate(cred, raw_presented(b"Authorization", b"Basic " + latin), NOW)
+
+
+@pytest.mark.parametrize("part", ["header", "payload"])
+def test_a_jwt_whose_json_nests_too_deeply_is_refused_without_parsing_it(part):
+    def segment(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    deep = segment(b"[" * 5000 + b"]" * 5000)
+    header = deep if part == "header" else segment(b'{"alg":"HS256","typ":"JWT"}')
+    payload = deep if part == "payload" else segment(b"{}")
+    raw_token = f"{header}.{payload}.{segment(b'signature')}"
+    with pytest.raises(AuthFailure) as failure:
+        authenticate(VERIFY, presented({"Authorization": "Bearer " + raw_token}), NOW)
+    assert failure.value.reason == "invalid"
+    assert "nests deeper than 64 levels" in failure.value.message
+    assert "recursion" not in failure.value.message
