@@ -32,7 +32,7 @@ def json_body() -> dict:
     return data
 
 
-NUL_MESSAGE = "Must not contain the NUL character (\\u0000)."
+NUL_MESSAGE = "Must not contain the character U+0000 (NUL)."
 
 
 def nul_field(value, path: str = "") -> str | None:

@@ -1,7 +1,8 @@
 """Async API test support: a fast retry schedule, submitting jobs, and waiting for them.
 
 Every proxy process on a store dispatches its jobs, with its own schedule, so the
-async tests use stores of their own (see the fixtures in the test modules).
+async tests use stores of their own (see the fixtures in the test modules, and
+`lone` in conftest.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 from admin.cli import migrate
 from models.settings import Settings
 from models.store import make_engine, make_session_factory
+from tests.async_support import user_api
 from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
 from tests.upstream import RecordingUpstream
@@ -108,3 +109,13 @@ def sessions(settings):
     engine = make_engine(settings.database_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def lone(tmp_path) -> tuple[AdminServer, Api]:
+    """A store of its own, and a user of it: no other test's proxy process dispatches its jobs."""
+    server = start_admin(tmp_path / "lone-admin")
+    try:
+        yield server, user_api(server)
+    finally:
+        server.stop()

@@ -63,16 +63,6 @@ def api(admin_server) -> Api:
     return user_api(admin_server)
 
 
-@pytest.fixture
-def lone(tmp_path) -> tuple[AdminServer, Api]:
-    """A store no other proxy process knows about, and a user of it."""
-    server = start_admin(tmp_path / "lone-admin")
-    try:
-        yield server, user_api(server)
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def async_gateway(admin_server, tmp_path_factory):
     proxy = start_proxy(admin_server, tmp_path_factory.mktemp("async"), *schedule())

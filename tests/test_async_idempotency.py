@@ -60,16 +60,6 @@ def made(store, upstream, gateway) -> Setup:
     return setup
 
 
-@pytest.fixture
-def lone(tmp_path) -> tuple[AdminServer, Api]:
-    """A store of its own: no other test's proxy process dispatches its jobs."""
-    server = start_admin(tmp_path / "lone-admin")
-    try:
-        yield server, user_api(server)
-    finally:
-        server.stop()
-
-
 def keys_seen(upstream, path: str) -> list[list[str]]:
     """The Idempotency-Key header values of each delivery of `path` the target received."""
     return [
