@@ -63,9 +63,22 @@ class BatchWriter:
         return batch
 
     def _flush(self, batch: list) -> None:
+        """Commit `batch` in one transaction; if that fails, each item alone.
+
+        One item the store refuses then costs that item only, not its batch.
+        """
+        if self._commit(batch):
+            return
+        dropped = sum(not self._commit([item]) for item in batch) if len(batch) > 1 else 1
+        if dropped:
+            log.error("dropped %d of %d rows the store refused", dropped, len(batch))
+
+    def _commit(self, items: list) -> bool:
         try:
             with self._sessions() as session:
-                self._write(session, batch)
+                self._write(session, items)
                 session.commit()
         except (SQLAlchemyError, ValueError, TypeError, KeyError):
-            log.exception("dropped a batch of %d rows", len(batch))
+            log.exception("the store refused a write of %d rows", len(items))
+            return False
+        return True

@@ -52,7 +52,8 @@ def bounded_body(raw: bytes | None, limit: int, secrets: Iterable[str]) -> str |
     if not raw:
         return None
     truncated = len(raw) > limit
-    text = raw[:limit].decode("utf-8", "replace")
+    # NUL becomes U+FFFD like undecodable bytes: no store keeps NUL in text (PostgreSQL refuses it).
+    text = raw[:limit].decode("utf-8", "replace").replace("\x00", "\ufffd")
     if not truncated:
         if nesting_depth_exceeds(text.encode("utf-8", "surrogatepass"), MAX_DEPTH):
             return TOO_DEEP
