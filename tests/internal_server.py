@@ -87,6 +87,8 @@ class InternalServer:
 
             def do_GET(self) -> None:
                 owner.hits.append(self.path)
+                # Read the body, so the next request on this kept-alive connection parses.
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 canned = owner.answers.get(self.path.split("?")[0], Canned())
                 if canned.delay_s:
                     time.sleep(canned.delay_s)  # the internal server being slow, on purpose

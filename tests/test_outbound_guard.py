@@ -17,7 +17,7 @@ import pytest
 from addons.fetch import Fetcher, FetchFailed
 from addons.ssrf import TargetGuard, parse_networks
 from addons.upstream import Timeouts, UpstreamClient
-from tests.async_support import schedule, submit, user_api, wait_for_job
+from tests.async_support import finished, schedule, submit, user_api, wait_for_job
 from tests.internal_server import (
     INTERNAL_MARKER,
     LOOPBACK_FORMS,
@@ -168,11 +168,12 @@ def test_an_async_job_whose_target_becomes_refused_fails_without_retries(async_s
     gateway = start_proxy(
         async_store,
         tmp_path,
-        *schedule(portcullis_async_backoff_base_ms=1500, portcullis_async_backoff_cap_ms=1500),
+        *schedule(),
     )
     try:
         with InternalServer("127.0.0.1") as target:
-            target.answers["/base/job"] = Canned(503, b"{}")  # transient: retried
+            # Transient, retried after 3 s: time for the target to change first.
+            target.answers["/base/job"] = Canned(503, b"{}", (("Retry-After", "3"),))
             target.answers["/base/x"] = Canned(200, b"{}")
             made = Setup(api, SimpleNamespace(base_url=target.base_url))
             wait_until_served(gateway, f"/api/{made.id}/x", AUTH)
@@ -193,8 +194,10 @@ def test_an_async_job_whose_target_becomes_refused_fails_without_retries(async_s
                 gateway, f"/api/{made.id}/x", AUTH, lambda r: r.status_code == 403
             )
             assert live.json()["error"]["code"] == "TARGET_ADDRESS_NOT_ALLOWED"
-            job = wait_for_job(api, made, request_id, lambda job: job["status"] != "queued")
+            job = wait_for_job(api, made, request_id, finished)
             assert job["status"] == "failed", job
+            statuses = [attempt["status"] for attempt in job["attempts"]]
+            assert statuses[-1] is None and set(statuses[:-1]) == {503}, job  # no retry after
             assert "does not connect" in (job["lastError"] or ""), job
     finally:
         gateway.stop()
