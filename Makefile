@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test bench screenshots chromium install migrate lint format clean
+.PHONY: run test test-sqlite test-postgresql postgresql bench screenshots chromium install migrate lint format clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is required; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -25,26 +25,46 @@ migrate: install
 
 # The admin (127.0.0.1:5000) and the data plane (127.0.0.1:8080) together;
 # Ctrl-C, or either one exiting, stops both.
+# Options go through as they are, e.g.
+#   make run PROXY_ARGS="--set portcullis_allow_targets=10.0.0.0/8"  (run_proxy.py, mitmdump)
+#   make run ADMIN_ARGS="--port 5001"                                (run_admin.py serve)
 # The trap is cleared before `kill 0`, which signals this shell too: otherwise the
 # trap would catch its own TERM and signal everyone again, over and over.
+PROXY_ARGS ?=
+ADMIN_ARGS ?=
 run: migrate
 	@stop() { trap - INT TERM; kill 0; }; trap stop INT TERM; \
-	$(PY) run_admin.py serve --no-migrate & \
-	$(PY) run_proxy.py & \
+	$(PY) run_admin.py serve --no-migrate $(ADMIN_ARGS) & \
+	$(PY) run_proxy.py $(PROXY_ARGS) & \
 	wait -n; stop
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint chromium
-	$(PY) -m pytest
+# The whole suite twice: on SQLite, then on a throwaway PostgreSQL server (tests/stores.py);
+# fails if either fails and prints both counts. One store: `make test-sqlite` / `test-postgresql`.
+test: lint chromium postgresql
+	PY=$(PY) tools/test_both_stores.sh
+
+test-sqlite: install chromium
+	PORTCULLIS_TEST_STORE=sqlite $(PY) -m pytest
+
+test-postgresql: install chromium postgresql
+	PORTCULLIS_TEST_STORE=postgresql $(PY) -m pytest
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not run here).
 chromium:
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
+
+# The PostgreSQL server binaries (initdb, pg_ctl, pg_dump) the tests on PostgreSQL start.
+postgresql:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the tests on PostgreSQL"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q postgresql >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; }
 
 # Not part of `make test`: prints what Portcullis costs on top of bare mitmdump (about 8 minutes).
 bench: install

@@ -2,7 +2,8 @@
 
 Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
 respond, record. The protocol guard acts before any of them, on the HTTP/1
-connection itself (head limits, malformed requests). Each stage leaves a
+connection itself (head limits, malformed requests); the health answer
+(`/_portcullis/health`) comes before route. Each stage leaves a
 flow alone once an earlier one has answered it. The async queue and its
 dispatcher deliver what `/async/` requests left queued.
 """
@@ -20,6 +21,7 @@ from addons.config import Config
 from addons.dispatcher import Dispatcher
 from addons.fetch import Fetcher
 from addons.forward import Forward
+from addons.health import Health
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
@@ -33,6 +35,7 @@ record = Record()
 telemetry = Telemetry()
 addons = [
     config,
+    Health(config),  # the balancer's check: answered from memory, never routed
     ProtocolGuard(),
     queue,
     Route(config),

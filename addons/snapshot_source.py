@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +19,17 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.2
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """When the store last confirmed the snapshot current, and since when polls fail.
+
+    Monotonic seconds; replaced whole, so a reader on another thread sees one consistent pair.
+    """
+
+    confirmed_at: float | None = None  # None: never loaded
+    failing_since: float | None = None  # None: the last poll succeeded
+
+
 class SnapshotSource:
     """`current` is always a complete snapshot; readers never wait and never touch the store."""
 
@@ -28,16 +41,20 @@ class SnapshotSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: Snapshot = EMPTY
+        self.store_kind: str = engine.dialect.name  # "sqlite", "postgresql"
+        self.freshness = Freshness()
 
     def refresh(self) -> bool:
         """Rebuild if the store's version moved; return whether a new snapshot was installed."""
         with self._sessions() as session:
             if current_config_version(session) == self.current.version:
+                self.freshness = Freshness(confirmed_at=time.monotonic())
                 return False
             snapshot = build_snapshot(session, self._key_ring)
         with self._changed:
             self.current = snapshot
             self._changed.notify_all()
+        self.freshness = Freshness(confirmed_at=time.monotonic())
         log.info(
             "configuration version %s loaded (%d proxies)", snapshot.version, len(snapshot.proxies)
         )
@@ -64,6 +81,8 @@ class SnapshotSource:
             try:
                 self.refresh()
             except (SQLAlchemyError, ValueError):
+                if self.freshness.failing_since is None:
+                    self.freshness = Freshness(self.freshness.confirmed_at, time.monotonic())
                 # Keep serving the last good snapshot; the store may be briefly unavailable.
                 log.exception(
                     "configuration refresh failed; keeping version %s", self.current.version

@@ -1,4 +1,8 @@
-"""`GET /health`: liveness, store reachability, version and configuration version."""
+"""`GET /health`: liveness, what the admin depends on (the store, with its kind), versions.
+
+The body names each dependency as an object of its own (`"store": {...}`), so
+others (Redis) can be added beside it. It never shows the store's URL.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
-@doc("Health of the admin and its store", "meta", auth=False)
+@doc("Health of the admin and the store it depends on", "meta", auth=False)
 def health():
     try:
         config_version = current_config_version(db.session)
@@ -28,7 +32,8 @@ def health():
     status = "ok" if database == "ok" else "degraded"
     body = {
         "status": status,
-        "database": database,
+        "database": database,  # kept for existing callers; the same as store.status
+        "store": {"kind": db.engine.dialect.name, "status": database},
         "version": VERSION,
         "configVersion": config_version,
     }
