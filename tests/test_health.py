@@ -217,12 +217,11 @@ def clobber(path: Path) -> None:
             f.write(b"\xff" * max(path.stat().st_size, 4096))
 
 
+@pytest.mark.sqlite_only
 def test_an_unreadable_store_turns_both_health_answers_to_503(lone_proxy):
-    """SQLite only: files overwritten under running processes (root can read any directory,
-    so the store is made unreadable by its content, not its permissions)."""
+    """Files overwritten under running processes (root can read any directory, so the store
+    is made unreadable by its content, not its permissions)."""
     server, gateway = lone_proxy
-    if expected_kind(server) != "sqlite":
-        pytest.skip("SQLite only: the store is broken by overwriting its files")
     assert admin_health(server).status_code == 200
     assert call(gateway, "GET", HEALTH).status_code == 200
     for name in ("portcullis.db", "portcullis.db-wal", "portcullis.db-shm"):
@@ -245,17 +244,33 @@ def test_an_unreadable_store_turns_both_health_answers_to_503(lone_proxy):
 
 
 def test_mitmproxy_config_yaml_sets_gateway_options(admin_server, api, upstream, tmp_path):
-    """`~/.mitmproxy/config.yaml` of the user running `run_proxy.py` (HOME moved here)."""
+    """`~/.mitmproxy/config.yaml` of the user running `run_proxy.py` (HOME moved here).
+
+    mitmproxy reads it after the command line, so it also wins over `--set` (and
+    `--region`); run_proxy.py says so when both name an option.
+    """
     home = tmp_path / "home"
     (home / ".mitmproxy").mkdir(parents=True)
-    (home / ".mitmproxy" / "config.yaml").write_text("portcullis_region: eu-west-1\n")
+    config_file = home / ".mitmproxy" / "config.yaml"
+    config_file.write_text("portcullis_region: eu-west-1\n")
     server = dataclasses.replace(admin_server, env={**admin_server.env, "HOME": str(home)})
+    made = Setup(api, upstream)  # a proxy of REGION, not eu-west-1
+    assert REGION != "eu-west-1"
+
     proxy = start_proxy(server, tmp_path / "proxy")
     try:
-        made = Setup(api, upstream)  # a proxy of REGION, not eu-west-1
-        assert REGION != "eu-west-1"
         response = wait_until_served(proxy, f"/api/{made.id}/", AUTH)
         assert_error(response, 421, "WRONG_REGION")
         assert call(proxy, "GET", HEALTH).json()["region"] == "eu-west-1"
+        assert "overrides --set" not in proxy.log_text()
     finally:
         proxy.stop()
+
+    overridden = start_proxy(server, tmp_path / "overridden", "--region", REGION)
+    try:
+        assert call(overridden, "GET", HEALTH).json()["region"] == "eu-west-1"
+        assert f"{config_file} sets portcullis_region, which overrides --set" in (
+            overridden.log_text()
+        )
+    finally:
+        overridden.stop()
