@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from models import MetricPoint, MetricPointLatency, TelemetryCounter, TelemetryWatermark
+from models.aggregates import integer_sum
 from models.periods import PARENT, period_end, period_start
 
 log = logging.getLogger("portcullis.rollups")
@@ -70,7 +71,7 @@ def _sums(session: Session, proxy_id: str, resolution: str, start: int, end: int
             counter.dimension,
             counter.member,
             func.max(counter.client_id),
-            func.sum(counter.count),
+            integer_sum(counter.count),
             func.sum(counter.total_ms),
         )
         .where(

@@ -1,4 +1,10 @@
-"""Fixtures: one real admin process per test session, users made with the real CLI."""
+"""Fixtures: one real admin process per test session, users made with the real CLI.
+
+The store is SQLite, or PostgreSQL with `PORTCULLIS_TEST_STORE=postgresql` (tests/stores.py):
+then one server runs for the whole session and every admin gets a database of its own.
+Tests marked `sqlite_only` / `postgresql_only` are deselected on the other store, and the
+terminal summary says how many and which.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,52 @@ import pytest
 from admin.cli import migrate
 from models.settings import Settings
 from models.store import make_engine, make_session_factory
+from tests import stores
 from tests.async_support import user_api
 from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
 from tests.upstream import RecordingUpstream
 
 _emails = itertools.count(1)
+ONLY = {"sqlite": "sqlite_only", "postgresql": "postgresql_only"}
+_deselected: list[str] = []
+
+
+def pytest_configure(config) -> None:
+    if stores.on_postgresql():
+        stores.start_server()
+
+
+def pytest_unconfigure(config) -> None:
+    stores.stop_server()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Drop the tests marked for the other store (named in the summary, never silently)."""
+    store = stores.store_kind()
+    other = [marker for kind, marker in ONLY.items() if kind != store]
+    kept, dropped = [], []
+    for item in items:
+        (dropped if any(item.get_closest_marker(m) for m in other) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        _deselected.extend(item.nodeid for item in dropped)
+
+
+def pytest_report_header(config) -> str:
+    return f"store: {stores.store_kind()} ({stores.STORE_ENV})"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    store = stores.store_kind()
+    terminalreporter.write_sep("=", f"store: {store}")
+    if _deselected:
+        terminalreporter.write_line(
+            f"{len(_deselected)} test(s) deselected: they only make sense on another store"
+        )
+        for nodeid in _deselected:
+            terminalreporter.write_line(f"  not on {store}: {nodeid}")
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +136,11 @@ def setup(api, upstream, gateway):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    """Settings for a scratch store in `tmp_path` (no master keys from the environment)."""
+    """Settings for a scratch store of `tmp_path` (no master keys from the environment)."""
     os.environ.pop("PORTCULLIS_MASTER_KEYS", None)
     return Settings(
         var_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        database_url=stores.scratch_database_url(tmp_path),
         master_keys=None,
         max_requests_per_minute=1000,
         max_requests_per_day=20000,
@@ -104,7 +150,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def sessions(settings):
-    """Sessions on a freshly migrated scratch store: a real SQLite file."""
+    """Sessions on a freshly migrated scratch store: a real SQLite file or PostgreSQL database."""
     migrate(settings)
     engine = make_engine(settings.database_url)
     yield make_session_factory(engine)

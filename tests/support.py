@@ -1,4 +1,4 @@
-"""Test support: real admin processes on real SQLite files, and a small API client."""
+"""Test support: real admin processes on the run's store (tests/stores.py), and an API client."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from tests import stores
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_MASTER_KEYS = "ktest:" + base64.b64encode(bytes(range(32))).decode()
@@ -31,15 +33,21 @@ class AdminServer:
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (SQLite runs only)."""
         return self.var_dir / "portcullis.db"
+
+    @property
+    def database_url(self) -> str:
+        """The DATABASE_URL this admin (and every proxy started for it) uses."""
+        return self.env.get("DATABASE_URL") or f"sqlite:///{self.database_path}"
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def store_bytes(self) -> bytes:
-        """The database file with its WAL and shared-memory files."""
+        """All the store holds: the SQLite file with its WAL, or a `pg_dump` of the database."""
         parts = [self.var_dir / name for name in ("portcullis.db", "portcullis.db-wal")]
-        return b"".join(p.read_bytes() for p in parts if p.exists())
+        return stores.store_bytes(self.database_url, parts)
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -59,6 +67,9 @@ def stop_process(process: subprocess.Popen) -> None:
 def admin_env(var_dir: Path, master_keys: str | None = TEST_MASTER_KEYS) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTCULLIS_", "DATABASE_"))}
     env.update(PORTCULLIS_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    database_url = stores.database_url_for(var_dir)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     if master_keys:
         env["PORTCULLIS_MASTER_KEYS"] = master_keys
     return env

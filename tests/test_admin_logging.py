@@ -21,16 +21,17 @@ TIMEOUT_S = 30
 def store_with_an_expired_log_entry(var_dir) -> None:
     """A migrated store holding one request log entry past its TTL, for the purge job to find."""
     var_dir.mkdir(parents=True, exist_ok=True)
+    env = admin_env(var_dir)
     migrated = subprocess.run(
         [sys.executable, "run_admin.py", "migrate"],
         cwd=ROOT,
-        env=admin_env(var_dir),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert migrated.returncode == 0, migrated.stderr
-    engine = create_engine(f"sqlite:///{var_dir / 'portcullis.db'}")
+    engine = create_engine(env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'portcullis.db'}")
     with engine.begin() as connection:
         connection.execute(
             insert(RequestLog).values(

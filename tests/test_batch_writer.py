@@ -6,13 +6,14 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 from addons.batch_writer import BatchWriter
 from models.store import make_engine
+from tests.stores import scratch_database_url
 
 ROWS = MetaData()
 NOTES = Table("notes", ROWS, Column("id", Integer, primary_key=True), Column("text", String))
 
 
 def test_a_refused_row_loses_only_itself(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'writer.db'}")
+    engine = make_engine(scratch_database_url(tmp_path))
     ROWS.create_all(engine)
 
     def write(session, items):

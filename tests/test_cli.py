@@ -74,7 +74,7 @@ def test_rotate_secrets_reseals_with_the_new_key(tmp_path):
     assert "Re-sealed 1 credential secret(s)." in result.stdout
 
     only_new = KeyRing.parse(new_entry)
-    engine = make_engine(f"sqlite:///{server.database_path}")
+    engine = make_engine(server.database_url)
     with make_session_factory(engine)() as session:
         credential = session.query(Credential).one()
         assert credential.secret_key_id == "knew"

@@ -148,7 +148,7 @@ def test_a_seven_day_range_is_merged_into_at_most_5000_points_covering_it(
         batch.add(
             Sample(made.id, made.client_id, at, "8.8.8.8", (), 200, 20.0, 200, 19.0, 50, False)
         )
-    engine = make_engine(f"sqlite:///{admin_server.database_path}")
+    engine = make_engine(admin_server.database_url)
     try:
         with make_session_factory(engine)() as session:
             batch.write(session)

@@ -9,13 +9,14 @@ from admin import create_app
 from admin.cli import migrate
 from models.crypto import KeyRing
 from models.settings import Settings
+from tests.stores import scratch_database_url
 
 
 @pytest.fixture
 def app(tmp_path):
     settings = Settings(
         var_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        database_url=scratch_database_url(tmp_path),
         master_keys=None,
         max_requests_per_minute=1000,
         max_requests_per_day=20000,

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from addons.telemetry_batch import Batch, Sample
 from admin.rollups import Retention, compact, purge
 from models import MetricPoint, TelemetryCounter
+from models.aggregates import integer_sum
 from models.store import make_engine, make_session_factory
 from tests.proxy_support import CALLER_KEY, Setup, call, wait_until_served
 from tests.test_telemetry import wait_for_count
@@ -56,13 +57,14 @@ def sums(sessions, resolution: str) -> dict:
                 counter.leg,
                 counter.dimension,
                 counter.member,
-                func.sum(counter.count),
-                func.round(func.sum(counter.total_ms), 6),
+                integer_sum(counter.count),
+                func.sum(counter.total_ms),
             )
             .where(counter.resolution == resolution)
             .group_by(counter.leg, counter.dimension, counter.member)
         ).all()
-    return {(leg, dim, member): (count, ms) for leg, dim, member, count, ms in rows}
+    # Rounded here: PostgreSQL has no round(double precision, integer).
+    return {(leg, dim, member): (count, round(ms, 6)) for leg, dim, member, count, ms in rows}
 
 
 def periods(sessions, resolution: str) -> list[int]:
@@ -134,7 +136,7 @@ def test_compaction_over_live_traffic_counts_every_request_once(
             call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH) for _ in range(sent)
         ]
     )
-    engine = make_engine(f"sqlite:///{admin_server.database_path}")
+    engine = make_engine(admin_server.database_url)
     sessions = make_session_factory(engine)
     try:
         traffic.start()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from uuid import uuid4
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from models.crypto import KeyRing, SealedSecret
+from models.store import make_engine
 from tests.support import (
     TEST_MASTER_KEYS,
     Api,
@@ -539,13 +539,18 @@ def test_log_holds_no_secret(run, admin_server):
 @pytest.mark.parametrize("name", CASES.keys())
 def test_secret_is_stored_sealed_and_intact(run, admin_server, name):
     cred_id = run.credential_ids[name]
-    uri = f"file:{admin_server.database_path}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True)) as db:
+    engine = make_engine(admin_server.database_url)
+    with engine.connect() as db:
         key_id, ciphertext, settings = db.execute(
-            "SELECT secret_key_id, secret_ciphertext, settings FROM credentials WHERE id = ?",
-            (cred_id,),
-        ).fetchone()
+            text(
+                "SELECT secret_key_id, secret_ciphertext, settings FROM credentials WHERE id = :id"
+            ),
+            {"id": cred_id},
+        ).one()
+    engine.dispose()
+    if isinstance(settings, str):  # SQLite's JSON is text; PostgreSQL's driver decodes it
+        settings = json.loads(settings)
     assert not leaked(bytes(ciphertext).decode("latin-1"))
-    assert json.loads(settings) == CASES[name].settings
+    assert settings == CASES[name].settings
     ring = KeyRing.parse(TEST_MASTER_KEYS)
     assert ring.open(SealedSecret(key_id, bytes(ciphertext)), cred_id) == CASES[name].sealed

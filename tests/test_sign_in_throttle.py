@@ -164,7 +164,7 @@ def test_failures_are_logged_with_email_and_address_but_no_secret(admin):
 def test_every_admin_process_on_the_store_sees_the_same_counts(admin, tmp_path):
     second = start_admin(
         tmp_path / "second",
-        DATABASE_URL=f"sqlite:///{admin.database_path}",
+        DATABASE_URL=admin.database_url,
         PORTCULLIS_SIGN_IN_MAX_FAILURES=str(MAX_FAILURES),
         PORTCULLIS_SIGN_IN_WINDOW_SECONDS=str(WINDOW_S),
     )

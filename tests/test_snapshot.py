@@ -14,7 +14,7 @@ WAIT_S = 5
 
 @pytest.fixture
 def source(admin_server):
-    engine = make_engine(f"sqlite:///{admin_server.database_path}")
+    engine = make_engine(admin_server.database_url)
     source = SnapshotSource(engine, KeyRing.parse(TEST_MASTER_KEYS), poll_interval=0.05)
     source.start()
     yield source

@@ -29,6 +29,7 @@ from admin.telemetry_views import (
     telemetry_records,
 )
 from models import MetricPoint, MetricPointLatency, MetricTotal, TelemetryCounter
+from models.aggregates import integer_sum
 from models.periods import POINT_SECONDS, period_start
 
 bp = api_blueprint("telemetry")
@@ -63,7 +64,7 @@ def _telemetry(owner_column, owner_id: str, owner_fields: dict):
             Counter.leg,
             Counter.dimension,
             Counter.member,
-            func.sum(Counter.count),
+            integer_sum(Counter.count),
             func.sum(Counter.total_ms),
         )
         .where(*conditions, Counter.period.in_(periods))
@@ -160,7 +161,7 @@ def _totals_after(proxy_id: str, end: int) -> dict[str, int]:
     totals = db.session.get(MetricTotal, proxy_id)
     later = db.session.execute(
         select(
-            *(func.coalesce(func.sum(getattr(MetricPoint, name)), 0) for name in CUMULATIVE)
+            *(func.coalesce(integer_sum(getattr(MetricPoint, name)), 0) for name in CUMULATIVE)
         ).where(MetricPoint.proxy_id == proxy_id, MetricPoint.captured_at > end)
     ).one()
     return {
