@@ -108,9 +108,20 @@ class PostgresServer:
         self._admin.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def set_reachable(self, database_url: str, reachable: bool) -> None:
+        """Let the database at `database_url` take connections, or refuse them and drop the
+        open ones (the store going away under running processes)."""
+        database = database_name(database_url)
+        self._admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {reachable}')
+        if not reachable:
+            self._admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+
     def dump(self, database_url: str) -> bytes:
         """`pg_dump` of the database at `database_url`: every row it holds, as text."""
-        database = re.search(r"@/([^?]+)\?", database_url).group(1)
+        database = database_name(database_url)
         result = subprocess.run(
             [str(self.bin / "pg_dump"), "-h", str(self.socket_dir), "-U", "postgres", database],
             capture_output=True,
@@ -133,6 +144,11 @@ class PostgresServer:
                 timeout=START_TIMEOUT_S,
             )  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def database_name(database_url: str) -> str:
+    """The database named by a URL of `PostgresServer.url`."""
+    return re.search(r"@/([^?]+)\?", database_url).group(1)
 
 
 def ensure_system_user(name: str) -> None:
