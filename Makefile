@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test test-sqlite test-postgresql postgresql bench screenshots chromium install migrate lint format clean
+.PHONY: run test test-sqlite test-postgresql postgresql redis bench screenshots chromium install migrate lint format clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is required; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -44,13 +44,13 @@ lint: install
 
 # The whole suite twice: on SQLite, then on a throwaway PostgreSQL server (tests/stores.py);
 # fails if either fails and prints both counts. One store: `make test-sqlite` / `test-postgresql`.
-test: lint chromium postgresql
+test: lint chromium postgresql redis
 	PY=$(PY) tools/test_both_stores.sh
 
-test-sqlite: install chromium
+test-sqlite: install chromium redis
 	PORTCULLIS_TEST_STORE=sqlite $(PY) -m pytest
 
-test-postgresql: install chromium postgresql
+test-postgresql: install chromium postgresql redis
 	PORTCULLIS_TEST_STORE=postgresql $(PY) -m pytest
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not run here).
@@ -65,6 +65,12 @@ postgresql:
 	  echo "Installing Debian's postgresql for the tests on PostgreSQL"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q postgresql >/dev/null \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; }
+
+# The redis-server the tests of Redis-backed counters start (PORTCULLIS_REDIS_URL).
+redis:
+	@command -v redis-server >/dev/null || { echo "Installing Debian's redis-server for the tests of shared counters"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q redis-server >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }; }
 
 # Not part of `make test`: prints what Portcullis costs on top of bare mitmdump (about 8 minutes).
 bench: install
