@@ -1,23 +1,76 @@
 #!/usr/bin/env bash
-# The whole suite on SQLite, then on PostgreSQL (a throwaway server the tests start
+# The whole suite on SQLite and on PostgreSQL (a throwaway server the tests start
 # themselves, see tests/stores.py). Fails if either run fails; prints both counts.
 # Extra arguments go to both pytest runs.
+#
+# The two runs go side by side: the suite mostly waits on its real processes
+# (admin, mitmdump, upstream, Chromium), about a third of one core's worth here,
+# so two runs at once take little longer than one. Each run's output goes to
+# var/test-<store>.log and is printed whole when both are done, one after the
+# other; a line of progress is printed every minute meanwhile.
+# SIDE_BY_SIDE=0 runs them one after the other instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+STORES=(sqlite postgresql)
 mkdir -p var
-declare -A summary status
-for store in sqlite postgresql; do
-	echo "=== the suite on $store ==="
-	start=$SECONDS
-	PORTCULLIS_TEST_STORE=$store "$PY" -m pytest "$@" 2>&1 | tee "var/test-$store.log"
-	status[$store]=${PIPESTATUS[0]}
-	summary[$store]="$(tail -n 1 "var/test-$store.log" | tr -d '=') ($((SECONDS - start)) s)"
-done
-echo "=== both stores ==="
+
+# mitmproxy makes its CA in ~/.mitmproxy on first start: make it once, before two runs race for it.
+"$PY" -c 'import os; from mitmproxy.certs import CertStore
+CertStore.from_store(os.path.expanduser("~/.mitmproxy"), "mitmproxy", 2048)' || exit 1
+
+declare -A pid status elapsed
+start=$SECONDS
+run_suite() {  # store, then pytest arguments
+	local store=$1
+	shift
+	PORTCULLIS_TEST_STORE=$store "$PY" -m pytest "$@" >"var/test-$store.log" 2>&1
+}
+
+if [ "${SIDE_BY_SIDE:-1}" = 0 ]; then
+	for store in "${STORES[@]}"; do
+		begun=$SECONDS
+		run_suite "$store" "$@"
+		status[$store]=$?
+		elapsed[$store]=$((SECONDS - begun))
+	done
+else
+	for store in "${STORES[@]}"; do
+		run_suite "$store" "$@" &
+		pid[$store]=$!
+	done
+	while true; do
+		running=0
+		for store in "${STORES[@]}"; do
+			[ -n "${status[$store]:-}" ] && continue
+			if kill -0 "${pid[$store]}" 2>/dev/null; then
+				running=1
+			else
+				wait "${pid[$store]}"
+				status[$store]=$?
+				elapsed[$store]=$((SECONDS - start))
+			fi
+		done
+		[ $running = 1 ] || break
+		sleep 5 # polling two child processes for the progress lines, nothing to synchronise with
+		if (((SECONDS - start) % 60 < 5)); then
+			for store in "${STORES[@]}"; do
+				progress=$(grep -o '\[ *[0-9]*%\]' "var/test-$store.log" | tail -n 1)
+				echo "$((SECONDS - start)) s: $store ${progress:-starting}${status[$store]:+ done}"
+			done
+		fi
+	done
+fi
+
 failed=0
-for store in sqlite postgresql; do
-	echo "$store: ${summary[$store]}, exit status ${status[$store]}"
+for store in "${STORES[@]}"; do
+	echo "=== the suite on $store ==="
+	cat "var/test-$store.log"
+done
+echo "=== both stores ($((SECONDS - start)) s) ==="
+for store in "${STORES[@]}"; do
+	summary=$(tail -n 1 "var/test-$store.log" | tr -d '=')
+	echo "$store: $summary (${elapsed[$store]} s), exit status ${status[$store]}"
 	[ "${status[$store]}" -eq 0 ] || failed=1
 done
 exit $failed
