@@ -33,7 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.configure import CoreApi, configure
+from bench.configure import LIMITS_ENV, CoreApi, configure
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -131,6 +131,7 @@ class Processes:
     def __init__(self, var_dir: Path):
         self.var_dir = var_dir
         self.env = {**os.environ, "PORTCULLIS_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+        self.env.update(LIMITS_ENV)  # rate limits far above what the bench sends
         self.started: list[subprocess.Popen] = []
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
