@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,8 @@ class Settings:
     web_session_max_seconds: int = 12 * 3600  # ... and this long after sign-in, whatever happens
     sign_in_max_failures: int = 10  # failed sign-ins per account or address within the window
     sign_in_window_seconds: int = 10 * 60  # ... lock further attempts until they age out
+    # Counters shared by several data-plane processes; may hold a password, so never shown.
+    redis_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,6 +85,7 @@ class Settings:
             sign_in_window_seconds=_positive_int_env(
                 "PORTCULLIS_SIGN_IN_WINDOW_SECONDS", cls.sign_in_window_seconds
             ),
+            redis_url=os.environ.get("PORTCULLIS_REDIS_URL") or None,
         )
 
     @property
