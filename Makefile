@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test test-sqlite test-postgresql postgresql redis bench screenshots chromium install migrate lint format clean
+.PHONY: run test test-sqlite test-postgresql postgresql redis haproxy bench screenshots chromium install migrate lint format clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 is required; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -30,13 +30,36 @@ migrate: install
 #   make run ADMIN_ARGS="--port 5001"                                (run_admin.py serve)
 # The trap is cleared before `kill 0`, which signals this shell too: otherwise the
 # trap would catch its own TERM and signal everyone again, over and over.
+# `make run WORKERS=N` (N > 1): N data-plane workers on 127.0.0.1:WORKER_PORT_BASE.. behind
+# HAProxy on 127.0.0.1:PROXY_PORT (config from deploy/haproxy.cfg.template, written to
+# var/haproxy.cfg; its status page on 127.0.0.1:STATS_PORT), run by tools/run_gateway.py:
+# a dead worker is restarted while the others take its traffic; Ctrl-C stops everything.
 PROXY_ARGS ?=
 ADMIN_ARGS ?=
-run: migrate
+WORKERS ?= 1
+PROXY_PORT ?= 8080
+ADMIN_PORT ?= 5000
+WORKER_PORT_BASE ?= 8081
+STATS_PORT ?= 8404
+run: export PORTCULLIS_RUN_PROXY_ARGS = $(PROXY_ARGS)
+run: export PORTCULLIS_RUN_ADMIN_ARGS = $(ADMIN_ARGS)
+run: migrate $(if $(filter-out 1,$(WORKERS)),haproxy)
+ifeq ($(WORKERS),1)
 	@stop() { trap - INT TERM; kill 0; }; trap stop INT TERM; \
-	$(PY) run_admin.py serve --no-migrate $(ADMIN_ARGS) & \
-	$(PY) run_proxy.py $(PROXY_ARGS) & \
+	$(PY) run_admin.py serve --no-migrate --port $(ADMIN_PORT) $(ADMIN_ARGS) & \
+	$(PY) run_proxy.py --port $(PROXY_PORT) $(PROXY_ARGS) & \
 	wait -n; stop
+else
+	$(PY) tools/run_gateway.py --workers $(WORKERS) --proxy-port $(PROXY_PORT) \
+	  --admin-port $(ADMIN_PORT) --worker-port-base $(WORKER_PORT_BASE) --stats-port $(STATS_PORT)
+endif
+
+# HAProxy, the balancer of `make run WORKERS=N` and of its test.
+haproxy:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
+	  echo "Installing Debian's haproxy for make run WORKERS=N"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q haproxy >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q haproxy >/dev/null; }; }
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -44,13 +67,13 @@ lint: install
 
 # The whole suite twice: on SQLite, then on a throwaway PostgreSQL server (tests/stores.py);
 # fails if either fails and prints both counts. One store: `make test-sqlite` / `test-postgresql`.
-test: lint chromium postgresql redis
+test: lint chromium postgresql redis haproxy
 	PY=$(PY) tools/test_both_stores.sh
 
-test-sqlite: install chromium redis
+test-sqlite: install chromium redis haproxy
 	PORTCULLIS_TEST_STORE=sqlite $(PY) -m pytest
 
-test-postgresql: install chromium postgresql redis
+test-postgresql: install chromium postgresql redis haproxy
 	PORTCULLIS_TEST_STORE=postgresql $(PY) -m pytest
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not run here).
