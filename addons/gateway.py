@@ -1,7 +1,7 @@
 """The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`.
 
-Order is the pipeline of DESIGN.md: route, authenticate, authorize, forward,
-respond, record. The protocol guard acts before any of them, on the HTTP/1
+Order is the pipeline of DESIGN.md: route, authenticate, authorize, limit,
+forward, respond, record. The protocol guard acts before any of them, on the HTTP/1
 connection itself (head limits, malformed requests); the health answer
 (`/_portcullis/health`) comes before route. Each stage leaves a
 flow alone once an earlier one has answered it. The async queue and its
@@ -18,10 +18,12 @@ from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
 from addons.config import Config
+from addons.counters import SharedCounters
 from addons.dispatcher import Dispatcher
 from addons.fetch import Fetcher
 from addons.forward import Forward
 from addons.health import Health
+from addons.limit import RateLimit
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
@@ -29,18 +31,21 @@ from addons.route import Route
 from addons.telemetry import Telemetry
 
 config = Config()
+counters = SharedCounters()  # in memory, or in Redis with PORTCULLIS_REDIS_URL
 queue = AsyncQueue()
 forward = Forward(queue)
 record = Record()
 telemetry = Telemetry()
 addons = [
     config,
-    Health(config),  # the balancer's check: answered from memory, never routed
+    counters,
+    Health(config, counters),  # the balancer's check: answered from memory, never routed
     ProtocolGuard(),
     queue,
     Route(config),
     Authenticate(Fetcher(forward.upstream_client)),
     Authorize(),
+    RateLimit(counters),
     forward,
     Respond(),
     record,

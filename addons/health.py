@@ -5,6 +5,12 @@ before route and authenticate: no store query, no request log entry, no
 telemetry, never forwarded. The `/_portcullis/` prefix cannot collide with the
 Proxy API (`/api/`) or the Async API (`/async/`); any other path or method under
 it answers a JSON 404 or 405.
+
+With Redis configured, its part says whether the last command (a request's or
+the background ping's, every 2 s) reached it. Redis unreachable leaves the answer
+200 with `"status": "degraded"`: every worker shares one Redis, so taking them all
+out of the balancer would only replace their clear JSON 503s with the balancer's
+own error page.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from mitmproxy import ctx, exceptions, http
 
 from addons.config import Config
+from addons.counters import SharedCounters
 from addons.failsafe import fail_closed
 from addons.responses import DENIED, answer, answered, proxy_error
 from addons.snapshot import EMPTY
@@ -27,8 +34,11 @@ STALE_OPTION = "portcullis_health_stale_seconds"
 DEFAULT_STALE_S = 30
 
 
-def health_report(config: Config, now: float, stale_after_s: float) -> tuple[int, dict]:
-    """The status code and body of a health answer, from the configuration source's memory."""
+def health_report(
+    config: Config, now: float, stale_after_s: float, redis: dict | None = None
+) -> tuple[int, dict]:
+    """The status code and body of a health answer, from the configuration source's memory
+    and (when configured) the shared counters' last word from Redis."""
     source = config.source
     snapshot = source.current if source is not None else EMPTY
     freshness = source.freshness if source is not None else None
@@ -46,6 +56,8 @@ def health_report(config: Config, now: float, stale_after_s: float) -> tuple[int
             "lastSnapshotAgeSeconds": age,
         },
     }
+    if redis is not None:
+        body["redis"] = redis
     if snapshot is EMPTY:
         problem = ("CONFIG_NOT_LOADED", "The configuration has not been loaded from the store yet")
     elif age is None or age > stale_after_s:
@@ -54,6 +66,8 @@ def health_report(config: Config, now: float, stale_after_s: float) -> tuple[int
             f"The store has not confirmed the configuration for more than {stale_after_s:g} s",
         )
     else:
+        if redis is not None and not redis["reachable"]:
+            body["status"] = "degraded"
         return 200, body
     body["status"] = "unavailable"
     body["error"] = {"code": problem[0], "message": problem[1]}
@@ -67,8 +81,9 @@ def under_prefix(path: str) -> bool:
 class Health:
     """Answers the reserved `/_portcullis/` paths; must run before route."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, counters: SharedCounters | None = None):
         self.config = config
+        self.counters = counters
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -105,8 +120,9 @@ class Health:
             refusal.headers["Allow"] = ", ".join(METHODS)
             answer(flow, refusal)
         else:
+            redis = self.counters.health() if self.counters is not None else None
             status, body = health_report(
-                self.config, time.monotonic(), getattr(ctx.options, STALE_OPTION)
+                self.config, time.monotonic(), getattr(ctx.options, STALE_OPTION), redis
             )
             content = b"" if flow.request.method == "HEAD" else json.dumps(body).encode()
             headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}

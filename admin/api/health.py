@@ -1,14 +1,18 @@
 """`GET /health`: liveness, what the admin depends on (the store, with its kind), versions.
 
-The body names each dependency as an object of its own (`"store": {...}`), so
-others (Redis) can be added beside it. It never shows the store's URL.
+The body names each dependency as an object of its own (`"store": {...}`, and
+`"redis": {...}` when PORTCULLIS_REDIS_URL is set). It never shows their URLs.
+Either unreachable answers 503 `"degraded"`.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+import redis
+from flask import Blueprint, current_app, jsonify
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.extensions import db
@@ -17,6 +21,33 @@ from models import current_config_version
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
+REDIS_TIMEOUT_S = 0.5
+
+
+def _redis_client() -> redis.Redis | None:
+    """One client per app (its pool reconnects by itself), or None without Redis."""
+    url = current_app.config["PORTCULLIS_SETTINGS"].redis_url
+    if not url:
+        return None
+    client = current_app.extensions.get("portcullis_redis")
+    if client is None:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        current_app.extensions["portcullis_redis"] = client
+    return client
+
+
+def _redis_status(client: redis.Redis) -> str:
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("health check: Redis unreachable: %s", type(exc).__name__)
+        return "unreachable"
+    return "ok"
 
 
 @bp.get("/health")
@@ -29,12 +60,16 @@ def health():
         log.exception("health check: store unreachable")
         db.session.rollback()
         config_version, database = None, "unreachable"
-    status = "ok" if database == "ok" else "degraded"
     body = {
-        "status": status,
+        "status": "ok",
         "database": database,  # kept for existing callers; the same as store.status
         "store": {"kind": db.engine.dialect.name, "status": database},
         "version": VERSION,
         "configVersion": config_version,
     }
+    client = _redis_client()
+    if client is not None:
+        body["redis"] = {"status": _redis_status(client)}
+    healthy = database == "ok" and (client is None or body["redis"]["status"] == "ok")
+    status = body["status"] = "ok" if healthy else "degraded"
     return jsonify(body), 200 if status == "ok" else 503

@@ -1,0 +1,74 @@
+"""Stage 4, limit: each proxy's requests per minute and per day, before anything is forwarded.
+
+Both windows are checked and consumed at once through the shared counters
+(addons/counters.py): in memory, exact within this process, or in Redis, exact
+across every process sharing it. Over a limit: 429 `RATE_LIMITED` with
+`Retry-After` (seconds until the refusing window resets). Counters unavailable
+(Redis down or slow): 503 `LIMITS_UNAVAILABLE`, never forwarded. Proxy API and
+Async API alike (an async request is counted when it is accepted, before it is
+queued). A refused request is still logged, like any other refusal.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mitmproxy import http
+
+from addons.counters import CountersUnavailable, Limit, Outcome, SharedCounters, Window
+from addons.failsafe import fail_closed
+from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, proxy_error
+from addons.snapshot import ProxyView
+from addons.state import state_of
+
+
+def proxy_limits(proxy: ProxyView) -> tuple[Limit, ...]:
+    """The windows a proxy's request counts against."""
+    name = f"proxy:{proxy.id}:requests"
+    return (
+        Limit(name, Window.MINUTE, proxy.max_requests_per_minute),
+        Limit(name, Window.DAY, proxy.max_requests_per_day),
+    )
+
+
+def rate_limited(outcome: Outcome, now: float, request_id: str) -> http.Response:
+    """429 naming the window that refused, with `Retry-After` until it resets."""
+    refused = outcome.refused
+    retry_after = refused.resets_in(now)
+    window = refused.limit.window.value
+    message = (
+        f"Rate limit exceeded: {refused.limit.limit} requests per {window} for this proxy; "
+        f"retry in {retry_after} s"
+    )
+    details = {"window": window, "limit": refused.limit.limit, "retryAfterSeconds": retry_after}
+    response = proxy_error(429, DENIED, "RATE_LIMITED", message, details, request_id)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def limits_unavailable(request_id: str) -> http.Response:
+    message = "Rate limits cannot be checked right now (counters unavailable); nothing was sent"
+    return proxy_error(503, GATEWAY_ERROR, "LIMITS_UNAVAILABLE", message, None, request_id)
+
+
+class RateLimit:
+    """Counts every routed, authenticated, authorized request against its proxy's limits."""
+
+    def __init__(self, shared: SharedCounters):
+        self.shared = shared
+
+    @fail_closed
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if answered(flow):
+            return
+        state = state_of(flow)
+        try:
+            outcome = await self.shared.counters.consume(proxy_limits(state.proxy))
+        except CountersUnavailable:
+            state.mark("systemError")
+            state.proxy_code = GATEWAY_ERROR
+            answer(flow, limits_unavailable(state.request_id))
+            return
+        if not outcome.allowed:
+            state.proxy_code = DENIED
+            answer(flow, rate_limited(outcome, time.time(), state.request_id))
