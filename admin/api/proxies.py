@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from admin.api.common import api_blueprint, assign, list_owned, load_body, reject_changes
+from admin.api.common import api_blueprint, assign, load_body, reject_changes
 from admin.auth import client_for, current_user
 from admin.errors import ApiError, invalid, not_found
 from admin.extensions import db
 from admin.http import envelope, message_only
 from admin.openapi import doc
+from admin.schemas.common import ColumnDump
 from admin.schemas.proxies import ProxySchema
 from models import Client, Credential, Proxy, Target
 from models.enums import CredentialType, Role
 
 bp = api_blueprint("proxies")
+# A client may hold thousands of proxies: the list is dumped from plain rows (same output).
+LIST_DUMP = ColumnDump(ProxySchema(), Proxy)
 
 # attribute → (API field, model, required credential type or None for the target)
 REFERENCES = {
@@ -79,7 +82,12 @@ def _one(proxy: Proxy, status: int = 200):
 @doc("List proxies", "proxies", envelope="proxies", schema=ProxySchema, errors=(401, 404))
 def list_proxies(client_id: str):
     client_for(client_id)
-    return envelope("proxies", ProxySchema(many=True).dump(list_owned(Proxy, client_id)))
+    rows = db.session.execute(
+        select(*LIST_DUMP.columns())
+        .where(Proxy.client_id == client_id)
+        .order_by(Proxy.created_at, Proxy.id)
+    )
+    return envelope("proxies", LIST_DUMP.dump(rows))
 
 
 @bp.post("/clients/<client_id>/proxies")

@@ -1,0 +1,44 @@
+"""Lists answer each record exactly as reading it alone does (the list is dumped from plain
+rows for speed, the single record by the schema): same keys, order, values, JSON text."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support import create, new_proxy, proxy_body, proxy_parts
+
+
+def test_a_proxy_list_holds_each_proxy_exactly_as_read_alone(api, client_id):
+    proxies = f"/api/clients/{client_id}/proxies"
+    varied = [
+        new_proxy(api, client_id),
+        new_proxy(
+            api,
+            client_id,
+            proxyAlias="p-alias",
+            proxyActive=False,
+            proxyDefaultRuleEffect="deny",
+            proxyAdditionalHeaders={"X-One": "caf\u00e9 \u2603", "X-Two": ""},
+            proxyAdditionalQueryParams={"q": "1", "\u00fc": "\u00fc"},
+            proxyAdditionalData={"nested": {"list": [1, 2.5, None, True]}, "n": 0},
+            proxyMaxRequestsPerMinute=7,
+            proxyMaxRequestsPerDay=70,
+        ),
+    ]
+    parts = proxy_parts(api, client_id)
+    varied.append(create(api, proxies, proxy_body(parts, proxyName="Name \u00e9"), "proxies"))
+    updated = api.put(f"{proxies}/{varied[0]['sKey']}", json={"proxyAdditionalData": {"a": []}})
+    assert updated.status_code == 200, updated.text
+
+    listed = api.get(proxies)
+    assert listed.status_code == 200
+    items = json.loads(listed.text)["proxies"]
+    assert [item["sKey"] for item in items] == [p["sKey"] for p in varied]
+    for item in items:
+        alone = api.get(f"{proxies}/{item['sKey']}")
+        assert alone.status_code == 200
+        assert list(item) == list(alone.json()["proxies"][0]), "same keys in the same order"
+        assert item == alone.json()["proxies"][0]
+        # Same bytes: the list's record text appears verbatim in the answer alone.
+        text = json.dumps(item, separators=(",", ":"))
+        assert text in alone.text and text in listed.text
