@@ -9,8 +9,11 @@ One interface (`Counters.consume`), two implementations:
   processes share exact counts in one round trip. Any Redis error or timeout
   raises `CountersUnavailable`; the caller refuses the request (fail closed).
   redis-py reconnects on the next command, so requests flow again as soon as
-  Redis is back. Commands are never retried: a timed-out script may have
-  counted, and counting it twice would refuse a request that was within limits.
+  Redis is back. A command is sent again once, at once, only when its connection
+  failed (a pooled connection Redis closed by restarting); never after a
+  timeout, when the script may well have counted. (A connection that breaks
+  after the script ran but before its answer came back counts that request
+  twice: one unit too many, never one too few.)
 
 Windows are aligned to UTC clock boundaries (minute, hour, day, calendar month)
 taken from this host's clock, and each counter expires when its window ends.
@@ -42,6 +45,7 @@ from mitmproxy import ctx, exceptions
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from models.settings import Settings
@@ -216,7 +220,7 @@ class RedisCounters:
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.last_ok_at: float | None = None  # monotonic
         self.failing_since: float | None = None

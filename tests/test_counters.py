@@ -285,3 +285,25 @@ def test_redis_comes_back_without_a_new_client(tmp_path):
         server.stop()
     assert before.allowed and after.allowed and reachable
     assert after.windows[0].used == 1  # a fresh Redis: its counts started again
+
+
+def test_a_redis_restart_between_two_calls_costs_no_request(tmp_path):
+    """Pooled connections the old server closed are replaced, not reported as an outage."""
+    server = RedisServer(tmp_path / "redis").start()
+    limit = Limit(key(), Window.MINUTE, 100)
+
+    async def scenario():
+        counters = RedisCounters(server.url, TIMEOUT_S)
+        try:
+            await asyncio.gather(*(counters.consume([limit]) for _ in range(5)))  # 5 connections
+            server.stop()
+            server.start()
+            return [await counters.consume([limit]) for _ in range(6)]
+        finally:
+            await counters.close()
+
+    try:
+        outcomes = run(scenario())
+    finally:
+        server.stop()
+    assert [o.windows[0].used for o in outcomes] == [1, 2, 3, 4, 5, 6]
