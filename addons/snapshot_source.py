@@ -61,8 +61,13 @@ class SnapshotSource:
         return True
 
     def start(self) -> None:
-        """Load the configuration now, then keep it current in a daemon thread."""
-        self.refresh()
+        """Try to load the configuration now, then keep it current in a daemon thread.
+
+        A store that is down at start-up does not stop the thread: it keeps polling, the
+        process serves nothing until the first snapshot loads (health says CONFIG_NOT_LOADED),
+        then serves as usual.
+        """
+        self._poll()
         self._thread = threading.Thread(target=self._run, name="portcullis-config", daemon=True)
         self._thread.start()
 
@@ -78,12 +83,24 @@ class SnapshotSource:
 
     def _run(self) -> None:
         while not self._stop.wait(self._poll_interval):
-            try:
-                self.refresh()
-            except (SQLAlchemyError, ValueError):
-                if self.freshness.failing_since is None:
-                    self.freshness = Freshness(self.freshness.confirmed_at, time.monotonic())
-                # Keep serving the last good snapshot; the store may be briefly unavailable.
-                log.exception(
-                    "configuration refresh failed; keeping version %s", self.current.version
-                )
+            self._poll()
+
+    def _poll(self) -> None:
+        """One refresh; a failure is recorded for health and logged, never raised."""
+        try:
+            self.refresh()
+        except (SQLAlchemyError, ValueError) as error:
+            failing = self.freshness.failing_since is not None
+            if not failing:
+                self.freshness = Freshness(self.freshness.confirmed_at, time.monotonic())
+            if self.current.version == EMPTY.version:
+                # Not loaded yet: one line per outage, not a traceback every 0.2 s. A warning:
+                # mitmdump exits on an error logged during start-up.
+                if not failing:
+                    log.warning(
+                        "configuration not loaded: the store is unreachable (%s); retrying",
+                        type(error).__name__,
+                    )
+                return
+            # Keep serving the last good snapshot; the store may be briefly unavailable.
+            log.exception("configuration refresh failed; keeping version %s", self.current.version)
