@@ -6,12 +6,16 @@ C. Portcullis, full pipeline: apiKey auth, three rules, target credential
    injection, request log, telemetry and metrics
 D. as C with 100 proxies, 100 credentials and 300 rules, traffic spread over them
 E. the Async API: enqueue rate, and how fast the queued jobs are delivered
+F. as C through HAProxy (the layout of `make run WORKERS=N`): 1 worker, 2 workers
+C on PostgreSQL: as C with the store on a throwaway PostgreSQL server
 
-Each round measures B, C, D and E in turn, so drift of the machine falls on
-all of them. The ratios are to B of the same round, median over the rounds.
-mitmdump processes run on core 0; wrk and the responder on core 1. Every
-measured run follows a warm-up. Latency is also measured with one
-connection, where it is the time a request spends in the gateway.
+Each round measures B, C, D, E, F and C on PostgreSQL in turn, so drift of the
+machine falls on all of them. The ratios are to B of the same round (F and C on
+PostgreSQL: to C of the same round), median over the rounds. mitmdump processes
+run on core 0; wrk and the responder on core 1 (and the second worker of F: see
+its note). Every measured run follows a warm-up. Latency is also measured with
+one connection, where it is the time a request spends in the gateway. At the
+end, bench/core_api.py times the Core API's list of 10,000 proxies on both stores.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.balancer import (
+    consecutive_free_ports,
+    haproxy_command,
+    start_postgresql,
+    trusted_balancer_args,
+)
 from bench.configure import LIMITS_ENV, CoreApi, configure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,9 +144,11 @@ class Processes:
         self.env.update(LIMITS_ENV)  # rate limits far above what the bench sends
         self.started: list[subprocess.Popen] = []
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         log = (self.var_dir / f"{name}.log").open("wb")
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=log
+        )
         self.started.append(process)
         return process
 
@@ -153,13 +165,21 @@ class Processes:
                 process.kill()
 
 
-def start_gateway(processes: Processes, name: str, port: int) -> subprocess.Popen:
+def start_gateway(
+    processes: Processes,
+    name: str,
+    port: int,
+    *extra: str,
+    core: str = DATA_PLANE_CORE,
+    env: dict | None = None,
+) -> subprocess.Popen:
     return processes.start(
         name,
         pinned(
-            DATA_PLANE_CORE, sys.executable, "run_proxy.py", "--port", port, "-q",
-            "--set", "portcullis_allow_targets=127.0.0.1",
+            core, sys.executable, "run_proxy.py", "--port", port, "-q",
+            "--set", "portcullis_allow_targets=127.0.0.1", *extra,
         ),
+        env,
     )  # fmt: skip
 
 
@@ -168,9 +188,20 @@ def main() -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     processes = Processes(var_dir)
     try:
-        return benchmark(processes)
+        code = benchmark(processes)
     finally:
         processes.stop()
+    core_api()
+    return code
+
+
+def core_api() -> None:
+    """The Core API's list of 10,000 proxies on both stores (bench/core_api.py, if present)."""
+    if not (BENCH / "core_api.py").exists():
+        print("\n(bench/core_api.py is missing: no Core API figures)")
+        return
+    print("\nCore API: the list of 10,000 proxies, on SQLite and on PostgreSQL ...", flush=True)
+    subprocess.run([sys.executable, "-m", "bench.core_api"], cwd=ROOT, check=True)
 
 
 def benchmark(processes: Processes) -> int:
@@ -203,12 +234,15 @@ def benchmark(processes: Processes) -> int:
     wait_for(lambda: answers(f"http://127.0.0.1:{gw_port}/api/{spread[-1].id}/items",
                              {"X-API-Key": spread[-1].key}), "the 100 proxies")  # fmt: skip
 
+    balanced = start_balanced(processes, single)
+    pg_proxy, pg_url = start_on_postgresql(processes, upstream)
+
     key_env = {"BENCH_KEY": single.key}
     print("A. direct ...", flush=True)
     direct = measure(f"{upstream}/items")
     rounds = []
     for number in range(1, ROUNDS + 1):
-        print(f"Round {number}/{ROUNDS}: B C D E ...", flush=True)
+        print(f"Round {number}/{ROUNDS}: B C D E F1 F2 C-on-PostgreSQL ...", flush=True)
         bare = measure(bare_url)
         full = measure(c_url, script="key.lua", env=key_env)
         spread_run = measure(
@@ -217,7 +251,13 @@ def benchmark(processes: Processes) -> int:
             env={"SPREAD_FILE": str(spread_file)},
         )
         enqueue, delivery = measure_async(gw_port, single.id, upstream, key_env)
-        rounds.append({"B": bare, "C": full, "D": spread_run, "E": enqueue, "E delivery": delivery})
+        f1 = measure(balanced["F1"], script="key.lua", env=key_env)
+        f2 = measure(balanced["F2"], script="key.lua", env=key_env)
+        on_pg = measure(pg_url, script="key.lua", env={"BENCH_KEY": pg_proxy.key})
+        rounds.append(
+            {"B": bare, "C": full, "D": spread_run, "E": enqueue, "E delivery": delivery,
+             "F1": f1, "F2": f2, "C pg": on_pg}
+        )  # fmt: skip
 
     print("Latency with one connection: B C B C ...", flush=True)
     latency = [
@@ -233,6 +273,50 @@ def benchmark(processes: Processes) -> int:
 
     report(direct, rounds, latency, memory)
     return 0
+
+
+def start_balanced(processes: Processes, single) -> dict[str, str]:
+    """F: workers as `make run WORKERS=N` starts them, and two HAProxys from its template:
+    F1 in front of worker 1 (core 0, as C), F2 in front of workers 1 and 2 (core 1).
+    The URLs of scenario F1 and F2."""
+    base = consecutive_free_ports(2)
+    for number, core in ((1, DATA_PLANE_CORE), (2, LOAD_CORE)):
+        start_gateway(
+            processes, f"worker{number}", base + number - 1, *trusted_balancer_args(), core=core
+        )
+    urls = {}
+    for name, workers in (("F1", 1), ("F2", 2)):
+        port = free_port()
+        command = haproxy_command(processes.var_dir, name, workers, base, port, free_port())
+        processes.start(f"haproxy-{name}", command)
+        urls[name] = f"http://127.0.0.1:{port}/api/{single.id}/items"
+    headers = {"X-API-Key": single.key}
+    for port in (base, base + 1):
+        url = f"http://127.0.0.1:{port}/api/{single.id}/items"
+        wait_for(lambda u=url: answers(u, headers), f"F's worker on port {port}")
+    for name, url in urls.items():
+        wait_for(lambda u=url: answers(u, headers), f"scenario {name}'s HAProxy")
+    return urls
+
+
+def start_on_postgresql(processes: Processes, upstream: str) -> tuple:
+    """C on PostgreSQL: a throwaway server (the tests'), an admin and a gateway on it.
+    The proxy and the URL to measure."""
+    _server, database_url = start_postgresql()  # stopped at exit
+    var_dir = processes.var_dir / "pg"
+    var_dir.mkdir()
+    env = {"DATABASE_URL": database_url, "PORTCULLIS_VAR_DIR": str(var_dir)}
+    admin_port, port = free_port(), free_port()
+    processes.start(
+        "admin-pg", [sys.executable, "run_admin.py", "serve", "--port", str(admin_port)], env
+    )
+    wait_for(lambda: "listening on" in processes.log("admin-pg"), "the admin on PostgreSQL")
+    token = re.search(r"\b(u-[\w-]+)", processes.log("admin-pg")).group(1)
+    [proxy] = configure(CoreApi(f"http://127.0.0.1:{admin_port}", token), upstream, 1)
+    start_gateway(processes, "gateway-pg", port, env=env)
+    url = f"http://127.0.0.1:{port}/api/{proxy.id}/items"
+    wait_for(lambda: answers(url, {"X-API-Key": proxy.key}), "Portcullis on PostgreSQL")
+    return proxy, url
 
 
 def measure_async(port: int, proxy_id: str, upstream: str, env: dict) -> tuple[Run, float]:
@@ -304,6 +388,7 @@ def report(direct: Run, rounds: list[dict], latency: list, memory: tuple[float, 
         f"| E. Async API, delivery (jobs/s until the backlog is gone) | {deliveries:,.0f} | | | |"
     )
     print()
+    report_scale_out(rounds)
     b_p50 = statistics.median(b.p50_ms for b, _ in latency)
     c_p50 = statistics.median(c.p50_ms for _, c in latency)
     b_p99 = statistics.median(b.p99_ms for b, _ in latency)
@@ -329,8 +414,49 @@ def report(direct: Run, rounds: list[dict], latency: list, memory: tuple[float, 
         ("RSS after 200k <= 1.10 x after 20k", second <= first * 1.10, f"{second / first:.2f}x"),
         ("E enqueue >= 0.80 of B", ratio("E") >= 0.80, f"{ratio('E'):.2f}"),
     ]
+    f2_f1 = statistics.median(r["F2"].rps / r["F1"].rps for r in rounds)
+    targets.append(("F2 >= 1.6 x F1 (where cores allow; see F's note)", f2_f1 >= 1.6,
+                    f"{f2_f1:.2f}x"))  # fmt: skip
     for name, met, value in targets:
         print(f"target {name}: {'met' if met else 'MISSED'} ({value})")
+
+
+def report_scale_out(rounds: list[dict]) -> None:
+    """F and C on PostgreSQL, as ratios to C of the same round, and what they mean here."""
+
+    def median(name: str, field: str = "rps") -> float:
+        return statistics.median(getattr(r[name], field) for r in rounds)
+
+    def vs_c(name: str) -> float:
+        return statistics.median(r[name].rps / r["C"].rps for r in rounds)
+
+    print("| scale-out (same rounds) | req/s | p50 ms | p99 ms | vs C (median of rounds) |")
+    print("|---|---:|---:|---:|---:|")
+    labels = {
+        "C": "C. Portcullis, one process, SQLite",
+        "F1": "F1. HAProxy + 1 worker (core 0)",
+        "F2": "F2. HAProxy + 2 workers (cores 0 and 1)",
+        "C pg": "C on PostgreSQL (one process)",
+    }
+    for key, label in labels.items():
+        vs = "1.00" if key == "C" else f"{vs_c(key):.2f}"
+        print(f"| {label} | {median(key):,.0f} | {median(key, 'p50_ms'):.2f} | "
+              f"{median(key, 'p99_ms'):.2f} | {vs} |")  # fmt: skip
+    f2_f1 = statistics.median(r["F2"].rps / r["F1"].rps for r in rounds)
+    cores = os.cpu_count() or 0
+    print()
+    print(
+        f"F2 / F1 = {f2_f1:.2f}x. F1 vs C is the cost of the balancer's hop (HAProxy, not "
+        f"pinned, takes CPU from both cores). On this {cores}-core machine F2's second worker "
+        "shares core 1 with wrk and the responder, so F2 shows how far a second worker helps "
+        "when no core is free for it, not how Portcullis scales. Workers are independent (one "
+        "event loop on one core each; they share only the store), so with a core per worker "
+        "and the balancer and the load elsewhere, throughput grows with workers until the "
+        "store or the balancer is the limit: measure F on such a host. C on PostgreSQL vs C is the "
+        "data plane's cost of PostgreSQL over SQLite (the server is not pinned: it competes "
+        "with both cores for the batched request-log and telemetry writes)."
+    )
+    print()
 
 
 if __name__ == "__main__":
