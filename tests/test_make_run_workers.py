@@ -14,7 +14,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,33 +22,22 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.balancer import consecutive_free_ports
 from tests.proxy_support import CALLER_KEY, Setup, free_port, logged
 from tests.support import ROOT, Api, admin_env
+from tools.run_gateway import (
+    TEMPLATE,
+    Layout,
+    haproxy_binary,
+    haproxy_config,
+    with_trusted_balancer,
+)
 
 START_TIMEOUT_S = 180  # make: migrations on a fresh store, then four processes
 RECOVERY_TIMEOUT_S = 60  # worker restart (backoff 1 s) and HAProxy's rise checks
 STOP_TIMEOUT_S = 20
 TOKEN = re.compile(r"^\[admin\]\s+(u-[\w-]+)\s*$", re.MULTILINE)
 STARTED = re.compile(r"run_gateway\.py: (worker\d) (?:started|restarted) \(pid (\d+)\)")
-
-
-def consecutive_free_ports(count: int) -> int:
-    """A base port with `count` free ports from it (checked now; a race is unlikely)."""
-    for _ in range(50):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", port))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no run of free ports")
 
 
 @dataclass
@@ -92,9 +80,9 @@ class MakeRun:
             time.sleep(0.1)  # polling real processes for a real change, bounded by the deadline
 
 
-@pytest.fixture
-def make_run(tmp_path):
-    """`make run WORKERS=2` on free ports and a fresh store; the whole group stopped after."""
+def start_make_run(tmp_path: Path, proxy_args: str) -> MakeRun:
+    """`make run WORKERS=2 PROXY_ARGS=...` in its own process group, on free ports and the
+    fresh store of `tmp_path`."""
     env = admin_env(tmp_path / "var")
     for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # as from a user's shell, not a sub-make
         env.pop(name, None)
@@ -106,26 +94,47 @@ def make_run(tmp_path):
                 "make", "run", "WORKERS=2", f"PROXY_PORT={proxy_port}",
                 f"ADMIN_PORT={admin_port}", f"WORKER_PORT_BASE={consecutive_free_ports(2)}",
                 f"STATS_PORT={stats_port}",
-                "PROXY_ARGS=--set portcullis_allow_targets=127.0.0.1",
+                f"PROXY_ARGS={proxy_args}",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    run = MakeRun(
+    return MakeRun(
         process,
         log_path,
         f"http://127.0.0.1:{proxy_port}",
         f"http://127.0.0.1:{admin_port}",
         f"http://127.0.0.1:{stats_port}",
     )
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """TERM to the whole group (Ctrl-C's counterpart), KILL if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    run = start_make_run(tmp_path, "--set portcullis_allow_targets=127.0.0.1")
     try:
         yield run
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # Ctrl-C's counterpart: the whole group
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(run.process)
 
 
 def both_up(run: MakeRun) -> bool:
@@ -179,3 +188,52 @@ def test_two_workers_behind_haproxy(make_run, upstream):
     assert run.answers_2xx("worker2") > served_before["worker2"]
     assert f"worker1 (pid {killed}) exited" in run.output()
     assert requests.get(run.admin_url + "/health", timeout=5).status_code == 200
+
+
+def test_a_bad_worker_option_stops_everything(tmp_path):
+    """A worker that cannot start is not restarted in a loop: make run ends, nothing left."""
+    run = start_make_run(tmp_path, "--no-such-flag")
+    try:
+        code = run.process.wait(timeout=START_TIMEOUT_S)
+        assert code != 0
+        assert "before it listened; stopping" in run.output()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while group_alive(run.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for the children's exit, bounded by the deadline
+        assert not group_alive(run.process.pid), "processes of make run outlived it"
+    finally:
+        stop_group(run.process)
+
+
+@pytest.mark.parametrize(
+    ("given", "trusted"),
+    [
+        ([], "127.0.0.2/32"),
+        (["--set", "portcullis_trusted_proxies=10.0.0.0/8"], "127.0.0.2/32,10.0.0.0/8"),
+        (["--set=portcullis_trusted_proxies=10.1.1.1, 10.2.2.2"], "127.0.0.2/32,10.1.1.1,10.2.2.2"),
+    ],
+)
+def test_workers_trust_the_balancer_and_the_users_proxies(given, trusted):
+    """Each worker trusts the balancer's source, merged with the user's own trusted proxies
+    into one option (mitmproxy stalls on an option given twice); other options untouched."""
+    other = ["--set", "portcullis_allow_targets=127.0.0.1", "-q"]
+    args = with_trusted_balancer([*other[:2], *given, *other[2:]], "127.0.0.2")
+    assert args == [*other, "--set", f"portcullis_trusted_proxies={trusted}"]
+
+
+@pytest.mark.parametrize("workers", [2, 5])
+def test_generated_haproxy_config_is_valid(tmp_path, workers):
+    """The config written from deploy/haproxy.cfg.template passes `haproxy -c`, one server per
+    worker, each health-checked; so does the multi-host sample."""
+    layout = Layout(workers=workers, worker_port_base=18081)
+    config = haproxy_config(layout, TEMPLATE.read_text())
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config)
+    for checked in (path, ROOT / "deploy" / "haproxy-multihost.cfg"):
+        result = subprocess.run(
+            [haproxy_binary(), "-c", "-f", str(checked)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    servers = re.findall(r"^\s+server worker(\d+) 127\.0\.0\.1:(\d+)$", config, re.MULTILINE)
+    assert servers == [(str(n + 1), str(18081 + n)) for n in range(workers)]
+    assert "uri /_portcullis/health" in config and "source 127.0.0.2" in config

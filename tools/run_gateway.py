@@ -41,6 +41,7 @@ TRUSTED_OPTION = "portcullis_trusted_proxies"
 DEFAULT_BALANCER_SOURCE = "127.0.0.2"
 WORKER_HOST = "127.0.0.1"
 LISTENING = re.compile(r"listening at ")
+ANSWER_LINE = re.compile(r"^\s+<< ")  # mitmdump's line for the answer to the flow above
 RESTART_BACKOFF_S = (1, 2, 4, 8, 16, 30)
 STABLE_AFTER_S = 60  # a worker up this long starts its backoff afresh
 STOP_TIMEOUT_S = 10
@@ -116,7 +117,7 @@ class Child:
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
-    quiet: re.Pattern | None = None  # lines not shown
+    quiet: re.Pattern | None = None  # lines not shown (with the answer line after them)
 
     def start(self, env: dict) -> None:
         self.ready = threading.Event()
@@ -133,13 +134,16 @@ class Child:
 
     def _relay(self, process: subprocess.Popen) -> None:
         prefix = f"[{self.name}] "
+        answer_of_quiet = False
         for raw in process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if LISTENING.search(line):
                 self.ready.set()
-            if self.quiet is not None and self.quiet.search(line):
-                continue  # the balancer's connections: a health check every second
-            print(prefix + line, flush=True)
+            if answer_of_quiet and ANSWER_LINE.match(line):
+                continue
+            answer_of_quiet = self.quiet is not None and bool(self.quiet.search(line))
+            if not answer_of_quiet:
+                print(prefix + line, flush=True)
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -169,7 +173,11 @@ class Gateway:
         )
         worker_args = with_trusted_balancer(proxy_args, layout.balancer_source)
         balancer = re.escape(layout.balancer_source)
-        quiet = re.compile(rf"\[{balancer}:\d+\] client (connect|disconnect)$")
+        # The balancer's health checks (one a second per worker) and its connections.
+        quiet = re.compile(
+            rf"\[{balancer}:\d+\] client (connect|disconnect)$"
+            rf"|^{balancer}:\d+: \S+ \S+/_portcullis/health"
+        )
         self.workers = [
             Child(
                 f"worker{n}",
