@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.support import create, new_proxy, proxy_body, proxy_parts
+from tests.support import create, credential_body, new_proxy, proxy_body, proxy_parts, target_body
 
 
 def test_a_proxy_list_holds_each_proxy_exactly_as_read_alone(api, client_id):
@@ -42,3 +42,49 @@ def test_a_proxy_list_holds_each_proxy_exactly_as_read_alone(api, client_id):
         # Same bytes: the list's record text appears verbatim in the answer alone.
         text = json.dumps(item, separators=(",", ":"))
         assert text in alone.text and text in listed.text
+
+
+def assert_list_matches_reads(api, collection: str, envelope: str, ids: list[str], **params):
+    listed = api.get(collection, params=params)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()[envelope]
+    assert [item["sKey"] for item in items] == ids
+    for item in items:
+        alone = api.get(f"{collection}/{item['sKey']}")
+        assert alone.status_code == 200, alone.text
+        record = alone.json()[envelope][0]
+        assert list(item) == list(record) and item == record
+        text = json.dumps(item, separators=(",", ":"))
+        assert text in alone.text and text in listed.text
+
+
+def test_target_and_credential_lists_hold_each_record_exactly_as_read_alone(api, client_id):
+    base = f"/api/clients/{client_id}"
+    targets = [
+        create(api, f"{base}/targets", target_body(), "targets")["sKey"],
+        create(
+            api,
+            f"{base}/targets",
+            target_body(
+                targetName="Caf\u00e9 \u2603",
+                targetTestPath="/health",
+                targetActive=False,
+                targetDefaultRuleEffect="deny",
+            ),
+            "targets",
+        )["sKey"],
+    ]
+    assert_list_matches_reads(api, f"{base}/targets", "targets", targets)
+    credentials = [
+        create(api, f"{base}/credentials", credential_body(), "credentials")["sKey"],
+        create(api, f"{base}/credentials", credential_body("target", "basicAuth"), "credentials")[
+            "sKey"
+        ],
+        create(api, f"{base}/credentials", credential_body("target", "none"), "credentials")[
+            "sKey"
+        ],
+    ]
+    assert_list_matches_reads(api, f"{base}/credentials", "credentials", credentials)
+    assert_list_matches_reads(
+        api, f"{base}/credentials", "credentials", credentials, includeTemporary="true"
+    )

@@ -161,6 +161,7 @@ def test_async_jobs_through_two_processes_survive_a_sigkill(store, target, pair)
         for request_id, job in jobs.items()
         if any((a.get("error") or "").startswith("interrupted") for a in job["attempts"])
     }
+    assert interrupted, "the victim had deliveries in flight when it was killed"
     assert duplicated <= interrupted, duplicated - interrupted
     assert all(len(arrivals[path]) <= 2 for path in accepted), "at most one redelivery each"
     assert len(interrupted) <= CONCURRENCY, "no more than the victim's deliveries in flight"

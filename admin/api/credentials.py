@@ -9,7 +9,6 @@ from sqlalchemy import or_, select
 from admin.api.common import (
     api_blueprint,
     assign,
-    list_owned,
     load_body,
     owned,
     refuse_if_used,
@@ -20,6 +19,7 @@ from admin.errors import invalid
 from admin.extensions import db
 from admin.http import envelope, message_only, query_bool
 from admin.openapi import doc
+from admin.schemas.common import ColumnDump
 from admin.schemas.credentials import CredentialSchema, check_auth_type_allowed
 from admin.schemas.secrets import load_secret
 from models import Credential, Proxy
@@ -27,6 +27,7 @@ from models.enums import Role, canonical_auth_type
 from models.ids import new_id
 
 bp = api_blueprint("credentials")
+LIST_DUMP = ColumnDump(CredentialSchema(), Credential)  # see admin/api/proxies.py
 IMMUTABLE = {
     "credential_type": "credentialType",
     "auth_type": "credentialAuthType",
@@ -51,10 +52,8 @@ def _one(credential: Credential, message: str = "Success", status: int = 200):
 def list_credentials(client_id: str):
     client_for(client_id)
     include_temporary = query_bool("includeTemporary")
-    credentials = [
-        c for c in list_owned(Credential, client_id) if include_temporary or not c.temporary
-    ]
-    return envelope("credentials", CredentialSchema(many=True).dump(credentials))
+    conditions = () if include_temporary else (Credential.temporary.is_(False),)
+    return envelope("credentials", LIST_DUMP.owned(db.session, client_id, *conditions))
 
 
 @bp.post("/clients/<client_id>/credentials")

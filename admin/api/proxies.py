@@ -82,12 +82,7 @@ def _one(proxy: Proxy, status: int = 200):
 @doc("List proxies", "proxies", envelope="proxies", schema=ProxySchema, errors=(401, 404))
 def list_proxies(client_id: str):
     client_for(client_id)
-    rows = db.session.execute(
-        select(*LIST_DUMP.columns())
-        .where(Proxy.client_id == client_id)
-        .order_by(Proxy.created_at, Proxy.id)
-    )
-    return envelope("proxies", LIST_DUMP.dump(rows))
+    return envelope("proxies", LIST_DUMP.owned(db.session, client_id))
 
 
 @bp.post("/clients/<client_id>/proxies")

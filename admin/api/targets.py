@@ -7,7 +7,6 @@ from sqlalchemy import select
 from admin.api.common import (
     api_blueprint,
     assign,
-    list_owned,
     load_body,
     owned,
     refuse_if_used,
@@ -17,11 +16,13 @@ from admin.auth import client_for, current_user
 from admin.extensions import db
 from admin.http import envelope, message_only
 from admin.openapi import doc
+from admin.schemas.common import ColumnDump
 from admin.schemas.targets import TargetSchema
 from models import Proxy, Target
 from models.enums import Role
 
 bp = api_blueprint("targets")
+LIST_DUMP = ColumnDump(TargetSchema(), Target)  # thousands per client: see admin/api/proxies.py
 
 
 def _one(target: Target, status: int = 200):
@@ -32,7 +33,7 @@ def _one(target: Target, status: int = 200):
 @doc("List targets", "targets", envelope="targets", schema=TargetSchema, errors=(401, 404))
 def list_targets(client_id: str):
     client_for(client_id)
-    return envelope("targets", TargetSchema(many=True).dump(list_owned(Target, client_id)))
+    return envelope("targets", LIST_DUMP.owned(db.session, client_id))
 
 
 @bp.post("/clients/<client_id>/targets")

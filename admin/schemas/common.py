@@ -8,7 +8,7 @@ from datetime import UTC
 from operator import itemgetter
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
-from sqlalchemy import JSON, Text, type_coerce
+from sqlalchemy import JSON, Text, select, type_coerce
 
 from models.base import isoformat_z
 from models.enums import RuleEffect
@@ -174,7 +174,11 @@ class ColumnDump:
     """
 
     def __init__(self, schema: Schema, model) -> None:
+        hooks = [key for key, names in schema._hooks.items() if "dump" in key[0] and names]
+        if hooks:
+            raise TypeError(f"ColumnDump cannot run {type(schema).__name__}'s dump hooks")
         table = model.__table__
+        self._model = model
         self._plan: list[tuple[str, int, object]] = []
         self._columns: list = []
         positions: dict[str, int] = {}
@@ -194,6 +198,16 @@ class ColumnDump:
     def columns(self) -> list:
         """The columns to select, in the order `dump` reads them."""
         return list(self._columns)
+
+    def owned(self, session, client_id: str, *conditions) -> list[dict]:
+        """The client's records (and `conditions`), dumped, oldest first like `list_owned`."""
+        model = self._model
+        rows = session.execute(
+            select(*self._columns)
+            .where(model.client_id == client_id, *conditions)
+            .order_by(model.created_at, model.id)
+        )
+        return self.dump(rows)
 
     def dump(self, rows) -> list[dict]:
         keys = [key for key, _, _ in self._plan]
@@ -245,12 +259,13 @@ def _converter(field: fields.Field, column):
         python_type = column.type.python_type
     except NotImplementedError:
         python_type = None
-    if isinstance(field, Timestamp | ApiDateTime):
+    # Exact kinds only: a subclass may dump differently (e.g. redact).
+    if type(field) in (Timestamp, ApiDateTime):
         return _fast_timestamp
     for kind, cast in ((fields.Boolean, bool), (fields.Integer, int), (fields.String, str)):
-        if isinstance(field, kind):
+        if type(field) is kind:
             return None if python_type is cast else _optional(cast)
-    if isinstance(field, fields.Dict) and all(
+    if type(field) is fields.Dict and all(
         inner is None or type(inner) is fields.String
         for inner in (field.key_field, field.value_field)
     ):
