@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         shlex.split(os.environ.get("PORTCULLIS_RUN_ADMIN_ARGS", "")),
         shlex.split(os.environ.get("PORTCULLIS_RUN_PROXY_ARGS", "")),
     )
+    # Both set explicitly: a shell may start us with SIGINT ignored (a background job).
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     try:
         return gateway.run()
     except KeyboardInterrupt:
