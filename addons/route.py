@@ -7,8 +7,8 @@ from mitmproxy import ctx, http
 from addons.config import Config
 from addons.failsafe import fail_closed
 from addons.header_limits import HeaderLimits, bad_method, control_character_in
-from addons.responses import DENIED, answer, answered, proxy_error
-from addons.snapshot import ProxyView
+from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, proxy_error
+from addons.snapshot import EMPTY, ProxyView
 from addons.state import FlowState, attach
 from models import utcnow
 from models.target_url import PathEscapeError, ascii_query, canonical_path
@@ -101,6 +101,13 @@ class Route:
                 flow, state, 404, "NOT_FOUND",
                 "Unknown path; use /api/{proxyId}/{path} or /async/{proxyId}/{path}",
             )  # fmt: skip
+            return
+        if state.snapshot is EMPTY:
+            # Started while the store was unreachable: "unknown proxy" would be a lie.
+            state.proxy_code = GATEWAY_ERROR
+            message = "The gateway has not loaded its configuration yet; retry shortly"
+            answer(flow, proxy_error(503, GATEWAY_ERROR, "CONFIG_NOT_LOADED", message,
+                                     request_id=state.request_id))  # fmt: skip
             return
         state.is_async = prefix == ASYNC_PREFIX
         reference, _, rest = raw_path[len(prefix) :].partition("/")

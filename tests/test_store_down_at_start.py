@@ -90,7 +90,9 @@ def test_a_data_plane_started_without_its_store_serves_once_the_store_answers(tm
         assert body["store"]["reachable"] is False and body["configVersion"] is None
         marker = uuid.uuid4().hex
         refused = call(proxy, "GET", f"/api/{marker}/status/200", headers=AUTH)
-        assert refused.status_code >= 400, "nothing is served before a configuration loads"
+        assert refused.status_code == 503, refused.text  # not "unknown proxy": it cannot know
+        assert refused.json()["error"]["code"] == "CONFIG_NOT_LOADED"
+        assert refused.headers["requestrocket-proxy-code"] == "gateway-error"
         assert not any(marker in r.path for r in upstream.received)
 
         if admin is None:
