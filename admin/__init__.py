@@ -9,6 +9,7 @@ from flask import Flask, request
 from admin.api import CORE_BLUEPRINTS, register_blueprints
 from admin.errors import register_error_handlers
 from admin.extensions import db
+from admin.json_provider import OrjsonProvider
 from admin.web import init_web
 from models.crypto import KeyRing, load_key_ring
 from models.settings import Settings
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None
         PORTCULLIS_KEY_RING=key_ring,
         PORTCULLIS_KEY_GENERATED=key_generated,
     )
-    app.json.sort_keys = False
+    app.json = OrjsonProvider(app)  # keys in the order the schemas give them
     db.init_app(app)
     with app.app_context():
         prepare_engine(db.engine)

@@ -40,7 +40,7 @@ def test_a_proxy_list_holds_each_proxy_exactly_as_read_alone(api, client_id):
         assert list(item) == list(alone.json()["proxies"][0]), "same keys in the same order"
         assert item == alone.json()["proxies"][0]
         # Same bytes: the list's record text appears verbatim in the answer alone.
-        text = json.dumps(item, separators=(",", ":"))
+        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
         assert text in alone.text and text in listed.text
 
 
@@ -54,7 +54,7 @@ def assert_list_matches_reads(api, collection: str, envelope: str, ids: list[str
         assert alone.status_code == 200, alone.text
         record = alone.json()[envelope][0]
         assert list(item) == list(record) and item == record
-        text = json.dumps(item, separators=(",", ":"))
+        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
         assert text in alone.text and text in listed.text
 
 

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from operator import itemgetter
 
+import orjson
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import JSON, String, Text, cast, select, type_coerce
 
@@ -264,6 +265,14 @@ def _optional(cast):
 EMPTY_JSON = {"{}": dict, "[]": list}
 
 
+def _loads(text: str):
+    """A stored JSON value: orjson, or `json` for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _from_json(convert):
     """Parse a JSON column's text (drivers that parse it themselves pass the value on)."""
 
@@ -272,7 +281,7 @@ def _from_json(convert):
             empty = EMPTY_JSON.get(value)
             if empty is not None:
                 return empty()  # every supported field dumps an empty one as it is
-            value = json.loads(value)
+            value = _loads(value)
         return value if convert is None else convert(value)
 
     return parse
