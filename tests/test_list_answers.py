@@ -88,3 +88,17 @@ def test_target_and_credential_lists_hold_each_record_exactly_as_read_alone(api,
     assert_list_matches_reads(
         api, f"{base}/credentials", "credentials", credentials, includeTemporary="true"
     )
+
+
+def test_numbers_beyond_64_bits_in_stored_json_come_back_exactly(api, client_id):
+    """The fast encoder refuses them; the answer falls back to the standard one, never a 500."""
+    data = {"big": 2**70 + 1, "negative": -(2**65) - 3, "small": 5}  # not exact as floats
+    made = new_proxy(api, client_id, proxyAdditionalData=data)
+    proxies = f"/api/clients/{client_id}/proxies"
+    alone = api.get(f"{proxies}/{made['sKey']}")
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["proxies"][0]["proxyAdditionalData"] == data
+    listed = api.get(proxies)
+    assert listed.status_code == 200, listed.text
+    [item] = [p for p in listed.json()["proxies"] if p["sKey"] == made["sKey"]]
+    assert item["proxyAdditionalData"] == data

@@ -265,12 +265,17 @@ def _optional(cast):
 EMPTY_JSON = {"{}": dict, "[]": list}
 
 
+LONG_NUMBER = re.compile(r"\d{19}")  # orjson reads integers beyond 64 bits as floats
+
+
 def _loads(text: str):
-    """A stored JSON value: orjson, or `json` for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """A stored JSON value: by orjson, or by `json` when it may hold an integer beyond 64 bits."""
+    if not LONG_NUMBER.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # e.g. 1e400, which `json` reads as infinity
+    return json.loads(text)
 
 
 def _from_json(convert):
