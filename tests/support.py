@@ -279,3 +279,23 @@ def proxy_body(parts: dict, **overrides) -> dict:
 def new_proxy(api: Api, client_id: str, **overrides) -> dict:
     body = proxy_body(proxy_parts(api, client_id), **overrides)
     return create(api, f"/api/clients/{client_id}/proxies", body, "proxies")
+
+
+def poll(check, timeout: float = 15):
+    """`check()`'s first result that is not None, polled until a deadline (then None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)  # polling real processes for a real change, bounded by the deadline
+
+
+def answering(status: int, fetch):
+    """A check for `poll`: `fetch()`'s response once it has `status`, else None."""
+
+    def check():
+        response = fetch()
+        return response if response.status_code == status else None
+
+    return check

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,16 @@ from tests.support import (
     REGION,
     AdminServer,
     Api,
+    answering,
     assert_error,
     create,
     credential_body,
+    poll,
     start_admin,
 )
 
 HEALTH = "/_portcullis/health"
 AUTH = {"X-API-Key": CALLER_KEY}
-DEADLINE_S = 15
 
 
 def database_url(server: AdminServer) -> str:
@@ -48,26 +48,6 @@ def database_url(server: AdminServer) -> str:
 def expected_kind(server: AdminServer) -> str:
     """The store kind the admin should report, from the URL it was started with."""
     return make_url(database_url(server)).get_backend_name()
-
-
-def poll(check, timeout: float = DEADLINE_S):
-    """`check()`'s first result that is not None, polled until a deadline (then None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)  # polling real processes for a real change, bounded by the deadline
-
-
-def answering(status: int, fetch):
-    """A check for `poll`: `fetch()`'s response once it has `status`."""
-
-    def check():
-        response = fetch()
-        return response if response.status_code == status else None
-
-    return check
 
 
 def admin_health(server: AdminServer) -> requests.Response:

@@ -19,8 +19,8 @@ import pytest
 from tests.async_support import user_api
 from tests.proxy_support import CALLER_KEY, Setup, call, logged, start_proxy, wait_until_served
 from tests.redis_support import RedisServer
-from tests.support import assert_error, start_admin
-from tests.test_health import HEALTH, admin_health, answering, poll
+from tests.support import answering, assert_error, poll, start_admin
+from tests.test_health import HEALTH, admin_health
 from tests.test_limit import received, within_one_minute_window
 
 AUTH = {"X-API-Key": CALLER_KEY}

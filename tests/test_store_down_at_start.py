@@ -19,7 +19,7 @@ import requests
 from tests import stores
 from tests.async_support import AUTH, user_api
 from tests.proxy_support import ALLOW_LOOPBACK, LISTENING, ProxyServer, Setup, call, free_port
-from tests.support import ROOT, admin_env, start_admin, stop_process
+from tests.support import ROOT, admin_env, answering, poll, start_admin, stop_process
 
 HEALTH = "/_portcullis/health"
 DEADLINE_S = 30
@@ -52,26 +52,6 @@ def health(proxy: ProxyServer) -> requests.Response:
     return call(proxy, "GET", HEALTH)
 
 
-def answering(status: int, fetch):
-    """A check for `poll`: `fetch()`'s response once it has `status`, else None."""
-
-    def check():
-        response = fetch()
-        return response if response.status_code == status else None
-
-    return check
-
-
-def poll(check, timeout: float = DEADLINE_S):
-    """`check()`'s first result that is not None, polled until a deadline (then None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)  # polling real processes for a real change, bounded by the deadline
-
-
 def test_a_data_plane_started_without_its_store_serves_once_the_store_answers(tmp_path, upstream):
     store_dir = tmp_path / "store"
     if stores.on_postgresql():
@@ -83,7 +63,7 @@ def test_a_data_plane_started_without_its_store_serves_once_the_store_answers(tm
         env = admin_env(store_dir)  # the SQLite file the admin will make
     proxy = start_unready_proxy(env, tmp_path / "proxy")
     try:
-        down = poll(answering(503, lambda: health(proxy)))
+        down = poll(answering(503, lambda: health(proxy)), DEADLINE_S)
         assert down is not None, "the data plane did not answer its health check"
         body = down.json()
         assert body["error"]["code"] == "CONFIG_NOT_LOADED", body
@@ -101,9 +81,10 @@ def test_a_data_plane_started_without_its_store_serves_once_the_store_answers(tm
             stores.server().set_reachable(admin.database_url, True)
         made = Setup(user_api(admin), upstream)
 
-        assert poll(answering(200, lambda: health(proxy))) is not None, health(proxy).text
+        back = poll(answering(200, lambda: health(proxy)), DEADLINE_S)
+        assert back is not None, health(proxy).text
         path = f"/api/{made.id}/status/200"
-        served = poll(answering(200, lambda: call(proxy, "GET", path, headers=AUTH)))
+        served = poll(answering(200, lambda: call(proxy, "GET", path, headers=AUTH)), DEADLINE_S)
         assert served is not None, "the configuration made after the store came back is not served"
         log = proxy.log_text()
         assert log.count("configuration not loaded: the store is unreachable") == 1, log

@@ -7,13 +7,12 @@ import pytest
 
 from tests import stores
 from tests.proxy_support import call
+from tests.support import answering, poll
 from tests.test_health import (
     HEALTH,
     admin_health,
-    answering,
     assert_admin_shape,
     lone_proxy,  # noqa: F401  (the fixture, shared with test_health)
-    poll,
 )
 
 
