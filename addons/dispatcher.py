@@ -67,6 +67,7 @@ class Dispatcher:
         self._deliveries: set[asyncio.Task] = set()
         self._rng = random.Random()
         self.leases = LeaseKeeper(queue)
+        self._claims_failing = False  # one traceback per outage of the store, not one per poll
 
     def running(self) -> None:
         # `running` stays synchronous (script reloads require it); the loop is already running.
@@ -96,12 +97,18 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
-            return await self.queue.run(
+            jobs = await self.queue.run(
                 self.queue.store.claim, limit, lease_seconds(), lambda: str(uuid.uuid4())
             )
         except Exception:
-            log.exception("could not claim async jobs; trying again")
+            if not self._claims_failing:
+                log.exception("could not claim async jobs; trying again at every poll")
+            self._claims_failing = True
             return []
+        if self._claims_failing:
+            log.info("claiming async jobs again")
+            self._claims_failing = False
+        return jobs
 
     async def _idle(self) -> None:
         """Until a job is accepted here, a delivery ends, or the poll interval passes."""

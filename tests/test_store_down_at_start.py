@@ -88,6 +88,7 @@ def test_a_data_plane_started_without_its_store_serves_once_the_store_answers(tm
         assert served is not None, "the configuration made after the store came back is not served"
         log = proxy.log_text()
         assert log.count("configuration not loaded: the store is unreachable") == 1, log
+        assert log.count("could not claim async jobs") <= 1, "one traceback per outage"
     finally:
         proxy.stop()
         if admin is not None:
