@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 
@@ -202,16 +204,14 @@ class ColumnDump:
     def owned(self, session, client_id: str, *conditions) -> list[dict]:
         """The client's records (and `conditions`), dumped, oldest first like `list_owned`."""
         model = self._model
-        rows = (
-            session.connection()
-            .execute(  # Core rows: no ORM loading
-                select(*self._columns)
-                .where(model.client_id == client_id, *conditions)
-                .order_by(model.created_at, model.id)
-            )
-            .all()
+        query = (
+            select(*self._columns)
+            .where(model.client_id == client_id, *conditions)
+            .order_by(model.created_at, model.id)
         )
-        return self.dump(rows)
+        with collection_paused():
+            rows = session.connection().execute(query).all()  # Core rows: no ORM loading
+            return self.dump(rows)
 
     def dump(self, rows) -> list[dict]:
         keys = [key for key, _, _ in self._plan]
@@ -224,6 +224,19 @@ class ColumnDump:
                 values[number] = convert(values[number])
             dumped.append(dict(zip(keys, values, strict=True)))
         return dumped
+
+
+@contextmanager
+def collection_paused():
+    """No cyclic garbage collection meanwhile: building thousands of acyclic dicts
+    otherwise sets off full collections over the whole heap (a third more time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _selected(column, json_column: bool):
