@@ -18,6 +18,7 @@ from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
 from addons.config import Config
+from addons.connect_guard import ConnectGuard
 from addons.counters import SharedCounters
 from addons.dispatcher import Dispatcher
 from addons.fetch import Fetcher
@@ -38,6 +39,7 @@ record = Record()
 telemetry = Telemetry()
 addons = [
     config,
+    ConnectGuard(),  # mitmproxy itself connects only to the stream bridge
     counters,
     Health(config, counters),  # the balancer's check: answered from memory, never routed
     ProtocolGuard(),
