@@ -106,6 +106,11 @@ class Snapshot:
 EMPTY = Snapshot(version=-1, proxies={}, aliases={})
 
 
+class ChangedWhileReading(Exception):
+    """The store changed between the reads of one build (SQLite reads each statement
+    afresh); the version moved too, so the next poll builds again."""
+
+
 def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
     """Read the whole configuration once and compile it. Runs off the event loop."""
     version = current_config_version(session)
@@ -124,6 +129,8 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
     views: dict[str, ProxyView] = {}
     aliases: dict[str, list[ProxyView]] = defaultdict(list)
     for proxy in proxies:
+        if None in (proxy.target, proxy.proxy_credential, proxy.target_credential):
+            raise ChangedWhileReading(f"proxy {proxy.id} lost a referenced record meanwhile")
         view = ProxyView(
             id=proxy.id,
             client_id=proxy.client_id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from addons.snapshot import EMPTY, Snapshot, build_snapshot
+from addons.snapshot import EMPTY, ChangedWhileReading, Snapshot, build_snapshot
 from models import current_config_version
 from models.crypto import KeyRing
 from models.store import make_session_factory
@@ -86,10 +86,15 @@ class SnapshotSource:
             self._poll()
 
     def _poll(self) -> None:
-        """One refresh; a failure is recorded for health and logged, never raised."""
+        """One refresh; a failure is recorded for health and logged, never raised (an
+        exception escaping here would end the thread, and the process would serve its
+        last snapshot for good)."""
+        was_failing = self.freshness.failing_since is not None
         try:
             self.refresh()
-        except (SQLAlchemyError, ValueError) as error:
+        except ChangedWhileReading as change:
+            log.info("configuration changed while it was read (%s); reading it again", change)
+        except Exception as error:
             failing = self.freshness.failing_since is not None
             if not failing:
                 self.freshness = Freshness(self.freshness.confirmed_at, time.monotonic())
@@ -97,10 +102,21 @@ class SnapshotSource:
                 # Not loaded yet: one line per outage, not a traceback every 0.2 s. A warning:
                 # mitmdump exits on an error logged during start-up.
                 if not failing:
+                    reason = (
+                        "the store is unreachable"
+                        if isinstance(error, SQLAlchemyError)
+                        else "it could not be built"
+                    )
                     log.warning(
-                        "configuration not loaded: the store is unreachable (%s); retrying",
-                        type(error).__name__,
+                        "configuration not loaded: %s (%s); retrying", reason, type(error).__name__
                     )
                 return
             # Keep serving the last good snapshot; the store may be briefly unavailable.
-            log.exception("configuration refresh failed; keeping version %s", self.current.version)
+            if not failing:
+                log.exception(
+                    "configuration refresh failed; keeping version %s until it works again",
+                    self.current.version,
+                )
+        else:
+            if was_failing and self.current.version != EMPTY.version:
+                log.info("configuration refresh works again (version %s)", self.current.version)

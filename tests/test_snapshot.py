@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import column, select, update
+from sqlalchemy import table as sql_table
 
 from addons.snapshot_source import SnapshotSource
 from models.crypto import KeyRing
@@ -10,6 +12,11 @@ from models.store import make_engine
 from tests.support import TEST_MASTER_KEYS, create, new_client, new_proxy
 
 WAIT_S = 5
+
+
+def table(name: str):
+    """Just the columns these tests touch, for raw reads and writes of the store."""
+    return sql_table(name, column("id"), column("secret_ciphertext"))
 
 
 @pytest.fixture
@@ -68,3 +75,43 @@ def test_an_alias_shared_by_two_clients_yields_both_candidates(api, source):
     found = {view.id for view in source.current.candidates("shared-name")}
     assert {first["sKey"], second["sKey"]} <= found
     assert source.current.candidates("no-such-proxy") == ()
+
+
+def test_a_snapshot_that_cannot_be_built_keeps_the_last_one_and_polling_goes_on(lone):
+    """Any failure of a build (here a secret that no longer decrypts) keeps the last good
+    configuration, and the next changes are still picked up once it builds again."""
+    server, api = lone
+    client_id = new_client(api)
+    first = new_proxy(api, client_id)
+    engine = make_engine(server.database_url)
+    source = SnapshotSource(engine, KeyRing.parse(TEST_MASTER_KEYS), poll_interval=0.05)
+    source.start()
+    try:
+        assert source.wait_for_version(config_version(api), WAIT_S)
+        credential_id = source.current.proxies[first["sKey"]].target_credential.id
+        credentials = table("credentials")
+        with engine.begin() as connection:
+            sealed = connection.execute(
+                select(credentials.c.secret_ciphertext).where(credentials.c.id == credential_id)
+            ).scalar_one()
+            connection.execute(
+                update(credentials)
+                .where(credentials.c.id == credential_id)
+                .values(secret_ciphertext=bytes(len(sealed)))
+            )
+        broken = new_proxy(api, client_id)  # a new version, which cannot be built
+        assert not source.wait_for_version(config_version(api), 1), "built with a broken secret"
+        assert first["sKey"] in source.current.proxies, "the last good snapshot was dropped"
+
+        with engine.begin() as connection:
+            connection.execute(
+                update(credentials)
+                .where(credentials.c.id == credential_id)
+                .values(secret_ciphertext=sealed)
+            )
+        later = new_proxy(api, client_id)
+        assert source.wait_for_version(config_version(api), WAIT_S), "polling stopped"
+        assert {broken["sKey"], later["sKey"]} <= set(source.current.proxies)
+    finally:
+        source.stop()
+        engine.dispose()
