@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models.store import make_session_factory
@@ -78,7 +77,7 @@ class BatchWriter:
             with self._sessions() as session:
                 self._write(session, items)
                 session.commit()
-        except (SQLAlchemyError, ValueError, TypeError, KeyError):
+        except Exception:  # whatever it is: an exception escaping would end the writer thread
             log.exception("the store refused a write of %d rows", len(items))
             return False
         return True

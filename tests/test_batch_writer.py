@@ -29,3 +29,25 @@ def test_a_refused_row_loses_only_itself(tmp_path):
     with engine.connect() as connection:
         stored = connection.execute(select(NOTES.c.id, NOTES.c.text).order_by(NOTES.c.id)).all()
     assert [tuple(row) for row in stored] == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_a_write_failing_in_any_way_leaves_the_writer_running(tmp_path):
+    """Not only the store's own errors: any exception of a write must not end the thread."""
+    engine = make_engine(scratch_database_url(tmp_path))
+    ROWS.create_all(engine)
+
+    def write(session, items):
+        for item in items:
+            if item["text"] is None:
+                raise AttributeError("a bug in a row's conversion")
+        session.execute(insert(NOTES), items)
+
+    writer = BatchWriter(engine, write, "test-writer")
+    writer.start()
+    writer.submit({"id": 1, "text": None})
+    writer.submit({"id": 2, "text": "after the failure"})
+    writer.stop()
+
+    with engine.connect() as connection:
+        stored = connection.execute(select(NOTES.c.id, NOTES.c.text)).all()
+    assert [tuple(row) for row in stored] == [(2, "after the failure")]
