@@ -5,6 +5,7 @@ from models.base import Base, isoformat_z, utcnow
 from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
+from models.meter import Meter, MeterUsage
 from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
@@ -28,6 +29,8 @@ __all__ = [
     "ConfigState",
     "Credential",
     "Membership",
+    "Meter",
+    "MeterUsage",
     "MetricPoint",
     "MetricPointLatency",
     "MetricTotal",
