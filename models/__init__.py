@@ -5,6 +5,7 @@ from models.base import Base, isoformat_z, utcnow
 from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
+from models.credit import ClientBudget, CreditEntry, ProxyPrice
 from models.meter import Meter, MeterUsage
 from models.proxy import Proxy
 from models.request_log import RequestLog
@@ -26,8 +27,10 @@ __all__ = [
     "AsyncJob",
     "Base",
     "Client",
+    "ClientBudget",
     "ConfigState",
     "Credential",
+    "CreditEntry",
     "Membership",
     "Meter",
     "MeterUsage",
@@ -36,6 +39,7 @@ __all__ = [
     "MetricTotal",
     "Notification",
     "Proxy",
+    "ProxyPrice",
     "RequestLog",
     "Rule",
     "SignInFailure",
