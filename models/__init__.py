@@ -7,6 +7,7 @@ from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
 from models.credit import ClientBudget, CreditEntry, ProxyPrice
 from models.meter import Meter, MeterUsage
+from models.payload_filter import PayloadFilter
 from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
@@ -38,6 +39,7 @@ __all__ = [
     "MetricPointLatency",
     "MetricTotal",
     "Notification",
+    "PayloadFilter",
     "Proxy",
     "ProxyPrice",
     "RequestLog",
