@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from models import Credential, Proxy, Rule, Target, current_config_version
+from models.credit import BudgetView, Price, budget_views, proxy_prices
 from models.crypto import KeyRing
 from models.rule_engine import Scope
 from models.rule_scopes import credential_scope, proxy_scope, target_scope
@@ -96,6 +97,8 @@ class Snapshot:
     version: int
     proxies: dict[str, ProxyView]
     aliases: dict[str, tuple[ProxyView, ...]]  # an alias is unique per client only
+    budgets: dict[str, BudgetView] = field(default_factory=dict)  # by client id
+    prices: dict[str, Price] = field(default_factory=dict)  # by proxy id, priced ones only
 
     def candidates(self, reference: str) -> tuple[ProxyView, ...]:
         """The proxies `reference` (an id or an alias) may name."""
@@ -151,7 +154,13 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
         views[proxy.id] = view
         if proxy.alias:
             aliases[proxy.alias].append(view)
-    return Snapshot(version, views, {alias: tuple(v) for alias, v in aliases.items()})
+    return Snapshot(
+        version,
+        views,
+        {alias: tuple(v) for alias, v in aliases.items()},
+        budgets=budget_views(session),
+        prices=proxy_prices(session),
+    )
 
 
 def _credential(
