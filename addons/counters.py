@@ -16,7 +16,8 @@ One interface (`Counters.consume`), two implementations:
   twice: one unit too many, never one too few.)
 
 Windows are aligned to UTC clock boundaries (minute, hour, day, calendar month)
-taken from this host's clock, and each counter expires when its window ends.
+taken from this host's clock (`Clock`; tests may shift it, see there), and each
+counter expires when its window ends.
 A call either increments every window (all were within their limits) or none;
 the outcome gives each window's limit, use and reset, which is what `RateLimit`
 headers and "approaching the limit" warnings are built from.
@@ -39,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from mitmproxy import ctx, exceptions
@@ -53,9 +55,36 @@ from models.settings import Settings
 log = logging.getLogger("portcullis.counters")
 
 TIMEOUT_OPTION = "portcullis_redis_timeout_ms"
+CLOCK_OPTION = "portcullis_test_clock_file"
 DEFAULT_TIMEOUT_MS = 250
 PING_INTERVAL_S = 2.0
 KEY_PREFIX = "portcullis:count:"
+
+
+class Clock:
+    """The time the counters' windows are taken from: this host's clock (epoch seconds).
+
+    For tests only: with `portcullis_test_clock_file` set, the clock is shifted by the
+    seconds that file holds (a float; no file or an empty one: no shift). The file is
+    read on every reading, so a test moves the clock of a running gateway by writing
+    it. Unset (the default, and always in production) nothing is read.
+    """
+
+    def __init__(self, offset_file: Path | None = None):
+        self.offset_file = offset_file
+
+    def __call__(self) -> float:
+        if self.offset_file is None:
+            return time.time()
+        return time.time() + _offset(self.offset_file)
+
+
+def _offset(path: Path) -> float:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return 0.0
+    return float(text) if text else 0.0
 
 
 class Window(enum.Enum):
@@ -163,14 +192,15 @@ class MemoryCounters:
     kind = "memory"
     SWEEP_EVERY = 10_000
 
-    def __init__(self):
+    def __init__(self, clock: Clock | None = None):
+        self.clock = clock or Clock()
         self._counts: dict[str, tuple[int, int]] = {}  # key -> (count, expires at)
         self._calls = 0
 
     async def consume(
         self, limits: Sequence[Limit], cost: int = 1, now: float | None = None
     ) -> Outcome:
-        return self.consume_now(limits, cost, time.time() if now is None else now)
+        return self.consume_now(limits, cost, self.clock() if now is None else now)
 
     def consume_now(self, limits: Sequence[Limit], cost: int, now: float) -> Outcome:
         """`consume` without awaiting anything: atomic on the event loop."""
@@ -215,7 +245,8 @@ class RedisCounters:
 
     kind = "redis"
 
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float, clock: Clock | None = None):
+        self.clock = clock or Clock()
         self.client = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -229,7 +260,7 @@ class RedisCounters:
     async def consume(
         self, limits: Sequence[Limit], cost: int = 1, now: float | None = None
     ) -> Outcome:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         keys, ends = _current(limits, now)
         args: list[int] = [cost]
         for limit, end in zip(limits, ends, strict=True):
@@ -274,7 +305,8 @@ class SharedCounters:
     """The addon owning the counters every limiting stage uses (`.counters`)."""
 
     def __init__(self):
-        self.counters: Counters = MemoryCounters()
+        self.clock = Clock()
+        self.counters: Counters = MemoryCounters(self.clock)
         self._pinger: asyncio.Task | None = None
 
     def load(self, loader) -> None:
@@ -285,10 +317,22 @@ class SharedCounters:
             "Milliseconds to wait for Redis (PORTCULLIS_REDIS_URL) to connect or answer; "
             "then the request answers 503 LIMITS_UNAVAILABLE.",
         )
+        loader.add_option(
+            CLOCK_OPTION,
+            str,
+            "",
+            "TESTS ONLY: a file holding seconds to add to the clock of the limit windows "
+            "(read on every count). Leave empty in production.",
+        )
 
     def configure(self, updated) -> None:
         if TIMEOUT_OPTION in updated and getattr(ctx.options, TIMEOUT_OPTION) < 1:
             raise exceptions.OptionsError(f"{TIMEOUT_OPTION} must be positive")
+        if CLOCK_OPTION in updated:
+            path = getattr(ctx.options, CLOCK_OPTION)
+            self.clock.offset_file = Path(path) if path else None
+            if path:
+                log.warning("test clock: limit windows follow the offset in %s", path)
 
     async def running(self) -> None:
         url = Settings.from_env().redis_url
@@ -296,7 +340,7 @@ class SharedCounters:
             log.info("counters in memory: exact for this process only")
             return
         timeout_s = getattr(ctx.options, TIMEOUT_OPTION) / 1000
-        self.counters = RedisCounters(url, timeout_s)
+        self.counters = RedisCounters(url, timeout_s, self.clock)
         self._pinger = asyncio.create_task(self._ping_forever(self.counters))
         log.info("counters in Redis, shared by every process using it")
 

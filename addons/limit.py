@@ -7,6 +7,12 @@ across every process sharing it. Over a limit: 429 `RATE_LIMITED` with
 (Redis down or slow): 503 `LIMITS_UNAVAILABLE`, never forwarded. Proxy API and
 Async API alike (an async request is counted when it is accepted, before it is
 queued). A refused request is still logged, like any other refusal.
+
+A proxy's stored limits are capped by the platform maxima this process was started
+with (`PORTCULLIS_MAX_REQUESTS_PER_MINUTE` / `_PER_DAY`), so lowering a maximum
+applies at once to proxies saved under a higher one. What was decided is kept on
+the flow's state (`limit_check`); the respond stage turns it into the `RateLimit`
+headers of every answer (addons/ratelimit_headers.py).
 """
 
 from __future__ import annotations
@@ -17,17 +23,22 @@ from mitmproxy import http
 
 from addons.counters import CountersUnavailable, Limit, Outcome, SharedCounters, Window
 from addons.failsafe import fail_closed
+from addons.ratelimit_headers import LimitCheck
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, proxy_error
 from addons.snapshot import ProxyView
 from addons.state import state_of
+from models.settings import Settings
 
 
-def proxy_limits(proxy: ProxyView) -> tuple[Limit, ...]:
-    """The windows a proxy's request counts against."""
+def proxy_limits(proxy: ProxyView, maxima: tuple[int, int] | None = None) -> tuple[Limit, ...]:
+    """The windows a proxy's request counts against, capped by (per minute, per day) maxima."""
     name = f"proxy:{proxy.id}:requests"
+    per_minute, per_day = proxy.max_requests_per_minute, proxy.max_requests_per_day
+    if maxima is not None:
+        per_minute, per_day = min(per_minute, maxima[0]), min(per_day, maxima[1])
     return (
-        Limit(name, Window.MINUTE, proxy.max_requests_per_minute),
-        Limit(name, Window.DAY, proxy.max_requests_per_day),
+        Limit(name, Window.MINUTE, per_minute),
+        Limit(name, Window.DAY, per_day),
     )
 
 
@@ -56,19 +67,28 @@ class RateLimit:
 
     def __init__(self, shared: SharedCounters):
         self.shared = shared
+        self.maxima: tuple[int, int] | None = None
+
+    def running(self) -> None:
+        settings = Settings.from_env()
+        self.maxima = (settings.max_requests_per_minute, settings.max_requests_per_day)
 
     @fail_closed
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if answered(flow):
             return
         state = state_of(flow)
+        now = self.shared.clock()
         try:
-            outcome = await self.shared.counters.consume(proxy_limits(state.proxy))
+            outcome = await self.shared.counters.consume(
+                proxy_limits(state.proxy, self.maxima), now=now
+            )
         except CountersUnavailable:
             state.mark("systemError")
             state.proxy_code = GATEWAY_ERROR
             answer(flow, limits_unavailable(state.request_id))
             return
+        state.limit_check = LimitCheck(outcome, now, time.time())
         if not outcome.allowed:
             state.proxy_code = DENIED
-            answer(flow, rate_limited(outcome, time.time(), state.request_id))
+            answer(flow, rate_limited(outcome, now, state.request_id))

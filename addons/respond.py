@@ -6,6 +6,7 @@ from mitmproxy import http
 
 from addons.failsafe import fail_closed
 from addons.injection import conceal_caller_credential
+from addons.ratelimit_headers import ratelimit_headers
 from addons.responses import (
     GATEWAY_ERROR,
     GRANTED,
@@ -31,6 +32,7 @@ class Respond:
     def response(self, flow: http.HTTPFlow) -> None:
         try:
             self._settle(flow)
+            self._limit_headers(flow)
         finally:
             self._annotate(flow)  # even if settling failed: mitmdump prints the flow next
 
@@ -55,6 +57,15 @@ class Respond:
             headers[PROXY_CODE] = GRANTED
             headers[PROXY_MESSAGE] = "Proxy authentication successful"
             headers[REQUEST_ID] = state.request_id
+
+    @staticmethod
+    def _limit_headers(flow: http.HTTPFlow) -> None:
+        """`RateLimit-Policy` / `RateLimit` (and the warning) on every counted request's answer."""
+        state = state_of(flow)
+        if state is None or state.limit_check is None or flow.response is None:
+            return
+        for name, value in ratelimit_headers(state.limit_check):
+            flow.response.headers.add(name, value)
 
     @staticmethod
     def _annotate(flow: http.HTTPFlow) -> None:

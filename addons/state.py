@@ -10,6 +10,7 @@ import os
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from mitmproxy import http
@@ -18,6 +19,9 @@ from addons.injection import Injection
 from addons.snapshot import ProxyView, Snapshot
 from addons.upstream import UpstreamRequest
 from models.rule_engine import Decision
+
+if TYPE_CHECKING:
+    from addons.ratelimit_headers import LimitCheck
 
 # The `validationData` flags of a request log entry (seed 001), all false until proven.
 VALIDATION_FLAGS = (
@@ -85,6 +89,7 @@ class FlowState:
     path: str = "/"  # canonical path below the proxy, as forwarded and as rules see it
     query: str = ""  # raw query string as received
     decision: Decision | None = None
+    limit_check: LimitCheck | None = None  # the limit stage's outcome: RateLimit headers
     proxy_code: str | None = None
     is_async: bool = False  # an Async API request: queued, not sent
     # The caller's answer is `final_response`, swapped in by the respond stage (it may
