@@ -12,6 +12,7 @@ PREFIXES = {
     "target": "tgt",
     "proxy": "proxy",
     "rule": "rule",
+    "meter": "meter",
     "notification": "notif",
     "web_session": "sess",
 }

@@ -1,0 +1,194 @@
+"""Meters compiled for matching and extraction, shared by the data plane and the Core API.
+
+Predicates on method, path, headers and query are a rule (models/rule_engine.py)
+that must match; body checks read JSON fields of the request body through
+models/json_paths.py. A conditional meter counts a request only if every
+predicate holds; a meter in mode `all` counts every request of its proxy.
+
+Extraction (response_value meters) reads one number from the target's answer:
+- `{"location": "body", "path": "usage.total_tokens"}`: the JSON body's value there;
+- `{"location": "header", "name": "x-tokens"}`: the header's value as a decimal number.
+A non-negative integer counts as it is; a non-negative fraction is rounded up
+(counters are whole units). A missing, non-numeric, negative or non-finite value,
+a path selecting several values, or a body that is not JSON counts 0, and
+`extract` says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from models.json_paths import JsonPath, parse_path, select
+from models.patterns import compile_pattern
+from models.rule_engine import CompiledRule, RequestFacts, compile_rule
+
+REQUEST_COUNT = "request_count"
+RESPONSE_VALUE = "response_value"
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class BodyCheck:
+    """A JSON body field that must equal `equals` or match `pattern` (some selected value)."""
+
+    path: JsonPath
+    equals: Any = _MISSING
+    pattern: object | None = None
+
+    def holds(self, document: Any) -> bool:
+        if document is _MISSING:
+            return False
+        for value in select(document, self.path):
+            if self.pattern is not None:
+                if isinstance(value, str) and self.pattern.search(value):
+                    return True
+            elif same_json(value, self.equals):
+                return True
+        return False
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: `true` is not `1`, `1` is `1.0`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+@dataclass(frozen=True)
+class Extraction:
+    location: str  # body | header
+    path: JsonPath | None = None
+    header: str | None = None
+
+    def extract(
+        self, headers: Callable[[str], str | None], document: Any
+    ) -> tuple[int, str | None]:
+        """The units to add, and why it is 0 when the value was not usable (else None)."""
+        if self.location == "header":
+            raw = headers(self.header)
+            if raw is None:
+                return 0, f"header {self.header} missing"
+            try:
+                value: Any = float(raw.strip())
+            except ValueError:
+                return 0, f"header {self.header} is not a number"
+        else:
+            if document is _MISSING:
+                return 0, "response body is not JSON"
+            values = select(document, self.path)
+            if not values:
+                return 0, f"{self.path} missing in the response body"
+            if len(values) > 1:
+                return 0, f"{self.path} selects {len(values)} values, not one"
+            value = values[0]
+        return units(value)
+
+
+def units(value: Any) -> tuple[int, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0, "value is not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0, "value is not a finite number"
+    if value < 0:
+        return 0, "value is negative"
+    return (value if isinstance(value, int) else math.ceil(value)), None
+
+
+@dataclass(frozen=True)
+class CompiledMeter:
+    id: str
+    name: str
+    meter_type: str
+    conditional: bool
+    rule: CompiledRule | None
+    body_checks: tuple[BodyCheck, ...]
+    extraction: Extraction | None
+    limits: tuple[tuple[str, int], ...]  # (window, limit), in WINDOWS order
+
+    @property
+    def needs_body(self) -> bool:
+        return self.conditional and bool(self.body_checks)
+
+    def matches(self, facts: RequestFacts, document: Any = _MISSING) -> bool:
+        """Whether the request counts; `document` is the parsed JSON body (if needed)."""
+        if not self.conditional:
+            return True
+        if self.rule is not None and not any(self.rule.matches(r) for r in facts.readings()):
+            return False
+        return all(check.holds(document) for check in self.body_checks)
+
+
+NOT_JSON = _MISSING  # what callers pass as `document` for an absent or non-JSON body
+
+WINDOWS = ("minute", "hour", "day", "month")
+
+
+def compile_predicates(predicates: dict, meter_id: str = "meter") -> CompiledRule | None:
+    """The method/path/header/query part as a rule, or None if it checks nothing."""
+    keys = ("methods", "pathPattern", "headerChecks", "queryChecks")
+    if not any(predicates.get(key) for key in keys):
+        return None
+    return compile_rule(
+        SimpleNamespace(
+            id=meter_id,
+            effect="allow",
+            priority=0,
+            methods=predicates.get("methods") or [],
+            path_pattern=predicates.get("pathPattern"),
+            path_presence=predicates.get("pathPresence") or "present",
+            header_checks=predicates.get("headerChecks") or [],
+            query_checks=predicates.get("queryChecks") or [],
+            regex_flags=predicates.get("regexFlags") or "",
+        )
+    )
+
+
+def compile_body_checks(checks: Sequence[dict], flags: str = "") -> tuple[BodyCheck, ...]:
+    """Raises JsonPathError (bad path) or PatternError (bad pattern)."""
+    compiled = []
+    for check in checks or []:
+        path = parse_path(check["path"])
+        if check.get("valuePattern") is not None:
+            compiled.append(BodyCheck(path, pattern=compile_pattern(check["valuePattern"], flags)))
+        else:
+            compiled.append(BodyCheck(path, equals=check.get("equals")))
+    return tuple(compiled)
+
+
+def compile_extraction(extraction: dict | None) -> Extraction | None:
+    if not extraction:
+        return None
+    if extraction.get("location") == "header":
+        return Extraction("header", header=extraction["name"].lower())
+    return Extraction("body", path=parse_path(extraction["path"]))
+
+
+def compile_meter(meter) -> CompiledMeter:
+    """A stored meter (a `models.Meter` or anything with its attributes), ready to use."""
+    predicates = dict(meter.predicates or {})
+    conditional = meter.mode == "conditional"
+    limits = dict(meter.limits or {})
+    return CompiledMeter(
+        id=meter.id,
+        name=meter.name,
+        meter_type=meter.meter_type,
+        conditional=conditional,
+        rule=compile_predicates(predicates, meter.id) if conditional else None,
+        body_checks=(
+            compile_body_checks(
+                predicates.get("bodyChecks") or [], predicates.get("regexFlags") or ""
+            )
+            if conditional
+            else ()
+        ),
+        extraction=compile_extraction(meter.extraction)
+        if meter.meter_type == RESPONSE_VALUE
+        else None,
+        limits=tuple((w, int(limits[w])) for w in WINDOWS if limits.get(w) is not None),
+    )
