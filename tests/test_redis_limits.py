@@ -1,8 +1,9 @@
 """Limits shared through a real redis-server (PORTCULLIS_REDIS_URL) by real processes.
 
-- Two mitmdump processes on one store and one Redis: a proxy limited to N per
-  minute, more than N requests spread concurrently over both, exactly N reach
-  the upstream; the rest answer 429.
+- Two mitmdump processes on one store and one Redis: a proxy limited to 20 per
+  minute, 50 concurrent requests spread over both, exactly 20 reach the
+  upstream; the rest answer 429 with the `RateLimit` headers; the next window
+  (moved there on the test clock both processes share) admits again.
 - Redis stopped under a running gateway: requests answer 503
   `LIMITS_UNAVAILABLE` and reach nothing, the request log records them, both
   health answers say Redis is unreachable (data plane: 200 "degraded", admin:
@@ -17,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.async_support import user_api
+from tests.clock_support import TestClock
 from tests.proxy_support import CALLER_KEY, Setup, call, logged, start_proxy, wait_until_served
 from tests.redis_support import RedisServer
 from tests.support import answering, assert_error, poll, start_admin
 from tests.test_health import HEALTH, admin_health
-from tests.test_limit import received, within_one_minute_window
+from tests.test_limit import current_window, received
 
 AUTH = {"X-API-Key": CALLER_KEY}
 
@@ -45,27 +47,35 @@ def shared(tmp_path, redis_server):
 
 def test_two_processes_admit_exactly_the_limit_together(shared, upstream, tmp_path):
     server, api = shared
-    gateways = [start_proxy(server, tmp_path / f"proxy{n}") for n in (1, 2)]
+    clock = TestClock(tmp_path / "clock")
+    gateways = [start_proxy(server, tmp_path / f"proxy{n}", *clock.args) for n in (1, 2)]
     try:
-        limit = 25
+        limit = 20
         made = Setup(api, upstream, proxyMaxRequestsPerMinute=limit)
-        within_one_minute_window()
-        for gateway in gateways:  # each probe counts: 2 of the 25
+        for gateway in gateways:
             probe = wait_until_served(gateway, f"/api/{made.id}/probe", AUTH)
             assert probe.status_code == 200, probe.text
+        clock.start_of_next_minute()  # a fresh window: the probes counted in the one before
         tail = f"spread-{uuid.uuid4().hex[:8]}"
-        sends = 3 * limit
 
         def send(number: int):
             gateway = gateways[number % 2]
-            return call(gateway, "GET", f"/api/{made.id}/{tail}", headers=AUTH).status_code
+            return call(gateway, "GET", f"/api/{made.id}/{tail}", headers=AUTH)
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(send, range(sends)))
-        assert sorted(set(statuses)) == [200, 429], statuses
-        assert statuses.count(200) == limit - 2
-        assert received(upstream, f"/base/{tail}") == limit - 2
-        assert received(upstream, "/base/probe") >= 2
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(send, range(50)))
+        statuses = [r.status_code for r in answers]
+        assert statuses.count(200) == limit and statuses.count(429) == 50 - limit, statuses
+        assert received(upstream, f"/base/{tail}") == limit
+        remaining = sorted(current_window(r)[1] for r in answers if r.status_code == 200)
+        assert remaining == list(range(limit))  # each count seen once: none lost, none twice
+        for refusal in (r for r in answers if r.status_code == 429):
+            assert current_window(refusal)[:2] == ("minute", 0)
+
+        clock.start_of_next_minute()
+        for gateway in gateways:  # the next window admits again, on both
+            again = call(gateway, "GET", f"/api/{made.id}/{tail}", headers=AUTH)
+            assert again.status_code == 200, again.text
     finally:
         for gateway in gateways:
             gateway.stop()
