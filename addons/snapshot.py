@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 from models import Credential, Proxy, Rule, Target, current_config_version
 from models.credit import BudgetView, Price, budget_views, proxy_prices
 from models.crypto import KeyRing
+from models.meter import Meter
+from models.meter_engine import CompiledMeter, compile_meter
 from models.rule_engine import Scope
 from models.rule_scopes import credential_scope, proxy_scope, target_scope
 
@@ -64,6 +66,7 @@ class ProxyView:
     additional_data: dict
     max_requests_per_minute: int
     max_requests_per_day: int
+    meters: tuple[CompiledMeter, ...] = ()  # active usage meters (addons/meters.py)
 
     @cached_property
     def injection_plan(self) -> InjectionPlan:
@@ -120,6 +123,9 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
     rules: dict[str, list[Rule]] = defaultdict(list)
     for rule in session.scalars(select(Rule)):
         rules[rule.parent_id].append(rule)
+    meters: dict[str, list[CompiledMeter]] = defaultdict(list)
+    for meter in session.scalars(select(Meter).where(Meter.active).order_by(Meter.id)):
+        meters[meter.proxy_id].append(compile_meter(meter))
     proxies = session.scalars(
         select(Proxy).options(
             selectinload(Proxy.proxy_credential),
@@ -150,6 +156,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             additional_data=dict(proxy.additional_data or {}),
             max_requests_per_minute=proxy.max_requests_per_minute,
             max_requests_per_day=proxy.max_requests_per_day,
+            meters=tuple(meters[proxy.id]),
         )
         views[proxy.id] = view
         if proxy.alias:
