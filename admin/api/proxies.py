@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import or_, select
 
 from admin.api.common import api_blueprint, assign, load_body, reject_changes
@@ -85,6 +86,21 @@ def list_proxies(client_id: str):
     return envelope("proxies", LIST_DUMP.owned(db.session, client_id))
 
 
+def default_limits(client: Client) -> dict[str, int]:
+    """A new proxy's limits when it names none: the client's defaults, capped by the
+    platform maxima (lowered since the defaults were saved?), or the maxima when unset."""
+    settings = current_app.config["PORTCULLIS_SETTINGS"]
+    limits = client.limits
+    maxima = {
+        "max_requests_per_minute": ("requestsPerMinute", settings.max_requests_per_minute),
+        "max_requests_per_day": ("requestsPerDay", settings.max_requests_per_day),
+    }
+    return {
+        column: min(limits.get(key) or maximum, maximum)
+        for column, (key, maximum) in maxima.items()
+    }
+
+
 @bp.post("/clients/<client_id>/proxies")
 @doc(
     "Create a proxy (admin)",
@@ -100,9 +116,8 @@ def create_proxy(client_id: str):
     values = load_body(ProxySchema())
     check_references(client, values, values["region"])
     check_alias_free(client, values.get("alias"))
-    limits = client.limits
-    values.setdefault("max_requests_per_minute", limits.get("requestsPerMinute"))
-    values.setdefault("max_requests_per_day", limits.get("requestsPerDay"))
+    for column, value in default_limits(client).items():
+        values.setdefault(column, value)
     proxy = Proxy(client_id=client.id, created_by=current_user().id, **values)
     db.session.add(proxy)
     db.session.commit()
