@@ -21,6 +21,7 @@ from models.credit import BudgetView, Price, budget_views, proxy_prices
 from models.crypto import KeyRing
 from models.meter import Meter
 from models.meter_engine import CompiledMeter, compile_meter
+from models.payload_filter import FilterStep, filter_chains
 from models.rule_engine import Scope
 from models.rule_scopes import credential_scope, proxy_scope, target_scope
 
@@ -67,6 +68,7 @@ class ProxyView:
     max_requests_per_minute: int
     max_requests_per_day: int
     meters: tuple[CompiledMeter, ...] = ()  # active usage meters (addons/meters.py)
+    filters: tuple[FilterStep, ...] = ()  # payload filters, in order (addons/filters.py)
 
     @cached_property
     def injection_plan(self) -> InjectionPlan:
@@ -133,6 +135,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             selectinload(Proxy.target),
         )
     ).all()
+    filters = filter_chains(session, proxies)
     credentials: dict[str, CredentialView] = {}
     targets: dict[str, TargetView] = {}
     views: dict[str, ProxyView] = {}
@@ -157,6 +160,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             max_requests_per_minute=proxy.max_requests_per_minute,
             max_requests_per_day=proxy.max_requests_per_day,
             meters=tuple(meters[proxy.id]),
+            filters=filters.get(proxy.id, ()),
         )
         views[proxy.id] = view
         if proxy.alias:
