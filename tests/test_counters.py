@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import calendar
 import socket
+import time
 import uuid
 
 import pytest
 import redis
 
 from addons.counters import (
+    Clock,
     CountersUnavailable,
     Limit,
     MemoryCounters,
@@ -53,7 +55,7 @@ def make_counters(request):
     if request.param == "memory":
         return MemoryCounters
     server = request.getfixturevalue("redis_server")
-    return lambda: RedisCounters(server.url, TIMEOUT_S)
+    return lambda clock=None: RedisCounters(server.url, TIMEOUT_S, clock)
 
 
 def run(coroutine):
@@ -307,3 +309,33 @@ def test_a_redis_restart_between_two_calls_costs_no_request(tmp_path):
     finally:
         server.stop()
     assert [o.windows[0].used for o in outcomes] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_test_clock_moves_the_windows_of_running_counters(make_counters, tmp_path):
+    """`portcullis_test_clock_file`: the offset file is read on every count, so a test
+    moves a running gateway's windows; no file or an empty one means no shift."""
+    offset = tmp_path / "offset"
+    clock = Clock(offset)
+
+    async def scenario():
+        counters = make_counters(clock)
+        limits = [Limit(key(), Window.MINUTE, 1)]
+        first = await counters.consume(limits)  # no file yet: the host's clock
+        refused = await counters.consume(limits)
+        offset.write_text("60")
+        moved = await counters.consume(limits)  # the next minute: a fresh window
+        offset.write_text("")
+        back = await counters.consume(limits)  # empty: the host's clock again
+        return first, refused, moved, back
+
+    first, refused, moved, back = run(scenario())
+    assert first.allowed and not refused.allowed and moved.allowed and not back.allowed
+    assert moved.windows[0].resets_at - first.windows[0].resets_at == 60
+
+
+def test_without_a_clock_file_the_clock_is_the_hosts(tmp_path):
+    before = time.time()
+    reading = Clock()()
+    assert before <= reading <= time.time()
+    (tmp_path / "offset").write_text("-3600.5")
+    assert Clock(tmp_path / "offset")() < before - 3600
