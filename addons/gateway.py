@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
+from addons.budget import Budget, BudgetWarning
 from addons.config import Config
 from addons.connect_guard import ConnectGuard
 from addons.counters import SharedCounters
@@ -25,6 +26,7 @@ from addons.fetch import Fetcher
 from addons.forward import Forward
 from addons.health import Health
 from addons.limit import RateLimit
+from addons.meters import Meters
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
@@ -33,6 +35,8 @@ from addons.telemetry import Telemetry
 
 config = Config()
 counters = SharedCounters()  # in memory, or in Redis with PORTCULLIS_REDIS_URL
+budget = Budget(counters)  # credit per priced request; debits batched to the ledger
+meters = Meters(counters)  # usage meters: counted and limited, values added after answers
 queue = AsyncQueue()
 forward = Forward(queue)
 record = Record()
@@ -48,8 +52,11 @@ addons = [
     Authenticate(Fetcher(forward.upstream_client)),
     Authorize(),
     RateLimit(counters),
+    meters,
+    budget,
     forward,
     Respond(),
+    BudgetWarning(),  # the low-budget header on the settled answer
     record,
     telemetry,
     Dispatcher(config, queue, forward, record, telemetry),

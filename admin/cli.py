@@ -76,6 +76,28 @@ def create_user(settings: Settings, email: str, name: str | None) -> tuple[User,
         return user, token
 
 
+def grant_credits(settings: Settings, client_id: str, amount: str, description: str) -> str:
+    """Grant `amount` credits to client `client_id`; return its new balance as text."""
+    from models import Client
+    from models.credit import balance_micro, format_credits, grant, parse_credits
+
+    try:
+        micro = parse_credits(amount)
+    except ValueError as exc:
+        raise SystemExit(f"error: amount: {exc}") from None
+    if micro == 0:
+        raise SystemExit("error: amount: Must be greater than 0.")
+    if name_problem(description) or len(description) > 500:
+        raise SystemExit("error: --description: at most 500 printable characters")
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        if session.get(Client, client_id) is None:
+            raise SystemExit(f"error: no client with id {client_id}")
+        grant(session, client_id, micro, description, "cli")
+        session.commit()
+        return format_credits(balance_micro(session, client_id))
+
+
 def store_has_users(settings: Settings) -> bool:
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
@@ -142,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     user_cmd.add_argument("email")
     user_cmd.add_argument("--name")
     commands.add_parser("rotate-secrets", help="re-seal all secrets with the active master key")
+    grant_cmd = commands.add_parser("grant-credits", help="grant credits to a client's budget")
+    grant_cmd.add_argument("client_id")
+    grant_cmd.add_argument("amount", help='credits, at most 6 decimals, e.g. "1.25"')
+    grant_cmd.add_argument("--description", default="granted by an operator")
     commands.add_parser(
         "purge", help="delete expired request log entries and old finished async requests now"
     )
@@ -180,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
         roll_up_telemetry(settings)
         print("Telemetry compacted.")
+    elif args.command == "grant-credits":
+        balance = grant_credits(settings, args.client_id, args.amount, args.description)
+        print(f"Granted {args.amount} credits to {args.client_id}; balance {balance}.")
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

@@ -6,12 +6,14 @@ from flask import Flask
 
 from admin.api import (
     async_jobs,
+    budgets,
     clients,
     credentials,
     explain,
     filters,
     health,
     members,
+    meters,
     notifications,
     proxies,
     requests,
@@ -30,12 +32,14 @@ CORE_BLUEPRINTS = (
     targets.bp,
     proxies.bp,
     rules.bp,
+    meters.bp,
     filters.bp,
     explain.bp,
     requests.bp,
     telemetry.bp,
     async_jobs.bp,
     notifications.bp,
+    budgets.bp,
 )
 
 
