@@ -63,6 +63,10 @@ class _Handler(BaseHTTPRequestHandler):
         if tail[0] == "delay" and tail[1].isdigit():
             time.sleep(int(tail[1]) / 1000)  # the upstream being slow, on purpose
             return self._send(200, b'{"delayed": true}', "application/json")
+        if tail[0] == "tokens" and tail[1].isdigit():
+            # An AI API's answer: N tokens used, in the body and in an `x-tokens` header.
+            body = json.dumps({"usage": {"total_tokens": int(tail[1])}}).encode()
+            return self._send(200, body, "application/json", [("x-tokens", tail[1])])
         if tail[0] == "bytes" and tail[1].isdigit():
             return self._send(200, b"x" * int(tail[1]), "application/octet-stream")
         if tail[0] == "chunked" and tail[1].isdigit():

@@ -1,0 +1,287 @@
+"""Usage meters, right after the limit stage: count matching requests, refuse over a limit.
+
+- `request_count` meters add 1 per matching request, checked and counted at once
+  (all the proxy's matching meters in one `consume`: all or none).
+- `response_value` meters are checked before forwarding: a window refuses the
+  request (the target never sees it) when it is already at or over its limit,
+  or when the average value of the answers counted in it so far would take it
+  past the limit. The value read from the target's answer is added afterwards
+  (`models/meter_engine.py`: a missing or non-numeric value counts 0, is left out
+  of the average, and a log line says why). Requests in flight at once are all
+  checked against the same count, so a window can still end above its limit.
+- Over a limit: 429 `METER_LIMIT_EXCEEDED` naming the meter and window, with
+  `Retry-After`. Counters unavailable (Redis down): 503 `LIMITS_UNAVAILABLE`.
+- Conditional meters with body checks need the body: checked in `request` once
+  it is in. A body that cannot be read before forwarding (streamed because it is
+  large, or content-encoded) counts as matching, so a meter is never bypassed.
+- Async API: checked and counted at accept; values are added for each delivered
+  attempt's answer (`count_response`, called by the dispatcher).
+
+Every meter counts in all four windows (minute, hour, day, month), limited or
+not; each count goes to the store in batches for the Core API's usage read-out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mitmproxy import http
+
+from addons.batch_writer import BatchWriter
+from addons.counters import (
+    CountersUnavailable,
+    Limit,
+    Outcome,
+    SharedCounters,
+    Window,
+    WindowCount,
+)
+from addons.failsafe import fail_closed
+from addons.limit import limits_unavailable
+from addons.meter_usage import meter_key, usage_rows, write_usage
+from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follows, proxy_error
+from addons.state import FlowState, state_of
+from addons.stream_bridge import BRIDGE
+from models.json_limits import loads
+from models.meter_engine import NOT_JSON, REQUEST_COUNT, RESPONSE_VALUE, CompiledMeter
+from models.rule_engine import RequestFacts
+from models.settings import Settings
+from models.store import make_engine
+
+log = logging.getLogger("portcullis.meters")
+UNLIMITED = 2**62
+UNREADABLE = object()  # a request body that cannot be read before forwarding
+_pending: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[CompiledMeter, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def counting(meter: CompiledMeter) -> list[Limit]:
+    """Add to every window; only the configured limits can refuse."""
+    limits = dict(meter.limits)
+    return [Limit(meter_key(meter.id), w, limits.get(w.value, UNLIMITED)) for w in Window]
+
+
+def answers_key(meter_id: str) -> str:
+    """How many answers a response_value meter has counted: its per-request estimate."""
+    return f"meter-answers:{meter_id}"
+
+
+def reading(meter: CompiledMeter) -> list[Limit]:
+    """Read (with cost 0) each limited window's use and number of answers counted."""
+    return [
+        Limit(key, Window(w), UNLIMITED)
+        for w, _limit in meter.limits
+        for key in (meter_key(meter.id), answers_key(meter.id))
+    ]
+
+
+def over_limit(meter: CompiledMeter, outcome: Outcome) -> tuple[WindowCount, int] | None:
+    """The window (and its limit) that refuses the next request of a response_value meter.
+
+    Refused when the window is at or over its limit, or when the average value of
+    the answers counted in it so far would take it past the limit.
+    """
+    refusing = []
+    counts = outcome.windows
+    for index, (_window, limit) in enumerate(meter.limits):
+        used, answers = counts[2 * index], counts[2 * index + 1].used
+        estimate = math.ceil(used.used / answers) if answers else 0
+        if used.used >= limit or used.used + estimate > limit:
+            refusing.append((used, limit))
+    return max(refusing, key=lambda item: item[0].resets_at) if refusing else None
+
+
+def request_document(request: http.Request) -> Any:
+    """The request body as JSON for body checks; UNREADABLE if it cannot be read here."""
+    if request.stream or request.raw_content is None:
+        return UNREADABLE
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return UNREADABLE
+    try:
+        return loads(request.raw_content)
+    except ValueError:
+        return NOT_JSON
+
+
+def matching(meters: Sequence[CompiledMeter], state: FlowState, document: Any):
+    """The meters the request counts toward."""
+    if not any(m.conditional for m in meters):
+        return list(meters)
+    facts = RequestFacts(state.method, state.path, state.caller_headers, state.caller_query)
+    found = []
+    for meter in meters:
+        if document is UNREADABLE and meter.needs_body:
+            # The body checks cannot be read before forwarding: the rest decide.
+            if meter.rule is None or any(meter.rule.matches(r) for r in facts.readings()):
+                found.append(meter)
+        elif meter.matches(facts, document):
+            found.append(meter)
+    return found
+
+
+def meter_limited(meter: CompiledMeter, refused: WindowCount, now: float, request_id: str):
+    retry_after = refused.resets_in(now)
+    window = refused.limit.window.value
+    limit = dict(meter.limits)[window]
+    message = (
+        f"Meter {meter.name!r} is at its limit of {limit} per {window}; retry in {retry_after} s"
+    )
+    details = {
+        "meterId": meter.id,
+        "meterName": meter.name,
+        "window": window,
+        "limit": limit,
+        "used": refused.used,
+        "retryAfterSeconds": retry_after,
+    }
+    response = proxy_error(429, DENIED, "METER_LIMIT_EXCEEDED", message, details, request_id)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+class Meters:
+    """The meters stage (after RateLimit, before Forward) and the adding of response values."""
+
+    def __init__(self, shared: SharedCounters):
+        self.shared = shared
+        self.writer: BatchWriter | None = None
+
+    def running(self) -> None:
+        engine = make_engine(Settings.from_env().database_url)
+        self.writer = BatchWriter(engine, write_usage, "portcullis-meter-usage")
+        self.writer.start()
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+
+    def _now(self) -> float:
+        clock = getattr(self.shared, "clock", None)  # the limits' test clock, when there is one
+        return clock() if clock is not None else time.time()
+
+    @fail_closed
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if answered(flow):
+            return
+        state = state_of(flow)
+        meters = state.proxy.meters
+        if not meters:
+            return
+        if any(m.needs_body for m in meters) and body_follows(flow.request):
+            if not flow.request.stream:
+                return  # checked in `request`, once the body is in
+            await self._check(flow, state, meters, UNREADABLE)
+            return
+        await self._check(flow, state, meters, request_document(flow.request))
+
+    @fail_closed
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        if answered(flow) or state is None or state.proxy is None or flow.request.stream:
+            return
+        meters = state.proxy.meters
+        if any(m.needs_body for m in meters) and flow not in _pending:
+            await self._check(flow, state, meters, request_document(flow.request))
+
+    async def _check(self, flow, state: FlowState, meters, document: Any) -> None:
+        found = matching(meters, state, document)
+        _pending[flow] = tuple(m for m in found if m.meter_type == RESPONSE_VALUE)
+        if not found:
+            return
+        now = self._now()
+        try:
+            for meter in found:
+                if meter.meter_type == RESPONSE_VALUE and meter.limits:
+                    outcome = await self.shared.counters.consume(reading(meter), 0, now=now)
+                    refused = over_limit(meter, outcome)
+                    if refused is not None:
+                        return self._refuse(flow, state, meter, refused[0], now)
+            counted = [m for m in found if m.meter_type == REQUEST_COUNT]
+            if counted:
+                limits = [limit for m in counted for limit in counting(m)]
+                outcome = await self.shared.counters.consume(limits, 1, now=now)
+                if not outcome.allowed:
+                    key = outcome.refused.limit.key
+                    meter = next(m for m in counted if meter_key(m.id) == key)
+                    return self._refuse(flow, state, meter, outcome.refused, now)
+                self._write(outcome)
+        except CountersUnavailable:
+            state.mark("systemError")
+            state.proxy_code = GATEWAY_ERROR
+            answer(flow, limits_unavailable(state.request_id))
+
+    def _refuse(self, flow, state: FlowState, meter, refused: WindowCount, now: float) -> None:
+        _pending.pop(flow, None)
+        response = meter_limited(meter, refused, now, state.request_id)
+        if state.routed:  # refused in `request`: forward already prepared the flow
+            BRIDGE.forget(flow)
+            state.final_response = flow.response = response
+        else:
+            answer(flow, response)
+        state.proxy_code = DENIED
+
+    @fail_closed
+    async def response(self, flow: http.HTTPFlow) -> None:
+        meters = _pending.pop(flow, ())
+        state = state_of(flow)
+        if not meters or state is None or state.upstream_status is None:
+            return  # the target did not answer: nothing to add
+        answer_ = state.final_response or flow.response
+        await self.count_response(meters, answer_.headers.get, lambda: response_document(answer_))
+
+    async def count_response(
+        self,
+        meters: Sequence[CompiledMeter],
+        header: Callable[[str], str | None],
+        document: Callable[[], Any],
+    ) -> None:
+        """Add each response_value meter's value read from a target's answer; never raises."""
+        parsed: Any = None
+        for meter in meters:
+            if meter.extraction.location == "body" and parsed is None:
+                parsed = document()
+            value, why = meter.extraction.extract(header, parsed)
+            if why is not None:
+                log.info("meter %s counts 0 for this answer: %s", meter.id, why)
+                continue
+            now = self._now()
+            try:
+                answers = [Limit(answers_key(meter.id), w, UNLIMITED) for w in Window]
+                await self.shared.counters.consume(answers, 1, now=now)
+                if value == 0:
+                    continue
+                outcome = await self.shared.counters.consume(counting_all(meter), value, now=now)
+            except CountersUnavailable:
+                log.warning(
+                    "meter %s: %d units not counted (counters unavailable)", meter.id, value
+                )
+                continue
+            self._write(outcome)
+
+    def _write(self, outcome: Outcome) -> None:
+        if self.writer is not None:
+            self.writer.submit(usage_rows(outcome))
+
+    def pending(self, flow: http.HTTPFlow) -> tuple[CompiledMeter, ...]:
+        return _pending.get(flow, ())
+
+
+def counting_all(meter: CompiledMeter) -> list[Limit]:
+    """Adding a response value: every window, never refused (the check came before)."""
+    return [Limit(meter_key(meter.id), w, UNLIMITED) for w in Window]
+
+
+def response_document(response: http.Response) -> Any:
+    """A target's answer as JSON (decoded if content-encoded), or NOT_JSON."""
+    try:
+        content = response.get_content(strict=True)
+        return loads(content or b"")
+    except ValueError:
+        return NOT_JSON

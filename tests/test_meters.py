@@ -1,0 +1,157 @@
+"""Usage meters on a real data plane: a real admin, a real mitmdump, a real upstream, on
+both stores (counters in memory here; tests/test_meters_redis.py runs them in Redis)."""
+
+from __future__ import annotations
+
+import uuid
+
+import requests
+
+from tests.proxy_support import CALLER_KEY, Setup, call
+from tests.support import Api, create, poll
+
+AUTH = {"X-API-Key": CALLER_KEY}
+HEALTH = "/_portcullis/health"
+TOKENS_METER = {
+    "meterName": "Tokens per day",
+    "meterType": "response_value",
+    "extraction": {"location": "body", "path": "usage.total_tokens"},
+    "limits": {"day": 1000},
+}
+
+
+def add_meter(api, made: Setup, body: dict) -> dict:
+    return create(api, f"{made.base}/proxies/{made.id}/meters", body, "meters")
+
+
+def synced(admin_server, gateway) -> None:
+    """Wait until the data plane serves the admin's current configuration version."""
+    version = Api(admin_server.base_url, None).get("/health").json()["configVersion"]
+
+    def caught_up():
+        seen = call(gateway, "GET", HEALTH).json().get("configVersion")
+        return True if seen is not None and seen >= version else None
+
+    assert poll(caught_up), "the data plane never caught up with the configuration"
+
+
+def metered_proxy(api, upstream, gateway, admin_server, *meters: dict) -> tuple[Setup, list]:
+    made = Setup(api, upstream)
+    created = [add_meter(api, made, body) for body in meters]
+    synced(admin_server, gateway)  # the proxy and its meters are served from here on
+    return made, created
+
+
+def arrived(upstream, marker: str) -> int:
+    return sum(1 for r in upstream.received if marker in r.query)
+
+
+def usage(api, made: Setup, meter: dict) -> dict:
+    url = f"{made.base}/proxies/{made.id}/meters/{meter['meterId']}/usage"
+    return {w["window"]: w for w in api.get(url).json()["usage"][0]["windows"]}
+
+
+def test_token_meter_refuses_the_third_call_before_the_upstream_sees_it(
+    api, upstream, gateway, admin_server
+):
+    made, [meter] = metered_proxy(api, upstream, gateway, admin_server, TOKENS_METER)
+    marker = uuid.uuid4().hex
+    answers = [
+        call(gateway, "POST", f"/api/{made.id}/tokens/400?m={marker}", headers=AUTH, json={})
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429], [a.text for a in answers]
+    refused = answers[2]
+    assert refused.json()["error"]["code"] == "METER_LIMIT_EXCEEDED"
+    details = refused.json()["error"]["details"]
+    assert details["meterId"] == meter["meterId"] and details["meterName"] == "Tokens per day"
+    assert details["window"] == "day" and details["limit"] == 1000 and details["used"] == 800
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["requestrocket-proxy-code"] == "proxy-access-denied"
+    assert arrived(upstream, marker) == 2, "the refused call reached the upstream"
+
+    def written():
+        day = usage(api, made, meter)["day"]
+        return day if day["used"] == 800 else None
+
+    day = poll(written)
+    assert day is not None, usage(api, made, meter)
+    assert day["limit"] == 1000 and day["remaining"] == 200 and day["resetsAt"] % 86400 == 0
+
+
+def test_conditional_meter_counts_only_the_matching_model(api, upstream, gateway, admin_server):
+    big = {
+        "meterName": "big model",
+        "meterType": "response_value",
+        "meterMode": "conditional",
+        "predicates": {"bodyChecks": [{"path": "model", "equals": "big"}]},
+        "extraction": {"location": "header", "name": "X-Tokens"},
+        "limits": {"day": 1000},
+    }
+    made, [meter] = metered_proxy(api, upstream, gateway, admin_server, big)
+    marker = uuid.uuid4().hex
+
+    def send(model: str) -> requests.Response:
+        path = f"/api/{made.id}/tokens/400?m={marker}"
+        return call(gateway, "POST", path, headers=AUTH, json={"model": model})
+
+    assert [send("small").status_code for _ in range(4)] == [200] * 4  # 1,600 small tokens
+    assert [send("big").status_code for _ in range(3)] == [200, 200, 429]
+    assert send("small").status_code == 200, "small requests are not counted by the big meter"
+    assert arrived(upstream, marker) == 7
+
+    def written():
+        day = usage(api, made, meter)["day"]
+        return day if day["used"] == 800 else None
+
+    assert poll(written) is not None, usage(api, made, meter)
+
+
+def test_request_count_meter_limits_matching_requests(api, upstream, gateway, admin_server):
+    posts = {
+        "meterName": "writes per minute",
+        "meterType": "request_count",
+        "meterMode": "conditional",
+        "predicates": {"methods": ["POST"], "pathPattern": "^/status/"},
+        "limits": {"minute": 2},
+    }
+    counted_only = {"meterName": "all requests", "meterType": "request_count"}
+    made, [meter, total] = metered_proxy(api, upstream, gateway, admin_server, posts, counted_only)
+    marker = uuid.uuid4().hex
+    url = f"/api/{made.id}/status/200?m={marker}"
+    statuses = [call(gateway, "POST", url, headers=AUTH).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert call(gateway, "GET", url, headers=AUTH).status_code == 200  # GET is not counted
+    assert arrived(upstream, marker) == 3
+
+    def written():
+        minute = usage(api, made, total)["minute"]
+        return minute if minute["used"] >= 3 else None
+
+    # The refused POST counts toward neither meter (all or none); the GET only toward "all".
+    assert poll(written) is not None
+    assert usage(api, made, total)["minute"]["limit"] is None
+    assert usage(api, made, meter)["minute"]["used"] == 2
+
+
+def test_missing_or_non_numeric_values_count_zero(api, upstream, gateway, admin_server):
+    made, _ = metered_proxy(
+        api, upstream, gateway, admin_server, {**TOKENS_METER, "limits": {"day": 1}}
+    )
+    for path in ("status/200", "bytes/10", "tokens/0"):
+        assert call(gateway, "GET", f"/api/{made.id}/{path}", headers=AUTH).status_code == 200
+    assert call(gateway, "GET", f"/api/{made.id}/tokens/5", headers=AUTH).status_code == 200
+    refused = call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["details"]["used"] == 5
+
+
+def test_a_deactivated_meter_stops_limiting(api, upstream, gateway, admin_server):
+    made, [meter] = metered_proxy(
+        api, upstream, gateway, admin_server, {**TOKENS_METER, "limits": {"minute": 0}}
+    )
+    assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 429
+    url = f"{made.base}/proxies/{made.id}/meters/{meter['meterId']}"
+    assert api.put(url, json={"meterActive": False}).status_code == 200
+    synced(admin_server, gateway)
+    assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
