@@ -26,6 +26,7 @@ from mitmproxy.http import Headers
 
 from addons.async_queue import AsyncQueue
 from addons.config import Config
+from addons.filters import filtered_delivery
 from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
 from addons.lease_keeper import LeaseKeeper, lease_seconds
@@ -170,6 +171,10 @@ class Dispatcher:
         state.mark("responseReceived")
         state.upstream_status = response.status
         state.target_answered_at = response.finished_at
+        # What is stored is what a Proxy API caller would get: filtered, or 422/502/413.
+        response = await filtered_delivery(
+            proxy.filters, job.method, response, ctx.options.portcullis_max_response_bytes
+        )
         state.finish()
         return state, self._answered(job, response, state)
 

@@ -23,6 +23,7 @@ from addons.connect_guard import ConnectGuard
 from addons.counters import SharedCounters
 from addons.dispatcher import Dispatcher
 from addons.fetch import Fetcher
+from addons.filters import PayloadFilters
 from addons.forward import Forward
 from addons.health import Health
 from addons.limit import RateLimit
@@ -55,6 +56,7 @@ addons = [
     meters,
     budget,
     forward,
+    PayloadFilters(),  # retain/destroy JSON fields of 2xx answers (issue 13)
     Respond(),
     BudgetWarning(),  # the low-budget header on the settled answer
     record,

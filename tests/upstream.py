@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -67,6 +69,21 @@ class _Handler(BaseHTTPRequestHandler):
             # An AI API's answer: N tokens used, in the body and in an `x-tokens` header.
             body = json.dumps({"usage": {"total_tokens": int(tail[1])}}).encode()
             return self._send(200, body, "application/json", [("x-tokens", tail[1])])
+        if tail[0] == "mirror":
+            # `/mirror/{any}`: the request body comes back as the response body, with
+            # ?content_type= (default application/json) and ?encoding=gzip|deflate (compressed
+            # so) or any other value (sent as that Content-Encoding, uncompressed).
+            params = parse_qs(query)
+            content_type = params.get("content_type", ["application/json"])[0]
+            extra, body = [], received.body
+            if "encoding" in params:
+                coding = params["encoding"][0]
+                if coding == "gzip":
+                    body = gzip.compress(body)
+                elif coding == "deflate":
+                    body = zlib.compress(body)
+                extra.append(("Content-Encoding", coding))
+            return self._send(200, body, content_type, extra)
         if tail[0] == "bytes" and tail[1].isdigit():
             return self._send(200, b"x" * int(tail[1]), "application/octet-stream")
         if tail[0] == "chunked" and tail[1].isdigit():
