@@ -183,7 +183,7 @@ def test_fifty_concurrent_requests_against_twenty_admit_exactly_twenty(
     assert received(upstream, f"/base/{tail}") == 20
 
 
-def test_an_unlimited_answer_has_no_rate_limit_headers(api, upstream, gateway):
+def test_answers_before_the_limit_stage_have_no_rate_limit_headers(api, upstream, gateway):
     """Answers refused before the limit stage (unknown proxy) carry no RateLimit fields."""
     answer = call(gateway, "GET", f"/api/prx_{uuid.uuid4().hex}/x", headers=AUTH)
     assert answer.status_code == 404
