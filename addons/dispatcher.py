@@ -30,6 +30,7 @@ from addons.filters import filtered_delivery
 from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
 from addons.lease_keeper import LeaseKeeper, lease_seconds
+from addons.meters import Meters
 from addons.outbound import BodyRefused, upstream_request, with_additional_data
 from addons.record import Record
 from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
@@ -61,8 +62,10 @@ class Dispatcher:
         forward: Forward,
         record: Record,
         telemetry: Telemetry,
+        meters: Meters | None = None,
     ):
         self.config, self.queue, self.forward = config, queue, forward
+        self.meters = meters  # response_value meters count each delivered answer
         self.record, self.telemetry = record, telemetry
         self._task: asyncio.Task | None = None
         self._deliveries: set[asyncio.Task] = set()
@@ -171,6 +174,8 @@ class Dispatcher:
         state.mark("responseReceived")
         state.upstream_status = response.status
         state.target_answered_at = response.finished_at
+        if self.meters is not None:  # the target's own answer, before any filter
+            await self.meters.count_delivery(state, job.body, response)
         # What is stored is what a Proxy API caller would get: filtered, or 422/502/413.
         response = await filtered_delivery(
             proxy.filters, job.method, response, ctx.options.portcullis_max_response_bytes

@@ -61,5 +61,5 @@ addons = [
     BudgetWarning(),  # the low-budget header on the settled answer
     record,
     telemetry,
-    Dispatcher(config, queue, forward, record, telemetry),
+    Dispatcher(config, queue, forward, record, telemetry, meters=meters),
 ]

@@ -44,6 +44,7 @@ from addons.counters import (
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.meter_usage import meter_key, usage_rows, write_usage
+from addons.outbound import to_flow_response
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follows, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
@@ -101,11 +102,15 @@ def request_document(request: http.Request) -> Any:
     """The request body as JSON for body checks; UNREADABLE if it cannot be read here."""
     if request.stream or request.raw_content is None:
         return UNREADABLE
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    return body_document(request.raw_content, request.headers.get("content-encoding"))
+
+
+def body_document(body: bytes, encoding: str | None) -> Any:
+    """A request body as JSON; UNREADABLE when content-encoded, NOT_JSON when not JSON."""
+    if (encoding or "identity").strip().lower() not in ("", "identity"):
         return UNREADABLE
     try:
-        return loads(request.raw_content)
+        return loads(body)
     except ValueError:
         return NOT_JSON
 
@@ -264,6 +269,24 @@ class Meters:
                 )
                 continue
             self._write(outcome)
+
+    async def count_delivery(self, state: FlowState, body: bytes | None, answer_) -> None:
+        """An async attempt's answer (an UpstreamResponse): add the values of the proxy's
+        matching response_value meters (checked, and request_count counted, at accept).
+        Never raises."""
+        try:
+            meters = [m for m in state.proxy.meters if m.meter_type == RESPONSE_VALUE]
+            if not meters:
+                return
+            headers = http.Headers(state.caller_fields)
+            document = body_document(body or b"", headers.get("content-encoding"))
+            meters = matching(meters, state, document)
+            response = to_flow_response(answer_, state.method)
+            await self.count_response(
+                meters, response.headers.get, lambda: response_document(response)
+            )
+        except Exception:
+            log.exception("counting meters of async attempt %s failed", state.request_id)
 
     def _write(self, outcome: Outcome) -> None:
         if self.writer is not None:

@@ -7,6 +7,7 @@ import uuid
 
 import requests
 
+from tests.async_support import finished, submit, wait_for_job
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import Api, create, poll
 
@@ -155,3 +156,24 @@ def test_a_deactivated_meter_stops_limiting(api, upstream, gateway, admin_server
     assert api.put(url, json={"meterActive": False}).status_code == 200
     synced(admin_server, gateway)
     assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
+
+
+def test_async_checks_at_accept_and_counts_delivered_answers(api, upstream, gateway, admin_server):
+    made, [meter] = metered_proxy(api, upstream, gateway, admin_server, TOKENS_METER)
+    accepted = []
+    for _ in range(2):
+        response = submit(gateway, made, "/tokens/400", data=b"{}")
+        assert response.status_code == 202, response.text
+        accepted.append(response.json()["requestId"])
+        wait_for_job(api, made, accepted[-1], finished)  # its answer's 400 tokens are counted
+    refused = submit(gateway, made, "/tokens/400", data=b"{}")
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "METER_LIMIT_EXCEEDED"
+    jobs = api.get(f"{made.base}/proxies/{made.id}/async").json()["asyncRequests"]
+    assert sorted(job["requestId"] for job in jobs) == sorted(accepted), "no job stored"
+
+    def written():
+        day = usage(api, made, meter)["day"]
+        return day if day["used"] == 800 else None
+
+    assert poll(written) is not None, usage(api, made, meter)  # written in batches
