@@ -52,6 +52,18 @@ def usage(api, made: Setup, meter: dict) -> dict:
     return {w["window"]: w for w in api.get(url).json()["usage"][0]["windows"]}
 
 
+def wait_used(api, made: Setup, meter: dict, window: str, used: int) -> dict:
+    """The meter's read-out of `window` once it shows `used` (written in batches)."""
+
+    def written():
+        found = usage(api, made, meter)[window]
+        return found if found["used"] == used else None
+
+    found = poll(written)
+    assert found is not None, usage(api, made, meter)
+    return found
+
+
 def test_token_meter_refuses_the_third_call_before_the_upstream_sees_it(
     api, upstream, gateway, admin_server
 ):
@@ -71,12 +83,7 @@ def test_token_meter_refuses_the_third_call_before_the_upstream_sees_it(
     assert refused.headers["requestrocket-proxy-code"] == "proxy-access-denied"
     assert arrived(upstream, marker) == 2, "the refused call reached the upstream"
 
-    def written():
-        day = usage(api, made, meter)["day"]
-        return day if day["used"] == 800 else None
-
-    day = poll(written)
-    assert day is not None, usage(api, made, meter)
+    day = wait_used(api, made, meter, "day", 800)
     assert day["limit"] == 1000 and day["remaining"] == 200 and day["resetsAt"] % 86400 == 0
 
 
@@ -101,20 +108,16 @@ def test_conditional_meter_counts_only_the_matching_model(api, upstream, gateway
     assert send("small").status_code == 200, "small requests are not counted by the big meter"
     assert arrived(upstream, marker) == 7
 
-    def written():
-        day = usage(api, made, meter)["day"]
-        return day if day["used"] == 800 else None
-
-    assert poll(written) is not None, usage(api, made, meter)
+    wait_used(api, made, meter, "day", 800)
 
 
 def test_request_count_meter_limits_matching_requests(api, upstream, gateway, admin_server):
     posts = {
-        "meterName": "writes per minute",
+        "meterName": "writes per day",
         "meterType": "request_count",
         "meterMode": "conditional",
         "predicates": {"methods": ["POST"], "pathPattern": "^/status/"},
-        "limits": {"minute": 2},
+        "limits": {"day": 2},
     }
     counted_only = {"meterName": "all requests", "meterType": "request_count"}
     made, [meter, total] = metered_proxy(api, upstream, gateway, admin_server, posts, counted_only)
@@ -125,14 +128,10 @@ def test_request_count_meter_limits_matching_requests(api, upstream, gateway, ad
     assert call(gateway, "GET", url, headers=AUTH).status_code == 200  # GET is not counted
     assert arrived(upstream, marker) == 3
 
-    def written():
-        minute = usage(api, made, total)["minute"]
-        return minute if minute["used"] >= 3 else None
-
     # The refused POST counts toward neither meter (all or none); the GET only toward "all".
-    assert poll(written) is not None
-    assert usage(api, made, total)["minute"]["limit"] is None
-    assert usage(api, made, meter)["minute"]["used"] == 2
+    wait_used(api, made, total, "day", 3)
+    assert usage(api, made, total)["day"]["limit"] is None
+    assert usage(api, made, meter)["day"]["used"] == 2
 
 
 def test_missing_or_non_numeric_values_count_zero(api, upstream, gateway, admin_server):
@@ -149,7 +148,7 @@ def test_missing_or_non_numeric_values_count_zero(api, upstream, gateway, admin_
 
 def test_a_deactivated_meter_stops_limiting(api, upstream, gateway, admin_server):
     made, [meter] = metered_proxy(
-        api, upstream, gateway, admin_server, {**TOKENS_METER, "limits": {"minute": 0}}
+        api, upstream, gateway, admin_server, {**TOKENS_METER, "limits": {"hour": 0}}
     )
     assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 429
     url = f"{made.base}/proxies/{made.id}/meters/{meter['meterId']}"
@@ -171,9 +170,4 @@ def test_async_checks_at_accept_and_counts_delivered_answers(api, upstream, gate
     assert refused.json()["error"]["code"] == "METER_LIMIT_EXCEEDED"
     jobs = api.get(f"{made.base}/proxies/{made.id}/async").json()["asyncRequests"]
     assert sorted(job["requestId"] for job in jobs) == sorted(accepted), "no job stored"
-
-    def written():
-        day = usage(api, made, meter)["day"]
-        return day if day["used"] == 800 else None
-
-    assert poll(written) is not None, usage(api, made, meter)  # written in batches
+    wait_used(api, made, meter, "day", 800)
