@@ -242,3 +242,19 @@ def test_async_deliveries_store_the_filtered_answer(api, upstream, gateway):
     job = wait_for_job(api, made, refused.json()["requestId"], lambda j: j["response"])
     assert job["status"] == "failed" and job["response"]["status"] == 422, job
     assert "s3cr3t" not in json.dumps(job["response"])  # the request body may hold it
+
+
+def test_answers_to_streamed_request_bodies_are_filtered_too(api, upstream, gateway):
+    """A request body past `stream_large_bodies` goes through the stream bridge; its answer
+    is settled there and must be filtered all the same."""
+    made = Setup(api, upstream)
+    add_filter(made, "proxy", "destroy", "status", "secret")
+    served_filtered(gateway, made, {k: v for k, v in ORDER.items() if k != "secret"})
+
+    def big_body():
+        yield b"a" * (2 * 1024 * 1024)  # past stream_large_bodies (1 MB), chunked
+
+    response = call(gateway, "POST", f"/api/{made.id}/status/200", headers=AUTH, data=big_body())
+    assert response.status_code == 200 and response.json() == {}, response.text
+    response = call(gateway, "POST", f"/api/{made.id}/bytes/16", headers=AUTH, data=big_body())
+    assert_error(response, 422, "RESPONSE_NOT_JSON")
