@@ -20,8 +20,15 @@ from decimal import Decimal
 import pytest
 
 from models.credit import Price
-from tests.proxy_support import CALLER_KEY, Setup, call, start_proxy, wait_until_served
-from tests.support import add_member, assert_error, assert_invalid, poll, run_admin_cli
+from tests.proxy_support import CALLER_KEY, Setup, call, start_proxy
+from tests.support import (
+    add_member,
+    answering,
+    assert_error,
+    assert_invalid,
+    poll,
+    run_admin_cli,
+)
 from tests.test_limit import received
 
 AUTH = {"X-API-Key": CALLER_KEY}
@@ -49,6 +56,13 @@ def grant(api, made: Setup, amount, description: str = "top-up"):
     )
 
 
+def until(gateway, path: str, status: int):
+    """The first answer with `status` to `path`, polled while configuration propagates."""
+    response = poll(answering(status, lambda: call(gateway, "GET", path, headers=AUTH)))
+    assert response is not None, f"{path} never answered {status}"
+    return response
+
+
 def priced(api, upstream, gateway, per_request: str, threshold: str = "0") -> Setup:
     """A proxy at `per_request` credits, served by the gateway with no credit yet (402)."""
     made = Setup(api, upstream)
@@ -56,19 +70,14 @@ def priced(api, upstream, gateway, per_request: str, threshold: str = "0") -> Se
     assert put.status_code == 200, put.text
     put = api.put(f"{made.base}/budget", json={"lowBudgetThreshold": threshold})
     assert put.status_code == 200, put.text
-    refused = wait_until_served(
-        gateway, f"/api/{made.id}/probe", AUTH, expect=lambda r: r.status_code == 402
-    )
-    assert refused.status_code == 402, refused.text
+    until(gateway, f"/api/{made.id}/probe", 402)  # served with its price: no credit yet
     return made
 
 
 def funded(api, gateway, made: Setup, amount: str, path: str):
     """Grant `amount`, then the first request the new balance admits (402s take nothing)."""
     assert grant(api, made, amount).status_code == 201
-    first = wait_until_served(gateway, path, AUTH, expect=lambda r: r.status_code != 402)
-    assert first.status_code == 200, first.text
-    return first
+    return until(gateway, path, 200)
 
 
 def ledger_sum(api, made: Setup) -> Decimal:
@@ -117,7 +126,7 @@ def test_one_credit_at_a_quarter_admits_four_then_402_and_the_ledger_sums(api, u
 
 def test_unpriced_proxies_are_not_charged(api, upstream, gateway):
     made = Setup(api, upstream)
-    served = wait_until_served(gateway, f"/api/{made.id}/free", AUTH)
+    served = until(gateway, f"/api/{made.id}/free", 200)
     assert served.status_code == 200 and WARNING not in served.headers
     assert budget(api, made)["balance"] == "0.000000"
     assert entries(api, made)["entries"] == []
@@ -136,8 +145,8 @@ def test_async_requests_are_checked_at_accept_402_and_no_job_stored(api, upstrea
     assert jobs.json()[JOBS] == []  # nothing queued, nothing to deliver later
 
     assert grant(api, made, "1").status_code == 201
-    accepted = wait_until_served(gateway, path, AUTH, expect=lambda r: r.status_code != 402)
-    assert accepted.status_code == 202, accepted.text
+    accepted = poll(answering(202, lambda: call(gateway, "POST", path, headers=AUTH, data=b"{}")))
+    assert accepted is not None
     assert len(api.get(f"{made.base}/proxies/{made.id}/async").json()[JOBS]) == 1
 
 
@@ -299,16 +308,25 @@ def test_cli_grant_credits(api, upstream, admin_server):
     assert budget(api, made)["balance"] == "1.500000"
 
 
-def test_a_clean_shutdown_writes_every_debit_once(api, upstream, admin_server, tmp_path):
+def test_a_clean_shutdown_writes_every_debit_once_and_a_new_process_starts_from_it(
+    api, upstream, admin_server, tmp_path
+):
     gateway = start_proxy(admin_server, tmp_path / "proxy")
     try:
         made = priced(api, upstream, gateway, "0.01")
         tail = f"/api/{made.id}/many-{uuid.uuid4().hex[:8]}"
-        funded(api, gateway, made, "1", tail)
+        funded(api, gateway, made, "0.2", tail)
         answers = [call(gateway, "GET", tail, headers=AUTH) for _ in range(19)]
         assert all(r.status_code == 200 for r in answers)
     finally:
         gateway.stop()
     debits = [row for row in entries(api, made)["entries"] if row["kind"] == "debit"]
     assert len(debits) == 20 and len({row["requestId"] for row in debits}) == 20
-    assert budget(api, made)["balance"] == "0.800000" == f"{ledger_sum(api, made):.6f}"
+    assert budget(api, made)["balance"] == "0.000000" == f"{ledger_sum(api, made):.6f}"
+
+    # A fresh process (spending in memory, from zero) counts the ledger's debits as spent.
+    fresh = start_proxy(admin_server, tmp_path / "fresh")
+    try:
+        assert_error(until(fresh, tail, 402), 402, "BILLING_SUSPENDED")
+    finally:
+        fresh.stop()
