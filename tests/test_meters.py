@@ -85,6 +85,10 @@ def test_token_meter_refuses_the_third_call_before_the_upstream_sees_it(
 
     day = wait_used(api, made, meter, "day", 800)
     assert day["limit"] == 1000 and day["remaining"] == 200 and day["resetsAt"] % 86400 == 0
+    telemetry = api.get(f"{made.base}/proxies/{made.id}/telemetry").json()
+    [shown] = telemetry["meters"]  # the proxy's telemetry carries its meters' use
+    assert shown["meterId"] == meter["meterId"]
+    assert {w["window"]: w["used"] for w in shown["windows"]}["day"] == 800
 
 
 def test_conditional_meter_counts_only_the_matching_model(api, upstream, gateway, admin_server):

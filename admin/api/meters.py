@@ -124,6 +124,19 @@ def delete_meter(client_id: str, proxy_id: str, meter_id: str):
 )  # fmt: skip
 def meter_usage(client_id: str, proxy_id: str, meter_id: str):
     meter = _meter(proxy_for(client_id, proxy_id), meter_id)
+    return envelope("usage", [MeterUsageSchema().dump(usage_of(meter))])
+
+
+def proxy_meter_usage(proxy_id: str) -> list[dict]:
+    """Every meter of a proxy with its current use per window (for the proxy's telemetry)."""
+    meters = db.session.scalars(
+        select(Meter).where(Meter.proxy_id == proxy_id).order_by(Meter.created_at, Meter.id)
+    )
+    return MeterUsageSchema(many=True).dump([usage_of(meter) for meter in meters])
+
+
+def usage_of(meter: Meter) -> dict:
+    """A meter's use in each current window, as the data plane last wrote it."""
     now = time.time()
     latest: dict[str, MeterUsage] = {}
     for row in db.session.scalars(
@@ -146,13 +159,12 @@ def meter_usage(client_id: str, proxy_id: str, meter_id: str):
                 "resetsAt": row.window_end if row is not None else None,
             }
         )
-    usage = {
+    return {
         "meterId": meter.id,
         "meterName": meter.name,
         "meterType": meter.meter_type,
         "windows": windows,
     }
-    return envelope("usage", [MeterUsageSchema().dump(usage)])
 
 
 bp.add_url_rule(BASE, view_func=list_meters, methods=["GET"])

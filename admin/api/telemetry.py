@@ -8,6 +8,7 @@ from flask import jsonify, request
 from sqlalchemy import func, select
 
 from admin.api.common import api_blueprint
+from admin.api.meters import proxy_meter_usage
 from admin.api.proxies import proxy_for
 from admin.auth import client_for
 from admin.errors import flat_errors, invalid
@@ -41,7 +42,7 @@ def _epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def _telemetry(owner_column, owner_id: str, owner_fields: dict):
+def _telemetry(owner_column, owner_id: str, owner_fields: dict, **extra):
     """The telemetry answer for all rows whose `owner_column` is `owner_id`."""
     args = TelemetryQuerySchema().load(request.args.to_dict())
     resolution = args["interval"]
@@ -71,7 +72,7 @@ def _telemetry(owner_column, owner_id: str, owner_fields: dict):
         .group_by(Counter.period, Counter.leg, Counter.dimension, Counter.member)
     ).all()
     records = telemetry_records(rows, resolution, owner_fields)
-    return envelope("telemetry", records, interval=resolution)
+    return envelope("telemetry", records, interval=resolution, **extra)
 
 
 @bp.get("/clients/<client_id>/proxies/<proxy_id>/telemetry")
@@ -85,7 +86,9 @@ def _telemetry(owner_column, owner_id: str, owner_fields: dict):
 )
 def proxy_telemetry(client_id: str, proxy_id: str):
     proxy = proxy_for(client_id, proxy_id)
-    return _telemetry(Counter.proxy_id, proxy.id, {"pKey": proxy.id, "proxyId": proxy.id})
+    # The proxy's usage meters ride along: their current use per window (admin/api/meters.py).
+    owner = {"pKey": proxy.id, "proxyId": proxy.id}
+    return _telemetry(Counter.proxy_id, proxy.id, owner, meters=proxy_meter_usage(proxy.id))
 
 
 @bp.get("/clients/<client_id>/telemetry")
