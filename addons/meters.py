@@ -232,14 +232,20 @@ class Meters:
             answer(flow, response)
         state.proxy_code = DENIED
 
-    @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:
-        meters = _pending.pop(flow, ())
-        state = state_of(flow)
-        if not meters or state is None or state.upstream_status is None:
-            return  # the target did not answer: nothing to add
-        answer_ = state.final_response or flow.response
-        await self.count_response(meters, answer_.headers.get, lambda: response_document(answer_))
+        """Add the answer's values. Never raises: the answer the target gave is sent as it is,
+        a failure to count it costs its value (and a traceback in the log)."""
+        try:
+            meters = _pending.pop(flow, ())
+            state = state_of(flow)
+            if not meters or state is None or state.upstream_status is None:
+                return  # the target did not answer: nothing to add
+            answer_ = state.final_response or flow.response
+            await self.count_response(
+                meters, answer_.headers.get, lambda: response_document(answer_)
+            )
+        except Exception:
+            log.exception("counting meters of %s failed", flow.request.path.split("?")[0])
 
     async def count_response(
         self,

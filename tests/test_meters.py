@@ -3,6 +3,8 @@ both stores (counters in memory here; tests/test_meters_redis.py runs them in Re
 
 from __future__ import annotations
 
+import gzip
+import json
 import uuid
 
 import requests
@@ -175,3 +177,32 @@ def test_async_checks_at_accept_and_counts_delivered_answers(api, upstream, gate
     jobs = api.get(f"{made.base}/proxies/{made.id}/async").json()["asyncRequests"]
     assert sorted(job["requestId"] for job in jobs) == sorted(accepted), "no job stored"
     wait_used(api, made, meter, "day", 800)
+
+
+def test_a_body_the_gateway_cannot_read_first_counts_as_matching(
+    api, upstream, gateway, admin_server
+):
+    """Body checks never let a request past a meter: a content-encoded body, or one large
+    enough to be streamed, cannot be read before forwarding, so it counts as matching."""
+    big_only = {
+        "meterName": "big model",
+        "meterType": "response_value",
+        "meterMode": "conditional",
+        "predicates": {"bodyChecks": [{"path": "model", "equals": "big"}]},
+        "extraction": {"location": "header", "name": "x-tokens"},
+        "limits": {"day": 0},
+    }
+    made, _ = metered_proxy(api, upstream, gateway, admin_server, big_only)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/tokens/1?m={marker}"
+    small = json.dumps({"model": "small"}).encode()
+    assert call(gateway, "POST", path, headers=AUTH, data=small).status_code == 200
+    assert call(gateway, "POST", path, headers=AUTH, data=b'{"model": "big"}').status_code == 429
+    encoded = {**AUTH, "Content-Encoding": "gzip"}
+    refused = call(gateway, "POST", path, headers=encoded, data=gzip.compress(small))
+    assert refused.status_code == 429, refused.text
+    large = json.dumps({"model": "small", "pad": "x" * (2 * 1024 * 1024)}).encode()
+    refused = call(gateway, "POST", path, headers=AUTH, data=large)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "METER_LIMIT_EXCEEDED"
+    assert arrived(upstream, marker) == 1
