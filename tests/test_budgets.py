@@ -267,6 +267,7 @@ def test_bad_thresholds_and_queries_answer_400_naming_the_field(api, upstream):
         ({"limit": 5000}, "limit"),
         ({"before": -1}, "before"),
         ({"before": "z"}, "before"),
+        ({"before": 10**30}, "before"),
         ({"after": 1}, "after"),
     ):
         assert_invalid(api.get(f"{made.base}/budget/entries", params=params), field)
@@ -330,3 +331,16 @@ def test_a_clean_shutdown_writes_every_debit_once_and_a_new_process_starts_from_
         assert_error(until(fresh, tail, 402), 402, "BILLING_SUSPENDED")
     finally:
         fresh.stop()
+
+
+def test_deleting_a_proxy_or_client_takes_its_price_and_ledger_along(api, upstream):
+    made = Setup(api, upstream)
+    price = api.put(f"{made.base}/proxies/{made.id}/price", json={"perRequest": "0.1"})
+    assert price.status_code == 200, price.text
+    assert grant(api, made, "1").status_code == 201
+    assert api.delete(f"{made.base}/proxies/{made.id}").status_code in (200, 204)
+    assert api.get(f"{made.base}/proxies/{made.id}/price").status_code == 404
+    assert budget(api, made)["balance"] == "1.000000"  # the ledger is the client's
+    deleted = api.delete(made.base)
+    assert deleted.status_code in (200, 204), deleted.text
+    assert api.get(f"{made.base}/budget").status_code == 404

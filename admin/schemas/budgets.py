@@ -69,7 +69,7 @@ class EntryQuerySchema(ApiSchema):
     """A page of entries, newest first: up to `limit`, older than entry `before`."""
 
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE))
-    before = fields.Integer(validate=validate.Range(min=1))
+    before = fields.Integer(validate=validate.Range(min=1, max=2**62))
 
 
 class PriceSchema(ApiSchema):
