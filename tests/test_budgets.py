@@ -20,7 +20,7 @@ from decimal import Decimal
 import pytest
 
 from models.credit import Price
-from tests.proxy_support import CALLER_KEY, Setup, call, start_proxy
+from tests.proxy_support import CALLER_KEY, Setup, call, logged, start_proxy
 from tests.support import (
     add_member,
     answering,
@@ -98,6 +98,8 @@ def test_one_credit_at_a_quarter_admits_four_then_402_and_the_ledger_sums(api, u
     assert refusal.headers["requestrocket-proxy-code"] == "billing-suspended"
     assert refusal.headers["requestrocket-proxy-message"] == SUSPENDED
     assert received(upstream, tail.replace(f"/api/{made.id}", "/base")) == 4  # never forwarded
+    entry = logged(api, made, refusal.headers["portcullis-request-id"])
+    assert entry["proxyData"]["status"] == 402 and entry["targetData"] is None
 
     # Balance after each: 0.75, 0.50, 0.25, 0.00; the warning below 0.50 (and on the 402).
     warned = [r.headers.get(WARNING) for r in answers]
