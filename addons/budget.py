@@ -116,20 +116,28 @@ class Budget:
             self._debit(proxy.client_id, proxy.id, state.request_id, cost, "request")
 
     async def charge_units(
-        self, snapshot: Snapshot, client_id: str, proxy_id: str, request_id: str, units: float
+        self,
+        snapshot: Snapshot,
+        client_id: str,
+        proxy_id: str,
+        request_id: str,
+        meter_id: str,
+        units: float,
     ) -> int:
-        """Debit `units` meter units at the proxy's price (after the response; never refused).
+        """Debit `units` of meter `meter_id` at the proxy's unit price, after the response.
 
         The one entry point for meters: returns the micro-credits taken (0 when the
-        proxy has no unit price). May take the balance below zero; the next request
-        of the client is then refused.
+        proxy has no unit price). Never refused: it may take the balance below zero,
+        and the client's next request is then refused. One ledger entry per request
+        and meter. Raises `CountersUnavailable` when Redis cannot be reached.
         """
         price = snapshot.prices.get(proxy_id, Price())
         cost = price.units_debit(units)
         if cost <= 0:
             return 0
         await self._spend(snapshot, client_id, cost, OVERDRAW)
-        self._debit(client_id, proxy_id, f"{request_id}:units", cost, f"{units:g} meter units")
+        what = f"{units:g} units of meter {meter_id}"
+        self._debit(client_id, proxy_id, f"{request_id}:{meter_id}", cost, what)
         return cost
 
     def _debit(self, client_id: str, proxy_id: str, key: str, cost: int, what: str) -> None:

@@ -48,7 +48,7 @@ class CreditEntry(Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     created_by: Mapped[str] = mapped_column(String(64))  # a user id, "cli" or "data plane"
     proxy_id: Mapped[str | None] = mapped_column(String(32))
-    request_id: Mapped[str | None] = mapped_column(String(48), unique=True)  # + ":units"
+    request_id: Mapped[str | None] = mapped_column(String(80), unique=True)  # + ":<meter id>"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=500), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("proxy_id", sa.String(length=32), nullable=True),
-        sa.Column("request_id", sa.String(length=48), nullable=True),
+        sa.Column("request_id", sa.String(length=80), nullable=True),
         sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["client_id"],
