@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -168,8 +167,7 @@ class Meters:
             self.writer.stop()
 
     def _now(self) -> float:
-        clock = getattr(self.shared, "clock", None)  # the limits' test clock, when there is one
-        return clock() if clock is not None else time.time()
+        return self.shared.clock()  # the host's clock, or the limits' test clock in tests
 
     @fail_closed
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -253,7 +251,8 @@ class Meters:
         header: Callable[[str], str | None],
         document: Callable[[], Any],
     ) -> None:
-        """Add each response_value meter's value read from a target's answer; never raises."""
+        """Add each response_value meter's value read from a target's answer. Counters that
+        are unavailable cost the value (logged); the callers catch anything else."""
         parsed: Any = None
         for meter in meters:
             if meter.extraction.location == "body" and parsed is None:
@@ -297,9 +296,6 @@ class Meters:
     def _write(self, outcome: Outcome) -> None:
         if self.writer is not None:
             self.writer.submit(usage_rows(outcome))
-
-    def pending(self, flow: http.HTTPFlow) -> tuple[CompiledMeter, ...]:
-        return _pending.get(flow, ())
 
 
 def counting_all(meter: CompiledMeter) -> list[Limit]:
