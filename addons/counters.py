@@ -30,7 +30,6 @@ reports that state for `/_portcullis/health`.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import enum
 import hashlib
@@ -39,7 +38,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -51,6 +49,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from models.settings import Settings
+from models.windows import window_bounds
 
 log = logging.getLogger("portcullis.counters")
 
@@ -97,19 +96,7 @@ class Window(enum.Enum):
 
     def bounds(self, now: float) -> tuple[int, int]:
         """The (start, end) epoch seconds of the window holding `now`."""
-        if self is Window.MONTH:
-            moment = datetime.fromtimestamp(now, UTC)
-            start = calendar.timegm((moment.year, moment.month, 1, 0, 0, 0))
-            year, month = moment.year, moment.month + 1
-            if month == 13:
-                year, month = year + 1, 1
-            return start, calendar.timegm((year, month, 1, 0, 0, 0))
-        size = FIXED_SIZES[self]
-        start = int(now // size) * size
-        return start, start + size
-
-
-FIXED_SIZES = {Window.MINUTE: 60, Window.HOUR: 3600, Window.DAY: 86400}
+        return window_bounds(self.value, now)
 
 
 @dataclass(frozen=True)

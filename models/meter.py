@@ -24,7 +24,6 @@ from models.ids import new_id
 
 METER_TYPES = ("request_count", "response_value")
 METER_MODES = ("all", "conditional")
-WINDOWS = ("minute", "hour", "day", "month")
 EXTRACTION_LOCATIONS = ("body", "header")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from models.json_paths import JsonPath, parse_path, select
 from models.patterns import compile_pattern
 from models.rule_engine import CompiledRule, RequestFacts, compile_rule
+from models.windows import WINDOWS
 
 REQUEST_COUNT = "request_count"
 RESPONSE_VALUE = "response_value"
@@ -125,8 +126,6 @@ class CompiledMeter:
 
 
 NOT_JSON = _MISSING  # what callers pass as `document` for an absent or non-JSON body
-
-WINDOWS = ("minute", "hour", "day", "month")
 
 
 def compile_predicates(predicates: dict, meter_id: str = "meter") -> CompiledRule | None:

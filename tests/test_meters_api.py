@@ -37,6 +37,8 @@ def test_create_get_list_update_delete(api, meters):
     windows = {w["window"]: w for w in usage["windows"]}
     assert windows["minute"]["limit"] == 5 and windows["minute"]["used"] == 0
     assert windows["hour"]["limit"] is None
+    assert windows["day"]["resetsAt"] - windows["day"]["windowStart"] == 86400
+    assert windows["day"]["resetsAt"] % 86400 == 0 and windows["minute"]["resetsAt"] % 60 == 0
 
     assert api.delete(url).status_code == 200
     assert api.get(url).status_code == 404

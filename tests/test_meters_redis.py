@@ -79,4 +79,4 @@ def test_fifty_concurrent_requests_over_two_processes_admit_exactly_the_limit(
         statuses = [r.status_code for r in pool.map(send, range(50))]
     assert statuses.count(200) == limit and statuses.count(429) == 50 - limit, statuses
     assert arrived(upstream, marker) == limit
-    wait_used(api, made, meter, "minute", limit)
+    wait_used(api, made, meter, "day", limit)  # the admin reads on the real clock

@@ -24,7 +24,7 @@ from admin.schemas.common import ApiSchema
 from admin.schemas.meters import MeterSchema, check_meter
 from models import Meter, MeterUsage
 from models.enums import Role
-from models.meter_engine import WINDOWS
+from models.windows import WINDOWS, window_bounds
 
 bp = api_blueprint("meters")
 
@@ -138,25 +138,24 @@ def proxy_meter_usage(proxy_id: str) -> list[dict]:
 def usage_of(meter: Meter) -> dict:
     """A meter's use in each current window, as the data plane last wrote it."""
     now = time.time()
-    latest: dict[str, MeterUsage] = {}
+    current = {window: window_bounds(window, now) for window in WINDOWS}
+    used = dict.fromkeys(WINDOWS, 0)
     for row in db.session.scalars(
         select(MeterUsage).where(MeterUsage.meter_id == meter.id, MeterUsage.window_end > now)
     ):
-        if row.window not in latest or row.window_start > latest[row.window].window_start:
-            latest[row.window] = row
+        if row.window_start == current[row.window][0]:
+            used[row.window] = row.used
     windows = []
     for window in WINDOWS:
         limit = (meter.limits or {}).get(window)
-        row = latest.get(window)
-        used = row.used if row is not None else 0
         windows.append(
             {
                 "window": window,
-                "used": used,
+                "used": used[window],
                 "limit": limit,
-                "remaining": None if limit is None else max(limit - used, 0),
-                "windowStart": row.window_start if row is not None else None,
-                "resetsAt": row.window_end if row is not None else None,
+                "remaining": None if limit is None else max(limit - used[window], 0),
+                "windowStart": current[window][0],
+                "resetsAt": current[window][1],
             }
         )
     return {
