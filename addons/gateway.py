@@ -37,7 +37,7 @@ from addons.telemetry import Telemetry
 config = Config()
 counters = SharedCounters()  # in memory, or in Redis with PORTCULLIS_REDIS_URL
 budget = Budget(counters)  # credit per priced request; debits batched to the ledger
-meters = Meters(counters)  # usage meters: counted and limited, values added after answers
+meters = Meters(counters, budget)  # usage meters: counted and limited, values added after answers
 queue = AsyncQueue()
 forward = Forward(queue)
 record = Record()

@@ -32,6 +32,7 @@ from typing import Any
 from mitmproxy import http
 
 from addons.batch_writer import BatchWriter
+from addons.budget import Budget
 from addons.counters import (
     CountersUnavailable,
     Limit,
@@ -153,8 +154,9 @@ def meter_limited(meter: CompiledMeter, refused: WindowCount, now: float, reques
 class Meters:
     """The meters stage (after RateLimit, before Forward) and the adding of response values."""
 
-    def __init__(self, shared: SharedCounters):
+    def __init__(self, shared: SharedCounters, budget: Budget | None = None):
         self.shared = shared
+        self.budget = budget  # debits each counted value at the proxy's unit price
         self.writer: BatchWriter | None = None
 
     def running(self) -> None:
@@ -240,13 +242,14 @@ class Meters:
                 return  # the target did not answer: nothing to add
             answer_ = state.final_response or flow.response
             await self.count_response(
-                meters, answer_.headers.get, lambda: response_document(answer_)
+                state, meters, answer_.headers.get, lambda: response_document(answer_)
             )
         except Exception:
             log.exception("counting meters of %s failed", flow.request.path.split("?")[0])
 
     async def count_response(
         self,
+        state: FlowState,
         meters: Sequence[CompiledMeter],
         header: Callable[[str], str | None],
         document: Callable[[], Any],
@@ -274,6 +277,19 @@ class Meters:
                 )
                 continue
             self._write(outcome)
+            await self._charge(state, meter, value)
+
+    async def _charge(self, state: FlowState, meter: CompiledMeter, value: int) -> None:
+        """The budget's debit for `value` units (nothing when the proxy has no unit price)."""
+        if self.budget is None:
+            return
+        proxy = state.proxy
+        try:
+            await self.budget.charge_units(
+                state.snapshot, proxy.client_id, proxy.id, state.request_id, meter.id, value
+            )
+        except CountersUnavailable:
+            log.warning("meter %s: %d units not charged (counters unavailable)", meter.id, value)
 
     async def count_delivery(self, state: FlowState, body: bytes | None, answer_) -> None:
         """An async attempt's answer (an UpstreamResponse): add the values of the proxy's
@@ -288,7 +304,7 @@ class Meters:
             meters = matching(meters, state, document)
             response = to_flow_response(answer_, state.method)
             await self.count_response(
-                meters, response.headers.get, lambda: response_document(response)
+                state, meters, response.headers.get, lambda: response_document(response)
             )
         except Exception:
             log.exception("counting meters of async attempt %s failed", state.request_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from decimal import Decimal
 
 import requests
 
@@ -206,3 +207,25 @@ def test_a_body_the_gateway_cannot_read_first_counts_as_matching(
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "METER_LIMIT_EXCEEDED"
     assert arrived(upstream, marker) == 1
+
+
+def test_counted_values_are_charged_at_the_proxys_unit_price(api, upstream, gateway, admin_server):
+    made = Setup(api, upstream)
+    price = {"perRequest": "0", "perMeterUnits": "0.002", "meterUnitSize": 1000}  # per 1k tokens
+    assert api.put(f"{made.base}/proxies/{made.id}/price", json=price).status_code == 200
+    granted = api.post(f"{made.base}/budget/grants", json={"amount": "1.00"})
+    assert granted.status_code in (200, 201), granted.text
+    meter = add_meter(api, made, {**TOKENS_METER, "limits": {}})
+    synced(admin_server, gateway)
+    for _ in range(2):
+        answer = call(gateway, "POST", f"/api/{made.id}/tokens/400", headers=AUTH, json={})
+        assert answer.status_code == 200, answer.text
+
+    def debits():
+        rows = api.get(f"{made.base}/budget/entries").json()["entries"]
+        taken = [row for row in rows if meter["meterId"] in (row.get("description") or "")]
+        return taken if len(taken) == 2 else None
+
+    taken = poll(debits)
+    assert taken is not None, api.get(f"{made.base}/budget/entries").json()
+    assert sorted(Decimal(row["amount"]) for row in taken) == [Decimal("-0.0008")] * 2
