@@ -31,6 +31,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_account,
         views_clients,
         views_config,
+        views_meters,
         views_rules,
         views_traffic,
     )

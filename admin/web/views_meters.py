@@ -1,0 +1,218 @@
+"""A proxy's request limits and price, and its meters with a usage bar per window."""
+
+from __future__ import annotations
+
+import json
+
+from flask import current_app, flash, redirect, render_template, url_for
+
+from admin.web import bp
+from admin.web.core_api import call, get, get_one
+from admin.web.forms import ConfirmForm
+from admin.web.forms_meters import LimitsForm, MeterForm, PriceForm
+from admin.web.session import load_client, require, signed_in
+from models.json_limits import loads
+from models.windows import WINDOWS
+
+
+def _proxy(client_id: str, proxy_id: str) -> dict:
+    load_client(client_id)
+    return get_one(f"/clients/{client_id}/proxies/{proxy_id}", "proxies")
+
+
+def _maxima() -> dict[str, int]:
+    settings = current_app.config["PORTCULLIS_SETTINGS"]
+    return {"minute": settings.max_requests_per_minute, "day": settings.max_requests_per_day}
+
+
+@bp.route("/c/<client_id>/proxies/<proxy_id>/limits", methods=["GET", "POST"])
+@signed_in
+def proxy_limits(client_id: str, proxy_id: str):
+    """The proxy's requests per minute and per day, and its price."""
+    proxy = _proxy(client_id, proxy_id)
+    base = f"/clients/{client_id}/proxies/{proxy_id}"
+    price = get(f"{base}/price").item("prices")
+    limits_form = LimitsForm(
+        prefix="lim",
+        per_minute=proxy["proxyMaxRequestsPerMinute"],
+        per_day=proxy["proxyMaxRequestsPerDay"],
+    )
+    price_form = PriceForm(
+        prefix="price",
+        per_request=price["perRequest"],
+        per_units=price["perMeterUnits"],
+        unit_size=price["meterUnitSize"],
+    )
+    here = url_for("web.proxy_limits", client_id=client_id, proxy_id=proxy_id)
+    if limits_form.submit_ok():
+        require("admin")
+        body = {
+            "proxyMaxRequestsPerMinute": limits_form.per_minute.data,
+            "proxyMaxRequestsPerDay": limits_form.per_day.data,
+        }
+        answer = call("PUT", base, body)
+        if answer.ok:
+            flash("Limits saved.")
+            return redirect(here)
+        limits_form.show_errors(answer.field_errors, answer.message)
+    elif price_form.submit_ok():
+        require("admin")
+        body = {
+            "perRequest": price_form.per_request.data,
+            "perMeterUnits": price_form.per_units.data,
+            "meterUnitSize": price_form.unit_size.data or 1,
+        }
+        answer = call("PUT", f"{base}/price", body)
+        if answer.ok:
+            flash("Price saved.")
+            return redirect(here)
+        price_form.show_errors(answer.field_errors, answer.message)
+    return render_template(
+        "web/proxy_limits.html",
+        proxy=proxy,
+        price=price,
+        maxima=_maxima(),
+        limits_form=limits_form,
+        price_form=price_form,
+    )
+
+
+@bp.get("/c/<client_id>/proxies/<proxy_id>/meters")
+@signed_in
+def meters(client_id: str, proxy_id: str):
+    """Each meter with its use, limit and reset per window."""
+    proxy = _proxy(client_id, proxy_id)
+    base = f"/clients/{client_id}/proxies/{proxy_id}/meters"
+    items = get(base).items("meters")
+    usage = {m["meterId"]: get(f"{base}/{m['meterId']}/usage").item("usage") for m in items}
+    return render_template("web/meters.html", proxy=proxy, meters=items, usage=usage)
+
+
+def meter_body(form: MeterForm) -> dict:
+    """The API's meter from the form: what was typed, unchecked (the API checks it)."""
+    predicates: dict = {}
+    methods = [m.strip().upper() for m in (form.methods.data or "").split(",") if m.strip()]
+    if methods:
+        predicates["methods"] = methods
+    if form.path_pattern.data:
+        predicates |= {
+            "pathPattern": form.path_pattern.data,
+            "pathPresence": form.path_presence.data,
+        }
+    if form.body_path.data:
+        predicates["bodyChecks"] = [{"path": form.body_path.data, "equals": _json_value(form)}]
+    if form.regex_flags.data:
+        predicates["regexFlags"] = form.regex_flags.data
+    extraction = None
+    if form.extraction_location.data:
+        extraction = {"location": form.extraction_location.data}
+        if form.extraction_path.data:
+            extraction["path"] = form.extraction_path.data
+        if form.extraction_name.data:
+            extraction["name"] = form.extraction_name.data
+    return {
+        "meterName": form.name.data,
+        "meterType": form.meter_type.data,
+        "meterMode": form.mode.data,
+        "meterActive": form.active.data,
+        "predicates": predicates,
+        "extraction": extraction,
+        "limits": {w: getattr(form, f"limit_{w}").data for w in WINDOWS},
+    }
+
+
+def _json_value(form: MeterForm):
+    text = form.body_equals.data or ""
+    try:
+        return loads(text)
+    except ValueError:
+        return text  # `big` means the string "big"
+
+
+def _form_from(meter: dict) -> MeterForm:
+    predicates = meter.get("predicates") or {}
+    extraction = meter.get("extraction") or {}
+    body_check = (predicates.get("bodyChecks") or [{}])[0]
+    return MeterForm(
+        name=meter["meterName"],
+        meter_type=meter["meterType"],
+        mode=meter["meterMode"],
+        active=meter["meterActive"],
+        methods=", ".join(predicates.get("methods") or []),
+        path_pattern=predicates.get("pathPattern") or "",
+        path_presence=predicates.get("pathPresence") or "present",
+        body_path=body_check.get("path", ""),
+        body_equals=_equals_text(body_check),
+        regex_flags=predicates.get("regexFlags") or "",
+        extraction_location=extraction.get("location", ""),
+        extraction_path=extraction.get("path", ""),
+        extraction_name=extraction.get("name", ""),
+        **{f"limit_{w}": (meter.get("limits") or {}).get(w) for w in WINDOWS},
+    )
+
+
+def _equals_text(body_check: dict) -> str:
+    """`equals` as typed: a plain string as itself, anything else (or a string that reads
+    as another JSON value, like "5") as JSON."""
+    if "equals" not in body_check:
+        return ""
+    value = body_check["equals"]
+    if isinstance(value, str):
+        try:
+            loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value)
+
+
+@bp.route("/c/<client_id>/proxies/<proxy_id>/meters/new", methods=["GET", "POST"])
+@signed_in
+def new_meter(client_id: str, proxy_id: str):
+    proxy = _proxy(client_id, proxy_id)
+    require("admin")
+    form = MeterForm()
+    if form.submit_ok():
+        answer = call("POST", f"/clients/{client_id}/proxies/{proxy_id}/meters", meter_body(form))
+        if answer.ok:
+            flash(f"Meter {answer.item('meters')['meterName']} created.")
+            return redirect(url_for("web.meters", client_id=client_id, proxy_id=proxy_id))
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/meter_form.html", proxy=proxy, form=form, meter=None)
+
+
+@bp.route("/c/<client_id>/proxies/<proxy_id>/meters/<meter_id>", methods=["GET", "POST"])
+@signed_in
+def edit_meter(client_id: str, proxy_id: str, meter_id: str):
+    proxy = _proxy(client_id, proxy_id)
+    require("admin")
+    path = f"/clients/{client_id}/proxies/{proxy_id}/meters/{meter_id}"
+    meter = get_one(path, "meters")
+    form = _form_from(meter)  # a sent form's values take the place of these
+    if form.submit_ok():
+        answer = call("PUT", path, meter_body(form))
+        if answer.ok:
+            flash(f"Meter {answer.item('meters')['meterName']} saved.")
+            return redirect(url_for("web.meters", client_id=client_id, proxy_id=proxy_id))
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/meter_form.html", proxy=proxy, form=form, meter=meter)
+
+
+@bp.route("/c/<client_id>/proxies/<proxy_id>/meters/<meter_id>/delete", methods=["GET", "POST"])
+@signed_in
+def delete_meter(client_id: str, proxy_id: str, meter_id: str):
+    _proxy(client_id, proxy_id)
+    require("admin")
+    path = f"/clients/{client_id}/proxies/{proxy_id}/meters/{meter_id}"
+    meter = get_one(path, "meters")
+    back = url_for("web.meters", client_id=client_id, proxy_id=proxy_id)
+    if ConfirmForm().validate_on_submit():
+        answer = call("DELETE", path)
+        flash(f"Meter {meter['meterName']} deleted." if answer.ok else answer.message)
+        return redirect(back)
+    return render_template(
+        "web/confirm.html",
+        question=f"Delete the meter {meter['meterName']}?",
+        consequence="Its counts are gone and its limits no longer apply.",
+        action="Delete meter",
+        back=back,
+    )
