@@ -36,6 +36,43 @@ class ScopeExplanationSchema(ApiSchema):
     matchedRules = fields.List(fields.Dict(), dump_only=True)
 
 
+class RateLimitExplanationSchema(ApiSchema):
+    window = fields.String(dump_only=True, metadata={"description": "`minute` or `day`"})
+    limit = fields.Integer(
+        dump_only=True, metadata={"description": "as enforced: capped by the platform maximum"}
+    )
+
+
+class MeterExplanationSchema(ApiSchema):
+    meterId = fields.String(dump_only=True)
+    meterName = fields.String(dump_only=True)
+    meterType = fields.String(dump_only=True)
+    limits = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        dump_only=True,
+        metadata={"description": "limit per window; empty when the meter only counts"},
+    )
+    applies = fields.Boolean(
+        dump_only=True,
+        metadata={"description": "the request's method, path, headers and query match"},
+    )
+    dependsOnBody = fields.Boolean(
+        dump_only=True,
+        metadata={"description": "it also checks body fields, which the explainer cannot see"},
+    )
+
+
+class FilterExplanationSchema(ApiSchema):
+    filterId = fields.String(dump_only=True)
+    scope = fields.String(
+        dump_only=True,
+        metadata={"description": "`targetCredential`, `target`, `proxyCredential` or `proxy`"},
+    )
+    action = fields.String(dump_only=True, metadata={"description": "`retain` or `destroy`"})
+    paths = fields.List(fields.String(), dump_only=True)
+
+
 class ExplanationSchema(ApiSchema):
     allowed = fields.Boolean(dump_only=True)
     scope = fields.String(dump_only=True, allow_none=True)
@@ -47,3 +84,18 @@ class ExplanationSchema(ApiSchema):
         metadata={"description": "the paths rules were matched on (two if `;` parameters)"},
     )
     scopes = fields.List(fields.Nested(ScopeExplanationSchema), dump_only=True)
+    rateLimits = fields.List(
+        fields.Nested(RateLimitExplanationSchema),
+        dump_only=True,
+        metadata={"description": "the proxy's rate limits; every request counts toward them"},
+    )
+    meters = fields.List(
+        fields.Nested(MeterExplanationSchema),
+        dump_only=True,
+        metadata={"description": "the proxy's active meters, in creation order"},
+    )
+    filters = fields.List(
+        fields.Nested(FilterExplanationSchema),
+        dump_only=True,
+        metadata={"description": "payload filters in the order they run on a 2xx JSON answer"},
+    )

@@ -29,6 +29,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         csrf.exempt(api_bp)
     from admin.web import (  # noqa: F401  (the modules register their routes on `bp`)
         views_account,
+        views_budget,
         views_clients,
         views_config,
         views_meters,
