@@ -98,8 +98,8 @@ def test_a_meter_made_in_the_form_shows_its_use_then_is_edited_and_deleted(
     expect(bar).to_have_attribute("max", "100")
     expect(window_row(page, "Calls", "minute").get_by_role("meter")).to_have_attribute("max", "500")
     # Counted without a limit in that window: the count shows, without a bar.
-    expect(window_row(page, "Calls", "hour").locator(".usage")).to_have_text("3 / no limit")
-    expect(window_row(page, "Calls", "hour").get_by_role("meter")).to_have_count(0)
+    expect(window_row(page, "Calls", "month").locator(".usage")).to_have_text("3 / no limit")
+    expect(window_row(page, "Calls", "month").get_by_role("meter")).to_have_count(0)
 
     meter_card(page, "Calls").get_by_role("link", name="Edit").click()
     expect(page.get_by_label("Limit per day")).to_have_value("100")
