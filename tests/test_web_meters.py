@@ -263,3 +263,33 @@ def test_a_reading_member_sees_the_bars_but_no_write_forms(
         f"{admin_server.base_url}/ui/c/{made.client_id}/proxies/{made.id}/meters/new"
     )
     assert new_meter.status == 403
+
+
+def test_editing_keeps_the_predicates_the_form_does_not_show(page: Page, admin_server, owner, made):
+    meters = f"{made.base}/proxies/{made.id}/meters"
+    predicates = {
+        "headerChecks": [{"namePattern": "^x-tier$", "valuePattern": "^gold$"}],
+        "queryChecks": [{"namePattern": "^beta$", "presence": "absent"}],
+        "bodyChecks": [{"path": "model", "equals": "big"}, {"path": "stream", "equals": False}],
+    }
+    created = made.api.post(
+        meters,
+        json={"meterName": "Gold", "meterType": "request_count", "meterMode": "conditional",
+              "predicates": predicates, "limits": {"day": 10}},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    before = created.json()["meters"][0]
+
+    open_proxy(page, admin_server, owner, made)
+    page.goto(f"{admin_server.base_url}/ui/c/{made.client_id}/proxies/{made.id}/meters")
+    meter_card(page, "Gold").get_by_role("link", name="Edit").click()
+    expect(page.locator("#kept-predicates")).to_contain_text("header ^x-tier$")
+    expect(page.locator("#kept-predicates")).to_contain_text("body stream")
+    expect(page.get_by_label("Request body field (JSON path), e.g. model")).to_have_value("model")
+    page.get_by_label("Limit per day").fill("20")
+    page.get_by_role("button", name="Save meter").click()
+    expect(page.get_by_text("Meter Gold saved.")).to_be_visible()
+
+    after = made.api.get(f"{meters}/{before['meterId']}").json()["meters"][0]
+    assert after["limits"] == {"day": 20}
+    assert after["predicates"] == before["predicates"]

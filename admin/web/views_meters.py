@@ -88,9 +88,25 @@ def meters(client_id: str, proxy_id: str):
     return render_template("web/meters.html", proxy=proxy, meters=items, usage=usage)
 
 
-def meter_body(form: MeterForm) -> dict:
-    """The API's meter from the form: what was typed, unchecked (the API checks it)."""
-    predicates: dict = {}
+# Predicates the form has no fields for: an edit sends them back as they were stored.
+KEPT_PREDICATES = ("headerChecks", "queryChecks")
+
+
+def kept_predicates(meter: dict | None) -> dict:
+    """A stored meter's predicates that the form does not show: header and query checks, and
+    the body checks after the first (the form edits only the first)."""
+    predicates = (meter or {}).get("predicates") or {}
+    kept = {key: predicates[key] for key in KEPT_PREDICATES if predicates.get(key)}
+    if len(predicates.get("bodyChecks") or []) > 1:
+        kept["bodyChecks"] = predicates["bodyChecks"][1:]
+    return kept
+
+
+def meter_body(form: MeterForm, meter: dict | None = None) -> dict:
+    """The API's meter from the form: what was typed, unchecked (the API checks it), with
+    the stored predicates the form does not show (`kept_predicates`)."""
+    kept = kept_predicates(meter)
+    predicates: dict = {key: value for key, value in kept.items() if key != "bodyChecks"}
     methods = [m.strip().upper() for m in (form.methods.data or "").split(",") if m.strip()]
     if methods:
         predicates["methods"] = methods
@@ -99,8 +115,11 @@ def meter_body(form: MeterForm) -> dict:
             "pathPattern": form.path_pattern.data,
             "pathPresence": form.path_presence.data,
         }
+    body_checks = kept.get("bodyChecks", [])
     if form.body_path.data:
-        predicates["bodyChecks"] = [{"path": form.body_path.data, "equals": _json_value(form)}]
+        body_checks = [{"path": form.body_path.data, "equals": _json_value(form)}, *body_checks]
+    if body_checks:
+        predicates["bodyChecks"] = body_checks
     if form.regex_flags.data:
         predicates["regexFlags"] = form.regex_flags.data
     extraction = None
@@ -177,7 +196,7 @@ def new_meter(client_id: str, proxy_id: str):
             flash(f"Meter {answer.item('meters')['meterName']} created.")
             return redirect(url_for("web.meters", client_id=client_id, proxy_id=proxy_id))
         form.show_errors(answer.field_errors, answer.message)
-    return render_template("web/meter_form.html", proxy=proxy, form=form, meter=None)
+    return render_template("web/meter_form.html", proxy=proxy, form=form, meter=None, kept={})
 
 
 @bp.route("/c/<client_id>/proxies/<proxy_id>/meters/<meter_id>", methods=["GET", "POST"])
@@ -189,12 +208,14 @@ def edit_meter(client_id: str, proxy_id: str, meter_id: str):
     meter = get_one(path, "meters")
     form = _form_from(meter)  # a sent form's values take the place of these
     if form.submit_ok():
-        answer = call("PUT", path, meter_body(form))
+        answer = call("PUT", path, meter_body(form, meter))
         if answer.ok:
             flash(f"Meter {answer.item('meters')['meterName']} saved.")
             return redirect(url_for("web.meters", client_id=client_id, proxy_id=proxy_id))
         form.show_errors(answer.field_errors, answer.message)
-    return render_template("web/meter_form.html", proxy=proxy, form=form, meter=meter)
+    return render_template(
+        "web/meter_form.html", proxy=proxy, form=form, meter=meter, kept=kept_predicates(meter)
+    )
 
 
 @bp.route("/c/<client_id>/proxies/<proxy_id>/meters/<meter_id>/delete", methods=["GET", "POST"])
