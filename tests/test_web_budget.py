@@ -1,8 +1,10 @@
 """The web admin in headless Chromium: a client's budget, payload filters, and what the
 rule explainer says about limits and filters.
 
-A real admin process over the real store (SQLite or PostgreSQL) and Debian's Chromium
-driven by Playwright; data are set up through the real Core API. Nothing is mocked.
+A real admin process over the real store (SQLite or PostgreSQL), a real data plane
+(`run_proxy.py`) and the recording upstream on 127.0.0.1 for the ledger's debits, and
+Debian's Chromium driven by Playwright; data are set up through the real Core API.
+Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.proxy_support import call
 from tests.support import Api, add_member, create, new_client, new_proxy
-from tests.test_web_admin import CHROMIUM, CHROMIUM_ARGS, WAIT_S
+from tests.test_budgets import AUTH, priced, until
+from tests.test_web_admin import CHROMIUM, CHROMIUM_ARGS, WAIT_S, reload_until
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +116,7 @@ def test_an_owner_grants_credits_sets_the_threshold_and_pages_the_ledger(
     expect(page.locator("#entries tbody tr")).to_have_count(20)
 
 
-def test_a_user_member_sees_the_budget_but_no_grant_or_threshold_form(
+def test_a_user_member_reads_budget_and_filters_but_gets_no_write_form(
     page: Page, admin_server, make_user
 ):
     owner, reader = make_user(), make_user()
@@ -144,9 +148,24 @@ def test_a_user_member_sees_the_budget_but_no_grant_or_threshold_form(
     assert response.status == 200
     state = api.get(f"/api/clients/{client_id}/budget").json()["budget"][0]
     assert (state["balance"], state["lowBudgetThreshold"]) == ("3.000000", "0.000000")
+    # Filters: listed for the reader, but no form and no delete.
+    proxy_id = new_proxy(api, client_id)["proxyId"]
+    filters = f"/clients/{client_id}/proxies/{proxy_id}/filters"
+    made = create(api, f"/api{filters}", {"action": "destroy", "paths": ["pin"]}, "filters")
+    page.goto(f"{admin_server.base_url}/ui/c/{client_id}/proxies/{proxy_id}")
+    page.get_by_role("link", name="Payload filters").click()
+    expect(page.locator("#filters tbody tr")).to_contain_text("pin")
+    expect(page.locator("#filter-form")).to_have_count(0)
+    expect(page.locator("#filters").get_by_role("link", name="Delete")).to_have_count(0)
+    ui_filters = f"{admin_server.base_url}/ui/c/{client_id}/proxies/{proxy_id}/filters"
+    delete = f"{ui_filters}/{made['filterId']}/delete"
+    assert page.goto(delete).status == 403
+    expect(page.get_by_text("Your role in this client does not allow this.")).to_be_visible()
+    assert len(api.get(f"/api{filters}").json()["filters"]) == 1
     stranger = make_user()
     sign_in(page, admin_server.base_url, stranger.token)
     assert page.goto(f"{admin_server.base_url}/ui/c/{client_id}/budget").status == 404
+    assert page.goto(ui_filters).status == 404
 
 
 def test_filters_are_added_in_order_at_two_scopes_and_the_explainer_names_them(
@@ -289,3 +308,28 @@ def test_the_explain_api_answers_limits_meters_and_filters(admin_server, make_us
     schemas = str(document["components"]) if "components" in document else str(document)
     for name in ("rateLimits", "dependsOnBody", "filterId"):
         assert name in schemas
+
+
+def test_a_grant_from_the_page_lets_a_priced_proxy_answer_and_its_debits_show(
+    page: Page, admin_server, owner, api, upstream, gateway
+):
+    """0.25 per request, threshold 0.50: a 1.00 grant from the page, three calls through
+    the real gateway, then the page shows three debits, 0.25 left and the low-budget alert."""
+    made = priced(api, upstream, gateway, "0.25", threshold="0.50")
+    sign_in(page, admin_server.base_url, owner.token)
+    page.goto(f"{admin_server.base_url}/ui/c/{made.client_id}/budget")
+    page.locator("#grant-form").get_by_label("Amount (credits, e.g. 10.00)").fill("1.00")
+    page.locator("#grant-form").get_by_role("button", name="Grant").click()
+    expect(page.locator("#balance")).to_have_text("1.000000")
+    expect(page.locator("#low-budget")).to_have_count(0)
+    path = f"/api/{made.id}/web-paid"
+    until(gateway, path, 200)  # the grant reached the gateway: the first paid call
+    for _ in range(2):
+        assert call(gateway, "GET", path, headers=AUTH).status_code == 200
+    reload_until(page, page.locator("#entries tbody tr", has_text="debit").nth(2))
+    debits = page.locator("#entries tbody tr", has_text="debit")
+    expect(debits).to_have_count(3)
+    expect(debits.first).to_contain_text("-0.250000")
+    expect(debits.first).to_contain_text(made.id)
+    expect(page.locator("#balance")).to_have_text("0.250000")
+    expect(page.locator("#low-budget")).to_be_visible()
