@@ -21,6 +21,8 @@ from schemathesis import GenerationMode
 
 from tests.support import Api, create, credential_body, new_client, proxy_body, proxy_parts
 
+DESTROY_A = {"action": "destroy", "paths": ["a"]}
+
 
 @pytest.fixture(scope="module")
 def real_ids(admin_server, make_user) -> dict:
@@ -33,6 +35,13 @@ def real_ids(admin_server, make_user) -> dict:
     rule = create(api, f"{base}/proxies/{proxy['sKey']}/rules", {"effect": "allow"}, "rules")
     spare = create(api, f"{base}/credentials", credential_body(), "credentials")
     token_id = api.get("/api/users/me/tokens").json()["tokens"][0]["tokenId"]
+    proxy_base = f"{base}/proxies/{proxy['sKey']}"
+    meter = create(
+        api, f"{proxy_base}/meters", {"meterName": "Calls", "meterType": "request_count"}, "meters"
+    )
+    payload_filter = create(
+        api, f"{proxy_base}/filters", {"action": "destroy", "paths": ["a"]}, "filters"
+    )
     return {
         "token": user.token,
         "path": {
@@ -44,6 +53,8 @@ def real_ids(admin_server, make_user) -> dict:
             "ruleId": rule["sKey"],
             "userId": user.id,
             "tokenId": token_id,
+            "meterId": meter["meterId"],
+            "filterId": payload_filter["filterId"],
         },
     }
 
@@ -154,7 +165,7 @@ def write_operations(document: dict) -> list[tuple[str, str, dict]]:
 
 
 def _fill(path: str, ids: dict) -> str:
-    """`path` with real ids; `{parentId}` and `{ruleId}` by the kind of parent before them."""
+    """`path` with real ids; `{parentId}`, `{ruleId}` and `{filterId}` by the kind of parent."""
     kind = re.search(r"/(credentials|targets|proxies)/\{parentId\}", path)
     if kind:
         ids = {**ids, **ids["by_parent"][kind.group(1)]}
@@ -261,10 +272,21 @@ def hostile(admin_server, real_ids, make_user) -> dict:
     api = Api(admin_server.base_url, real_ids["token"])
     ids = real_ids["path"]
     base = f"/api/clients/{ids['clientId']}"
-    by_parent = {"proxies": {"parentId": ids["proxyId"], "ruleId": ids["ruleId"]}}
+    by_parent = {
+        "proxies": {
+            "parentId": ids["proxyId"],
+            "ruleId": ids["ruleId"],
+            "filterId": ids["filterId"],
+        }
+    }
     for kind, parent in (("credentials", ids["credentialId"]), ("targets", ids["targetId"])):
         rule = create(api, f"{base}/{kind}/{parent}/rules", {"effect": "allow"}, "rules")
-        by_parent[kind] = {"parentId": parent, "ruleId": rule["sKey"]}
+        found = create(api, f"{base}/{kind}/{parent}/filters", DESTROY_A, "filters")
+        by_parent[kind] = {
+            "parentId": parent,
+            "ruleId": rule["sKey"],
+            "filterId": found["filterId"],
+        }
     real_ids["path"]["by_parent"] = by_parent
     return {
         "api": api,

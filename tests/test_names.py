@@ -63,6 +63,8 @@ def world(admin_server, make_user) -> dict:
     parts = proxy_parts(api, client_id)
     proxy = create(api, f"{base}/proxies", proxy_body(parts), "proxies")
     credential = create(api, f"{base}/credentials", credential_body(), "credentials")
+    meters = f"{base}/proxies/{proxy['sKey']}/meters"
+    meter = create(api, meters, {"meterName": "Calls", "meterType": "request_count"}, "meters")
     return {
         "api": api,
         "fields": {
@@ -89,6 +91,12 @@ def world(admin_server, make_user) -> dict:
                 lambda name: proxy_body(parts, proxyName=name),
                 f"{base}/proxies/{proxy['sKey']}",
                 "proxies",
+            ),
+            "meterName": (
+                meters,
+                lambda name: {"meterName": name, "meterType": "request_count"},
+                f"{meters}/{meter['meterId']}",
+                "meters",
             ),
             "label": ("/api/users/me/tokens", lambda name: {"label": name}, None, "tokens"),
         },
@@ -119,7 +127,7 @@ def listed(api: Api, create_path: str, envelope: str) -> list:
 
 
 @pytest.mark.parametrize(
-    "field", ["clientName", "credentialName", "targetName", "proxyName", "label"]
+    "field", ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label"]
 )
 @pytest.mark.parametrize("char", REFUSED.values(), ids=REFUSED.keys())
 def test_control_characters_in_a_name_are_400_naming_the_field(world, field, char):
@@ -140,7 +148,7 @@ def test_control_characters_in_a_name_are_400_naming_the_field(world, field, cha
 
 
 @pytest.mark.parametrize(
-    "field", ["clientName", "credentialName", "targetName", "proxyName", "label"]
+    "field", ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label"]
 )
 def test_names_in_any_script_are_kept_as_sent(world, field):
     api = world["api"]
