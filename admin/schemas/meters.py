@@ -30,7 +30,7 @@ def _limit() -> fields.Integer:
     )
 
 
-class LimitsSchema(ApiSchema):
+class MeterLimitsSchema(ApiSchema):
     """At most this many units per UTC window; omitted or null: no limit in that window."""
 
     minute = _limit()
@@ -97,7 +97,7 @@ class MeterSchema(OwnedSchema):
     meterRegion = fields.String(attribute="region", dump_only=True)
     predicates = fields.Nested(PredicatesSchema)
     extraction = fields.Nested(ExtractionSchema, allow_none=True)
-    limits = fields.Nested(LimitsSchema)
+    limits = fields.Nested(MeterLimitsSchema)
     meterCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     meterUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
 
