@@ -12,6 +12,7 @@ import itertools
 import os
 
 import pytest
+from playwright.sync_api import Page, sync_playwright
 
 from admin.cli import migrate
 from models.settings import Settings
@@ -21,6 +22,7 @@ from tests.async_support import user_api
 from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
 from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
 from tests.upstream import RecordingUpstream
+from tests.web_support import CHROMIUM, CHROMIUM_ARGS, WAIT_S
 
 _emails = itertools.count(1)
 ONLY = {"sqlite": "sqlite_only", "postgresql": "postgresql_only"}
@@ -165,3 +167,23 @@ def lone(tmp_path) -> tuple[AdminServer, Api]:
         yield server, user_api(server)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one per test module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Page:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(WAIT_S * 1000)
+    yield page
+    context.close()

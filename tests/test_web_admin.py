@@ -7,28 +7,17 @@ Debian's Chromium driven by Playwright. Nothing is mocked.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from types import SimpleNamespace
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.proxy_support import free_port, start_proxy
 from tests.support import Api, run_admin_cli, start_admin
+from tests.web_support import WAIT_S
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # tests may run as root
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",  # the machine's network is closed
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_S = 15
 PROXY_KEY = "walk-caller-key-0001"
 TARGET_SECRET = "walk-target-secret-0001"
 
@@ -43,25 +32,6 @@ def stack(tmp_path_factory):
     yield SimpleNamespace(admin=admin, gateway=gateway)
     gateway.stop()
     admin.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser) -> Page:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    yield page
-    context.close()
 
 
 def new_user(stack, email: str) -> str:

@@ -9,32 +9,12 @@ Nothing is mocked.
 
 from __future__ import annotations
 
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.proxy_support import call
 from tests.support import Api, add_member, create, new_client, new_proxy
 from tests.test_budgets import AUTH, priced, until
-from tests.test_web_admin import CHROMIUM, CHROMIUM_ARGS, WAIT_S, reload_until
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser) -> Page:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    yield page
-    context.close()
+from tests.test_web_admin import reload_until
 
 
 def sign_in(page: Page, base_url: str, token: str) -> None:

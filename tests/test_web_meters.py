@@ -11,40 +11,18 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import add_member, error_fields
 from tests.test_meters import synced
 from tests.test_web_admin import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WAIT_S,
     choose,
     reload_until,
     sign_in_with_token,
 )
 
 AUTH = {"X-API-Key": CALLER_KEY}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser) -> Page:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    yield page
-    context.close()
 
 
 @pytest.fixture

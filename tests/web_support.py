@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import re
+import shutil
 import zlib
 
 import requests
@@ -116,3 +117,17 @@ def new_user(server: AdminServer, password: str | None = PASSWORD) -> tuple[str,
     if password:
         assert api.put("/api/users/me/password", json={"password": password}).status_code == 200
     return email, api
+
+
+# Real Chromium (Debian's, `make chromium`) for the browser tests (fixtures in tests/conftest.py).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests may run as root
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",  # the machine's network is closed
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_S = 15
