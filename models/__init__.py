@@ -5,6 +5,7 @@ from models.base import Base, isoformat_z, utcnow
 from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
+from models.credential_grant import CredentialGrant, OAuthAuthorization
 from models.credit import ClientBudget, CreditEntry, ProxyPrice
 from models.meter import Meter, MeterUsage
 from models.payload_filter import PayloadFilter
@@ -31,6 +32,7 @@ __all__ = [
     "ClientBudget",
     "ConfigState",
     "Credential",
+    "CredentialGrant",
     "CreditEntry",
     "Membership",
     "Meter",
@@ -39,6 +41,7 @@ __all__ = [
     "MetricPointLatency",
     "MetricTotal",
     "Notification",
+    "OAuthAuthorization",
     "PayloadFilter",
     "Proxy",
     "ProxyPrice",
