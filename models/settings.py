@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.ssrf_policy import Network, parse_allowances
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,6 +27,13 @@ def _positive_int_env(name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _allowances_env(name: str) -> tuple[Network, ...]:
+    try:
+        return parse_allowances(os.environ.get(name) or "")
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,11 @@ class Settings:
     sign_in_window_seconds: int = 10 * 60  # ... lock further attempts until they age out
     # Counters shared by several data-plane processes; may hold a password, so never shown.
     redis_url: str | None = field(default=None, repr=False)
+    # Non-public networks the admin's own outbound calls (OAuth2 code exchange) may reach,
+    # as the data plane's `portcullis_allow_targets`.
+    allow_targets: tuple[Network, ...] = ()
+    # The admin's address as browsers reach it (OAuth2 redirect_uri); None: the request's host.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +100,8 @@ class Settings:
                 "PORTCULLIS_SIGN_IN_WINDOW_SECONDS", cls.sign_in_window_seconds
             ),
             redis_url=os.environ.get("PORTCULLIS_REDIS_URL") or None,
+            allow_targets=_allowances_env("PORTCULLIS_ALLOW_TARGETS"),
+            public_url=(os.environ.get("PORTCULLIS_PUBLIC_URL") or "").rstrip("/") or None,
         )
 
     @property

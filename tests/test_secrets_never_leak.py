@@ -153,9 +153,15 @@ def _cases() -> dict[str, Case]:
         {
             "grantType": "client_credentials",
             "tokenUrl": TOKEN_URL,
+            "authorizeUrl": None,
             "clientId": "portcullis-app",
+            "clientAuthMethod": "client_secret_basic",
+            "usePkce": False,
             "scope": "read",
             "audience": None,
+            "extraParams": {},
+            "header": "Authorization",
+            "prefix": "Bearer",
         },
     )
     client_secret, refresh = mark("oauth2-secret"), mark("oauth2-refresh")
@@ -173,9 +179,15 @@ def _cases() -> dict[str, Case]:
         {
             "grantType": "refresh_token",
             "tokenUrl": TOKEN_URL,
+            "authorizeUrl": None,
             "clientId": "portcullis-app",
+            "clientAuthMethod": "client_secret_basic",
+            "usePkce": False,
             "scope": None,
             "audience": None,
+            "extraParams": {},
+            "header": "Authorization",
+            "prefix": "Bearer",
         },
     )
     headers = {"X-Api-Key": mark("ct-header")}
@@ -188,10 +200,18 @@ def _cases() -> dict[str, Case]:
         {
             "tokenUrl": TOKEN_URL,
             "method": "POST",
+            "bodyFormat": "json",
+            "tokenLocation": "body",
             "tokenPath": "access_token",
+            "ttlFrom": "fixed",
             "ttlSeconds": 3600,
+            "injectIn": "header",
             "header": "Authorization",
             "prefix": "Bearer",
+            "tokenHeader": None,
+            "ttlPath": None,
+            "queryParam": None,
+            "fieldNames": [],
         },
     )
     form = f"grant_type=password&password={mark('ct-form')}"
@@ -203,10 +223,18 @@ def _cases() -> dict[str, Case]:
         {
             "tokenUrl": TOKEN_URL,
             "method": "POST",
+            "bodyFormat": "form",
+            "tokenLocation": "body",
             "tokenPath": "token",
+            "ttlFrom": "fixed",
             "ttlSeconds": 3600,
+            "injectIn": "header",
             "header": "Authorization",
             "prefix": "Bearer",
+            "tokenHeader": None,
+            "ttlPath": None,
+            "queryParam": None,
+            "fieldNames": [],
         },
     )
     headers = {"X-Custom-Secret": mark("custom-header"), "X-Other": mark("custom-other")}

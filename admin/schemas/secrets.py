@@ -27,6 +27,7 @@ from admin.schemas.common import (
     validate_no_control_chars,
 )
 from models.enums import AuthType
+from models.json_paths import WILDCARD, JsonPathError, parse_path
 
 HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
@@ -198,59 +199,229 @@ class JwtVerifySecret(SecretSchema):
         return {"secret": secret, "settings": settings}
 
 
+OAUTH2_GRANTS = ("client_credentials", "authorization_code", "refresh_token")
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+# Token-request parameters the grant itself sets; `extraParams` cannot override them.
+RESERVED_TOKEN_PARAMS = frozenset(
+    {
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "code",
+        "code_verifier",
+        "redirect_uri",
+        "refresh_token",
+        "scope",
+        "audience",
+    }
+)
+# `{{fields.NAME}}` in a customToken request (the data plane fills it the same way).
+FIELD_REFERENCE = re.compile(r"\{\{\s*fields\.([^{}\s]+)\s*\}\}")
+ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.S)
+FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _json_path(value: str) -> None:
+    try:
+        path = parse_path(value)
+    except JsonPathError as exc:
+        raise ValidationError(str(exc)) from None
+    if WILDCARD in path.segments:
+        raise ValidationError("Must name one value: no '*' segment.")
+
+
+def _token_prefix() -> fields.String:
+    """What precedes a minted token in its header (`Bearer`; empty: the bare token)."""
+    return fields.String(
+        load_default="Bearer", validate=[validate.Length(max=40), validate_header_value]
+    )
+
+
 class OAuth2Secret(SecretSchema):
-    """OAuth2 toward a target: client credentials, or a refresh token obtained elsewhere."""
+    """OAuth2 toward a target: client credentials, authorization code (Connect, PKCE), or a
+    refresh token obtained elsewhere. Only clientSecret and refreshToken are sealed."""
 
     grantType = fields.String(
-        load_default="client_credentials",
-        validate=validate.OneOf(["client_credentials", "refresh_token"]),
+        load_default="client_credentials", validate=validate.OneOf(OAUTH2_GRANTS)
     )
     tokenUrl = fields.String(required=True, validate=HTTP_URL)
-    clientId = fields.String(required=True, validate=validate.Length(min=1))
-    clientSecret = secret_string(validate=validate.Length(min=1))
-    refreshToken = secret_string(validate=validate.Length(min=1))
-    scope = fields.String()
-    audience = fields.String()
+    authorizeUrl = fields.String(validate=HTTP_URL)
+    clientId = fields.String(
+        required=True, validate=[validate.Length(min=1, max=500), validate_no_control_chars]
+    )
+    clientSecret = secret_string(validate=[validate.Length(min=1), validate_no_control_chars])
+    clientAuthMethod = fields.String(validate=validate.OneOf(CLIENT_AUTH_METHODS))
+    usePkce = fields.Boolean()
+    refreshToken = secret_string(validate=[validate.Length(min=1), validate_no_control_chars])
+    scope = fields.String(validate=[validate.Length(max=2000), validate_no_control_chars])
+    audience = fields.String(validate=[validate.Length(min=1, max=500), validate_no_control_chars])
+    extraParams = string_map()
+    header = _header_name(load_default="Authorization")
+    prefix = _token_prefix()
 
     @validates_schema
     def _grant_needs(self, data, **kwargs):
         grant = data.get("grantType", "client_credentials")
-        if grant == "client_credentials" and "clientSecret" not in data:
+        secret = "clientSecret" in data
+        method = data.get("clientAuthMethod")
+        if grant == "authorization_code" and "authorizeUrl" not in data:
+            raise ValidationError("Required for the authorization_code grant.", "authorizeUrl")
+        if grant != "authorization_code" and "authorizeUrl" in data:
+            raise ValidationError("Only for the authorization_code grant.", "authorizeUrl")
+        if grant != "authorization_code" and "usePkce" in data:
+            raise ValidationError("Only for the authorization_code grant.", "usePkce")
+        if grant == "client_credentials" and not secret:
             raise ValidationError("Required for the client_credentials grant.", "clientSecret")
         if grant == "refresh_token" and "refreshToken" not in data:
             raise ValidationError("Required for the refresh_token grant.", "refreshToken")
+        if grant != "refresh_token" and "refreshToken" in data:
+            raise ValidationError("Only for the refresh_token grant.", "refreshToken")
+        if method in ("client_secret_basic", "client_secret_post") and not secret:
+            raise ValidationError(f"Required by clientAuthMethod {method}.", "clientSecret")
+        if method == "none" and secret:
+            raise ValidationError(
+                "A public client (clientAuthMethod none) has no secret.", "clientSecret"
+            )
+        if method == "none" and grant == "client_credentials":
+            raise ValidationError(
+                "The client_credentials grant needs client authentication.", "clientAuthMethod"
+            )
+        if grant == "authorization_code" and not secret and data.get("usePkce") is False:
+            raise ValidationError("A public client (no clientSecret) must use PKCE.", "usePkce")
+        reserved = sorted(
+            k for k in data.get("extraParams", {}) if k.lower() in RESERVED_TOKEN_PARAMS
+        )
+        if reserved:
+            raise ValidationError(
+                f"{', '.join(reserved)} is set by the grant itself.", "extraParams"
+            )
 
     @post_load
     def _split(self, data, **kwargs):
+        grant = data["grantType"]
         secret = {k: data[k] for k in ("clientSecret", "refreshToken") if k in data}
+        method = data.get("clientAuthMethod") or (
+            "client_secret_basic" if "clientSecret" in data else "none"
+        )
         settings = {
-            k: data.get(k) for k in ("grantType", "tokenUrl", "clientId", "scope", "audience")
+            "grantType": grant,
+            "tokenUrl": data["tokenUrl"],
+            "authorizeUrl": data.get("authorizeUrl"),
+            "clientId": data["clientId"],
+            "clientAuthMethod": method,
+            "usePkce": data.get("usePkce", True) if grant == "authorization_code" else False,
+            "scope": data.get("scope"),
+            "audience": data.get("audience"),
+            "extraParams": data.get("extraParams", {}),
+            "header": data["header"],
+            "prefix": data["prefix"].strip(),
         }
         return {"secret": secret, "settings": settings}
 
 
+def _check_references(value, known: set[str], where: str) -> None:
+    """Every `{{...}}` in the strings of `value` is a `{{fields.NAME}}` of a known field."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_references(item, known, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_references(item, known, where)
+    elif isinstance(value, str):
+        for placeholder in ANY_PLACEHOLDER.findall(value):
+            match = FIELD_REFERENCE.fullmatch(placeholder)
+            if match is None:
+                raise ValidationError("Only {{fields.NAME}} placeholders are supported.", where)
+            if match.group(1) not in known:
+                raise ValidationError(
+                    f"References an unknown field {match.group(1)!r}; add it to fields.", where
+                )
+
+
+def _body_format(body) -> str:
+    """The format of a body given without `bodyFormat`: a string not shaped like JSON is a
+    form (`a=1&b=2`), anything else JSON."""
+    if isinstance(body, str) and body.lstrip()[:1] not in ("{", "["):
+        return "form"
+    return "json"
+
+
 class CustomTokenSecret(SecretSchema):
-    """Fetch a token with an HTTP request, then inject it as `<header>: <prefix> <token>`."""
+    """Fetch a token with an HTTP request the credential describes, then inject it.
+
+    `fields` (sealed) holds values the request's headers and body reference as
+    `{{fields.NAME}}`; headers and body are sealed too. Where the token and its
+    lifetime are read, and how it is sent, are settings.
+    """
 
     tokenUrl = fields.String(required=True, validate=HTTP_URL)
     method = fields.String(load_default="POST", validate=validate.OneOf(["GET", "POST"]))
+    fields_ = fields.Dict(
+        data_key="fields",
+        attribute="fields",
+        keys=fields.String(
+            validate=validate.Regexp(
+                FIELD_NAME, error="Field names are 1-64 letters, digits, _ or -."
+            )
+        ),
+        values=fields.String(validate=validate_no_control_chars),
+    )
     headers = string_map(headers=True)
     body = fields.Raw()
-    tokenPath = fields.String(load_default="access_token", validate=validate.Length(min=1))
-    ttlSeconds = fields.Integer(load_default=3600, validate=validate.Range(min=1, max=86400))
+    bodyFormat = fields.String(validate=validate.OneOf(["json", "form"]))
+    tokenLocation = fields.String(load_default="body", validate=validate.OneOf(["body", "header"]))
+    tokenPath = fields.String(load_default="access_token", validate=_json_path)
+    tokenHeader = _header_name()
+    ttlFrom = fields.String(
+        load_default="fixed", validate=validate.OneOf(["fixed", "path", "jwtExp"])
+    )
+    ttlSeconds = fields.Integer(
+        load_default=3600, strict=True, validate=validate.Range(min=1, max=86400)
+    )
+    ttlPath = fields.String(validate=_json_path)
+    injectIn = fields.String(load_default="header", validate=validate.OneOf(["header", "query"]))
+    queryParam = fields.String(
+        validate=[validate.Length(min=1, max=200), validate_no_control_chars]
+    )
     header = _header_name(load_default="Authorization")
-    prefix = fields.String(load_default="Bearer", validate=validate_header_value)
+    prefix = _token_prefix()
 
     @validates_schema
-    def _body_shape(self, data, **kwargs):
-        if "body" in data and not isinstance(data["body"], dict | str):
+    def _shape(self, data, **kwargs):
+        body = data.get("body")
+        if "body" in data and not isinstance(body, dict | str):
             raise ValidationError("Must be a JSON object or a string.", "body")
+        if data.get("bodyFormat") == "form" and isinstance(body, dict):
+            nested = sorted(k for k, v in body.items() if isinstance(v, dict | list))
+            if nested:
+                raise ValidationError(
+                    f"A form body is flat: {', '.join(nested)} holds an object or list.", "body"
+                )
+        if data.get("tokenLocation") == "header" and "tokenHeader" not in data:
+            raise ValidationError("Required when tokenLocation is header.", "tokenHeader")
+        if data.get("ttlFrom") == "path" and "ttlPath" not in data:
+            raise ValidationError("Required when ttlFrom is path.", "ttlPath")
+        if data.get("injectIn") == "query" and "queryParam" not in data:
+            raise ValidationError("Required when injectIn is query.", "queryParam")
+        known = set(data.get("fields", {}))
+        for name, value in data.get("headers", {}).items():
+            _check_references(value, known, f"headers.{name}")
+        _check_references(body, known, "body")
 
     @post_load
     def _split(self, data, **kwargs):
-        secret = {k: data[k] for k in ("headers", "body") if k in data}
-        public = ("tokenUrl", "method", "tokenPath", "ttlSeconds", "header", "prefix")
-        return {"secret": secret, "settings": {k: data[k] for k in public}}
+        secret = {k: data[k] for k in ("fields", "headers", "body") if k in data}
+        public = (
+            "tokenUrl", "method", "bodyFormat", "tokenLocation", "tokenPath", "ttlFrom",
+            "ttlSeconds", "injectIn", "header",
+        )  # fmt: skip
+        settings = {k: data.get(k) for k in public}
+        settings["bodyFormat"] = data.get("bodyFormat") or _body_format(data.get("body"))
+        settings["prefix"] = data["prefix"].strip()
+        for optional in ("tokenHeader", "ttlPath", "queryParam"):
+            settings[optional] = data.get(optional)
+        settings["fieldNames"] = sorted(data.get("fields", {}))
+        return {"secret": secret, "settings": settings}
 
 
 class CustomSecret(SecretSchema):
