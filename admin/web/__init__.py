@@ -32,6 +32,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_budget,
         views_clients,
         views_config,
+        views_credentials,
         views_meters,
         views_rules,
         views_traffic,

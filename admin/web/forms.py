@@ -29,15 +29,6 @@ ROLES = [
     ("admin", "admin (also writes)"),
     ("owner", "owner (also members)"),
 ]
-AUTH_TYPES = [
-    ("apiKey", "API key"),
-    ("bearer", "Bearer token"),
-    ("basicAuth", "Basic auth"),
-    ("jwt", "JWT (stored token)"),
-    ("jwtVerify", "JWT, verified (proxy credentials)"),
-    ("custom", "Custom headers (target credentials)"),
-    ("none", "None (target credentials)"),
-]
 
 
 def name_value_lines(text: str | None) -> dict[str, str]:
@@ -127,49 +118,6 @@ class MemberForm(ApiForm):
 class RoleForm(ApiForm):
     API_FIELDS: ClassVar[dict[str, str]] = {"roles": "role"}
     role = SelectField("Role", choices=ROLES)
-
-
-class CredentialForm(ApiForm):
-    API_FIELDS: ClassVar[dict[str, str]] = {
-        "credentialName": "name",
-        "credentialType": "credential_type",
-        "credentialAuthType": "auth_type",
-        "credentialRegion": "region",
-        "credentialDefaultRuleEffect": "default_effect",
-        "credentialSecret.value": "value",
-        "credentialSecret.header": "header_name",
-        "credentialSecret.query": "query_name",
-        "credentialSecret.token": "token",
-        "credentialSecret.prefix": "prefix",
-        "credentialSecret.username": "username",
-        "credentialSecret.password": "password",
-        "credentialSecret.secret": "hs_secret",
-        "credentialSecret.jwksUrl": "jwks_url",
-        "credentialSecret.issuer": "issuer",
-        "credentialSecret.audience": "audience",
-        "credentialSecret.headers": "custom_headers",
-        "credentialSecret": "value",
-    }
-    name = StringField("Name", validators=[DataRequired()])
-    credential_type = SelectField(
-        "Used as", choices=[("proxy", "proxy credential (callers present it)"),
-                            ("target", "target credential (injected toward the API)")],
-    )  # fmt: skip
-    auth_type = SelectField("Type", choices=AUTH_TYPES)
-    region = StringField("Region", default="us-east-1", validators=[DataRequired()])
-    default_effect = SelectField("When no rule matches", choices=EFFECTS)
-    value = PasswordField("Key value (API key)")
-    header_name = StringField("Header name (API key; empty: Authorization)")
-    query_name = StringField("or query parameter name (API key)")
-    token = PasswordField("Token (bearer, JWT)")
-    prefix = StringField("Prefix (bearer, JWT)", default="Bearer")
-    username = StringField("Username (basic auth)")
-    password = PasswordField("Password (basic auth)")
-    hs_secret = PasswordField("Shared secret, 32 bytes or more (verified JWT)")
-    jwks_url = StringField("or JWKS URL (verified JWT)")
-    issuer = StringField("Issuer (verified JWT)")
-    audience = StringField("Audience (verified JWT)")
-    custom_headers = TextAreaField("Headers, one 'Name: value' per line (custom)")
 
 
 class TargetForm(ApiForm):

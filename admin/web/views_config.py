@@ -1,4 +1,5 @@
-"""Credentials, targets and proxies: list, create, change, delete; test a target."""
+"""Targets and proxies: list, create, change, delete; test a target. The shared create and
+delete steps (credentials use them too, see views_credentials.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 from admin.extensions import db
 from admin.web import bp
 from admin.web.core_api import Answer, call, get, get_one
-from admin.web.forms import (
-    ConfirmForm,
-    CredentialForm,
-    ProxyForm,
-    TargetForm,
-    name_value_lines,
-)
+from admin.web.forms import ConfirmForm, ProxyForm, TargetForm
 from admin.web.probe import probe
 from admin.web.session import load_client, require, signed_in
 from models import Credential
@@ -24,32 +19,6 @@ KINDS = {
     "targets": ("target", "targets", "Target"),
     "proxies": ("proxy", "proxies", "Proxy"),
 }
-
-
-def credential_secret(form: CredentialForm) -> dict | None:
-    """`credentialSecret` for the chosen auth type, from the fields that apply to it."""
-    match form.auth_type.data:
-        case "apiKey":
-            secret = {"value": form.value.data}
-            if form.query_name.data:
-                secret["query"] = form.query_name.data
-            elif form.header_name.data:
-                secret["header"] = form.header_name.data
-            return secret
-        case "bearer" | "jwt":
-            return {"token": form.token.data, "prefix": form.prefix.data or ""}
-        case "basicAuth":
-            return {"username": form.username.data, "password": form.password.data}
-        case "jwtVerify":
-            secret = {"jwksUrl": form.jwks_url.data} if form.jwks_url.data else {}
-            if form.hs_secret.data:
-                secret["secret"] = form.hs_secret.data
-            secret |= {k: v for k, v in (("issuer", form.issuer.data),
-                                         ("audience", form.audience.data)) if v}  # fmt: skip
-            return secret
-        case "custom":
-            return {"headers": name_value_lines(form.custom_headers.data)}
-    return None
 
 
 def _created(answer: Answer, kind: str, form) -> bool:
@@ -79,42 +48,6 @@ def _delete(client_id: str, kind: str, record_id: str):
         action=f"Delete {singular}",
         back=back,
     )
-
-
-@bp.get("/c/<client_id>/credentials")
-@signed_in
-def credentials(client_id: str):
-    load_client(client_id)
-    items = get(f"/clients/{client_id}/credentials").items("credentials")
-    return render_template("web/credentials.html", credentials=items)
-
-
-@bp.route("/c/<client_id>/credentials/new", methods=["GET", "POST"])
-@signed_in
-def new_credential(client_id: str):
-    load_client(client_id)
-    require("admin")
-    form = CredentialForm()
-    if form.submit_ok():
-        body = {
-            "credentialName": form.name.data,
-            "credentialType": form.credential_type.data,
-            "credentialAuthType": form.auth_type.data,
-            "credentialRegion": form.region.data,
-            "credentialDefaultRuleEffect": form.default_effect.data,
-        }
-        secret = credential_secret(form)
-        if secret is not None:
-            body["credentialSecret"] = secret
-        if _created(call("POST", f"/clients/{client_id}/credentials", body), "credentials", form):
-            return redirect(url_for("web.credentials", client_id=client_id))
-    return render_template("web/credential_new.html", form=form)
-
-
-@bp.route("/c/<client_id>/credentials/<record_id>/delete", methods=["GET", "POST"])
-@signed_in
-def delete_credential(client_id: str, record_id: str):
-    return _delete(client_id, "credentials", record_id)
 
 
 @bp.get("/c/<client_id>/targets")
