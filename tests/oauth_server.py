@@ -875,7 +875,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-lifetime", type=int, default=Settings.access_lifetime)
     parser.add_argument("--custom-ttl", type=int, default=Settings.custom_ttl)
     parser.add_argument("--no-rotate", action="store_true", help="keep refresh tokens on use")
-    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=256)  # > 100 held + control
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("--host must be a loopback address (127.0.0.0/8)")
