@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -31,17 +32,28 @@ from addons.forward import Forward
 from addons.job_store import ClaimedJob, Outcome
 from addons.lease_keeper import LeaseKeeper, lease_seconds
 from addons.meters import Meters
-from addons.outbound import BodyRefused, upstream_request, with_additional_data
+from addons.outbound import (
+    BodyRefused,
+    retry_with_new_token,
+    upstream_request,
+    with_additional_data,
+)
 from addons.record import Record
 from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
 from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
 from addons.state import VALIDATION_FLAGS, FlowState
 from addons.telemetry import Telemetry
-from addons.upstream import ResponseTooLarge, UpstreamFailure, UpstreamResponse
+from addons.tokens.minted import TokenEndpointUnreachable, TokenError
+from addons.upstream import (
+    ResponseTooLarge,
+    UpstreamFailure,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from models import utcnow
 from models.async_job import IDEMPOTENCY_HEADER
-from models.credential_parts import UnsupportedInjection
+from models.credential_parts import UnsupportedInjection, mints_token
 from models.redaction import bounded_body
 
 log = logging.getLogger("portcullis.dispatcher")
@@ -145,29 +157,31 @@ class Dispatcher:
         if problem:
             return None, Outcome(status="failed", finished_at=time.time(), error=problem)
         state = attempt_state(self.config, proxy, job)
-        headers = stored_headers(job.headers)
-        # Replaces any the caller sent: one value, the same on every attempt of the job.
-        headers[IDEMPOTENCY_HEADER] = job.delivery_key
+        credential = proxy.target_credential
+        token = None
         try:
-            request, state.injection = upstream_request(
-                proxy, job.method, job.path, headers, job.query
-            )
-            request, body = with_additional_data(proxy, request, job.body or b"")
+            if mints_token(credential):
+                token = (await self.forward.tokens.token(credential)).value
+            request, body = self._request(proxy, job, state, token)
+        except TokenError as exc:
+            state.mark("requestConfigError")
+            state.finish()
+            if isinstance(exc, TokenEndpointUnreachable):  # may well work on a later attempt
+                return state, self._retry_or_dead(
+                    job, state.finished_at, None, {"error": exc.message}
+                )
+            return state, Outcome(status="failed", finished_at=state.finished_at, error=exc.message)
         except (BodyRefused, UnsupportedInjection) as exc:
             # The proxy's configuration changed since acceptance: no retry can succeed.
             state.mark("requestConfigError")
             state.finish()
             return state, Outcome(status="failed", finished_at=state.finished_at, error=str(exc))
-        state.upstream = request
         state.mark("requestSent")
         state.sent_at = time.time()
         try:
-            response = await self.forward.client.send(
-                request,
-                body,
-                ctx.options.portcullis_max_response_bytes,
-                timeouts=self.queue.attempt_timeouts(),
-            )
+            response = await self._send(request, body)
+            if retry_with_new_token(request.method, response.status, state.injection):
+                response = await self._with_new_token(proxy, job, state, response)
         except (UpstreamFailure, TargetRefused) as exc:
             state.finish()
             return state, self._failed(job, state, exc)
@@ -182,6 +196,48 @@ class Dispatcher:
         )
         state.finish()
         return state, self._answered(job, response, state)
+
+    def _request(
+        self, proxy: ProxyView, job: ClaimedJob, state: FlowState, token: str | None
+    ) -> tuple[UpstreamRequest, bytes]:
+        """The attempt's request, built as the Proxy API builds it; sets `state.upstream`."""
+        headers = stored_headers(job.headers)
+        # Replaces any the caller sent: one value, the same on every attempt of the job.
+        headers[IDEMPOTENCY_HEADER] = job.delivery_key
+        refused = state.injection
+        request, state.injection = upstream_request(
+            proxy, job.method, job.path, headers, job.query, token
+        )
+        if refused is not None:  # a refused token stays a secret too
+            state.injection = dataclasses.replace(
+                state.injection, secrets=(*state.injection.secrets, *refused.secrets)
+            )
+        request, body = with_additional_data(proxy, request, job.body or b"")
+        state.upstream = request
+        return request, body
+
+    async def _send(self, request: UpstreamRequest, body: bytes) -> UpstreamResponse:
+        return await self.forward.client.send(
+            request,
+            body,
+            ctx.options.portcullis_max_response_bytes,
+            timeouts=self.queue.attempt_timeouts(),
+        )
+
+    async def _with_new_token(
+        self, proxy: ProxyView, job: ClaimedJob, state: FlowState, refused: UpstreamResponse
+    ) -> UpstreamResponse:
+        """The target refused the minted token (401): mint anew and send once more; the
+        refused answer stands when no new token can be had."""
+        try:
+            token = await self.forward.tokens.token(
+                proxy.target_credential, rejected=state.injection.token
+            )
+        except TokenError as exc:
+            log.warning("job %s: no new token after a 401: %s", job.id, exc.message)
+            return refused
+        request, body = self._request(proxy, job, state, token.value)
+        return await self._send(request, body)
 
     def _answered(self, job: ClaimedJob, response: UpstreamResponse, state: FlowState) -> Outcome:
         headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -27,7 +28,9 @@ from addons.outbound import (
     BodyRefused,
     failure_response,
     refused_body,
+    retry_with_new_token,
     to_flow_response,
+    token_refusal,
     upstream_request,
     with_additional_data,
 )
@@ -43,8 +46,10 @@ from addons.responses import (
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_allowances
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
-from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure
-from models.credential_parts import UnsupportedInjection
+from addons.tokens.minted import TokenError
+from addons.tokens.source import TokenSource
+from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure, UpstreamResponse
+from models.credential_parts import UnsupportedInjection, mints_token
 
 log = logging.getLogger("portcullis.forward")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -59,6 +64,8 @@ class Forward:
         BRIDGE.handle = self._from_bridge
         self._started: asyncio.Future | None = None
         self._ready = False  # client and bridge both up
+        # Tokens of oauth2 / customToken target credentials, minted through the same client.
+        self.tokens = TokenSource(self.upstream_client)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -129,6 +136,13 @@ class Forward:
                 501, GATEWAY_ERROR, "NOT_IMPLEMENTED", str(exc), request_id=state.request_id
             ))  # fmt: skip
             return
+        token = None
+        if mints_token(proxy.target_credential) and not state.is_async:
+            try:
+                token = (await self.tokens.token(proxy.target_credential)).value
+            except TokenError as exc:
+                answer(flow, token_refusal(state, exc))
+                return
         # What goes on is built from the headers as the caller sent them, apart from the
         # flow, whose request only ever shows it with every secret blanked.
         sent = Headers(state.caller_fields)
@@ -137,7 +151,7 @@ class Forward:
             state.stored_request = (tuple(sent.items(multi=True)), query)
         else:
             state.upstream, state.injection = upstream_request(
-                proxy, flow.request.method, state.path, sent, query
+                proxy, flow.request.method, state.path, sent, query, token
             )
         state.proxy_code = GRANTED
         state.routed = True
@@ -178,6 +192,7 @@ class Forward:
         self, flow: http.HTTPFlow, state: FlowState, body: bytes | AsyncIterator[bytes]
     ) -> http.Response:
         """Send the prepared request; the answer the caller gets, also kept as `final_response`."""
+        original = body
         if isinstance(body, bytes):
             try:
                 state.upstream, body = with_additional_data(state.proxy, state.upstream, body)
@@ -191,8 +206,14 @@ class Forward:
             upstream = await self.client.send(
                 state.upstream, body, ctx.options.portcullis_max_response_bytes
             )
+            if isinstance(original, bytes) and retry_with_new_token(
+                state.upstream.method, upstream.status, state.injection
+            ):
+                upstream = await self._with_new_token(state, original)
         except (UpstreamFailure, TargetRefused) as exc:
             state.final_response = failure_response(state, exc)
+        except TokenError as exc:
+            state.final_response = token_refusal(state, exc)
         else:
             state.mark("responseReceived")
             state.upstream_status = upstream.status
@@ -200,6 +221,28 @@ class Forward:
             state.final_response = to_flow_response(upstream, state.upstream.method)
         show_target_url(flow.request, state.upstream.url, state.injection)
         return state.final_response
+
+    async def _with_new_token(self, state: FlowState, body: bytes) -> UpstreamResponse:
+        """The target refused the minted token (401): mint anew, send once more.
+
+        Raises `TokenError` when no new token can be had (the caller gets that answer).
+        """
+        proxy, refused = state.proxy, state.injection
+        token = await self.tokens.token(proxy.target_credential, rejected=refused.token)
+        sent = Headers(state.caller_fields)
+        query = strip_caller_credential(proxy.proxy_credential, sent, state.query)
+        state.upstream, injection = upstream_request(
+            proxy, state.upstream.method, state.path, sent, query, token.value
+        )
+        # The refused token stays a secret too: redacted wherever the first answer shows up.
+        state.injection = dataclasses.replace(
+            injection, secrets=(*injection.secrets, *refused.secrets)
+        )
+        state.upstream, body = with_additional_data(proxy, state.upstream, body)
+        state.sent_at = time.time()
+        return await self.client.send(
+            state.upstream, body, ctx.options.portcullis_max_response_bytes
+        )
 
     async def upstream_client(self) -> UpstreamClient:
         """The process's one upstream client, started on first use.

@@ -55,6 +55,7 @@ addons = [
     RateLimit(counters),
     meters,
     budget,
+    forward.tokens,  # oauth2 / customToken target tokens: minted, cached, shared (Redis)
     forward,
     PayloadFilters(),  # retain/destroy JSON fields of 2xx answers (issue 13)
     Respond(),

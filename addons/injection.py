@@ -9,7 +9,12 @@ from urllib.parse import quote, unquote_plus
 
 from mitmproxy.http import Headers, Request
 
-from models.credential_parts import AUTHORIZATION, target_credential_parts
+from models.credential_parts import (
+    AUTHORIZATION,
+    minted_token_parts,
+    mints_token,
+    target_credential_parts,
+)
 from models.redaction import REDACTED, SENSITIVE_NAME
 
 if TYPE_CHECKING:
@@ -66,6 +71,7 @@ class Injection:
     secrets: tuple[str, ...]  # injected secret values, redacted from logged bodies
     header_names: frozenset[str]  # lower case
     query_names: frozenset[str]
+    token: str | None = None  # the minted token injected (oauth2, customToken), if any
 
 
 def strip_caller_credential(credential: CredentialView, headers: Headers, raw_query: str) -> str:
@@ -87,8 +93,15 @@ class InjectionPlan:
 
 
 def plan_injection(proxy: ProxyView) -> InjectionPlan:
-    """Work out the proxy's additions and target credential once (`ProxyView.injection_plan`)."""
-    inject_headers, inject_query = target_credential_parts(proxy.target_credential)
+    """Work out the proxy's additions and target credential once (`ProxyView.injection_plan`).
+
+    A minted token (oauth2, customToken) is no part of the plan: it is added
+    per request (`inject_target_credential`), as it changes when it expires.
+    """
+    credential = proxy.target_credential
+    inject_headers, inject_query = (
+        ({}, []) if mints_token(credential) else target_credential_parts(credential)
+    )
     headers = {**proxy.additional_headers, **inject_headers}
     return InjectionPlan(
         headers=tuple(headers.items()),
@@ -102,27 +115,46 @@ def plan_injection(proxy: ProxyView) -> InjectionPlan:
     )
 
 
-def inject_target_credential(proxy: ProxyView, headers: Headers, query: str) -> Injection:
+def inject_target_credential(
+    proxy: ProxyView, headers: Headers, query: str, token: str | None = None
+) -> Injection:
     """Add the proxy's additional headers and query parameters and the target credential.
 
     `headers` is changed in place; the query to send comes back with what was injected.
+    `token` is the minted token of an oauth2 / customToken credential (required for them).
     """
     plan = proxy.injection_plan
     for name, value in plan.headers:
         headers[name] = value
     items = [item for item in query.split("&") if item] if query else []
+    credential = proxy.target_credential
+    if not mints_token(credential):
+        return Injection(
+            query="&".join((*items, *plan.query)),
+            secrets=plan.secrets,
+            header_names=plan.header_names,
+            query_names=plan.query_names,
+        )
+    if token is None:
+        raise ValueError(f"target credential {credential.id} needs a minted token")
+    token_headers, token_query = minted_token_parts(credential, token)
+    for name, value in token_headers.items():
+        headers[name] = value  # after the additional headers: the credential wins
     return Injection(
-        query="&".join((*items, *plan.query)),
-        secrets=plan.secrets,
-        header_names=plan.header_names,
-        query_names=plan.query_names,
+        query="&".join((*items, *plan.query, *(encode_pair(k, v) for k, v in token_query))),
+        secrets=(*plan.secrets, token, *token_headers.values()),
+        header_names=plan.header_names | {name.lower() for name in token_headers},
+        query_names=plan.query_names | {name for name, _ in token_query},
+        token=token,
     )
 
 
-def prepare_upstream(proxy: ProxyView, headers: Headers, raw_query: str) -> Injection:
+def prepare_upstream(
+    proxy: ProxyView, headers: Headers, raw_query: str, token: str | None = None
+) -> Injection:
     """The caller's credential out, the target's in: both steps of a synchronous request."""
     query = strip_caller_credential(proxy.proxy_credential, headers, raw_query)
-    return inject_target_credential(proxy, headers, query)
+    return inject_target_credential(proxy, headers, query, token)
 
 
 def is_sensitive(name: str) -> bool:

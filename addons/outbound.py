@@ -17,6 +17,7 @@ from mitmproxy.http import Headers
 from addons.injection import Injection, inject_target_credential
 from addons.responses import (
     DENIED,
+    GATEWAY_ERROR,
     TARGET_TIMEOUT,
     TARGET_UNREACHABLE,
     TOO_LARGE,
@@ -26,6 +27,7 @@ from addons.responses import (
 from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
 from addons.state import FlowState
+from addons.tokens.minted import TokenError
 from addons.upstream import (
     BODYLESS_STATUSES,
     ResponseTooLarge,
@@ -38,6 +40,8 @@ from models.json_limits import MAX_DEPTH, JsonTooDeep, loads
 from models.target_url import join_target_url
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Methods sent once more, with a new token, when the target refused the minted one (401).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # JSON whitespace and a UTF-8 byte order mark before a body's first character.
 _LEADING = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*")
 
@@ -48,11 +52,12 @@ class BodyRefused(ValueError):
 
 
 def upstream_request(
-    proxy: ProxyView, method: str, path: str, headers: Headers, query: str
+    proxy: ProxyView, method: str, path: str, headers: Headers, query: str, token: str | None = None
 ) -> tuple[UpstreamRequest, Injection]:
     """The request for the target: `headers` and `query` (the caller's credential already
-    removed) with the target credential and the proxy's additions; `headers` changes in place."""
-    injection = inject_target_credential(proxy, headers, query)
+    removed) with the target credential (`token`: a minted one) and the proxy's additions;
+    `headers` changes in place."""
+    injection = inject_target_credential(proxy, headers, query, token)
     url = join_target_url(proxy.target.base_url, path, injection.query)
     return UpstreamRequest(method, url, tuple(headers.items(multi=True))), injection
 
@@ -117,6 +122,31 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
     state.proxy_code = TARGET_UNREACHABLE
     return proxy_error(
         502, TARGET_UNREACHABLE, "TARGET_UNREACHABLE", str(exc), request_id=request_id
+    )
+
+
+def token_refusal(state: FlowState, exc: TokenError) -> http.Response:
+    """The answer when no token could be minted for the target credential (none is sent)."""
+    state.mark("requestConfigError")
+    state.proxy_code = GATEWAY_ERROR
+    return proxy_error(
+        exc.status,
+        GATEWAY_ERROR,
+        exc.code,
+        exc.message,
+        {"credentialId": state.proxy.target_credential.id},
+        state.request_id,
+    )
+
+
+def retry_with_new_token(method: str, status: int, injection: Injection | None) -> bool:
+    """Whether to mint anew and send once more: the target refused a minted token (401)
+    of a request that may be repeated."""
+    return (
+        status == 401
+        and method in IDEMPOTENT_METHODS
+        and injection is not None
+        and injection.token is not None
     )
 
 

@@ -6,6 +6,8 @@ A new snapshot replaces the old one in a single reference swap.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +42,13 @@ class CredentialView:
     settings: dict
     secret: dict = field(repr=False)
     scope: Scope
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The id and a digest of the settings and secret: tokens minted for a credential
+        that has changed since are never reused (addons/tokens/)."""
+        material = json.dumps([self.auth_type, self.settings, self.secret], sort_keys=True)
+        return f"{self.id}:{hashlib.sha256(material.encode()).hexdigest()[:32]}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import base64
 from typing import Protocol
 
 AUTHORIZATION = "Authorization"
+# Target credentials whose value is a token minted at run time (addons/tokens/).
+MINTED_TYPES = frozenset({"oauth2", "customToken"})
 
 
 class UnsupportedInjection(Exception):
@@ -46,4 +48,29 @@ def target_credential_parts(
             return dict(secret.get("headers", {})), list(secret.get("queryParams", {}).items())
         case "none":
             return {}, []
-    raise UnsupportedInjection(f"{credential.auth_type} target credentials are not supported yet")
+    if credential.auth_type in MINTED_TYPES:
+        raise UnsupportedInjection(
+            f"{credential.auth_type} target credentials inject a token minted per request"
+        )
+    raise UnsupportedInjection(f"{credential.auth_type} target credentials are not supported")
+
+
+def mints_token(credential: CredentialParts) -> bool:
+    """Whether the credential's value is a token minted at run time, not a stored secret."""
+    return credential.auth_type in MINTED_TYPES
+
+
+def minted_token_parts(
+    credential: CredentialParts, token: str
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Headers and query parameters carrying a minted `token` (oauth2, customToken).
+
+    A header `<header>: <prefix> <token>` (default `Authorization: Bearer ...`),
+    or for a customToken with `injectIn: query`, the query parameter `queryParam`.
+    """
+    settings = credential.settings
+    if settings.get("injectIn") == "query":
+        return {}, [(settings["queryParam"], token)]
+    prefix = settings.get("prefix", "Bearer")
+    value = f"{prefix} {token}" if prefix else token
+    return {settings.get("header") or AUTHORIZATION: value}, []

@@ -9,7 +9,7 @@ from mitmproxy.http import Headers
 
 from addons.injection import prepare_upstream
 from addons.snapshot import CredentialView, ProxyView, TargetView
-from models.credential_parts import UnsupportedInjection
+from models.credential_parts import UnsupportedInjection, target_credential_parts
 from models.rule_engine import build_scope
 
 
@@ -146,7 +146,42 @@ def test_additional_headers_and_query_params_are_added_but_never_override_the_se
     assert injection.query == "v=2"
 
 
+@pytest.mark.parametrize(
+    ("target", "headers", "query"),
+    [
+        (cred("target", "oauth2", {"clientSecret": "cs"}, {}), {"Authorization": "Bearer MT"}, []),
+        (
+            cred("target", "oauth2", {}, {"header": "X-Token", "prefix": ""}),
+            {"X-Token": "MT"},
+            [],
+        ),
+        (
+            cred("target", "customToken", {}, {"header": "Authorization", "prefix": "Token"}),
+            {"Authorization": "Token MT"},
+            [],
+        ),
+        (
+            cred("target", "customToken", {}, {"injectIn": "query", "queryParam": "access_token"}),
+            {},
+            ["access_token=MT"],
+        ),
+    ],
+)
+def test_a_minted_token_is_injected_and_kept_secret(target, headers, query):
+    sent = caller_headers()
+    spoof = {"additional_headers": {"Authorization": "spoof", "X-Token": "spoof"}}
+    injection = prepare_upstream(proxy(target, **spoof), sent, "a=1", token="MT")
+    assert injection.query.split("&") == ["a=1", *query]
+    for name, value in headers.items():
+        assert sent.get_all(name) == [value]  # the credential wins over additional headers
+    assert "MT" in injection.secrets and injection.token == "MT"
+    assert {n.lower() for n in headers} <= injection.header_names
+    assert {q.split("=")[0] for q in query} <= injection.query_names
+
+
 @pytest.mark.parametrize("auth_type", ["oauth2", "customToken"])
-def test_token_exchange_types_are_refused_not_forwarded_bare(auth_type):
-    with pytest.raises(UnsupportedInjection):
+def test_token_types_are_never_forwarded_without_their_token(auth_type):
+    with pytest.raises(ValueError, match="needs a minted token"):
         prepare_upstream(proxy(cred("target", auth_type, {})), caller_headers(), "")
+    with pytest.raises(UnsupportedInjection):  # the static path has no value for them
+        target_credential_parts(cred("target", auth_type, {}))
