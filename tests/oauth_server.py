@@ -454,7 +454,6 @@ def create_app(defaults: Settings | None = None) -> Flask:
     """The Flask app: the authorization server, the resource, customToken and control."""
     state = State(defaults or Settings())
     app = Flask(__name__)
-    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
 
     def query_client(client_id: str) -> Client | None:
         with state.lock:
