@@ -74,11 +74,10 @@ def _body(text: str | None):
 def custom_token_secret(form: CredentialForm) -> dict:
     secret = {
         "method": form.ct_method.data,
-        "bodyFormat": form.ct_body_format.data,
         "tokenLocation": form.ct_token_location.data,
         "ttlFrom": form.ct_ttl_from.data,
         "injectIn": form.ct_inject_in.data,
-    } | _typed(tokenUrl=form.ct_token_url.data.strip())
+    } | _typed(tokenUrl=form.ct_token_url.data.strip(), bodyFormat=form.ct_body_format.data)
     fields = pairs("ct_fields", form.ct_fields.data, "=")
     headers = pairs("ct_headers", form.ct_headers.data, ":")
     secret |= {k: v for k, v in (("fields", fields), ("headers", headers)) if v}

@@ -239,8 +239,12 @@ class CredentialForm(ApiForm):
     )
     ct_body_format = SelectField(
         "Body format (token request)",
-        choices=[("json", "json"), ("form", "form (application/x-www-form-urlencoded)")],
-        **_help("How the body is sent; form needs a flat JSON object above"),
+        choices=[
+            ("", "automatic (form for a name=value&... text, else JSON)"),
+            ("json", "json"),
+            ("form", "form (application/x-www-form-urlencoded)"),
+        ],
+        **_help("How the body is sent, e.g. json; form takes a flat JSON object or a=1&b=2 text"),
     )
     ct_token_location = SelectField(
         "Token is in (token request)",

@@ -1,0 +1,377 @@
+"""OAuth2 and customToken target credentials in the web admin, in headless Chromium.
+
+A real admin over the real store (SQLite or PostgreSQL), a real data plane
+(`run_proxy.py`) and the tests' real Authlib authorization server on 127.0.0.1
+(tests/oauth_server.py) as the provider and the target: credentials are made
+through the form, connected with Connect and the provider's consent page, and
+used through the gateway. Bad input shows the Core API's own message next to the
+field it names. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.oauth_support import oauth_server, oauth_server_process  # noqa: F401
+from tests.proxy_support import CALLER_KEY, call
+from tests.support import REGION, Api, create, error_fields, new_client
+from tests.test_web_budget import sign_in
+from tests.test_web_meters import field_of
+from tests.token_support import AUTH, serve
+
+PASSWORD_FIELDS = ("Client secret (OAuth2)", "Refresh token (OAuth2)")
+
+
+@pytest.fixture
+def owner_api(admin_server, owner) -> Api:
+    return Api(admin_server.base_url, owner.token)
+
+
+@pytest.fixture
+def client(owner_api) -> str:
+    return new_client(owner_api, "Tokens")
+
+
+def new_form(page: Page, admin_server, owner, client: str) -> None:
+    sign_in(page, admin_server.base_url, owner.token)
+    page.goto(f"{admin_server.base_url}/ui/c/{client}/credentials/new")
+
+
+def fill(page: Page, typed: dict[str, str]) -> None:
+    """Type into inputs and pick options of selects, by their labels."""
+    for label, value in typed.items():
+        box = page.get_by_label(label, exact=True)
+        tag = box.evaluate("e => e.tagName + (e.type ? ':' + e.type : '')")
+        if tag.startswith("SELECT"):
+            box.select_option(label=value)
+        elif tag == "INPUT:checkbox":
+            box.set_checked(value == "yes")
+        else:
+            box.fill(value)
+
+
+def credentials_of(api: Api, client: str, temporary: bool = True) -> list[dict]:
+    query = "?includeTemporary=true" if temporary else ""
+    return api.get(f"/api/clients/{client}/credentials{query}").json()["credentials"]
+
+
+# --- which fields show -----------------------------------------------------------------------
+
+OAUTH2_ALWAYS = (
+    "Grant type (OAuth2)",
+    "Token URL (OAuth2)",
+    "Client ID (OAuth2)",
+    "Client secret (OAuth2)",
+    "Client authentication (OAuth2)",
+    "Scopes (OAuth2)",
+    "Audience (OAuth2)",
+    "Extra token parameters (OAuth2)",
+    "Header (OAuth2)",
+    "Prefix (OAuth2)",
+)
+TOKEN_REQUEST_ALWAYS = (
+    "Token URL (token request)",
+    "Method (token request)",
+    "Fields (token request)",
+    "Request headers (token request)",
+    "Body (token request)",
+    "Body format (token request)",
+    "Token is in (token request)",
+    "Lifetime from (token request)",
+    "Send the token in (token request)",
+)
+
+
+def expect_shown(page: Page, labels, shown: bool = True) -> None:
+    for label in labels:
+        box = page.get_by_label(label, exact=True)
+        if shown:
+            expect(box).to_be_visible()
+            help_text = field_of(page, label).locator("small")
+            expect(help_text).to_have_count(1)  # what it is, with an example
+            expect(help_text).not_to_have_text("")
+        else:
+            expect(box).to_be_hidden()
+
+
+def test_the_form_shows_the_fields_of_the_chosen_type_and_grant_each_with_help(
+    page: Page, admin_server, owner, client
+):
+    new_form(page, admin_server, owner, client)
+    expect(page.get_by_label("Key value (API key)")).to_be_visible()  # apiKey first
+    expect_shown(page, OAUTH2_ALWAYS + TOKEN_REQUEST_ALWAYS, shown=False)
+
+    fill(page, {"Type": "OAuth2 (target credentials)"})
+    expect_shown(page, OAUTH2_ALWAYS)
+    expect(page.get_by_label("Key value (API key)")).to_be_hidden()
+    expect_shown(page, TOKEN_REQUEST_ALWAYS, shown=False)
+    # client_credentials: no authorize URL, PKCE or refresh token.
+    grant_only = ("Authorize URL (OAuth2)", "Use PKCE (S256) (OAuth2)", "Refresh token (OAuth2)")
+    expect_shown(page, grant_only, shown=False)
+    fill(page, {"Grant type (OAuth2)": AUTH_CODE["Grant type (OAuth2)"]})
+    expect_shown(page, ("Authorize URL (OAuth2)", "Use PKCE (S256) (OAuth2)"))
+    expect(page.get_by_label("Use PKCE (S256) (OAuth2)")).to_be_checked()  # on by default
+    expect_shown(page, ("Refresh token (OAuth2)",), shown=False)
+    fill(page, {"Grant type (OAuth2)": "refresh_token (a refresh token you already have)"})
+    expect_shown(page, ("Refresh token (OAuth2)",))
+    expect_shown(page, ("Authorize URL (OAuth2)", "Use PKCE (S256) (OAuth2)"), shown=False)
+
+    fill(page, {"Type": "Token from a token request (target credentials)"})
+    expect_shown(page, TOKEN_REQUEST_ALWAYS)
+    expect_shown(page, OAUTH2_ALWAYS, shown=False)
+    # The token's place, its lifetime and its injection each show their own fields.
+    expect_shown(page, ("Token JSON path (token request)",))
+    expect_shown(page, ("Token header (token request)",), shown=False)
+    fill(page, {"Token is in (token request)": "a header of the answer"})
+    expect_shown(page, ("Token header (token request)",))
+    expect_shown(page, ("Token JSON path (token request)",), shown=False)
+    expect_shown(page, ("Lifetime in seconds (token request)",))
+    expect_shown(page, ("Lifetime JSON path (token request)",), shown=False)
+    fill(page, {"Lifetime from (token request)": "a JSON path in the answer (seconds)"})
+    expect_shown(page, ("Lifetime JSON path (token request)",))
+    expect_shown(page, ("Lifetime in seconds (token request)",), shown=False)
+    fill(page, {"Lifetime from (token request)": "the token's exp (a JWT)"})
+    expect_shown(
+        page,
+        ("Lifetime JSON path (token request)", "Lifetime in seconds (token request)"),
+        shown=False,
+    )
+    expect_shown(page, ("Header (token request)", "Prefix (token request)"))
+    expect_shown(page, ("Query parameter (token request)",), shown=False)
+    fill(page, {"Send the token in (token request)": "a query parameter"})
+    expect_shown(page, ("Query parameter (token request)",))
+    expect_shown(page, ("Header (token request)", "Prefix (token request)"), shown=False)
+
+
+def test_without_javascript_every_field_shows_with_its_help(
+    browser: Browser, admin_server, owner, client
+):
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        new_form(page, admin_server, owner, client)
+        expect_shown(page, OAUTH2_ALWAYS + TOKEN_REQUEST_ALWAYS)
+        expect_shown(page, ("Authorize URL (OAuth2)", "Lifetime JSON path (token request)"))
+    finally:
+        context.close()
+
+
+# --- the Core API's messages by the field ----------------------------------------------------
+
+TOKEN_URL = "http://127.0.0.1:9/token"
+OAUTH2 = {"Type": "OAuth2 (target credentials)"}
+AUTH_CODE = {
+    **OAUTH2,
+    "Grant type (OAuth2)": "authorization_code (Connect: a person consents at the provider)",
+}
+TOKEN_REQUEST = {"Type": "Token from a token request (target credentials)"}
+
+BAD_CREDENTIALS = [
+    # (what the user types, the field that shows the message, the API's credentialSecret)
+    (
+        {**AUTH_CODE, "Token URL (OAuth2)": TOKEN_URL, "Client ID (OAuth2)": "app"},
+        "Authorize URL (OAuth2)",
+        {"grantType": "authorization_code", "tokenUrl": TOKEN_URL, "clientId": "app"},
+    ),
+    (
+        {**OAUTH2, "Token URL (OAuth2)": "not a url", "Client ID (OAuth2)": "app",
+         "Client secret (OAuth2)": "s"},
+        "Token URL (OAuth2)",
+        {"tokenUrl": "not a url", "clientId": "app", "clientSecret": "s"},
+    ),
+    (
+        {**OAUTH2, "Token URL (OAuth2)": TOKEN_URL, "Client ID (OAuth2)": "app"},
+        "Client secret (OAuth2)",
+        {"tokenUrl": TOKEN_URL, "clientId": "app"},
+    ),
+    (
+        {**OAUTH2, "Token URL (OAuth2)": TOKEN_URL, "Client ID (OAuth2)": "app",
+         "Client secret (OAuth2)": "s", "Header (OAuth2)": "Bad Header"},
+        "Header (OAuth2)",
+        {"tokenUrl": TOKEN_URL, "clientId": "app", "clientSecret": "s", "header": "Bad Header"},
+    ),
+    (
+        {**OAUTH2, "Token URL (OAuth2)": TOKEN_URL, "Client ID (OAuth2)": "app",
+         "Client secret (OAuth2)": "s", "Extra token parameters (OAuth2)": "grant_type=x"},
+        "Extra token parameters (OAuth2)",
+        {"tokenUrl": TOKEN_URL, "clientId": "app", "clientSecret": "s",
+         "extraParams": {"grant_type": "x"}},
+    ),
+    (
+        {**TOKEN_REQUEST, "Token URL (token request)": TOKEN_URL,
+         "Request headers (token request)": "X-Key: {{fields.key}}"},
+        "Request headers (token request)",
+        {"tokenUrl": TOKEN_URL, "headers": {"X-Key": "{{fields.key}}"}},
+    ),
+    (
+        {**TOKEN_REQUEST, "Token URL (token request)": TOKEN_URL,
+         "Fields (token request)": "user=alice",
+         "Body (token request)": '{"username": "{{fields.user}}", "password": "{{fields.pw}}"}'},
+        "Body (token request)",
+        {"tokenUrl": TOKEN_URL, "fields": {"user": "alice"},
+         "body": {"username": "{{fields.user}}", "password": "{{fields.pw}}"}},
+    ),
+    (
+        {**TOKEN_REQUEST, "Token URL (token request)": TOKEN_URL,
+         "Token JSON path (token request)": "data..token"},
+        "Token JSON path (token request)",
+        {"tokenUrl": TOKEN_URL, "tokenPath": "data..token"},
+    ),
+    (
+        {**TOKEN_REQUEST, "Token URL (token request)": TOKEN_URL,
+         "Send the token in (token request)": "a query parameter"},
+        "Query parameter (token request)",
+        {"tokenUrl": TOKEN_URL, "injectIn": "query"},
+    ),
+    (
+        {**TOKEN_REQUEST, "Token URL (token request)": TOKEN_URL,
+         "Lifetime in seconds (token request)": "0"},
+        "Lifetime in seconds (token request)",
+        {"tokenUrl": TOKEN_URL, "ttlSeconds": 0},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("typed", "label", "secret"), BAD_CREDENTIALS)
+def test_bad_input_shows_the_apis_message_by_the_field(
+    page: Page, admin_server, owner, owner_api, client, typed, label, secret
+):
+    auth_type = "oauth2" if typed["Type"].startswith("OAuth2") else "customToken"
+    refused = owner_api.post(
+        f"/api/clients/{client}/credentials",
+        json={"credentialName": "Bad", "credentialType": "target", "credentialRegion": REGION,
+              "credentialAuthType": auth_type,
+              "credentialSecret": secret},
+    )  # fmt: skip
+    assert refused.status_code == 400, refused.text
+    messages = [m for ms in error_fields(refused).values() for m in ms]
+    assert messages, refused.text
+
+    new_form(page, admin_server, owner, client)
+    page.get_by_label("Name", exact=True).fill("Bad")
+    fill(page, {"Used as": "target credential (injected toward the API)", **typed})
+    page.get_by_role("button", name="Create credential").click()
+    errors = field_of(page, label).get_by_role("alert")
+    for message in messages:
+        expect(errors.filter(has_text=message)).to_have_count(1)
+    expect(page.get_by_label(label, exact=True)).to_be_visible()  # shown: its type is chosen
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Bad")  # the form stays
+    assert credentials_of(owner_api, client) == []
+
+
+@pytest.mark.parametrize(
+    ("label", "text", "message"),
+    [
+        ("Extra token parameters (OAuth2)", "resource=x\nno sign", "Line 2 is not 'name=value'."),
+        ("Body (token request)", '{"username": ', "Not valid JSON"),
+        ("Request headers (token request)", "X-A: 1\nX-B 2", "Line 2 is not 'Name: value'."),
+    ],
+)  # fmt: skip
+def test_what_the_form_cannot_read_is_named_at_the_field_and_nothing_is_sent(
+    page: Page, admin_server, owner, owner_api, client, label, text, message
+):
+    new_form(page, admin_server, owner, client)
+    page.get_by_label("Name", exact=True).fill("Unread")
+    kind = OAUTH2 if "OAuth2" in label else TOKEN_REQUEST
+    fill(page, {"Used as": "target credential (injected toward the API)", **kind, label: text})
+    page.get_by_role("button", name="Create credential").click()
+    expect(field_of(page, label).get_by_role("alert")).to_contain_text(message)
+    assert credentials_of(owner_api, client) == []
+
+
+# --- made in the form, used through the gateway ----------------------------------------------
+
+
+def bind_proxy(api: Api, client: str, target_credential_id: str, base_url: str) -> str:
+    """A proxy of `client` toward `base_url` injecting `target_credential_id`; its id."""
+    base = f"/api/clients/{client}/credentials"
+    caller = create(
+        api,
+        base,
+        {"credentialName": "callers", "credentialType": "proxy", "credentialAuthType": "apiKey",
+         "credentialRegion": REGION, "credentialSecret": {"key": "X-API-Key", "value": CALLER_KEY}},
+        "credentials",
+    )  # fmt: skip
+    target = create(
+        api,
+        f"/api/clients/{client}/targets",
+        {"targetName": "provider", "targetBaseURL": base_url, "targetRegion": REGION},
+        "targets",
+    )
+    proxy = create(
+        api,
+        f"/api/clients/{client}/proxies",
+        {"proxyName": "provider", "proxyRegion": REGION,
+         "proxyProxyCredentialId": caller["credentialId"],
+         "proxyTargetId": target["targetId"], "proxyTargetCredentialId": target_credential_id},
+        "proxies",
+    )  # fmt: skip
+    return proxy["proxyId"]
+
+
+def made(api: Api, client: str, name: str) -> dict:
+    return next(c for c in credentials_of(api, client) if c["credentialName"] == name)
+
+
+def test_a_client_credentials_credential_made_in_the_form_mints_tokens_for_the_target(
+    page: Page,
+    admin_server,
+    owner,
+    owner_api,
+    client,
+    gateway,
+    oauth_server,  # noqa: F811
+):
+    registered = oauth_server.register_client(
+        "svc", grant_types=["client_credentials"], auth_method="client_secret_post", scope="read"
+    )
+    new_form(page, admin_server, owner, client)
+    page.get_by_label("Name", exact=True).fill("Provider")
+    fill(
+        page,
+        {
+            "Used as": "target credential (injected toward the API)",
+            **OAUTH2,
+            "Token URL (OAuth2)": oauth_server.url("/token"),
+            "Client ID (OAuth2)": registered.client_id,
+            "Client secret (OAuth2)": registered.client_secret,
+            "Client authentication (OAuth2)": "client_secret_post (in the form body)",
+            "Scopes (OAuth2)": "read",
+            "Audience (OAuth2)": "https://orders.example",
+            "Extra token parameters (OAuth2)": "resource=orders",
+        },
+    )
+    page.get_by_role("button", name="Create credential").click()
+    expect(page.get_by_text("Credential Provider created.")).to_be_visible()
+    assert registered.client_secret not in page.content()
+    credential = made(owner_api, client, "Provider")
+    assert credential["credentialTemporary"] is False  # listed without the toggle
+    expected = {
+        "grantType": "client_credentials",
+        "tokenUrl": oauth_server.url("/token"),
+        "clientId": "svc",
+        "clientAuthMethod": "client_secret_post",
+        "scope": "read",
+        "audience": "https://orders.example",
+        "extraParams": {"resource": "orders"},
+        "header": "Authorization",
+        "prefix": "Bearer",
+    }
+    settings = credential["credentialSettings"]
+    assert {name: settings.get(name) for name in expected} == expected
+
+    proxy_id = bind_proxy(
+        owner_api, client, credential["credentialId"], oauth_server.url("/resource")
+    )
+    serve(gateway, SimpleNamespace(id=proxy_id))
+    answer = call(gateway, "GET", f"/api/{proxy_id}/orders", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert (
+        answer.json()["client_id"] == "svc"
+        and answer.json()["audience"] == "https://orders.example"
+    )
+    token_request = oauth_server.stats()["token_log"][0]
+    assert token_request["auth"] == "post" and token_request["params"]["resource"] == "orders"
