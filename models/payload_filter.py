@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, TimestampMixin
 from models.config_version import ConfigEntity
 from models.json_paths import JsonPath, destroy, parse_paths, retain
+from models.scoped import OneParent
 
 if TYPE_CHECKING:
     from models.proxy import Proxy
@@ -36,38 +37,16 @@ def new_filter_id() -> str:
     return f"filt_{secrets.token_hex(8)}"
 
 
-class PayloadFilter(ConfigEntity, TimestampMixin, Base):
+class PayloadFilter(OneParent, ConfigEntity, TimestampMixin, Base):
     __tablename__ = "payload_filters"
-    __table_args__ = (
-        CheckConstraint(
-            "CAST(credential_id IS NOT NULL AS INTEGER) + CAST(proxy_id IS NOT NULL AS INTEGER)"
-            " + CAST(target_id IS NOT NULL AS INTEGER) = 1",
-            name="one_parent",
-        ),
-    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_filter_id)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    credential_id: Mapped[str | None] = mapped_column(
-        ForeignKey("credentials.id", ondelete="CASCADE"), index=True
-    )
-    proxy_id: Mapped[str | None] = mapped_column(
-        ForeignKey("proxies.id", ondelete="CASCADE"), index=True
-    )
-    target_id: Mapped[str | None] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), index=True
-    )
     action: Mapped[str] = mapped_column(String(8))
     # Path texts as the API received them (parsed again by whoever applies them).
     paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     notes: Mapped[str | None] = mapped_column(Text)
-
-    credential = relationship("Credential", foreign_keys=[credential_id], viewonly=True)
-
-    @property
-    def parent_id(self) -> str:
-        return self.credential_id or self.proxy_id or self.target_id
 
     @property
     def scope(self) -> str:

@@ -214,6 +214,22 @@ def test_filters_are_added_in_order_at_two_scopes_and_the_explainer_names_them(
     stored = api.get(f"/api/clients/{client_id}/proxies/{proxy_id}/filters").json()["filters"]
     assert [f["paths"] for f in stored] == [["card.number"]]
 
+    # Edit the remaining one: a bad path is named by its line and nothing changes; then a
+    # good change is saved in place (same filter, same position).
+    kept_id = stored[0]["filterId"]
+    rows.nth(0).get_by_role("link", name="Edit").click()
+    expect(form.get_by_label(paths)).to_have_value("card.number")
+    form.get_by_label(paths).fill("card.number\nb..c")
+    form.get_by_role("button", name="Save filter").click()
+    expect(field_error(page, "#filter-form", paths)).to_contain_text("b..c:")
+    form.get_by_label(paths).fill("card.number\ncard.cvc")
+    form.get_by_label("Action").select_option("destroy")
+    form.get_by_role("button", name="Save filter").click()
+    expect(page.get_by_role("status")).to_have_text(f"Filter {kept_id} saved.")
+    expect(rows.nth(0)).to_contain_text("card.cvc")
+    stored = api.get(f"/api/clients/{client_id}/proxies/{proxy_id}/filters").json()["filters"]
+    assert [(f["filterId"], f["paths"]) for f in stored] == [(kept_id, ["card.number", "card.cvc"])]
+
     # Meters: one every request counts toward, one for POST /v1/chat only, one that also
     # checks the body, and an inactive one (not listed).
     meters = f"/api/clients/{client_id}/proxies/{proxy_id}/meters"
@@ -249,7 +265,7 @@ def test_filters_are_added_in_order_at_two_scopes_and_the_explainer_names_them(
     steps = page.locator("#explain-filters li")
     expect(steps).to_have_count(2)
     expect(steps.nth(0)).to_contain_text("retain id, name, items.*.sku, card (target scope)")
-    expect(steps.nth(1)).to_contain_text("destroy card.number (proxy scope)")
+    expect(steps.nth(1)).to_contain_text("destroy card.number, card.cvc (proxy scope)")
 
     explain.get_by_label("Method").select_option("POST")
     explain.get_by_label("Path below the proxy").fill("/v1/chat/completions")

@@ -11,9 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from admin.api.common import api_blueprint, assign, load_body
-from admin.api.rules import PARENTS, _parent
+from admin.api.scopes import add_scoped_routes, find_child, find_parent
 from admin.auth import client_for, current_user
-from admin.errors import not_found
 from admin.extensions import db
 from admin.http import envelope, message_only
 from admin.openapi import doc
@@ -26,11 +25,9 @@ bp = api_blueprint("filters")
 FILTER_DEFAULTS = {"notes": None}
 
 
-def _filter(parent, filter_id: str) -> PayloadFilter:
-    payload_filter = db.session.get(PayloadFilter, filter_id)
-    if payload_filter is None or payload_filter.parent_id != parent.id:
-        raise not_found("Filter")
-    return payload_filter
+def _filter(client_id: str, parent_kind: str, parent_id: str, filter_id: str) -> PayloadFilter:
+    parent = find_parent(client_id, parent_kind, parent_id)
+    return find_child(PayloadFilter, parent, filter_id, "Filter")
 
 
 def filters_of(parent_kind: str, parent_id: str) -> list[PayloadFilter]:
@@ -45,17 +42,6 @@ def filters_of(parent_kind: str, parent_id: str) -> list[PayloadFilter]:
     )
 
 
-def _routes(view, methods: list[str], suffix: str = "") -> None:
-    for kind, plural in PARENTS.items():
-        bp.add_url_rule(
-            f"/clients/<client_id>/{plural}/<parent_id>/filters{suffix}",
-            endpoint=f"{view.__name__}_{kind}",
-            view_func=view,
-            methods=methods,
-            defaults={"parent_kind": kind},
-        )
-
-
 @doc(
     "List payload filters, in the order they apply",
     "filters",
@@ -65,7 +51,7 @@ def _routes(view, methods: list[str], suffix: str = "") -> None:
 )
 def list_filters(client_id: str, parent_kind: str, parent_id: str):
     client_for(client_id)
-    parent = _parent(client_id, parent_kind, parent_id)
+    parent = find_parent(client_id, parent_kind, parent_id)
     return envelope("filters", FilterSchema(many=True).dump(filters_of(parent_kind, parent.id)))
 
 
@@ -79,10 +65,10 @@ def list_filters(client_id: str, parent_kind: str, parent_id: str):
 )
 def create_filter(client_id: str, parent_kind: str, parent_id: str):
     client_for(client_id, Role.ADMIN)
-    parent = _parent(client_id, parent_kind, parent_id)
+    parent = find_parent(client_id, parent_kind, parent_id)
     values = FILTER_DEFAULTS | load_body(FilterSchema())
     payload_filter = PayloadFilter(client_id=client_id, created_by=current_user().id, **values)
-    setattr(payload_filter, f"{parent_kind}_id", parent.id)
+    payload_filter.attach_to(parent_kind, parent.id)
     db.session.add(payload_filter)
     db.session.commit()
     return envelope("filters", [FilterSchema().dump(payload_filter)], status=201)
@@ -91,7 +77,7 @@ def create_filter(client_id: str, parent_kind: str, parent_id: str):
 @doc("Get a payload filter", "filters", envelope="filters", schema=FilterSchema, errors=(401, 404))
 def get_filter(client_id: str, parent_kind: str, parent_id: str, filter_id: str):
     client_for(client_id)
-    payload_filter = _filter(_parent(client_id, parent_kind, parent_id), filter_id)
+    payload_filter = _filter(client_id, parent_kind, parent_id, filter_id)
     return envelope("filters", [FilterSchema().dump(payload_filter)])
 
 
@@ -104,7 +90,7 @@ def get_filter(client_id: str, parent_kind: str, parent_id: str, filter_id: str)
 )
 def update_filter(client_id: str, parent_kind: str, parent_id: str, filter_id: str):
     client_for(client_id, Role.ADMIN)
-    payload_filter = _filter(_parent(client_id, parent_kind, parent_id), filter_id)
+    payload_filter = _filter(client_id, parent_kind, parent_id, filter_id)
     assign(payload_filter, load_body(FilterSchema(), partial=True))
     db.session.commit()
     return envelope("filters", [FilterSchema().dump(payload_filter)])
@@ -113,14 +99,14 @@ def update_filter(client_id: str, parent_kind: str, parent_id: str, filter_id: s
 @doc("Delete a payload filter (admin)", "filters", errors=(401, 403, 404))
 def delete_filter(client_id: str, parent_kind: str, parent_id: str, filter_id: str):
     client_for(client_id, Role.ADMIN)
-    payload_filter = _filter(_parent(client_id, parent_kind, parent_id), filter_id)
+    payload_filter = _filter(client_id, parent_kind, parent_id, filter_id)
     db.session.delete(payload_filter)
     db.session.commit()
     return message_only("Filter deleted successfully")
 
 
-_routes(list_filters, ["GET"])
-_routes(create_filter, ["POST"])
-_routes(get_filter, ["GET"], "/<filter_id>")
-_routes(update_filter, ["PUT"], "/<filter_id>")
-_routes(delete_filter, ["DELETE"], "/<filter_id>")
+add_scoped_routes(bp, "filters", list_filters, ["GET"])
+add_scoped_routes(bp, "filters", create_filter, ["POST"])
+add_scoped_routes(bp, "filters", get_filter, ["GET"], "/<filter_id>")
+add_scoped_routes(bp, "filters", update_filter, ["PUT"], "/<filter_id>")
+add_scoped_routes(bp, "filters", delete_filter, ["DELETE"], "/<filter_id>")

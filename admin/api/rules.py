@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from admin.api.common import api_blueprint, assign, load_body, owned
-from admin.api.proxies import find_proxy
+from admin.api.common import api_blueprint, assign, load_body
+from admin.api.scopes import add_scoped_routes, find_child, find_parent
 from admin.auth import client_for, current_user
-from admin.errors import not_found
 from admin.extensions import db
 from admin.http import envelope, message_only
 from admin.openapi import doc
 from admin.schemas.rules import RuleSchema, check_rule_patterns, normalize_rule
-from models import Credential, Rule, Target
+from models import Rule
 from models.enums import Role
 from models.patterns import check_flags
 
 bp = api_blueprint("rules")
 
-PARENTS = {"credential": "credentials", "proxy": "proxies", "target": "targets"}
 RULE_DEFAULTS = {
     "priority": 0,
     "methods": [],
@@ -29,18 +27,8 @@ RULE_DEFAULTS = {
 }
 
 
-def _parent(client_id: str, parent_kind: str, parent_id: str):
-    if parent_kind == "proxy":
-        return find_proxy(client_id, parent_id)
-    model = Credential if parent_kind == "credential" else Target
-    return owned(model, client_id, parent_id, model.__name__)
-
-
-def _rule(parent, rule_id: str) -> Rule:
-    rule = db.session.get(Rule, rule_id)
-    if rule is None or rule.parent_id != parent.id:
-        raise not_found("Rule")
-    return rule
+def _rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str) -> Rule:
+    return find_child(Rule, find_parent(client_id, parent_kind, parent_id), rule_id, "Rule")
 
 
 def _checked(values: dict) -> dict:
@@ -53,17 +41,6 @@ def _rule_values(rule: Rule) -> dict:
     return {key: getattr(rule, key) for key in RULE_DEFAULTS} | {"effect": rule.effect}
 
 
-def _routes(view, methods: list[str], suffix: str = "") -> None:
-    for kind, plural in PARENTS.items():
-        bp.add_url_rule(
-            f"/clients/<client_id>/{plural}/<parent_id>/rules{suffix}",
-            endpoint=f"{view.__name__}_{kind}",
-            view_func=view,
-            methods=methods,
-            defaults={"parent_kind": kind},
-        )
-
-
 @doc(
     "List rules, highest priority first",
     "rules",
@@ -73,7 +50,7 @@ def _routes(view, methods: list[str], suffix: str = "") -> None:
 )
 def list_rules(client_id: str, parent_kind: str, parent_id: str):
     client_for(client_id)
-    parent = _parent(client_id, parent_kind, parent_id)
+    parent = find_parent(client_id, parent_kind, parent_id)
     rules = sorted(parent.rules, key=lambda r: (-r.priority, r.created_at, r.id))
     return envelope("rules", RuleSchema(many=True).dump(rules))
 
@@ -88,10 +65,10 @@ def list_rules(client_id: str, parent_kind: str, parent_id: str):
 )
 def create_rule(client_id: str, parent_kind: str, parent_id: str):
     client_for(client_id, Role.ADMIN)
-    parent = _parent(client_id, parent_kind, parent_id)
+    parent = find_parent(client_id, parent_kind, parent_id)
     values = _checked(RULE_DEFAULTS | normalize_rule(load_body(RuleSchema())))
     rule = Rule(client_id=client_id, created_by=current_user().id, **values)
-    setattr(rule, f"{parent_kind}_id", parent.id)
+    rule.attach_to(parent_kind, parent.id)
     db.session.add(rule)
     db.session.commit()
     return envelope("rules", [RuleSchema().dump(rule)], status=201)
@@ -100,14 +77,14 @@ def create_rule(client_id: str, parent_kind: str, parent_id: str):
 @doc("Get a rule", "rules", envelope="rules", schema=RuleSchema, errors=(401, 404))
 def get_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
     client_for(client_id)
-    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    rule = _rule(client_id, parent_kind, parent_id, rule_id)
     return envelope("rules", [RuleSchema().dump(rule)])
 
 
 @doc("Update a rule (admin)", "rules", body=RuleSchema, envelope="rules", schema=RuleSchema)
 def update_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
     client_for(client_id, Role.ADMIN)
-    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    rule = _rule(client_id, parent_kind, parent_id, rule_id)
     changes = normalize_rule(load_body(RuleSchema(), partial=True))
     assign(rule, _checked(_rule_values(rule) | changes))
     db.session.commit()
@@ -117,14 +94,14 @@ def update_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
 @doc("Delete a rule (admin)", "rules", errors=(401, 403, 404))
 def delete_rule(client_id: str, parent_kind: str, parent_id: str, rule_id: str):
     client_for(client_id, Role.ADMIN)
-    rule = _rule(_parent(client_id, parent_kind, parent_id), rule_id)
+    rule = _rule(client_id, parent_kind, parent_id, rule_id)
     db.session.delete(rule)
     db.session.commit()
     return message_only("Rule deleted successfully")
 
 
-_routes(list_rules, ["GET"])
-_routes(create_rule, ["POST"])
-_routes(get_rule, ["GET"], "/<rule_id>")
-_routes(update_rule, ["PUT"], "/<rule_id>")
-_routes(delete_rule, ["DELETE"], "/<rule_id>")
+add_scoped_routes(bp, "rules", list_rules, ["GET"])
+add_scoped_routes(bp, "rules", create_rule, ["POST"])
+add_scoped_routes(bp, "rules", get_rule, ["GET"], "/<rule_id>")
+add_scoped_routes(bp, "rules", update_rule, ["PUT"], "/<rule_id>")
+add_scoped_routes(bp, "rules", delete_rule, ["DELETE"], "/<rule_id>")

@@ -33,6 +33,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_clients,
         views_config,
         views_credentials,
+        views_filters,
         views_meters,
         views_rules,
         views_traffic,

@@ -36,6 +36,19 @@ class FilterForm(ApiForm):
         """The non-blank lines of the paths box, as the API's `paths` list."""
         return [line.strip() for line in (self.paths.data or "").splitlines() if line.strip()]
 
+    def body(self, *, clear_notes: bool = False) -> dict:
+        """The Core API's body; with `clear_notes` (an edit), empty notes remove stored ones."""
+        body = {"action": self.action.data, "paths": self.path_lines()}
+        if self.notes.data or clear_notes:
+            body["notes"] = self.notes.data or None
+        return body
+
+    def fill(self, stored: dict) -> None:
+        """Show a stored filter (the Core API's answer) in the form."""
+        self.action.data = stored["action"]
+        self.paths.data = "\n".join(stored["paths"])
+        self.notes.data = stored.get("notes") or ""
+
     def show_errors(self, api_errors: dict[str, list[str]], message: str = "") -> None:
         """As `ApiForm.show_errors`; a path's error (`paths.3`) also names the path it is about."""
         lines = self.path_lines()

@@ -21,6 +21,7 @@ from admin.errors import ApiError
 from admin.extensions import db
 from admin.throttle import TooManyFailures, failed, keys_for, refuse_if_locked
 from admin.web import bp
+from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get
 from admin.web.forms import ConfirmForm, LoginForm, NewTokenForm, PasswordForm, TokenLoginForm
 from admin.web.session import begin_session, end_session, signed_in
@@ -143,17 +144,14 @@ def account():
 @bp.route("/account/tokens/<token_id>/revoke", methods=["GET", "POST"])
 @signed_in
 def revoke_token(token_id: str):
-    if ConfirmForm().validate_on_submit():
-        answer = call("DELETE", f"/users/me/tokens/{token_id}")
-        flash("Token revoked." if answer.ok else answer.message)
-        return redirect(url_for("web.account"))
-    return render_template(
-        "web/confirm.html",
+    return confirm_then_delete(
+        f"/users/me/tokens/{token_id}",
+        back=url_for("web.account"),
         question="Revoke this token?",
         consequence="Scripts using it, and web sessions signed in with it, stop working at once."
         " This cannot be undone.",
         action="Revoke token",
-        back=url_for("web.account"),
+        done="Token revoked.",
     )
 
 

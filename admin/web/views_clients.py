@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, url_for
 
 from admin.web import bp
+from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get
-from admin.web.forms import ClientForm, ConfirmForm, MemberForm, RoleForm
+from admin.web.forms import ClientForm, MemberForm, RoleForm
 from admin.web.session import can, load_client, require, signed_in
 
 
@@ -89,14 +90,11 @@ def member(client_id: str, user_id: str):
 def remove_member(client_id: str, user_id: str):
     load_client(client_id)
     require("owner")
-    if ConfirmForm().validate_on_submit():
-        answer = call("DELETE", f"/clients/{client_id}/members/{user_id}")
-        flash("Member removed." if answer.ok else answer.message)
-        return redirect(url_for("web.members", client_id=client_id))
-    return render_template(
-        "web/confirm.html",
+    return confirm_then_delete(
+        f"/clients/{client_id}/members/{user_id}",
+        back=url_for("web.members", client_id=client_id),
         question="Remove this member?",
         consequence="They lose access to this client at once.",
         action="Remove member",
-        back=url_for("web.members", client_id=client_id),
+        done="Member removed.",
     )

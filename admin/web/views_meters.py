@@ -7,8 +7,8 @@ import json
 from flask import current_app, flash, redirect, render_template, url_for
 
 from admin.web import bp
+from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get, get_one
-from admin.web.forms import ConfirmForm
 from admin.web.forms_meters import LimitsForm, MeterForm, PriceForm
 from admin.web.session import load_client, require, signed_in
 from models.json_limits import loads
@@ -225,15 +225,11 @@ def delete_meter(client_id: str, proxy_id: str, meter_id: str):
     require("admin")
     path = f"/clients/{client_id}/proxies/{proxy_id}/meters/{meter_id}"
     meter = get_one(path, "meters")
-    back = url_for("web.meters", client_id=client_id, proxy_id=proxy_id)
-    if ConfirmForm().validate_on_submit():
-        answer = call("DELETE", path)
-        flash(f"Meter {meter['meterName']} deleted." if answer.ok else answer.message)
-        return redirect(back)
-    return render_template(
-        "web/confirm.html",
+    return confirm_then_delete(
+        path,
+        back=url_for("web.meters", client_id=client_id, proxy_id=proxy_id),
         question=f"Delete the meter {meter['meterName']}?",
         consequence="Its counts are gone and its limits no longer apply.",
         action="Delete meter",
-        back=back,
+        done=f"Meter {meter['meterName']} deleted.",
     )

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 
 from admin.web import bp
+from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get, get_one
-from admin.web.forms import ConfirmForm, ExplainForm, RuleForm, name_value_lines
+from admin.web.forms import ExplainForm, RuleForm, name_value_lines
+from admin.web.scopes import scope_parent
 from admin.web.session import load_client, require, signed_in
-from admin.web.views_config import KINDS
-
-SCOPE_NAMES = {"credentials": "credential", "proxies": "proxy", "targets": "target"}
-
-
-def _parent(client_id: str, kind: str, parent_id: str) -> dict:
-    if kind not in KINDS:
-        abort(404)
-    record = get_one(f"/clients/{client_id}/{kind}/{parent_id}", kind)
-    singular = KINDS[kind][0]
-    return {"kind": kind, "id": parent_id, "name": record[f"{singular}Name"], "singular": singular}
 
 
 def _check(name: str, value: str, presence: str) -> list[dict]:
@@ -50,7 +41,7 @@ def rule_body(form: RuleForm) -> dict:
 @signed_in
 def rules(client_id: str, kind: str, parent_id: str):
     load_client(client_id)
-    parent = _parent(client_id, kind, parent_id)
+    parent = scope_parent(client_id, kind, parent_id)
     items = get(f"/clients/{client_id}/{kind}/{parent_id}/rules").items("rules")
     return render_template("web/rules.html", parent=parent, rules=items)
 
@@ -60,7 +51,7 @@ def rules(client_id: str, kind: str, parent_id: str):
 def new_rule(client_id: str, kind: str, parent_id: str):
     load_client(client_id)
     require("admin")
-    parent = _parent(client_id, kind, parent_id)
+    parent = scope_parent(client_id, kind, parent_id)
     form = RuleForm()
     if form.submit_ok():
         answer = call("POST", f"/clients/{client_id}/{kind}/{parent_id}/rules", rule_body(form))
@@ -78,18 +69,14 @@ def new_rule(client_id: str, kind: str, parent_id: str):
 def delete_rule(client_id: str, kind: str, parent_id: str, rule_id: str):
     load_client(client_id)
     require("admin")
-    _parent(client_id, kind, parent_id)
-    back = url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
-    if ConfirmForm().validate_on_submit():
-        answer = call("DELETE", f"/clients/{client_id}/{kind}/{parent_id}/rules/{rule_id}")
-        flash("Rule deleted." if answer.ok else answer.message)
-        return redirect(back)
-    return render_template(
-        "web/confirm.html",
+    scope_parent(client_id, kind, parent_id)
+    return confirm_then_delete(
+        f"/clients/{client_id}/{kind}/{parent_id}/rules/{rule_id}",
+        back=url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id),
         question="Delete this rule?",
         consequence="Requests are decided without it from the next second on.",
         action="Delete rule",
-        back=back,
+        done="Rule deleted.",
     )
 
 
