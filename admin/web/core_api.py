@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import abort, current_app
+from flask import abort, current_app, request
 
 from admin.auth import WEB_SESSION_ENVIRON, current_web_session
 
@@ -51,6 +51,7 @@ def call(method: str, path: str, json: dict | None = None, params: dict | None =
     response = current_app.test_client().open(
         f"/api{path}",
         method=method,
+        base_url=request.host_url,  # the API sees the browser's origin (OAuth2 redirect_uri)
         json=json,
         query_string={k: v for k, v in (params or {}).items() if v not in (None, "")},
         environ_base={WEB_SESSION_ENVIRON: web_session.id},
