@@ -123,6 +123,8 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
         success["content"] = {
             "application/json": {"schema": {"type": "array", "items": spec_doc.schema}}
         }
+    elif spec_doc.schema is not None:  # one object, not an envelope
+        success["content"] = {"application/json": {"schema": spec_doc.schema}}
     else:
         success["content"] = {"application/json": {"schema": "MessageSchema"}}
     responses = {str(spec_doc.status): success}

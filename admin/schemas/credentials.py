@@ -6,6 +6,7 @@ from marshmallow import ValidationError, fields, validate
 
 from admin.schemas.common import (
     ApiDateTime,
+    ApiSchema,
     OwnedSchema,
     Timestamp,
     effect_field,
@@ -38,6 +39,34 @@ class CredentialSchema(OwnedSchema):
     credentialSecret = fields.Raw(load_only=True, allow_none=True)
     credentialCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     credentialUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
+
+
+class CredentialConnectionSchema(ApiSchema):
+    """An OAuth2 credential's connection (`credential_grants`); never a token."""
+
+    status = fields.String(
+        dump_only=True, metadata={"enum": ["pending", "connected", "needs_reconnect"]}
+    )
+    connectedAt = Timestamp(attribute="connected_at", dump_only=True)
+    lastRefreshAt = Timestamp(attribute="last_refresh_at", dump_only=True)
+    accessExpiresAt = Timestamp(attribute="access_expires_at", dump_only=True)
+    lastError = fields.String(attribute="last_error", dump_only=True, allow_none=True)
+    lastErrorAt = Timestamp(attribute="last_error_at", dump_only=True)
+
+
+class CredentialAnswerSchema(CredentialSchema):
+    """A credential as answered: with `credentialConnection` for OAuth2 credentials that are
+    connected by a person or hold a refresh token (absent for every other credential)."""
+
+    credentialConnection = fields.Nested(CredentialConnectionSchema, dump_only=True)
+
+
+class AuthorizationSchema(ApiSchema):
+    """A Connect just started: where to send the person, and until when the link works."""
+
+    authorizeUrl = fields.String(dump_only=True)
+    expiresAt = Timestamp(dump_only=True)
+    message = fields.String(dump_only=True, metadata={"example": "Success"})
 
 
 def check_auth_type_allowed(credential_type: str, auth_type: AuthType) -> None:
