@@ -35,6 +35,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_credentials,
         views_filters,
         views_meters,
+        views_oauth,
         views_rules,
         views_traffic,
     )
