@@ -251,7 +251,7 @@ class OAuth2Secret(SecretSchema):
     )
     clientSecret = secret_string(validate=[validate.Length(min=1), validate_no_control_chars])
     clientAuthMethod = fields.String(validate=validate.OneOf(CLIENT_AUTH_METHODS))
-    usePkce = fields.Boolean()
+    usePkce = fields.Boolean(truthy={True}, falsy={False})  # JSON booleans only
     refreshToken = secret_string(validate=[validate.Length(min=1), validate_no_control_chars])
     scope = fields.String(validate=[validate.Length(max=2000), validate_no_control_chars])
     audience = fields.String(validate=[validate.Length(min=1, max=500), validate_no_control_chars])
