@@ -12,6 +12,7 @@ from alembic.config import Config
 from sqlalchemy import func, select
 
 from models import Credential, User, UserToken
+from models.credential_grant import reseal_refresh_tokens
 from models.crypto import load_key_ring
 from models.names import name_problem
 from models.settings import PROJECT_ROOT, Settings
@@ -105,7 +106,8 @@ def store_has_users(settings: Settings) -> bool:
 
 
 def rotate_secrets(settings: Settings) -> int:
-    """Re-seal every credential secret with the active master key; return how many changed."""
+    """Re-seal every credential secret (and OAuth2 refresh token) with the active master key;
+    return how many changed."""
     key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
     sessions = make_session_factory(make_engine(settings.database_url))
     changed = 0
@@ -114,6 +116,7 @@ def rotate_secrets(settings: Settings) -> int:
             if credential.secret_key_id != key_ring.active_key_id:
                 credential.set_secret(key_ring, credential.open_secret(key_ring))
                 changed += 1
+        changed += reseal_refresh_tokens(session, key_ring)  # OAuth2 grants' refresh tokens
         session.commit()
     return changed
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 from models.crypto import KeyRing, SealedSecret
@@ -117,3 +117,36 @@ class OAuthAuthorization(Base):
     def is_usable(self, now: datetime | None = None) -> bool:
         """Not used yet and not expired."""
         return self.used_at is None and self.expires_at > (now or utcnow())
+
+
+def reseal_refresh_tokens(session: Session, key_ring: KeyRing) -> int:
+    """Re-seal every refresh token not sealed with the active master key; how many changed.
+
+    Each write is a compare-and-set on the row's generation and key id: a token the data
+    plane rotated meanwhile (sealed with the active key already) is left as it is.
+    """
+    rows = session.execute(
+        select(
+            CredentialGrant.credential_id,
+            CredentialGrant.generation,
+            CredentialGrant.refresh_key_id,
+            CredentialGrant.refresh_ciphertext,
+        ).where(
+            CredentialGrant.refresh_key_id.is_not(None),
+            CredentialGrant.refresh_key_id != key_ring.active_key_id,
+        )
+    ).all()
+    changed = 0
+    for credential_id, generation, key_id, ciphertext in rows:
+        token = open_refresh_token(key_ring, credential_id, SealedSecret(key_id, ciphertext))
+        sealed = seal_refresh_token(key_ring, credential_id, token)
+        changed += session.execute(
+            update(CredentialGrant)
+            .where(
+                CredentialGrant.credential_id == credential_id,
+                CredentialGrant.generation == generation,
+                CredentialGrant.refresh_key_id == key_id,
+            )
+            .values(refresh_key_id=sealed.key_id, refresh_ciphertext=sealed.ciphertext)
+        ).rowcount
+    return changed

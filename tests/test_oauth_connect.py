@@ -26,6 +26,7 @@ from tests.support import (
     assert_error,
     create,
     new_client,
+    run_admin_cli,
     start_admin,
 )
 from tests.web_support import Browser, new_user
@@ -506,3 +507,36 @@ def test_a_refresh_token_credential_starts_connected(admin, oauth_server, person
     assert opened == "rt-given-by-the-user-5d1e"
     assert b"rt-given-by-the-user-5d1e" not in admin.store_bytes()
     assert "rt-given-by-the-user-5d1e" not in api.get(creds).text
+
+
+def test_rotate_secrets_reseals_refresh_tokens(tmp_path):
+    server = start_admin(tmp_path / "rotating")
+    try:
+        _, api = new_user(server)
+        creds = f"/api/clients/{new_client(api)}/credentials"
+        body = {
+            "credentialName": "Provider",
+            "credentialType": "target",
+            "credentialAuthType": "oauth2",
+            "credentialRegion": "us-east-1",
+            "credentialSecret": {
+                "grantType": "refresh_token",
+                "tokenUrl": "http://127.0.0.1:9/token",
+                "clientId": "svc",
+                "refreshToken": "rt-rotate-me-77",
+            },
+        }
+        made = create(api, creds, body, "credentials")
+    finally:
+        server.stop()
+    new_entry = "knew:" + base64.b64encode(bytes(range(32, 64))).decode()
+    result = run_admin_cli(
+        server, "rotate-secrets", PORTCULLIS_MASTER_KEYS=f"{new_entry},{TEST_MASTER_KEYS}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Re-sealed 2 credential secret(s)." in result.stdout  # the secret and the grant
+    row = grant_row(server, made["credentialId"])
+    assert row["refresh_key_id"] == "knew" and row["generation"] == 1
+    sealed = SealedSecret("knew", bytes(row["refresh_ciphertext"]))
+    opened = open_refresh_token(KeyRing.parse(new_entry), made["credentialId"], sealed)
+    assert opened == "rt-rotate-me-77"
