@@ -44,7 +44,7 @@ from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
 from addons.state import VALIDATION_FLAGS, FlowState
 from addons.telemetry import Telemetry
-from addons.tokens.minted import TokenEndpointUnreachable, TokenError
+from addons.tokens.minted import TokenError
 from addons.upstream import (
     ResponseTooLarge,
     UpstreamFailure,
@@ -166,7 +166,7 @@ class Dispatcher:
         except TokenError as exc:
             state.mark("requestConfigError")
             state.finish()
-            if isinstance(exc, TokenEndpointUnreachable):  # may well work on a later attempt
+            if exc.transient:  # the endpoint or the store may well be back for a later attempt
                 return state, self._retry_or_dead(
                     job, state.finished_at, None, {"error": exc.message}
                 )

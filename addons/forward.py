@@ -46,6 +46,7 @@ from addons.responses import (
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_allowances
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
+from addons.tokens.grants import grant_refusal
 from addons.tokens.minted import TokenError
 from addons.tokens.source import TokenSource
 from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure, UpstreamResponse
@@ -137,6 +138,10 @@ class Forward:
             ))  # fmt: skip
             return
         token = None
+        refusal = grant_refusal(proxy.target_credential)  # pending or to reconnect: known now
+        if refusal is not None:
+            answer(flow, token_refusal(state, refusal))
+            return
         if mints_token(proxy.target_credential) and not state.is_async:
             try:
                 token = (await self.tokens.token(proxy.target_credential)).value

@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from models import Credential, Proxy, Rule, Target, current_config_version
+from models import Credential, CredentialGrant, Proxy, Rule, Target, current_config_version
 from models.credit import BudgetView, Price, budget_views, proxy_prices
 from models.crypto import KeyRing
 from models.meter import Meter
@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class GrantView:
+    """An oauth2 connection as the snapshot saw it (`credential_grants`), without its token:
+    the refresh token is read, in a worker thread, only when refreshing (addons/tokens/)."""
+
+    status: str  # pending, connected, needs_reconnect
+    generation: int
+
+
+@dataclass(frozen=True)
 class CredentialView:
     id: str
     client_id: str
@@ -42,6 +51,7 @@ class CredentialView:
     settings: dict
     secret: dict = field(repr=False)
     scope: Scope
+    grant: GrantView | None = None  # oauth2 authorization_code / refresh_token only
 
     @cached_property
     def fingerprint(self) -> str:
@@ -145,6 +155,10 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
         )
     ).all()
     filters = filter_chains(session, proxies)
+    grants = {
+        grant.credential_id: GrantView(grant.status, grant.generation or 0)
+        for grant in session.scalars(select(CredentialGrant))
+    }
     credentials: dict[str, CredentialView] = {}
     targets: dict[str, TargetView] = {}
     views: dict[str, ProxyView] = {}
@@ -159,9 +173,11 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             alias=proxy.alias,
             region=proxy.region,
             active=proxy.active,
-            proxy_credential=_credential(proxy.proxy_credential, key_ring, rules, credentials),
+            proxy_credential=_credential(proxy.proxy_credential, key_ring, rules, credentials, {}),
             target=_target(proxy.target, rules, targets),
-            target_credential=_credential(proxy.target_credential, key_ring, rules, credentials),
+            target_credential=_credential(
+                proxy.target_credential, key_ring, rules, credentials, grants
+            ),
             scope=proxy_scope(proxy, rules[proxy.id]),
             additional_headers=dict(proxy.additional_headers or {}),
             additional_query_params=dict(proxy.additional_query_params or {}),
@@ -184,7 +200,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
 
 
 def _credential(
-    credential: Credential, key_ring: KeyRing, rules: dict, cache: dict
+    credential: Credential, key_ring: KeyRing, rules: dict, cache: dict, grants: dict
 ) -> CredentialView:
     if credential.id not in cache:
         cache[credential.id] = CredentialView(
@@ -197,6 +213,7 @@ def _credential(
             settings=dict(credential.settings or {}),
             secret=credential.open_secret(key_ring),
             scope=credential_scope(credential, rules[credential.id]),
+            grant=grants.get(credential.id),
         )
     return cache[credential.id]
 

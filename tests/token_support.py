@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import time
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from tests.oauth_support import OAuthServer
 from tests.proxy_support import CALLER_KEY, Setup, call, wait_until_served
@@ -62,3 +68,46 @@ def latest_token(oauth: OAuthServer, kind: str = "oauth") -> dict:
 def wait_expired(oauth: OAuthServer, token: dict) -> None:
     """Until the server holds `token` expired (its clock and ours are the same host's)."""
     wait_until(lambda: time.time() >= token["expires_at"], f"token {token['token_id']} to expire")
+
+
+REDIRECT_URI = "http://127.0.0.1/callback"
+
+
+def refresh_token_for(oauth: OAuthServer, client, scope: str = "read") -> str:
+    """A refresh token of `client` (registered for authorization_code with REDIRECT_URI),
+    obtained as a person would: consent at the server, then the code exchanged with PKCE."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+    query = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": scope,
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    consent = requests.post(
+        oauth.url("/authorize"),
+        params=query,
+        data={"decision": "allow"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert consent.status_code == 302, consent.text
+    code = parse_qs(urlsplit(consent.headers["Location"]).query)["code"][0]
+    answer = requests.post(
+        oauth.url("/token"),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+        auth=(client.client_id, client.client_secret),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["refresh_token"]

@@ -33,6 +33,7 @@ class TokenError(Exception):
 
     status = 502
     code = "TOKEN_ENDPOINT_UNREACHABLE"
+    transient = True  # whether a later attempt may succeed without anyone changing anything
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -43,10 +44,25 @@ class TokenEndpointUnreachable(TokenError):
     """The token endpoint could not be reached, timed out, failed (5xx) or answered nonsense."""
 
 
+class GrantStoreUnavailable(TokenError):
+    """The store holding the refresh token could not be read or written."""
+
+    status = 503
+    code = "STORE_UNAVAILABLE"
+
+
 class CredentialRejected(TokenError):
-    """The token endpoint refused the credential (invalid_client, invalid_grant, ...)."""
+    """The token endpoint refused the credential (invalid_client, invalid_grant, ...).
+
+    `error_code`: the OAuth2 `error` of the answer, when it gave one.
+    """
 
     code = "TARGET_CREDENTIAL_REJECTED"
+    transient = False
+
+    def __init__(self, message: str, error_code: str | None = None):
+        super().__init__(message)
+        self.error_code = error_code
 
 
 class PendingAuthorization(TokenError):
@@ -54,6 +70,7 @@ class PendingAuthorization(TokenError):
 
     status = 403
     code = "CREDENTIAL_PENDING_AUTHORIZATION"
+    transient = False
 
 
 def usable_token(value: object) -> str | None:

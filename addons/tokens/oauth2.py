@@ -77,7 +77,8 @@ def read_answer(
         if code is not None or response.status in (401, 403):
             raise CredentialRejected(
                 f"The token endpoint refused target credential {credential_id}"
-                + (f" ({code})" if code else f" (status {response.status})")
+                + (f" ({code})" if code else f" (status {response.status})"),
+                code,
             )
         raise TokenEndpointUnreachable(
             f"The token endpoint of credential {credential_id} answered {response.status}"

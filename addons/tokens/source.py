@@ -22,6 +22,7 @@ from mitmproxy import ctx, exceptions
 from addons.ssrf import TargetRefused
 from addons.tokens import custom, oauth2
 from addons.tokens.flight import SingleFlight
+from addons.tokens.grants import GrantRefresher, refreshes
 from addons.tokens.minted import MintedToken, TokenEndpointUnreachable, TokenError
 from addons.tokens.shared import SharedTokens, SharedUnavailable
 from addons.upstream import (
@@ -35,6 +36,7 @@ from addons.upstream import (
 )
 from models.crypto import load_key_ring
 from models.settings import Settings
+from models.store import make_engine, make_session_factory
 
 log = logging.getLogger("portcullis.tokens")
 ClientSource = Callable[[], Awaitable[UpstreamClient]]
@@ -51,6 +53,7 @@ class TokenSource:
         self.client_source = client_source
         self.flights = SingleFlight()
         self.shared: SharedTokens | None = None
+        self.grants = GrantRefresher(self.exchange)
         self._redis_failing = False
 
     def load(self, loader) -> None:
@@ -68,9 +71,11 @@ class TokenSource:
 
     def running(self) -> None:
         settings = Settings.from_env()
+        # The config addon ran first: the key ring exists (generated there if need be).
+        key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
+        self.grants.start(make_session_factory(make_engine(settings.database_url)), key_ring)
         if not settings.redis_url:
             return
-        key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
         self.shared = SharedTokens(settings.redis_url, key_ring, REDIS_TIMEOUT_S)
         log.info("minted target tokens shared through Redis, sealed")
 
@@ -138,10 +143,9 @@ class TokenSource:
             request, body = custom.token_request(credential.id, settings, secret)
             response = await self.exchange(credential.id, request, body)
             return custom.read_answer(credential.id, settings, response)
-        refresh = (
-            secret.get("refreshToken") if settings.get("grantType") == "refresh_token" else None
-        )
-        request, body = oauth2.token_request(settings, secret, refresh)
+        if refreshes(credential):
+            return await self.grants.mint(credential)
+        request, body = oauth2.token_request(settings, secret)
         response = await self.exchange(credential.id, request, body)
         return oauth2.read_answer(credential.id, response).token
 
