@@ -116,6 +116,10 @@ def test_conditional_meter_counts_only_the_matching_model(api, upstream, gateway
     assert arrived(upstream, marker) == 7
 
     wait_used(api, made, meter, "day", 800)
+    # The proxy-wide read-out (what the web page shows) says the same.
+    [every] = api.get(f"{made.base}/proxies/{made.id}/meters/usage").json()["usage"]
+    assert every["meterId"] == meter["meterId"]
+    assert {w["window"]: w["used"] for w in every["windows"]}["day"] == 800
 
 
 def test_request_count_meter_limits_matching_requests(api, upstream, gateway, admin_server):

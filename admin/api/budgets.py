@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import request
 from sqlalchemy import select
 
-from admin.api.common import api_blueprint, load_body
+from admin.api.common import api_blueprint, load_body, one_page
 from admin.api.proxies import proxy_for
 from admin.auth import client_for, current_user
 from admin.extensions import db
@@ -108,9 +108,7 @@ def list_entries(client_id: str):
     query = select(CreditEntry).where(CreditEntry.client_id == client.id)
     if "before" in args:
         query = query.where(CreditEntry.id < args["before"])
-    rows = db.session.scalars(query.order_by(CreditEntry.id.desc()).limit(args["limit"] + 1)).all()
-    more = len(rows) > args["limit"]
-    rows = rows[: args["limit"]]
+    rows, more = one_page(query.order_by(CreditEntry.id.desc()), args["limit"])
     return envelope(
         "entries",
         EntrySchema(many=True).dump(rows),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 from marshmallow import Schema
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from admin.auth import authenticate
 from admin.errors import conflict, invalid, not_found
@@ -43,6 +43,12 @@ def list_owned(model, client_id: str) -> list:
             select(model).where(model.client_id == client_id).order_by(model.created_at, model.id)
         )
     )
+
+
+def one_page(query: Select, limit: int) -> tuple[list, bool]:
+    """At most `limit` rows of the ordered `query`, and whether more rows follow."""
+    rows = db.session.scalars(query.limit(limit + 1)).all()
+    return rows[:limit], len(rows) > limit
 
 
 def reject_changes(record, values: dict, immutable: dict[str, str]) -> None:

@@ -124,27 +124,40 @@ def delete_meter(client_id: str, proxy_id: str, meter_id: str):
 )  # fmt: skip
 def meter_usage(client_id: str, proxy_id: str, meter_id: str):
     meter = _meter(proxy_for(client_id, proxy_id), meter_id)
-    return envelope("usage", [MeterUsageSchema().dump(usage_of(meter))])
+    return envelope("usage", MeterUsageSchema(many=True).dump(usage_of([meter])))
+
+
+@doc(
+    "Every meter's use per window, in the order of the meter list (as each meter's usage)",
+    "meters", envelope="usage", schema=MeterUsageSchema, errors=(401, 404),
+)  # fmt: skip
+def proxy_usage(client_id: str, proxy_id: str):
+    return envelope("usage", proxy_meter_usage(proxy_for(client_id, proxy_id).id))
 
 
 def proxy_meter_usage(proxy_id: str) -> list[dict]:
-    """Every meter of a proxy with its current use per window (for the proxy's telemetry)."""
+    """Every meter of a proxy with its current use per window (also in the proxy's telemetry)."""
     meters = db.session.scalars(
         select(Meter).where(Meter.proxy_id == proxy_id).order_by(Meter.created_at, Meter.id)
-    )
-    return MeterUsageSchema(many=True).dump([usage_of(meter) for meter in meters])
+    ).all()
+    return MeterUsageSchema(many=True).dump(usage_of(meters))
 
 
-def usage_of(meter: Meter) -> dict:
-    """A meter's use in each current window, as the data plane last wrote it."""
+def usage_of(meters: list[Meter]) -> list[dict]:
+    """Each meter's use in each current window, as the data plane last wrote it (one query)."""
     now = time.time()
     current = {window: window_bounds(window, now) for window in WINDOWS}
-    used = dict.fromkeys(WINDOWS, 0)
-    for row in db.session.scalars(
-        select(MeterUsage).where(MeterUsage.meter_id == meter.id, MeterUsage.window_end > now)
-    ):
+    used = {meter.id: dict.fromkeys(WINDOWS, 0) for meter in meters}
+    rows = db.session.scalars(
+        select(MeterUsage).where(MeterUsage.meter_id.in_(used), MeterUsage.window_end > now)
+    )
+    for row in rows:
         if row.window_start == current[row.window][0]:
-            used[row.window] = row.used
+            used[row.meter_id][row.window] = row.used
+    return [_usage(meter, used[meter.id], current) for meter in meters]
+
+
+def _usage(meter: Meter, used: dict[str, int], current: dict[str, tuple[int, int]]) -> dict:
     windows = []
     for window in WINDOWS:
         limit = (meter.limits or {}).get(window)
@@ -168,6 +181,7 @@ def usage_of(meter: Meter) -> dict:
 
 bp.add_url_rule(BASE, view_func=list_meters, methods=["GET"])
 bp.add_url_rule(BASE, view_func=create_meter, methods=["POST"])
+bp.add_url_rule(f"{BASE}/usage", view_func=proxy_usage, methods=["GET"])
 bp.add_url_rule(f"{BASE}/<meter_id>", view_func=get_meter, methods=["GET"])
 bp.add_url_rule(f"{BASE}/<meter_id>", view_func=update_meter, methods=["PUT"])
 bp.add_url_rule(f"{BASE}/<meter_id>", view_func=delete_meter, methods=["DELETE"])

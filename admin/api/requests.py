@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from sqlalchemy import select
 
-from admin.api.common import api_blueprint
+from admin.api.common import api_blueprint, one_page
 from admin.api.proxies import proxy_for
 from admin.errors import not_found
 from admin.extensions import db
@@ -38,10 +38,8 @@ def list_requests(client_id: str, proxy_id: str):
         query = query.where(RequestLog.processed_at > _epoch_ms(args["processedAfter"]))
     if "processedBefore" in args:
         query = query.where(RequestLog.processed_at < _epoch_ms(args["processedBefore"]))
-    query = query.order_by(RequestLog.processed_at.desc(), RequestLog.id).limit(args["limit"] + 1)
-    rows = db.session.scalars(query).all()
-    limit_reached = len(rows) > args["limit"]
-    rows = rows[: args["limit"]]
+    query = query.order_by(RequestLog.processed_at.desc(), RequestLog.id)
+    rows, limit_reached = one_page(query, args["limit"])
     return envelope(
         "requests",
         RequestLogSchema(many=True).dump(rows),

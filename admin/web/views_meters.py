@@ -84,7 +84,7 @@ def meters(client_id: str, proxy_id: str):
     proxy = _proxy(client_id, proxy_id)
     base = f"/clients/{client_id}/proxies/{proxy_id}/meters"
     items = get(base).items("meters")
-    usage = {m["meterId"]: get(f"{base}/{m['meterId']}/usage").item("usage") for m in items}
+    usage = {u["meterId"]: u for u in get(f"{base}/usage").items("usage")}
     return render_template("web/meters.html", proxy=proxy, meters=items, usage=usage)
 
 
