@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from uuid import uuid4
 
 import pytest
@@ -18,6 +19,9 @@ from sqlalchemy import text
 
 from models.crypto import KeyRing, SealedSecret
 from models.store import make_engine
+from tests import oauth_support
+from tests.oauth_support import CUSTOM_PASSWORD, CUSTOM_USERNAME
+from tests.proxy_support import start_proxy
 from tests.support import (
     TEST_MASTER_KEYS,
     Api,
@@ -26,6 +30,16 @@ from tests.support import (
     proxy_body,
     target_body,
 )
+from tests.token_support import (
+    REDIRECT_URI,
+    latest_token,
+    oauth2_secret,
+    refresh_token_for,
+    serve,
+    token_setup,
+    wait_expired,
+)
+from tests.token_support import get as token_get
 
 MARKERS: list[str] = []
 
@@ -582,3 +596,105 @@ def test_secret_is_stored_sealed_and_intact(run, admin_server, name):
     assert settings == CASES[name].settings
     ring = KeyRing.parse(TEST_MASTER_KEYS)
     assert ring.open(SealedSecret(key_id, bytes(ciphertext)), cred_id) == CASES[name].sealed
+
+
+# ---- the data plane: tokens minted for oauth2 and customToken target credentials ----
+
+oauth_server_process, oauth_server = oauth_support.oauth_server_process, oauth_support.oauth_server
+
+
+def _spellings(secret: str) -> list[bytes]:
+    utf8 = secret.encode()
+    return [utf8, quote(secret, safe="").encode(), base64.b64encode(utf8)]
+
+
+def test_minted_tokens_and_the_secrets_minting_them_never_leak(
+    admin_server, api, oauth_server, tmp_path
+):
+    """Client secret, refresh tokens, customToken fields and every minted access token:
+    never in mitmweb's flows, the data plane's output (flow_detail 4), the request log,
+    API answers, the admin's log or the store (unsealed)."""
+    service = oauth_server.register_client("leak-svc", grant_types=["client_credentials"])
+    person = oauth_server.register_client(
+        "leak-app",
+        grant_types=["authorization_code", "refresh_token"],
+        redirect_uris=[REDIRECT_URI],
+    )
+    custom = {
+        "tokenUrl": oauth_server.url("/custom/token"),
+        "fields": {"user": CUSTOM_USERNAME, "pass": CUSTOM_PASSWORD},
+        "body": {"username": "{{fields.user}}", "password": "{{fields.pass}}"},
+        "tokenPath": "data.token",
+        "ttlFrom": "path",
+        "ttlPath": "data.ttl",
+    }
+    made = [
+        token_setup(api, oauth_server, "oauth2", oauth2_secret(oauth_server, service)),
+        token_setup(
+            api,
+            oauth_server,
+            "oauth2",
+            oauth2_secret(
+                oauth_server,
+                person,
+                grantType="refresh_token",
+                refreshToken=refresh_token_for(oauth_server, person),
+            ),
+        ),
+        token_setup(api, oauth_server, "customToken", custom),
+        token_setup(
+            api,
+            oauth_server,
+            "customToken",
+            {**custom, "injectIn": "query", "queryParam": "access_token"},
+        ),
+    ]
+    flow_file = tmp_path / "flows.mitm"
+    gateway = start_proxy(admin_server, tmp_path, "-w", str(flow_file), "--set", "flow_detail=4")
+    answers = []
+    try:
+        for each in made:
+            serve(gateway, each)
+            answers.append(token_get(gateway, each, "/first?page=1"))
+        oauth_server.revoke_access_tokens("leak-svc")  # a refused token, then a new one
+        answers.append(token_get(gateway, made[0], "/after-revoke"))
+        wait_expired(oauth_server, latest_token(oauth_server))  # refreshes and rotations
+        answers += [token_get(gateway, each, "/second") for each in made]
+        oauth_server.revoke_client_secret("leak-svc")
+        wait_expired(oauth_server, latest_token(oauth_server, "oauth"))
+        answers.append(token_get(gateway, made[0], "/refused"))  # 502: the secret is refused
+    finally:
+        gateway.stop()
+    assert [a.status_code for a in answers][:-1] == [200] * (len(answers) - 1)
+    assert answers[-1].status_code == 502
+
+    issued = oauth_server.issued_secrets()
+    secrets = [
+        *issued["client_secrets"],
+        service.client_secret,  # revoked since, still a secret
+        *issued["access_tokens"],
+        *issued["refresh_tokens"],
+        *issued["custom_tokens"],
+        issued["custom_password"],
+    ]
+    assert len(issued["access_tokens"]) >= 4 and len(issued["refresh_tokens"]) >= 2
+    logs = [
+        api.get(f"{each.base}/proxies/{each.id}/requests").text for each in made
+    ]  # the request log as the API shows it
+    credentials = [api.get(f"{each.base}/credentials?includeTemporary=true").text for each in made]
+    places = {
+        "flows": flow_file.read_bytes(),
+        "data plane output": gateway.log_path.read_bytes(),
+        "request logs": "".join(logs).encode(),
+        "credential answers": "".join(credentials).encode(),
+        "caller answers": b"".join(a.content + str(a.headers).encode() for a in answers),
+        "admin log": admin_server.log_text().encode(),
+        "store": admin_server.store_bytes(),
+    }
+    assert all(len(logs_text) > 100 for logs_text in logs)  # the requests were logged
+    assert b"access_token=%5BREDACTED%5D" in places["flows"]  # shown, blanked
+    assert b"[REDACTED]" in places["flows"]
+    for place, content in places.items():
+        for secret in secrets:
+            for spelling in _spellings(secret):
+                assert spelling not in content, f"a secret in the {place}"
