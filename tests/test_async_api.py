@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from tests import oauth_support
 from tests.async_support import (
     AUTH,
     JOB_TIMEOUT_S,
@@ -45,6 +46,7 @@ from tests.support import (
     run_admin_cli,
     start_admin,
 )
+from tests.token_support import REDIRECT_URI, oauth2_secret, serve, token_setup
 
 TRANSIENT = [408, 429, 500, 502, 503, 504, 507, 509, 520, 526, 530, 598, 599]
 
@@ -375,3 +377,52 @@ def test_two_dispatchers_deliver_every_job_exactly_once(
     finally:
         other.stop()
     assert [len(deliveries(upstream, f"/base{path}")) for path in paths] == [1] * len(paths)
+
+
+# ---- target credentials that mint their tokens (issue 14) ----
+
+oauth_server_process, oauth_server = oauth_support.oauth_server_process, oauth_support.oauth_server
+
+
+def test_a_job_is_delivered_with_a_minted_token_and_a_refused_one_renewed(
+    api, async_gateway, oauth_server
+):
+    service = oauth_server.register_client("async-svc", grant_types=["client_credentials"])
+    made = token_setup(api, oauth_server, "oauth2", oauth2_secret(oauth_server, service))
+    serve(async_gateway, made)
+    oauth_server.revoke_access_tokens("async-svc")  # the cached token: refused, renewed once
+    accepted = call(async_gateway, "PUT", f"/async/{made.id}/jobs", headers=AUTH, json={"n": 1})
+    request_id = accepted.json()["requestId"]
+    job = wait_for_job(api, made, request_id, finished)
+    assert job["status"] == "succeeded" and job["response"]["status"] == 200
+    assert oauth_server.stats()["resource"]["valid"] == 2  # serve(), then the job
+
+
+def test_a_job_whose_credential_is_refused_fails_without_retries(api, async_gateway, oauth_server):
+    service = oauth_server.register_client("async-refused", grant_types=["client_credentials"])
+    made = token_setup(api, oauth_server, "oauth2", oauth2_secret(oauth_server, service))
+    oauth_server.revoke_client_secret("async-refused")
+    wait_until_served(async_gateway, f"/api/{made.id}/x", AUTH)
+    request_id = submit(async_gateway, made, "/jobs", json={"n": 1}).json()["requestId"]
+    job = wait_for_job(api, made, request_id, finished)
+    assert job["status"] == "failed" and len(job["attempts"]) == 1
+    assert made.target_cred["sKey"] in job["attempts"][0]["error"]
+    assert oauth_server.stats()["resource"] == {"valid": 0, "rejected": 0}
+
+
+def test_a_credential_pending_authorization_is_refused_before_queueing(
+    api, async_gateway, oauth_server
+):
+    app = oauth_server.register_client(
+        "async-pending", grant_types=["authorization_code"], redirect_uris=[REDIRECT_URI]
+    )
+    secret = oauth2_secret(
+        oauth_server,
+        app,
+        grantType="authorization_code",
+        authorizeUrl=oauth_server.url("/authorize"),
+    )
+    made = token_setup(api, oauth_server, "oauth2", secret)
+    wait_until_served(async_gateway, f"/api/{made.id}/x", AUTH)
+    response = submit(async_gateway, made, "/jobs", json={"n": 1})
+    assert_error(response, 403, "CREDENTIAL_PENDING_AUTHORIZATION")
