@@ -12,10 +12,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from addons.tokens.minted import MintedToken
+from addons.tokens.minted import MintedToken, TokenError
 
 SWEEP_AT = 1024  # cached tokens (keys change with a credential's secret): expired ones go
 Mint = Callable[[], Awaitable[MintedToken]]
+# A refusal that will not change by itself (the provider refused the credential) is
+# answered from memory this long, so a flood of callers does not flood the provider.
+REFUSAL_HOLD_S = 5.0
 
 
 class SingleFlight:
@@ -25,6 +28,7 @@ class SingleFlight:
         self._clock = clock
         self._tokens: dict[str, MintedToken] = {}
         self._flights: dict[str, asyncio.Future[MintedToken]] = {}
+        self._refusals: dict[str, tuple[float, TokenError]] = {}  # key → (until, refusal)
 
     def cached(self, key: str, rejected: str | None = None) -> MintedToken | None:
         """The fresh token for `key`, unless it is the `rejected` one."""
@@ -38,6 +42,9 @@ class SingleFlight:
         token = self.cached(key, rejected)
         if token is not None:
             return token
+        refusal = self._refusals.get(key)
+        if refusal is not None and self._clock() < refusal[0]:
+            raise refusal[1]
         flight = self._flights.get(key)
         if flight is None:
             flight = asyncio.ensure_future(mint())
@@ -48,7 +55,13 @@ class SingleFlight:
     def _landed(self, key: str, flight: asyncio.Future[MintedToken]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
-        if not flight.cancelled() and flight.exception() is None:
+        if flight.cancelled():
+            return
+        failure = flight.exception()
+        if isinstance(failure, TokenError) and not failure.transient:
+            self._refusals[key] = (self._clock() + REFUSAL_HOLD_S, failure)
+        elif failure is None:
+            self._refusals.pop(key, None)
             if len(self._tokens) >= SWEEP_AT:
                 now = self._clock()
                 self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
@@ -56,3 +69,4 @@ class SingleFlight:
 
     def forget(self, key: str) -> None:
         self._tokens.pop(key, None)
+        self._refusals.pop(key, None)

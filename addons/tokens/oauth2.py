@@ -74,7 +74,7 @@ def read_answer(
     if response.status >= 400:
         error = document.get("error") if isinstance(document, dict) else None
         code = error if isinstance(error, str) and ERROR_CODE.fullmatch(error) else None
-        if code is not None or response.status in (401, 403):
+        if response.status in (401, 403) or (isinstance(document, dict) and "error" in document):
             raise CredentialRejected(
                 f"The token endpoint refused target credential {credential_id}"
                 + (f" ({code})" if code else f" (status {response.status})"),

@@ -92,6 +92,8 @@ class TokenSource:
         `TokenError` (the caller's answer) when none can be had.
         """
         key = credential.fingerprint
+        if credential.grant is not None:  # a Connect (a new generation) starts afresh
+            key += f"#{credential.grant.status}:{credential.grant.generation}"
         token = await self.flights.get(key, lambda: self._mint(credential, rejected), rejected)
         if token.value == rejected:  # joined a mint that began before the refusal
             token = await self.flights.get(key, lambda: self._mint(credential, rejected), rejected)
