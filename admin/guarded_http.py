@@ -122,7 +122,7 @@ def request(
         try:
             data = _read_bounded(response)
         finally:
-            response.release_conn()
+            response.close()  # one call per pool: close, never drain what is left
     except urllib3.exceptions.TimeoutError as exc:
         raise OutboundError(f"{host} did not answer in time") from exc
     except urllib3.exceptions.HTTPError as exc:
