@@ -17,7 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.oauth_support import oauth_server, oauth_server_process  # noqa: F401
+from tests.oauth_support import (  # noqa: F401  (the oauth_server fixtures)
+    CUSTOM_PASSWORD,
+    CUSTOM_USERNAME,
+    oauth_server,
+    oauth_server_process,
+)
 from tests.proxy_support import CALLER_KEY, call, start_proxy
 from tests.support import (
     REGION,
@@ -32,8 +37,6 @@ from tests.test_web_budget import sign_in
 from tests.test_web_meters import field_of
 from tests.token_support import AUTH, latest_token, serve, wait_expired, wait_until
 from tests.web_support import new_user
-
-PASSWORD_FIELDS = ("Client secret (OAuth2)", "Refresh token (OAuth2)")
 
 
 @pytest.fixture
@@ -388,6 +391,69 @@ def test_a_client_credentials_credential_made_in_the_form_mints_tokens_for_the_t
     assert token_request["auth"] == "post" and token_request["params"]["resource"] == "orders"
 
 
+def test_a_token_request_credential_made_in_the_form_fetches_and_sends_its_token(
+    page: Page,
+    admin_server,
+    owner,
+    owner_api,
+    client,
+    gateway,
+    oauth_server,  # noqa: F811
+):
+    new_form(page, admin_server, owner, client)
+    page.get_by_label("Name", exact=True).fill("Issuer")
+    fill(
+        page,
+        {
+            "Used as": "target credential (injected toward the API)",
+            **TOKEN_REQUEST,
+            "Token URL (token request)": oauth_server.url("/custom/token"),
+            "Fields (token request)": f"user={CUSTOM_USERNAME}\npassword={CUSTOM_PASSWORD}",
+            "Request headers (token request)": "X-Client: portcullis",
+            "Body (token request)": (
+                '{"username": "{{fields.user}}", "password": "{{fields.password}}"}'
+            ),
+            "Body format (token request)": "form (application/x-www-form-urlencoded)",
+            "Token JSON path (token request)": "data.token",
+            "Lifetime from (token request)": "a JSON path in the answer (seconds)",
+            "Lifetime JSON path (token request)": "data.ttl",
+            "Header (token request)": "X-Token",
+            "Prefix (token request)": "",
+        },
+    )
+    page.get_by_role("button", name="Create credential").click()
+    expect(page.get_by_text("Credential Issuer created.")).to_be_visible()
+    credential = made(owner_api, client, "Issuer")
+    expected = {
+        "tokenUrl": oauth_server.url("/custom/token"),
+        "method": "POST",
+        "bodyFormat": "form",
+        "tokenLocation": "body",
+        "tokenPath": "data.token",
+        "ttlFrom": "path",
+        "ttlPath": "data.ttl",
+        "injectIn": "header",
+        "header": "X-Token",
+        "prefix": "",
+        "fieldNames": ["password", "user"],
+    }
+    settings = credential["credentialSettings"]
+    assert {name: settings.get(name) for name in expected} == expected
+    page.get_by_role("link", name="Issuer").click()  # its page: settings, never the sealed values
+    expect(page.locator("#credential-details")).to_contain_text("data.ttl")
+    assert CUSTOM_PASSWORD not in page.content()
+
+    resource = oauth_server.url("/resource")
+    proxy_id = bind_proxy(owner_api, client, credential["credentialId"], resource)
+    serve(gateway, SimpleNamespace(id=proxy_id))
+    answer = call(gateway, "GET", f"/api/{proxy_id}/orders", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["via"] == "x-token" and answer.json()["kind"] == "custom"
+    request = oauth_server.stats()["custom_log"][0]
+    assert request["ok"] and request["content_type"].startswith("application/x-www-form-urlencoded")
+    assert request["headers"]["x-client"] == "portcullis"
+
+
 # --- authorization_code: pending, Connect, consent, connected --------------------------------
 
 CALLBACK = "/ui/oauth/callback"
@@ -497,10 +563,6 @@ def test_connect_and_consent_at_the_provider_make_the_credential_connected(
     expect(connected).to_have_text("connected")  # listed now without the toggle
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the data plane's refresh-token path (issue 14, helper dataplane) is not in yet",
-)
 def test_a_connected_credential_s_tokens_reach_the_target_refreshed_and_reconnected(
     page: Page,
     connect_admin,
