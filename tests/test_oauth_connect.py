@@ -34,15 +34,20 @@ from tests.web_support import Browser, new_user
 pytest_plugins = ["tests.oauth_support"]  # the `oauth_server` fixture
 
 CALLBACK = "/ui/oauth/callback"
+ALLOW_LOCAL = {"PORTCULLIS_ALLOW_TARGETS": "127.0.0.1"}
+TARGET = {
+    "credentialName": "Provider",
+    "credentialType": "target",
+    "credentialAuthType": "oauth2",
+    "credentialRegion": "us-east-1",
+}
 INVALID_LINK = "This authorization link is invalid or was already used."
 
 
 @pytest.fixture(scope="module")
 def admin(tmp_path_factory):
     """An admin whose outbound calls may reach 127.0.0.1 (only: not 127.0.0.2)."""
-    server = start_admin(
-        tmp_path_factory.mktemp("oauth-admin"), PORTCULLIS_ALLOW_TARGETS="127.0.0.1"
-    )
+    server = start_admin(tmp_path_factory.mktemp("oauth-admin"), **ALLOW_LOCAL)
     yield server
     server.stop()
 
@@ -68,10 +73,7 @@ def redirect_uri(admin) -> str:
 
 def oauth_body(oauth, client_id: str, **secret) -> dict:
     return {
-        "credentialName": "Provider",
-        "credentialType": "target",
-        "credentialAuthType": "oauth2",
-        "credentialRegion": "us-east-1",
+        **TARGET,
         "credentialSecret": {
             "grantType": "authorization_code",
             "tokenUrl": oauth.url("/token"),
@@ -515,10 +517,7 @@ def test_rotate_secrets_reseals_refresh_tokens(tmp_path):
         _, api = new_user(server)
         creds = f"/api/clients/{new_client(api)}/credentials"
         body = {
-            "credentialName": "Provider",
-            "credentialType": "target",
-            "credentialAuthType": "oauth2",
-            "credentialRegion": "us-east-1",
+            **TARGET,
             "credentialSecret": {
                 "grantType": "refresh_token",
                 "tokenUrl": "http://127.0.0.1:9/token",
@@ -540,3 +539,35 @@ def test_rotate_secrets_reseals_refresh_tokens(tmp_path):
     sealed = SealedSecret("knew", bytes(row["refresh_ciphertext"]))
     opened = open_refresh_token(KeyRing.parse(new_entry), made["credentialId"], sealed)
     assert opened == "rt-rotate-me-77"
+
+
+def test_the_redirect_uri_follows_the_public_url(tmp_path):
+    server = start_admin(
+        tmp_path / "public", PORTCULLIS_PUBLIC_URL="https://admin.example.test/", **ALLOW_LOCAL
+    )
+    try:
+        _, api = new_user(server)
+        creds = f"/api/clients/{new_client(api)}/credentials"
+        secret = {
+            "grantType": "authorization_code",
+            "tokenUrl": "https://provider.example.test/token",
+            "authorizeUrl": "https://provider.example.test/authorize?tenant=t1",
+            "clientId": "app",
+        }
+        made = create(api, creds, {**TARGET, "credentialSecret": secret}, "credentials")
+        url = urlsplit(authorize(api, creds, made["credentialId"]))
+    finally:
+        server.stop()
+    query = parse_qs(url.query)
+    assert query["redirect_uri"] == ["https://admin.example.test/ui/oauth/callback"]
+    assert (url.netloc, url.path, query["tenant"]) == (
+        "provider.example.test",
+        "/authorize",
+        ["t1"],
+    )
+
+
+def test_an_allow_list_naming_nothing_allowable_stops_the_admin(tmp_path):
+    refusal = r"PORTCULLIS_ALLOW_TARGETS: 224\.0\.0\.0/4 is multicast"
+    with pytest.raises(RuntimeError, match=refusal):
+        start_admin(tmp_path / "bad-allow", PORTCULLIS_ALLOW_TARGETS="224.0.0.0/4")
