@@ -96,14 +96,14 @@ def request(
     allowed: tuple[Network, ...],
 ) -> Answer:
     """Send one request to `url` under the SSRF policy; any HTTP status is an `Answer`."""
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise OutboundError("only http and https URLs with a host can be called")
     try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise OutboundError("the URL's port is not valid") from exc
-    host = parts.hostname
+        raise OutboundError("the URL is not valid") from exc
+    if parts.scheme not in DEFAULT_PORTS or not host:
+        raise OutboundError("only http and https URLs with a host can be called")
+    port = port or DEFAULT_PORTS[parts.scheme]
     address = resolve_allowed(host, port, allowed)
     host_header = parts.netloc.rpartition("@")[2]  # never send URL credentials as a Host
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -88,7 +88,15 @@ def test_a_huge_answer_is_cut_off(server):
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://127.0.0.1/x", "http:///x", "http://127.0.0.1:99999/x", "http://a.invalid/x"]
+    "url",
+    [
+        "ftp://127.0.0.1/x",
+        "http:///x",
+        "http://127.0.0.1:99999/x",
+        "http://a.invalid/x",
+        "http://[::1/x",
+        "http://127.0.0.1:port/x",
+    ],
 )
 def test_unusable_urls_are_errors_not_crashes(url):
     with pytest.raises(guarded_http.OutboundError):

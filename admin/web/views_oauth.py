@@ -19,6 +19,7 @@ from admin.web import bp
 from admin.web.session import live_session
 from models import Credential, CredentialGrant, Membership, OAuthAuthorization, utcnow
 from models.credential_grant import state_hash
+from models.crypto import SecretDecryptionError
 from models.enums import Role
 
 INVALID_LINK = "This authorization link is invalid or was already used."
@@ -101,12 +102,17 @@ def oauth_callback():
         return _refused("The provider sent neither a code nor an error.")
     key_ring = current_app.config["PORTCULLIS_KEY_RING"]
     try:
+        secret = credential.open_secret(key_ring)
+        verifier = authorization.open_code_verifier(key_ring)
+    except SecretDecryptionError:
+        return _refused("The credential's secret could not be opened with the admin's master keys.")
+    try:
         tokens = exchange_code(
             credential.settings or {},
-            credential.open_secret(key_ring),
+            secret,
             code=code,
             redirect_uri=authorization.redirect_uri,
-            code_verifier=authorization.open_code_verifier(key_ring),
+            code_verifier=verifier,
             allowed=current_app.config["PORTCULLIS_SETTINGS"].allow_targets,
         )
     except ExchangeFailed as exc:
