@@ -204,6 +204,11 @@ def test_filters_are_added_in_order_at_two_scopes_and_the_explainer_names_them(
     form.get_by_role("button", name="Add filter").click()
     expect(page.locator("#filters tbody tr")).to_have_count(1)
     expect(page.locator("#filters tbody tr")).to_contain_text("items.*.sku")
+    # The targets list links each target's filters too (also for targets no proxy uses).
+    page.goto(f"{admin_server.base_url}/ui/c/{client_id}/targets")
+    upstream_row = page.locator("tr", has_text="Upstream")
+    upstream_row.get_by_role("link", name="Payload filters").click()
+    expect(page.locator("#filters tbody tr")).to_contain_text("items.*.sku")
 
     # Delete the proxy's second filter, through the confirmation page.
     page.goto(f"{admin_server.base_url}/ui/c/{client_id}/proxies/{proxy_id}/filters")
