@@ -657,3 +657,29 @@ def test_a_reading_member_sees_the_connection_but_cannot_connect(
     token = page.evaluate("() => document.querySelector('input[name=csrf_token]').value")
     refused = page.request.post(f"{here}/connect", form={"csrf_token": token}, max_redirects=0)
     assert refused.status == 403
+
+
+def test_connect_for_a_credential_without_consent_shows_the_apis_refusal(
+    page: Page, admin_server, owner, owner_api, client
+):
+    secret = {"tokenUrl": TOKEN_URL, "clientId": "app", "clientSecret": "s"}
+    made_one = create(
+        owner_api,
+        f"/api/clients/{client}/credentials",
+        {"credentialName": "Machine", "credentialType": "target", "credentialRegion": REGION,
+         "credentialAuthType": "oauth2", "credentialSecret": secret},
+        "credentials",
+    )  # fmt: skip
+    refused = owner_api.post(
+        f"/api/clients/{client}/credentials/{made_one['credentialId']}/authorize"
+    )
+    assert refused.status_code == 400, refused.text
+    sign_in(page, admin_server.base_url, owner.token)
+    here = f"{admin_server.base_url}/ui/c/{client}/credentials/{made_one['credentialId']}"
+    page.goto(here)
+    expect(page.locator("#connection")).to_have_count(0)  # client_credentials: nobody connects
+    token = page.evaluate("() => document.querySelector('input[name=csrf_token]').value")
+    answer = page.request.post(f"{here}/connect", form={"csrf_token": token}, max_redirects=0)
+    assert answer.status == 302 and answer.headers["location"].endswith(here.split("/ui")[1])
+    page.goto(here)
+    expect(page.get_by_role("status")).to_have_text(refused.json()["message"])
