@@ -132,7 +132,7 @@ def test_refusals_are_target_credential_rejected_and_echo_no_description(respons
 
 
 CUSTOM = {"tokenUrl": "https://t.example/login", "method": "POST"}
-FIELDS = {"fields": {"user": "u1", "pass": "p&1"}}
+FIELDS = {"fields": {"user": "u1", "pass": "p&1", "quote": 'a"b'}}
 
 
 @pytest.mark.parametrize(
@@ -142,8 +142,9 @@ FIELDS = {"fields": {"user": "u1", "pass": "p&1"}}
          b'{"u": "u1", "p": "p&1"}'),
         ({"bodyFormat": "form"}, {"u": "{{fields.user}}", "p": "{{fields.pass}}"},
          "application/x-www-form-urlencoded", b"u=u1&p=p%261"),
-        ({"bodyFormat": "form"}, "grant=pw&u={{fields.user}}", "application/x-www-form-urlencoded",
-         b"grant=pw&u=u1"),
+        ({"bodyFormat": "form"}, "grant=pw&u={{fields.user}}&p={{fields.pass}}",
+         "application/x-www-form-urlencoded", b"grant=pw&u=u1&p=p%261"),
+        ({}, '{"p": "{{fields.quote}}"}', "application/json", b'{"p": "a\\"b"}'),
     ],
 )  # fmt: skip
 def test_custom_requests_fill_fields_into_the_body(settings, body, content_type, sent):

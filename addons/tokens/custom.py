@@ -11,7 +11,8 @@ import base64
 import json
 import re
 import time
-from urllib.parse import urlencode
+from collections.abc import Callable
+from urllib.parse import quote_plus, urlencode
 
 from addons.tokens.minted import (
     CredentialRejected,
@@ -34,8 +35,9 @@ class UnknownField(CredentialRejected):
     """The request references a field the credential does not have (an old or broken record)."""
 
 
-def fill(text: str, fields: dict, credential_id: str) -> str:
-    """`text` with each `{{fields.NAME}}` replaced by that sealed field's value."""
+def fill(text: str, fields: dict, credential_id: str, escape: Callable[[str], str] = str) -> str:
+    """`text` with each `{{fields.NAME}}` replaced by that sealed field's value, `escape`d
+    for where it goes (a form or JSON text written by hand)."""
 
     def value(match: re.Match) -> str:
         name = match.group(1)
@@ -43,9 +45,13 @@ def fill(text: str, fields: dict, credential_id: str) -> str:
             raise UnknownField(
                 f"Target credential {credential_id} references an unknown field {name!r}"
             )
-        return fields[name]
+        return escape(fields[name])
 
     return REFERENCE.sub(value, text)
+
+
+def _json_escaped(value: str) -> str:
+    return json.dumps(value)[1:-1]
 
 
 def _filled(value, fields: dict, credential_id: str):
@@ -68,23 +74,25 @@ def token_request(
         name: fill(value, fields, credential_id)
         for name, value in (secret.get("headers") or {}).items()
     }
-    body = _filled(secret.get("body"), fields, credential_id)
+    raw = secret.get("body")
     form = settings.get("bodyFormat") == "form"
-    if isinstance(body, dict):
+    if isinstance(raw, dict):
+        body = _filled(raw, fields, credential_id)
         encoded = urlencode({k: _text(v) for k, v in body.items()}) if form else json.dumps(body)
         content_type = FORM_TYPE if form else JSON_TYPE
-    elif isinstance(body, str):
-        encoded = body
-        looks_json = body.lstrip()[:1] in ("{", "[")
-        content_type = (
-            JSON_TYPE if settings.get("bodyFormat") == "json" or looks_json else FORM_TYPE
-        )
+    elif isinstance(raw, str):
+        as_json = settings.get("bodyFormat") == "json" or raw.lstrip()[:1] in ("{", "[")
+        escape = _json_escaped if as_json else quote_plus
+        encoded = fill(raw, fields, credential_id, escape)
+        content_type = JSON_TYPE if as_json else FORM_TYPE
     else:
-        encoded, content_type = "", None
+        body, encoded, content_type = None, "", None
     url = settings["tokenUrl"]
-    if method == "GET":
-        if encoded and content_type == FORM_TYPE:
-            url += ("&" if "?" in url else "?") + encoded
+    if method == "GET":  # no body: a form (or a flat object) goes in the query
+        query = urlencode({k: _text(v) for k, v in body.items()}) if isinstance(raw, dict) else ""
+        query = encoded if content_type == FORM_TYPE else query
+        if query:
+            url += ("&" if "?" in url else "?") + query
         encoded, content_type = "", None
     if content_type and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = content_type
