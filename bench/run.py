@@ -5,11 +5,13 @@ B. bare mitmdump in reverse mode (same mitmproxy, same options, no addons)
 C. Portcullis, full pipeline: apiKey auth, three rules, target credential
    injection, request log, telemetry and metrics
 D. as C with 100 proxies, 100 credentials and 300 rules, traffic spread over them
+D+. as D, and every proxy also has a conditional usage meter and a payload filter
+   (with its rate limit, which every proxy has, these are the limit stage's three parts)
 E. the Async API: enqueue rate, and how fast the queued jobs are delivered
 F. as C through HAProxy (the layout of `make run WORKERS=N`): 1 worker, 2 workers
 C on PostgreSQL: as C with the store on a throwaway PostgreSQL server
 
-Each round measures B, C, D, E, F and C on PostgreSQL in turn, so drift of the
+Each round measures B, C, D, D+, E, F and C on PostgreSQL in turn, so drift of the
 machine falls on all of them. The ratios are to B of the same round (F and C on
 PostgreSQL: to C of the same round), median over the rounds. mitmdump processes
 run on core 0; wrk and the responder on core 1 (and the second worker of F: see
@@ -20,6 +22,7 @@ end, bench/core_api.py times the Core API's list of 10,000 proxies on both store
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import re
@@ -64,6 +67,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     requests: int
+    cpu_ms: float | None = None  # CPU of the measured process per request, all its threads
 
 
 def free_port() -> int:
@@ -110,9 +114,21 @@ def wrk(url: str, seconds: int, *, connections: int = CONNECTIONS, script=None, 
     )
 
 
-def measure(url: str, **kwargs) -> Run:
+def measure(url: str, pid: int | None = None, **kwargs) -> Run:
+    """A measured wrk run after a warm-up; with `pid`, also that process's CPU per request
+    (less sensitive than req/s to whatever else the machine runs)."""
     wrk(url, WARMUP_S, **kwargs)
-    return wrk(url, MEASURE_S, **kwargs)
+    before = cpu_seconds(pid) if pid else 0.0
+    run = wrk(url, MEASURE_S, **kwargs)
+    if not pid:
+        return run
+    return dataclasses.replace(run, cpu_ms=(cpu_seconds(pid) - before) * 1000 / run.requests)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far, every thread included (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(check, what: str, timeout: float = START_TIMEOUT_S) -> None:
@@ -212,13 +228,16 @@ def benchmark(processes: Processes) -> int:
     wait_for(lambda: "listening on" in processes.log("admin"), "the admin")
     token = re.search(r"\b(u-[\w-]+)", processes.log("admin")).group(1)
     api = CoreApi(f"http://127.0.0.1:{admin_port}", token)
-    print("Configuring 1 + 100 proxies through the Core API ...", flush=True)
+    print("Configuring 1 + 100 + 100 proxies through the Core API ...", flush=True)
     [single] = configure(api, upstream, 1)
     spread = configure(api, upstream, SPREAD_PROXIES)
-    spread_file = processes.var_dir / "spread.txt"
-    spread_file.write_text("".join(f"{p.id} {p.key}\n" for p in spread))
+    governed = configure(api, upstream, SPREAD_PROXIES, governed=True)
+    spread_files = {
+        name: spread_file(processes.var_dir / f"{name}.txt", proxies)
+        for name, proxies in (("D", spread), ("D+", governed))
+    }
 
-    processes.start(
+    bare_process = processes.start(
         "bare",
         pinned(
             DATA_PLANE_CORE, Path(sys.executable).parent / "mitmdump", "-q",
@@ -226,13 +245,14 @@ def benchmark(processes: Processes) -> int:
             "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
         ),
     )  # fmt: skip
-    start_gateway(processes, "gateway", gw_port)
+    gateway = start_gateway(processes, "gateway", gw_port).pid
     bare_url = f"http://127.0.0.1:{bare_port}/api/x/items"
     c_url = f"http://127.0.0.1:{gw_port}/api/{single.id}/items"
     wait_for(lambda: answers(bare_url), "bare mitmdump")
     wait_for(lambda: answers(c_url, {"X-API-Key": single.key}), "Portcullis")
-    wait_for(lambda: answers(f"http://127.0.0.1:{gw_port}/api/{spread[-1].id}/items",
-                             {"X-API-Key": spread[-1].key}), "the 100 proxies")  # fmt: skip
+    for last in (spread[-1], governed[-1]):
+        wait_for(lambda p=last: answers(f"http://127.0.0.1:{gw_port}/api/{p.id}/items",
+                                        {"X-API-Key": p.key}), "the 200 proxies")  # fmt: skip
 
     balanced = start_balanced(processes, single)
     pg_proxy, pg_url = start_on_postgresql(processes, upstream)
@@ -242,20 +262,24 @@ def benchmark(processes: Processes) -> int:
     direct = measure(f"{upstream}/items")
     rounds = []
     for number in range(1, ROUNDS + 1):
-        print(f"Round {number}/{ROUNDS}: B C D E F1 F2 C-on-PostgreSQL ...", flush=True)
-        bare = measure(bare_url)
-        full = measure(c_url, script="key.lua", env=key_env)
-        spread_run = measure(
-            f"http://127.0.0.1:{gw_port}/",
-            script="spread.lua",
-            env={"SPREAD_FILE": str(spread_file)},
-        )
+        print(f"Round {number}/{ROUNDS}: B C D D+ E F1 F2 C-on-PostgreSQL ...", flush=True)
+        bare = measure(bare_url, bare_process.pid)
+        full = measure(c_url, gateway, script="key.lua", env=key_env)
+        spread_runs = {
+            name: measure(
+                f"http://127.0.0.1:{gw_port}/",
+                gateway,
+                script="spread.lua",
+                env={"SPREAD_FILE": str(path)},
+            )
+            for name, path in spread_files.items()
+        }
         enqueue, delivery = measure_async(gw_port, single.id, upstream, key_env)
         f1 = measure(balanced["F1"], script="key.lua", env=key_env)
         f2 = measure(balanced["F2"], script="key.lua", env=key_env)
         on_pg = measure(pg_url, script="key.lua", env={"BENCH_KEY": pg_proxy.key})
         rounds.append(
-            {"B": bare, "C": full, "D": spread_run, "E": enqueue, "E delivery": delivery,
+            {"B": bare, "C": full, **spread_runs, "E": enqueue, "E delivery": delivery,
              "F1": f1, "F2": f2, "C pg": on_pg}
         )  # fmt: skip
 
@@ -273,6 +297,12 @@ def benchmark(processes: Processes) -> int:
 
     report(direct, rounds, latency, memory)
     return 0
+
+
+def spread_file(path: Path, proxies: list) -> Path:
+    """The proxies' ids and keys, one `id key` line each, for spread.lua."""
+    path.write_text("".join(f"{p.id} {p.key}\n" for p in proxies))
+    return path
 
 
 def start_balanced(processes: Processes, single) -> dict[str, str]:
@@ -367,25 +397,34 @@ def report(direct: Run, rounds: list[dict], latency: list, memory: tuple[float, 
           f"after {WARMUP_S} s warm-ups, {ROUNDS} rounds; mitmdump on core {DATA_PLANE_CORE}, "
           f"wrk and the responder on core {LOAD_CORE}.")  # fmt: skip
     print()
-    print("| scenario | req/s | p50 ms | p99 ms | vs B (median of rounds) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| scenario | req/s | p50 ms | p99 ms | vs B (median of rounds) | CPU ms / request |")
+    print("|---|---:|---:|---:|---:|---:|")
     print(
         f"| A. direct to the responder | {direct.rps:,.0f} | {direct.p50_ms:.2f} "
-        f"| {direct.p99_ms:.2f} | |"
+        f"| {direct.p99_ms:.2f} | | |"
     )
     names = {
         "B": "B. bare mitmdump, reverse mode",
         "C": "C. Portcullis, full pipeline",
         "D": "D. Portcullis, 100 proxies / 300 rules",
+        "D+": "D+. as D, with a conditional meter and a payload filter on every proxy",
         "E": "E. Async API, enqueue",
     }
     for key, label in names.items():
         vs = "1.00" if key == "B" else f"{ratio(key):.2f}"
+        cpu = f"{median(key, 'cpu_ms'):.3f}" if rounds[0][key].cpu_ms is not None else ""
         print(f"| {label} | {median(key):,.0f} | {median(key, 'p50_ms'):.2f} | "
-              f"{median(key, 'p99_ms'):.2f} | {vs} |")  # fmt: skip
+              f"{median(key, 'p99_ms'):.2f} | {vs} | {cpu} |")  # fmt: skip
     deliveries = statistics.median(r["E delivery"] for r in rounds)
     print(
-        f"| E. Async API, delivery (jobs/s until the backlog is gone) | {deliveries:,.0f} | | | |"
+        f"| E. Async API, delivery (jobs/s until the backlog is gone) | {deliveries:,.0f} | | | | |"
+    )
+    governance_us = statistics.median(r["D+"].cpu_ms - r["D"].cpu_ms for r in rounds) * 1000
+    print(
+        f"\nD+ - D: {governance_us:+.0f} µs of gateway CPU per request for a conditional meter "
+        "and a payload filter (median of the rounds' differences; CPU is the process's user + "
+        "system time over the measured run, every thread, so it holds when other work slows "
+        "the machine)."
     )
     print()
     report_scale_out(rounds)
@@ -406,6 +445,11 @@ def report(direct: Run, rounds: list[dict], latency: list, memory: tuple[float, 
     targets = [
         ("C >= 0.90 of B", ratio("C") >= 0.90, f"{ratio('C'):.2f}"),
         ("D >= 0.85 of B", ratio("D") >= 0.85, f"{ratio('D'):.2f}"),
+        (
+            "D+ within 0.05 of D",
+            ratio("D") - ratio("D+") <= 0.05,
+            f"{ratio('D+'):.2f} vs {ratio('D'):.2f}",
+        ),
         (
             "C p50 <= B p50 + 0.3 ms (one connection)",
             c_p50 - b_p50 <= 0.3,

@@ -9,6 +9,8 @@ Nothing is mocked.
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from tests.proxy_support import call
@@ -209,6 +211,15 @@ def test_filters_are_added_in_order_at_two_scopes_and_the_explainer_names_them(
     upstream_row = page.locator("tr", has_text="Upstream")
     upstream_row.get_by_role("link", name="Payload filters").click()
     expect(page.locator("#filters tbody tr")).to_contain_text("items.*.sku")
+    # ... and so do the credentials list and a credential's page.
+    page.goto(f"{admin_server.base_url}/ui/c/{client_id}/credentials")
+    caller = proxy["proxyProxyCredentialId"]
+    page.locator(f"a[href$='/credentials/{caller}/filters']").click()
+    heading = page.get_by_role("heading", name=re.compile("^Payload filters of the credential"))
+    expect(heading).to_be_visible()
+    page.goto(f"{admin_server.base_url}/ui/c/{client_id}/credentials/{caller}")
+    page.get_by_role("link", name="Payload filters").click()
+    expect(heading).to_be_visible()
 
     # Delete the proxy's second filter, through the confirmation page.
     page.goto(f"{admin_server.base_url}/ui/c/{client_id}/proxies/{proxy_id}/filters")
