@@ -82,6 +82,9 @@ def test_oauth2_authorization_code_is_pending_and_hidden(api, creds):
     listed = api.get(creds + "?includeTemporary=true").json()["credentials"]
     assert listed == [made]
     assert api.get(f"{creds}/{made['credentialId']}").json()["credentials"] == [made]
+    put_back = api.put(f"{creds}/{made['credentialId']}", json={**made, "credentialName": "B"})
+    assert put_back.status_code == 200, put_back.text  # the connection is read-only: ignored
+    assert put_back.json()["credentials"][0]["credentialConnection"]["status"] == "pending"
 
 
 def test_custom_token_with_every_field(api, creds):

@@ -23,7 +23,7 @@ from admin.openapi import doc
 from admin.schemas.common import ColumnDump
 from admin.schemas.credentials import (
     AuthorizationSchema,
-    CredentialAnswerSchema,
+    CredentialColumns,
     CredentialConnectionSchema,
     CredentialSchema,
     check_auth_type_allowed,
@@ -35,7 +35,7 @@ from models.enums import Role, canonical_auth_type
 from models.ids import new_id
 
 bp = api_blueprint("credentials")
-LIST_DUMP = ColumnDump(CredentialSchema(), Credential)  # see admin/api/proxies.py
+LIST_DUMP = ColumnDump(CredentialColumns(), Credential)  # see admin/api/proxies.py
 IMMUTABLE = {
     "credential_type": "credentialType",
     "auth_type": "credentialAuthType",
@@ -47,7 +47,7 @@ CONNECTION = CredentialConnectionSchema()
 
 
 def _one(credential: Credential, message: str = "Success", status: int = 200):
-    answer = CredentialSchema().dump(credential)
+    answer = CredentialColumns().dump(credential)
     grant = db.session.get(CredentialGrant, credential.id)
     if grant is not None:
         answer["credentialConnection"] = CONNECTION.dump(grant)
@@ -96,7 +96,7 @@ def _grant_for(credential: Credential, secret: dict) -> CredentialGrant | None:
     "List credentials",
     "credentials",
     envelope="credentials",
-    schema=CredentialAnswerSchema,
+    schema=CredentialSchema,
     query={"includeTemporary": fields.Boolean(load_default=False)},
 )
 def list_credentials(client_id: str):
@@ -113,7 +113,7 @@ def list_credentials(client_id: str):
     "credentials",
     body=CredentialSchema,
     envelope="credentials",
-    schema=CredentialAnswerSchema,
+    schema=CredentialSchema,
     status=201,
 )
 def create_credential(client_id: str):
@@ -147,7 +147,7 @@ def create_credential(client_id: str):
     "Get a credential (without its secret)",
     "credentials",
     envelope="credentials",
-    schema=CredentialAnswerSchema,
+    schema=CredentialSchema,
     errors=(401, 403, 404),
 )
 def get_credential(client_id: str, credential_id: str):
@@ -161,7 +161,7 @@ def get_credential(client_id: str, credential_id: str):
     "credentials",
     body=CredentialSchema,
     envelope="credentials",
-    schema=CredentialAnswerSchema,
+    schema=CredentialSchema,
 )
 def update_credential(client_id: str, credential_id: str):
     client_for(client_id, Role.ADMIN)

@@ -18,7 +18,9 @@ from models.enums import ALLOWED_AUTH_TYPES, AUTH_TYPE_ALIASES, AuthType, Creden
 AUTH_TYPE_NAMES = [t.value for t in AuthType] + list(AUTH_TYPE_ALIASES)
 
 
-class CredentialSchema(OwnedSchema):
+class CredentialColumns(OwnedSchema):
+    """A credential's own columns: what lists dump straight from rows (`ColumnDump`)."""
+
     credentialId = fields.String(attribute="id", dump_only=True)
     credentialName = name_field("name")
     credentialType = fields.String(
@@ -54,9 +56,10 @@ class CredentialConnectionSchema(ApiSchema):
     lastErrorAt = Timestamp(attribute="last_error_at", dump_only=True)
 
 
-class CredentialAnswerSchema(CredentialSchema):
-    """A credential as answered: with `credentialConnection` for OAuth2 credentials that are
-    connected by a person or hold a refresh token (absent for every other credential)."""
+class CredentialSchema(CredentialColumns):
+    """A credential as the API takes and answers it; `credentialConnection` (read-only, so a
+    fetched credential can be PUT back) is present for OAuth2 credentials that refresh
+    tokens (authorization_code, refresh_token) and absent for every other credential."""
 
     credentialConnection = fields.Nested(CredentialConnectionSchema, dump_only=True)
 
