@@ -104,23 +104,36 @@ def test_a_revoked_client_secret_is_a_502_naming_the_credential(
     assert body["error"]["details"]["credentialId"] == credential_id
     assert response.headers["requestrocket-proxy-code"] == "gateway-error"
     assert oauth_server.stats()["resource"] == {"valid": 0, "rejected": 0}  # nothing forwarded
+    # Refused again at once, from memory (for 5 s): the provider is not asked again.
+    assert_error(get(gateway, made), 502, "TARGET_CREDENTIAL_REJECTED")
+    assert oauth_server.stats()["token_requests"]["total"] == 1
     entry = logged(api, made, response.headers["portcullis-request-id"])
     assert entry["proxyData"]["status"] == 502 and entry["targetData"] is None
     assert entry["validationData"]["requestSent"] is False
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    ("method", "token_url", "says"),
+    [
+        ("GET", "http://127.0.0.1:{port}/token", "could not be reached"),  # nothing listens
+        ("POST", "http://127.0.0.1:{port}/token", "could not be reached"),
+        # The SSRF guard covers token requests too: metadata and private addresses refused.
+        ("GET", "http://169.254.169.254/latest/token", "may not connect to"),
+        ("GET", "http://10.0.0.1/token", "may not connect to"),
+    ],
+)
 def test_the_token_endpoint_down_is_a_502_and_nothing_is_forwarded(
-    api, gateway, oauth_server, registered, method
+    api, gateway, oauth_server, registered, method, token_url, says
 ):
     secret = {**oauth2_secret(oauth_server, registered)}
-    secret["tokenUrl"] = f"http://127.0.0.1:{free_port()}/token"  # nothing listens there
+    secret["tokenUrl"] = token_url.format(port=free_port())
     made = token_setup(api, oauth_server, "oauth2", secret)
     serve(gateway, made)
     response = get(gateway, made, method=method, json={"a": 1})
     body = assert_error(response, 502, "TOKEN_ENDPOINT_UNREACHABLE")
-    assert made.target_cred["sKey"] in body["message"]
-    assert "127.0.0.1" not in body["message"]  # no address, no URL in what the caller sees
+    assert made.target_cred["sKey"] in body["message"] and says in body["message"]
+    for address in ("127.0.0.1", "169.254", "10.0.0.1"):  # no address, no URL for the caller
+        assert address not in body["message"]
     assert oauth_server.stats()["resource"] == {"valid": 0, "rejected": 0}
 
 
