@@ -53,7 +53,8 @@ def _is_admin(user_id: str, client_id: str) -> bool:
 
 def _store_connection(credential: Credential, refresh_token: str, access_expires_at, user_id):
     """The refresh token sealed in the grant, the credential no longer pending."""
-    grant = db.session.get(CredentialGrant, credential.id)
+    # Locked (PostgreSQL) so a refresh the data plane stores meanwhile cannot interleave.
+    grant = db.session.get(CredentialGrant, credential.id, with_for_update=True)
     if grant is None:
         grant = CredentialGrant(
             credential_id=credential.id, client_id=credential.client_id, generation=0
