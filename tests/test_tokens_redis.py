@@ -70,3 +70,21 @@ def test_two_processes_share_one_minted_token_sealed_in_redis(shared, oauth_serv
     issued = oauth_server.issued_secrets()
     for secret in (*issued["access_tokens"], *issued["client_secrets"]):
         assert secret.encode() not in raw
+
+
+def test_a_refusal_while_another_process_waits_is_answered_by_both(shared, oauth_server):
+    api, gateways, _redis_server = shared
+    client = oauth_server.register_client("refused", grant_types=["client_credentials"])
+    made = token_setup(api, oauth_server, "oauth2", oauth2_secret(oauth_server, client))
+    oauth_server.revoke_client_secret("refused")
+    # Served once a proxy made after it is (no token asked for yet: a bearer credential).
+    probe = token_setup(api, oauth_server, "bearer", {"token": "probe-token"})
+    for gateway in gateways:
+        serve(gateway, probe)
+    oauth_server.slow(0.5)  # one process holds the lock while the other waits on it
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda gateway: get(gateway, made), gateways))
+    for response in answers:  # neither waits for a token that never comes
+        assert response.status_code == 502, response.text
+        assert response.json()["error"]["code"] == "TARGET_CREDENTIAL_REJECTED"
+    assert oauth_server.stats()["token_requests"]["total"] == 2  # each tried once

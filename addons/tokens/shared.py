@@ -68,6 +68,10 @@ class SharedTokens:
         )
         return nonce if won else None
 
+    async def locked(self, credential_id: str) -> bool:
+        """Whether some process holds the mint lock for the credential."""
+        return bool(await self._call(self.client.exists, LOCK_KEY + credential_id))
+
     async def unlock(self, credential_id: str, nonce: str) -> None:
         await self._call(self.client.eval, UNLOCK, 1, LOCK_KEY + credential_id, nonce)
 

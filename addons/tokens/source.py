@@ -123,6 +123,11 @@ class TokenSource:
                     token = await shared.get(cid, fingerprint)
                     if _usable(token, rejected):
                         return token
+                    if not await shared.locked(cid):  # done: its token, or it failed
+                        token = await shared.get(cid, fingerprint)
+                        if _usable(token, rejected):
+                            return token
+                        break  # its mint failed (or it died): try ourselves
                 nonce = await shared.lock(cid, hold_ms)
             self._redis_back()
         except SharedUnavailable as exc:
