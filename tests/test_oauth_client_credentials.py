@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests import oauth_support
-from tests.proxy_support import free_port, logged
+from tests.proxy_support import free_port, logged, start_proxy, wait_until_served
 from tests.support import assert_error
 from tests.token_support import (
+    AUTH,
     get,
     latest_token,
     oauth2_secret,
@@ -157,3 +158,20 @@ def test_a_refused_token_is_minted_again_once_for_idempotent_methods(
     assert oauth_server.stats()["token_requests"]["total"] == 0
     assert get(gateway, made).status_code == 200
     assert oauth_server.stats()["token_requests"]["total"] == 1
+
+
+def test_a_slow_token_endpoint_times_out_and_the_next_request_tries_again(
+    api, admin_server, oauth_server, registered, tmp_path
+):
+    impatient = start_proxy(admin_server, tmp_path, "--set", "portcullis_token_timeout_ms=300")
+    try:
+        made = token_setup(api, oauth_server, "oauth2", oauth2_secret(oauth_server, registered))
+        oauth_server.slow(2)
+        response = wait_until_served(impatient, f"/api/{made.id}/x", AUTH)
+        body = assert_error(response, 502, "TOKEN_ENDPOINT_UNREACHABLE")
+        assert "did not answer within 0.3s" in body["message"]
+        assert oauth_server.stats()["resource"] == {"valid": 0, "rejected": 0}
+        oauth_server.slow(0)  # a passing failure is not held: the next request mints
+        assert get(impatient, made).status_code == 200
+    finally:
+        impatient.stop()
