@@ -21,9 +21,17 @@ MAX_BATCH = 500
 
 
 class BatchWriter:
-    def __init__(self, engine: Engine, write: Callable[[Session, list], None], name: str):
+    def __init__(
+        self,
+        engine: Engine,
+        write: Callable[[Session, list], None],
+        name: str,
+        interval: float = FLUSH_INTERVAL_S,
+    ):
+        """`write` commits a batch; a batch gathers for `interval` seconds after its first item."""
         self._sessions = make_session_factory(engine)
         self._write = write
+        self._interval = interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -47,13 +55,13 @@ class BatchWriter:
 
     def _take(self) -> list:
         try:
-            batch = [self._queue.get(timeout=FLUSH_INTERVAL_S)]
+            batch = [self._queue.get(timeout=self._interval)]
         except queue.Empty:
             return []
         # Let a batch gather: one wake-up and one transaction for everything that
         # arrives meanwhile, instead of one per item (which costs the event loop the
         # GIL on every request).
-        self._stop.wait(FLUSH_INTERVAL_S)
+        self._stop.wait(self._interval)
         try:
             while len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())

@@ -56,6 +56,9 @@ from models.store import make_engine
 
 log = logging.getLogger("portcullis.meters")
 UNLIMITED = 2**62
+# The usage read-out's rows are coalesced per meter window over this long: each write
+# keeps only a window's latest count, so a busier meter costs no more rows.
+USAGE_WRITE_INTERVAL_S = 1.0
 UNREADABLE = object()  # a request body that cannot be read before forwarding
 _pending: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[CompiledMeter, ...]] = (
     weakref.WeakKeyDictionary()
@@ -161,7 +164,9 @@ class Meters:
 
     def running(self) -> None:
         engine = make_engine(Settings.from_env().database_url)
-        self.writer = BatchWriter(engine, write_usage, "portcullis-meter-usage")
+        self.writer = BatchWriter(
+            engine, write_usage, "portcullis-meter-usage", interval=USAGE_WRITE_INTERVAL_S
+        )
         self.writer.start()
 
     def done(self) -> None:
