@@ -7,11 +7,14 @@ the admin's target Test presents a proxy credential the same way.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Protocol
 
 AUTHORIZATION = "Authorization"
 # Target credentials whose value is a token minted at run time (addons/tokens/).
 MINTED_TYPES = frozenset({"oauth2", "customToken"})
+# A customToken request's reference to one of its sealed fields: `{{fields.NAME}}`.
+FIELD_REFERENCE = re.compile(r"\{\{\s*fields\.([^{}\s]+)\s*\}\}")
 
 
 class UnsupportedInjection(Exception):

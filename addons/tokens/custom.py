@@ -21,10 +21,10 @@ from addons.tokens.minted import (
     usable_token,
 )
 from addons.upstream import UpstreamRequest, UpstreamResponse
+from models.credential_parts import FIELD_REFERENCE
 from models.json_limits import loads
 from models.json_paths import JsonPathError, parse_path, select
 
-REFERENCE = re.compile(r"\{\{\s*fields\.([^{}\s]+)\s*\}\}")
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = 366 * 86400
 JSON_TYPE = "application/json"
@@ -47,7 +47,7 @@ def fill(text: str, fields: dict, credential_id: str, escape: Callable[[str], st
             )
         return escape(fields[name])
 
-    return REFERENCE.sub(value, text)
+    return FIELD_REFERENCE.sub(value, text)
 
 
 def _json_escaped(value: str) -> str:

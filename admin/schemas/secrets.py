@@ -26,6 +26,7 @@ from admin.schemas.common import (
     validate_header_value,
     validate_no_control_chars,
 )
+from models.credential_parts import FIELD_REFERENCE
 from models.enums import AuthType
 from models.json_paths import WILDCARD, JsonPathError, parse_path
 
@@ -216,7 +217,6 @@ RESERVED_TOKEN_PARAMS = frozenset(
     }
 )
 # `{{fields.NAME}}` in a customToken request (the data plane fills it the same way).
-FIELD_REFERENCE = re.compile(r"\{\{\s*fields\.([^{}\s]+)\s*\}\}")
 ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.S)
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
