@@ -2,6 +2,7 @@
 
 C: one proxy (apiKey caller credential, bearer target credential, three rules).
 D: 100 proxies with 100 caller credentials and 300 rules, on one target.
+D+: as D, and every proxy also has a conditional usage meter and a payload filter.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ RULES = (
     {"effect": "deny", "pathPattern": "^/admin"},
     {"effect": "allow", "headerChecks": [{"namePattern": "^x-api-key$"}]},
 )
+
+# D+: what issue 13's governance adds to each proxy. The meter's predicates hold for every
+# bench request, so it counts each one; its limit is never reached.
+METER = {
+    "meterName": "bench items",
+    "meterType": "request_count",
+    "meterMode": "conditional",
+    "predicates": {"methods": ["GET"], "pathPattern": "^/items"},
+    "limits": {"day": BENCH_LIMIT},
+}
+FILTER = {"action": "destroy", "paths": ["card.number"]}
 
 
 @dataclass(frozen=True)
@@ -54,8 +66,11 @@ def _credential(kind: str, auth_type: str, secret: dict) -> dict:
     }
 
 
-def configure(api: CoreApi, target_url: str, proxies: int) -> list[Proxy]:
-    """`proxies` proxies to `target_url`, each with its own key and three rules."""
+def configure(
+    api: CoreApi, target_url: str, proxies: int, *, governed: bool = False
+) -> list[Proxy]:
+    """`proxies` proxies to `target_url`, each with its own key and three rules, and when
+    `governed` a conditional meter and a payload filter."""
     client = api.create("/api/clients", {"clientName": "bench"}, "clients")["clientId"]
     base = f"/api/clients/{client}"
     target_credential = api.create(
@@ -90,5 +105,8 @@ def configure(api: CoreApi, target_url: str, proxies: int) -> list[Proxy]:
         )["sKey"]
         for rule in RULES:
             api.create(f"{base}/proxies/{proxy}/rules", rule, "rules")
+        if governed:
+            api.create(f"{base}/proxies/{proxy}/meters", METER, "meters")
+            api.create(f"{base}/proxies/{proxy}/filters", FILTER, "filters")
         made.append(Proxy(proxy, key))
     return made

@@ -2,7 +2,8 @@
 
     python bench/responder.py PORT
 
-Every request gets `200 OK` with a 5-byte body. It counts requests so the
+Every request gets `200 OK` with a small JSON body (JSON so that scenario D+'s payload
+filters have something to filter). It counts requests so the
 benchmark can tell how many async jobs have been delivered: `GET /__count`.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-BODY = b"hello"
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n" + BODY
+BODY = b'{"id": 7, "name": "bench", "card": {"number": "4111111111111111"}}'
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+RESPONSE = HEAD % len(BODY) + BODY
 served = 0
 
 
