@@ -79,6 +79,9 @@ def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnec
 
 
 def _read_bounded(response) -> bytes:
+    announced = response.headers.get("Content-Length", "")
+    if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
+        raise OutboundError(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
     body = b""
     for chunk in response.stream(16 * 1024):
         body += chunk

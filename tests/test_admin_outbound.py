@@ -21,15 +21,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         Handler.hits.append(self.path)
+        # Read the request body, as a real server does: closing on unread data resets the
+        # connection, and the client could then see a reset instead of the answer.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "/elsewhere")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body = b"x" * (guarded_http.MAX_ANSWER_BYTES + 1) if self.path == "/huge" else b"{}"
+        huge = self.path.startswith("/huge")
+        body = b"x" * (guarded_http.MAX_ANSWER_BYTES + 1) if huge else b"{}"
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if self.path != "/huge-unannounced":  # else the body ends when the connection closes
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
@@ -82,9 +87,11 @@ def test_redirects_are_not_followed(server):
     assert "/elsewhere" not in Handler.hits
 
 
-def test_a_huge_answer_is_cut_off(server):
+@pytest.mark.parametrize("path", ["/huge", "/huge-unannounced"])
+def test_a_huge_answer_is_cut_off(server, path):
+    """Refused whether its length is announced (before reading) or not (while reading)."""
     with pytest.raises(guarded_http.OutboundError, match="larger than"):
-        call(server + "/huge")
+        call(server + path)
 
 
 @pytest.mark.parametrize(

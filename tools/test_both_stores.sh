@@ -9,6 +9,10 @@
 # var/test-<store>.log and is printed whole when both are done, one after the
 # other; a line of progress is printed every minute meanwhile.
 # SIDE_BY_SIDE=0 runs them one after the other instead.
+#
+# Each run also spreads its test files over WORKERS pytest-xdist workers (default 2;
+# WORKERS=1: no xdist), a file's tests staying together so its fixtures start once:
+# the suite waits on timeouts, polls and real processes more than it computes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,10 +25,13 @@ CertStore.from_store(os.path.expanduser("~/.mitmproxy"), "mitmproxy", 2048)' || 
 
 declare -A pid status elapsed
 start=$SECONDS
+WORKERS=${WORKERS:-2}
+XDIST=()
+[ "$WORKERS" -gt 1 ] && XDIST=(-n "$WORKERS" --dist loadfile)
 run_suite() {  # store, then pytest arguments
 	local store=$1
 	shift
-	PORTCULLIS_TEST_STORE=$store "$PY" -m pytest "$@" >"var/test-$store.log" 2>&1
+	PORTCULLIS_TEST_STORE=$store "$PY" -m pytest "${XDIST[@]}" "$@" >"var/test-$store.log" 2>&1
 }
 
 if [ "${SIDE_BY_SIDE:-1}" = 0 ]; then
