@@ -29,8 +29,13 @@ ONLY = {"sqlite": "sqlite_only", "postgresql": "postgresql_only"}
 _deselected: list[str] = []
 
 
+def _xdist_controller(config) -> bool:
+    """Whether this process only hands test files to pytest-xdist workers (runs no test)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config) -> None:
-    if stores.on_postgresql():
+    if stores.on_postgresql() and not _xdist_controller(config):
         stores.start_server()
 
 
@@ -49,6 +54,16 @@ def pytest_collection_modifyitems(config, items) -> None:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
         _deselected.extend(item.nodeid for item in dropped)
+        if hasattr(config, "workeroutput"):  # an xdist worker: tell the controller's summary
+            config.workeroutput["deselected"] = [item.nodeid for item in dropped]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist: collect what the workers deselected (each worker collects every test)."""
+    for nodeid in getattr(node, "workeroutput", {}).get("deselected", []):
+        if nodeid not in _deselected:
+            _deselected.append(nodeid)
 
 
 def pytest_report_header(config) -> str:
