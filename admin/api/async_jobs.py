@@ -88,5 +88,9 @@ def replay_job(client_id: str, proxy_id: str, request_id: str):
     job.attempts_in_round = 0
     job.next_attempt_at = now
     job.finished_at = None
+    db.session.flush()
+    # The answer says what the replay did: once committed, a dispatcher may claim the job
+    # at once, and reading it back could already show it in progress.
+    replayed = AsyncJobSchema().dump(job)
     db.session.commit()
-    return envelope(ENVELOPE, [AsyncJobSchema().dump(job)], message="Queued again")
+    return envelope(ENVELOPE, [replayed], message="Queued again")
