@@ -26,6 +26,9 @@ log = logging.getLogger("portcullis.rollups")
 # this margin after a run started is still seen by the next run.
 LATE_COMMIT_MARGIN_S = 120
 DAY_S = 86400
+# PostgreSQL advisory lock serializing compaction runs (the scheduler's, a CLI run, another
+# admin host): two runs replacing the same parent period at once would both insert it.
+COMPACTION_LOCK = 0x706F7274  # "port"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ def compact(session: Session, now: float | None = None) -> dict[str, int]:
     now = time.time() if now is None else now
     rewritten = {}
     for child, parent in PARENT.items():
+        _exclusive(session)  # until this level's commit
         since = _watermark(session, parent) - LATE_COMMIT_MARGIN_S
         touched = session.execute(
             select(TelemetryCounter.proxy_id, TelemetryCounter.period)
@@ -53,6 +57,16 @@ def compact(session: Session, now: float | None = None) -> dict[str, int]:
         session.merge(TelemetryWatermark(resolution=parent, compacted_at=now))
         session.commit()
     return rewritten
+
+
+def _exclusive(session: Session) -> None:
+    """Wait until no other compaction runs, for the rest of this transaction.
+
+    SQLite needs nothing: it lets one writer at a time, and a run that read before another
+    run's commit cannot write on that stale view (the run fails, and the next one redoes it).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(COMPACTION_LOCK)))
 
 
 def _watermark(session: Session, resolution: str) -> float:
