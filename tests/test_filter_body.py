@@ -29,12 +29,16 @@ def deflate_raw(data: bytes) -> bytes:
     [
         (RAW, None),
         (RAW, "identity"),
-        (gzip.compress(RAW), "gzip"),
-        (gzip.compress(RAW), "X-Gzip"),
+        (gzip.compress(RAW, mtime=0), "gzip"),
+        (gzip.compress(RAW, mtime=0), "X-Gzip"),
         (zlib.compress(RAW), "deflate"),
         (deflate_raw(RAW), "deflate"),
-        (gzip.compress(RAW[:10]) + gzip.compress(RAW[10:]), "gzip"),  # two gzip members
+        (
+            gzip.compress(RAW[:10], mtime=0) + gzip.compress(RAW[10:], mtime=0),
+            "gzip",
+        ),  # two gzip members
     ],
+    ids=["plain", "identity", "gzip", "x-gzip", "zlib", "raw-deflate", "two-gzip-members"],
 )
 def test_encoded_bodies_are_decoded_then_filtered(body, encoding):
     out = filter_body(STEPS, body, encoding, 10_000)
@@ -50,7 +54,11 @@ def test_unreadable_encodings_are_refused(encoding):
     )
 
 
-@pytest.mark.parametrize("body", [gzip.compress(RAW)[:-12], b"\x1f\x8bnot gzip at all"])
+@pytest.mark.parametrize(
+    "body",
+    [gzip.compress(RAW, mtime=0)[:-12], b"\x1f\x8bnot gzip at all"],
+    ids=["truncated", "corrupt"],
+)
 def test_corrupt_or_truncated_gzip_is_refused(body):
     out = filter_body(STEPS, body, "gzip", 10_000)
     assert isinstance(out, Refusal) and out.code == "RESPONSE_ENCODING_INVALID"
