@@ -64,6 +64,14 @@ class Settings:
     allow_targets: tuple[Network, ...] = ()
     # The admin's address as browsers reach it (OAuth2 redirect_uri); None: the request's host.
     public_url: str | None = None
+    # Outbound e-mail (invites, email notifiers): smtp://[user:pass@]host[:port][?starttls=1]
+    # or smtps://... (TLS from the start). None: nothing is e-mailed. May hold a password.
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str = "Portcullis <portcullis@localhost>"
+    invite_days: int = 7  # an invite link expires this long after it is sent
+    expiry_warning_days: int = 7  # warn this long before a credential secret or JWT expires
+    notify_interval_ms: int = 1000  # how often the admin delivers due notifier events
+    notify_retry_base_ms: int = 2000  # first retry's backoff ceiling (doubles each retry)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +110,18 @@ class Settings:
             redis_url=os.environ.get("PORTCULLIS_REDIS_URL") or None,
             allow_targets=_allowances_env("PORTCULLIS_ALLOW_TARGETS"),
             public_url=(os.environ.get("PORTCULLIS_PUBLIC_URL") or "").rstrip("/") or None,
+            smtp_url=os.environ.get("PORTCULLIS_SMTP_URL") or None,
+            smtp_from=os.environ.get("PORTCULLIS_SMTP_FROM") or cls.smtp_from,
+            invite_days=_positive_int_env("PORTCULLIS_INVITE_DAYS", cls.invite_days),
+            expiry_warning_days=_positive_int_env(
+                "PORTCULLIS_EXPIRY_WARNING_DAYS", cls.expiry_warning_days
+            ),
+            notify_interval_ms=_positive_int_env(
+                "PORTCULLIS_NOTIFY_INTERVAL_MS", cls.notify_interval_ms
+            ),
+            notify_retry_base_ms=_positive_int_env(
+                "PORTCULLIS_NOTIFY_RETRY_BASE_MS", cls.notify_retry_base_ms
+            ),
         )
 
     @property
