@@ -22,7 +22,6 @@ from mitmproxy import ctx, exceptions, http
 from addons.job_store import Accepted, ClaimedJob, JobStore, NewJob, Outcome
 from addons.outbound import BodyRefused, check_additional_data, refused_body
 from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
-from addons.retry_policy import RetryPolicy
 from addons.state import FlowState
 from addons.upstream import Timeouts
 from models.async_job import (
@@ -30,6 +29,7 @@ from models.async_job import (
     IDEMPOTENCY_KEY_MAX_CHARS,
     caller_idempotency_key,
 )
+from models.retry_policy import RetryPolicy
 from models.settings import Settings
 from models.store import make_engine
 

@@ -39,7 +39,6 @@ from addons.outbound import (
     with_additional_data,
 )
 from addons.record import Record
-from addons.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
 from addons.snapshot import ProxyView
 from addons.ssrf import TargetRefused
 from addons.state import VALIDATION_FLAGS, FlowState
@@ -55,6 +54,7 @@ from models import utcnow
 from models.async_job import IDEMPOTENCY_HEADER
 from models.credential_parts import UnsupportedInjection, mints_token
 from models.redaction import bounded_body
+from models.retry_policy import TRANSIENT_STATUSES, retry_after_seconds
 
 log = logging.getLogger("portcullis.dispatcher")
 RESPONSE_BODY_BYTES = 64 * 1024  # of the final response, kept with the job
