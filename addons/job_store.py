@@ -18,8 +18,9 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import AsyncAttempt, AsyncJob, Notification
+from models import AsyncAttempt, AsyncJob
 from models.async_job import WAITING, delivery_key
+from models.events import Event, record_event
 from models.store import make_session_factory
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
@@ -262,7 +263,7 @@ class JobStore:
             .execution_options(synchronize_session=False)
         )
         if outcome.status == "dead":
-            session.add(dead_letter_notice(job, outcome))
+            record_event(session, dead_letter_event(job, outcome))
         return True
 
 
@@ -311,11 +312,12 @@ def job_row(job: NewJob) -> dict:
     }
 
 
-def dead_letter_notice(job: ClaimedJob, outcome: Outcome) -> Notification:
+def dead_letter_event(job: ClaimedJob, outcome: Outcome) -> Event:
+    """The client event of a job given up: `async.dead_letter`."""
     last = f"status {outcome.response_status}" if outcome.response_status else outcome.error
-    return Notification(
+    return Event(
+        name="async.dead_letter",
         client_id=job.client_id,
-        type="client",
         title="Async request could not be delivered",
         message=(
             f"Request {job.id} to proxy {job.proxy_id} ({job.method} {job.path}) was given up "

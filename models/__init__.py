@@ -1,13 +1,16 @@
 """The shared store: models, settings, sessions and the domain logic both planes use."""
 
-from models.async_job import AsyncAttempt, AsyncJob, Notification
+from models.async_job import AsyncAttempt, AsyncJob
 from models.base import Base, isoformat_z, utcnow
 from models.client import Client, Membership
 from models.config_version import ConfigState, current_config_version
 from models.credential import Credential
 from models.credential_grant import CredentialGrant, OAuthAuthorization
 from models.credit import ClientBudget, CreditEntry, ProxyPrice
+from models.invite import Invite
 from models.meter import Meter, MeterUsage
+from models.notification import Notification, NotificationRead
+from models.notifier import Notifier, NotifierDelivery
 from models.payload_filter import PayloadFilter
 from models.proxy import Proxy
 from models.request_log import RequestLog
@@ -34,6 +37,7 @@ __all__ = [
     "Credential",
     "CredentialGrant",
     "CreditEntry",
+    "Invite",
     "Membership",
     "Meter",
     "MeterUsage",
@@ -41,6 +45,9 @@ __all__ = [
     "MetricPointLatency",
     "MetricTotal",
     "Notification",
+    "NotificationRead",
+    "Notifier",
+    "NotifierDelivery",
     "OAuthAuthorization",
     "PayloadFilter",
     "Proxy",

@@ -8,7 +8,6 @@ foreign key to their proxy: a job whose proxy is gone fails at delivery.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -23,8 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, UTCDateTime, utcnow
-from models.ids import new_id
+from models.base import Base
 
 JOB_STATUSES = ("queued", "in_progress", "succeeded", "failed", "dead")
 WAITING = ("queued", "in_progress")  # may still be delivered
@@ -101,20 +99,3 @@ class AsyncAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float)
     status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class Notification(Base):
-    """A notification for a client's members (Notifications API), e.g. a dead-lettered job."""
-
-    __tablename__ = "notifications"
-
-    id: Mapped[str] = mapped_column(
-        String(32), primary_key=True, default=lambda: new_id("notification")
-    )
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(16), default="client")
-    title: Mapped[str] = mapped_column(String(200))
-    message: Mapped[str] = mapped_column(Text)
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
-    read: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Credential, CredentialGrant, Notification, utcnow
+from models import Credential, CredentialGrant, utcnow
 from models.crypto import KeyRing
+from models.events import Event, record_event
 
 CLAIM_FOR = timedelta(seconds=30)
 MAX_ERROR_CHARS = 500
@@ -127,15 +128,16 @@ def mark_needs_reconnect(session: Session, credential_id: str, generation: int, 
     if marked == 1:
         credential = session.get(Credential, credential_id)
         if credential is not None:
-            session.add(needs_reconnect_notice(credential))
+            record_event(session, needs_reconnect_event(credential))
     session.commit()
     return marked == 1
 
 
-def needs_reconnect_notice(credential: Credential) -> Notification:
-    return Notification(
+def needs_reconnect_event(credential: Credential) -> Event:
+    """The client event of a refused refresh token: `credential.needs_reconnect`."""
+    return Event(
+        name=NEEDS_RECONNECT_EVENT,
         client_id=credential.client_id,
-        type="client",
         title="Credential needs reconnecting",
         message=(
             f"The provider refused the refresh token of credential {credential.id} "

@@ -15,6 +15,10 @@ PREFIXES = {
     "meter": "meter",
     "notification": "notif",
     "web_session": "sess",
+    "invite": "inv",
+    "notifier": "ntf",
+    "delivery": "dlv",
+    "event": "evt",
 }
 
 

@@ -1,0 +1,61 @@
+"""Notifications of three kinds (system, user, client) and who has read them.
+
+Read state is per user: a `NotificationRead` row says that user has read it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+from models.ids import new_id
+
+NOTIFICATION_TYPES = ("system", "user", "client")
+SYSTEM_PKEY = "SYSTEM_NOTIFICATION"
+
+
+class Notification(Base):
+    """A notification: for everyone (system), one user (user), or a client's members (client)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=lambda: new_id("notification")
+    )
+    type: Mapped[str] = mapped_column(String(16), default="client")
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str | None] = mapped_column(String(64))
+    dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def p_key(self) -> str:
+        """The partition key the hosted API shows: SYSTEM_NOTIFICATION, the user or client id."""
+        if self.type == "system":
+            return SYSTEM_PKEY
+        return (self.user_id if self.type == "user" else self.client_id) or ""
+
+
+class NotificationRead(Base):
+    """That a user has read a notification (fetched it once)."""
+
+    __tablename__ = "notification_reads"
+
+    notification_id: Mapped[str] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
