@@ -12,8 +12,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from admin.notify.producers import scan_credential_expiry
+from admin.notify.worker import deliver_due
 from admin.rollups import Retention, compact_and_purge
 from models import AsyncAttempt, AsyncJob, RequestLog, utcnow
+from models.crypto import KeyRing, load_key_ring
 from models.settings import Settings
 from models.sign_in_throttle import purge_old_failures
 from models.store import make_engine, make_session_factory
@@ -21,6 +24,7 @@ from models.web_session import SessionTimeouts, purge_expired_sessions
 
 log = logging.getLogger("portcullis.jobs")
 PURGE_INTERVAL_S = 3600
+EXPIRY_SCAN_INTERVAL_S = 3600
 
 
 @contextmanager
@@ -101,7 +105,33 @@ def _purge_job(settings: Settings) -> None:
         log.info("purged %s", removed)
 
 
+def scan_expiring_credentials(settings: Settings, key_ring: KeyRing) -> int:
+    """Record `credential.expiring` / `credential.expired` events; how many were new."""
+    with store_session(settings) as session:
+        return scan_credential_expiry(session, key_ring, settings.expiry_warning_days)
+
+
+def _scan_job(settings: Settings, key_ring: KeyRing) -> None:
+    recorded = scan_expiring_credentials(settings, key_ring)
+    if recorded:
+        log.info("recorded %d credential expiry events", recorded)
+
+
+class NotifierDeliveries:
+    """The notifier delivery job, on one engine kept for the scheduler's life (it runs every
+    `notify_interval_ms`, too often for an engine per run)."""
+
+    def __init__(self, settings: Settings, key_ring: KeyRing):
+        self.settings = settings
+        self.key_ring = key_ring
+        self.sessions = make_session_factory(make_engine(settings.database_url))
+
+    def __call__(self) -> None:
+        deliver_due(self.sessions, self.settings, self.key_ring)
+
+
 def start_scheduler(settings: Settings) -> BackgroundScheduler:
+    key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(
         _purge_job,
@@ -119,6 +149,25 @@ def start_scheduler(settings: Settings) -> BackgroundScheduler:
         seconds=settings.telemetry_compact_seconds,
         args=[settings],
         id="roll-up-telemetry",
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        _scan_job,
+        "interval",
+        seconds=EXPIRY_SCAN_INTERVAL_S,
+        args=[settings, key_ring],
+        id="credential-expiry",
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        NotifierDeliveries(settings, key_ring),
+        "interval",
+        seconds=settings.notify_interval_ms / 1000,
+        id="notifier-deliveries",
         next_run_time=datetime.now(UTC),
         coalesce=True,
         max_instances=1,
