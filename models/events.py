@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.base import isoformat_z, utcnow
@@ -20,6 +19,7 @@ from models.ids import new_id
 from models.notification import Notification
 from models.notifier import Notifier, NotifierDelivery
 from models.retry_policy import RetryPolicy
+from models.upsert import INSERTS
 
 EVENTS: dict[str, str] = {
     "async.dead_letter": "An async request was given up after its retries",
@@ -36,7 +36,6 @@ EVENTS: dict[str, str] = {
     "system.announcement": "A platform admin posted a system notification",
 }
 
-INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 TITLE_MAX_CHARS = 200
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 from models.ids import new_id
+from models.upsert import INSERTS
 
 NOTIFICATION_TYPES = ("system", "user", "client")
 SYSTEM_PKEY = "SYSTEM_NOTIFICATION"
@@ -59,3 +60,13 @@ class NotificationRead(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def mark_read(session: Session, notification_id: str, user_id: str) -> None:
+    """Record that `user_id` has read the notification (once; a second call changes nothing)."""
+    insert = INSERTS[session.get_bind().dialect.name]
+    session.execute(
+        insert(NotificationRead.__table__)
+        .values(notification_id=notification_id, user_id=user_id, read_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["notification_id", "user_id"])
+    )

@@ -13,6 +13,7 @@ class UserSchema(ApiSchema):
     name = fields.String(dump_only=True, allow_none=True)
     userCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     hasPassword = fields.Function(lambda user: user.password_hash is not None, dump_only=True)
+    platformAdmin = fields.Boolean(attribute="platform_admin", dump_only=True)
 
 
 class TokenSchema(ApiSchema):
