@@ -134,7 +134,7 @@ def test_a_new_user_sets_up_a_proxy_and_sees_its_traffic(page: Page, stack, upst
     choose(page, "Target", "Echo")
     choose(page, "Target credential (what the gateway injects)", "Upstream key")
     page.get_by_role("button", name="Create proxy").click()
-    page.get_by_role("link", name="Echo proxy").click()
+    expect(page.get_by_role("heading", name="Echo proxy")).to_be_visible()  # lands on its page
     proxy_id = re.search(r"/proxies/(proxy_[0-9a-f]+)", page.url).group(1)
     expect(page.locator("#proxy-url")).to_have_text(f"{stack.gateway.base_url}/api/{proxy_id}")
     expect(page.locator("#curl-example")).to_contain_text('-H "X-API-Key: $PROXY_KEY"')

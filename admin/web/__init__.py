@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, redirect, url_for
 from flask_wtf import CSRFProtect
 
+from admin.web import words
+
 bp = Blueprint("web", __name__, url_prefix="/ui")
 csrf = CSRFProtect()
 
@@ -29,6 +31,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         csrf.exempt(api_bp)
     from admin.web import (  # noqa: F401  (the modules register their routes on `bp`)
         views_account,
+        views_async,
         views_budget,
         views_clients,
         views_config,
@@ -43,6 +46,9 @@ def init_web(app: Flask, api_blueprints) -> None:
     app.register_blueprint(bp)
     app.add_url_rule("/", "root", lambda: redirect(url_for("web.home")))
     app.add_template_filter(timestamp)
+    app.add_template_filter(words.plural)
+    app.add_template_filter(words.scope_words)
+    app.add_template_filter(words.setting_lines)
 
 
 def timestamp(epoch_ms: int | None) -> str:

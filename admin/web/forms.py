@@ -14,6 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    FieldList,
+    Form,
+    FormField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -21,6 +24,8 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, EqualTo, Optional
+
+from admin.web.plain_errors import plain
 
 EFFECTS = [("allow", "allow"), ("deny", "deny")]
 PRESENCE = [("present", "must be present"), ("absent", "must be absent")]
@@ -54,7 +59,7 @@ class ApiForm(PageForm):
     API_FIELDS: ClassVar[dict[str, str]] = {}
 
     def show_errors(self, api_errors: dict[str, list[str]], message: str = "") -> None:
-        """Put the API's field errors next to the fields; the rest on the form."""
+        """Put the API's field errors, in plain words, next to the fields; the rest on the form."""
         self.form_errors = []
         for api_name, messages in api_errors.items():
             field = next(
@@ -65,10 +70,11 @@ class ApiForm(PageForm):
                 ),
                 None,
             )
+            words = [plain(api_name, m) for m in messages]
             if field is not None:
-                field.errors = [*field.errors, *messages]
+                field.errors = [*field.errors, *words]
             else:
-                self.form_errors.extend(f"{api_name}: {m}" for m in messages)
+                self.form_errors.extend(f"{api_name}: {m}" for m in words)
         if not api_errors and message:
             self.form_errors.append(message)
 
@@ -158,15 +164,28 @@ class ProxyForm(ApiForm):
     active = BooleanField("Active", default=True)
 
 
+class CheckForm(Form):
+    """One header or query check of a rule: a row of the rule form's list."""
+
+    name = StringField("Name pattern")
+    value = StringField("Value pattern (optional)")
+    presence = SelectField("Must be", choices=PRESENCE)
+
+    def is_blank(self) -> bool:
+        return not (self.name.data or "").strip() and not (self.value.data or "").strip()
+
+
 class RuleForm(ApiForm):
+    """A rule, new or changed; header and query checks are lists of rows (empty rows are
+    ignored, so the form works without script: it always has a few spare rows)."""
+
+    SPARE_ROWS: ClassVar[int] = 2
     API_FIELDS: ClassVar[dict[str, str]] = {
         "effect": "effect",
         "priority": "priority",
         "methods": "methods",
         "pathPattern": "path_pattern",
         "pathPresence": "path_presence",
-        "headerChecks": "header_name",
-        "queryChecks": "query_name",
         "regexFlags": "regex_flags",
         "notes": "notes",
     }
@@ -177,14 +196,36 @@ class RuleForm(ApiForm):
     path_presence = SelectField(
         "Path", choices=[("present", "must match"), ("absent", "must not match")]
     )
-    header_name = StringField("Header name pattern")
-    header_value = StringField("Header value pattern (optional)")
-    header_presence = SelectField("Header", choices=PRESENCE)
-    query_name = StringField("Query parameter name pattern")
-    query_value = StringField("Query parameter value pattern (optional)")
-    query_presence = SelectField("Query parameter", choices=PRESENCE)
+    header_checks = FieldList(FormField(CheckForm))
+    query_checks = FieldList(FormField(CheckForm))
     regex_flags = StringField("Regex flags (i, m, s)")
     notes = StringField("Notes")
+
+    def add_spare_rows(self) -> None:
+        """Empty rows after the filled ones, to type new checks into."""
+        for rows in (self.header_checks, self.query_checks):
+            filled = sum(1 for row in rows if not row.form.is_blank())
+            while len(rows) < filled + self.SPARE_ROWS:
+                rows.append_entry()
+
+    def filled_rows(self, rows: FieldList) -> list:
+        """The rows with something typed in, in order (the API numbers only these)."""
+        return [row for row in rows if not row.form.is_blank()]
+
+    def show_errors(self, api_errors: dict[str, list[str]], message: str = "") -> None:
+        """`headerChecks.1.namePattern` goes next to the second filled header row's name."""
+        rest = {}
+        lists = {"headerChecks": self.header_checks, "queryChecks": self.query_checks}
+        subfields = {"namePattern": "name", "valuePattern": "value", "presence": "presence"}
+        for api_name, messages in api_errors.items():
+            parts = api_name.split(".")
+            rows = self.filled_rows(lists[parts[0]]) if parts[0] in lists else []
+            if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
+                field = getattr(rows[int(parts[1])].form, subfields.get(parts[2], "name"))
+                field.errors = [*field.errors, *(plain(parts[2], m) for m in messages)]
+            else:
+                rest[api_name] = messages
+        super().show_errors(rest, message)
 
 
 class ExplainForm(ApiForm):

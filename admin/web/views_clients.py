@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get
 from admin.web.forms import ClientForm, MemberForm, RoleForm
+from admin.web.forms_limits import ClientLimitsForm
 from admin.web.session import can, load_client, require, signed_in
 
 
@@ -32,13 +33,38 @@ def client(client_id: str):
     load_client(client_id)
     base = f"/clients/{client_id}"
     kinds = [c["credentialType"] for c in get(f"{base}/credentials").items("credentials")]
-    counts = {
-        "proxy credentials": kinds.count("proxy"),
-        "target credentials": kinds.count("target"),
-        "targets": len(get(f"{base}/targets").items("targets")),
-        "proxies": len(get(f"{base}/proxies").items("proxies")),
+    counts = {  # singular: the page pluralises
+        "proxy credential": kinds.count("proxy"),
+        "target credential": kinds.count("target"),
+        "target": len(get(f"{base}/targets").items("targets")),
+        "proxy": len(get(f"{base}/proxies").items("proxies")),
     }
     return render_template("web/client.html", counts=counts)
+
+
+@bp.route("/c/<client_id>/limits", methods=["GET", "POST"])
+@signed_in
+def client_limits(client_id: str):
+    """The client's default request limits: new proxies start with them (admins change them,
+    within the platform maxima)."""
+    client = load_client(client_id)
+    limits = (client.get("configuration") or {}).get("limits") or {}
+    settings = current_app.config["PORTCULLIS_SETTINGS"]
+    maxima = {"minute": settings.max_requests_per_minute, "day": settings.max_requests_per_day}
+    form = ClientLimitsForm(
+        per_minute=limits.get("requestsPerMinute"), per_day=limits.get("requestsPerDay")
+    )
+    if form.submit_ok():
+        require("admin")
+        body = {"requestsPerMinute": form.per_minute.data, "requestsPerDay": form.per_day.data}
+        answer = call(
+            "PUT", f"/clients/{client_id}/configuration", {"configuration": {"limits": body}}
+        )
+        if answer.ok:
+            flash("Default limits saved: new proxies start with them.")
+            return redirect(url_for("web.client_limits", client_id=client_id))
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/client_limits.html", form=form, limits=limits, maxima=maxima)
 
 
 @bp.route("/c/<client_id>/members", methods=["GET", "POST"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, url_for
 
 from admin.extensions import db
+from admin.notify.producers import record_failed_test
 from admin.web import bp
 from admin.web.core_api import Answer, call, get, get_one
 from admin.web.forms import ConfirmForm, ProxyForm, TargetForm
@@ -141,6 +142,9 @@ def test_target(client_id: str, target_id: str):
             credential,
             current_app.config["PORTCULLIS_KEY_RING"],
         )
+        record_failed_test(
+            db.session, client_id, record, proxy["proxyId"], result.status, result.error
+        )
         result = {"proxy": proxy, **result.__dict__}
     form = _target_form(record, from_request=False)
     return render_template("web/target_edit.html", form=form, target=record, result=result)
@@ -209,8 +213,10 @@ def new_proxy(client_id: str):
     form = _proxy_form(parts)
     if form.submit_ok():
         body = {k: v for k, v in _proxy_body(form).items() if v is not None}
-        if _created(call("POST", f"/clients/{client_id}/proxies", body), "proxies", form):
-            return redirect(url_for("web.proxies", client_id=client_id))
+        answer = call("POST", f"/clients/{client_id}/proxies", body)
+        if _created(answer, "proxies", form):  # its page: the URL to call and a curl example
+            made = answer.item("proxies")["proxyId"]
+            return redirect(url_for("web.proxy", client_id=client_id, proxy_id=made))
     return render_template("web/proxy_new.html", form=form, ready=parts)
 
 

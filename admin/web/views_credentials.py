@@ -11,7 +11,7 @@ from admin.web import bp
 from admin.web.core_api import call, get, get_one
 from admin.web.credential_secret import LineError, credential_secret
 from admin.web.forms import ConfirmForm
-from admin.web.forms_credentials import CredentialForm
+from admin.web.forms_credentials import AUTH_TYPES, CredentialForm
 from admin.web.session import load_client, require, signed_in
 from admin.web.views_config import _created, _delete
 
@@ -60,6 +60,7 @@ def credentials(client_id: str):
         pending=pending,
         state=connection_state,
         states=CONNECTION_STATES,
+        auth_types=dict(AUTH_TYPES),
     )
 
 

@@ -12,29 +12,59 @@ from admin.web.scopes import scope_parent
 from admin.web.session import load_client, require, signed_in
 
 
-def _check(name: str, value: str, presence: str) -> list[dict]:
-    if not name:
-        return []
-    return [{"namePattern": name, "valuePattern": value or None, "presence": presence}]
+def _checks(form: RuleForm, rows) -> list[dict]:
+    return [
+        {
+            "namePattern": row.form.name.data.strip(),
+            "valuePattern": (row.form.value.data or "").strip() or None,
+            "presence": row.form.presence.data,
+        }
+        for row in form.filled_rows(rows)
+    ]
 
 
 def rule_body(form: RuleForm) -> dict:
+    """The API's rule from the form: every field is sent, so an update can also clear one."""
     methods = [m.strip().upper() for m in (form.methods.data or "").split(",") if m.strip()]
-    body = {
+    return {
         "effect": form.effect.data,
         "priority": form.priority.data or 0,
         "methods": methods,
-        "headerChecks": _check(form.header_name.data, form.header_value.data,
-                               form.header_presence.data),
-        "queryChecks": _check(form.query_name.data, form.query_value.data,
-                              form.query_presence.data),
+        "pathPattern": form.path_pattern.data or None,
+        "pathPresence": form.path_presence.data,
+        "headerChecks": _checks(form, form.header_checks),
+        "queryChecks": _checks(form, form.query_checks),
         "regexFlags": form.regex_flags.data or "",
-    }  # fmt: skip
-    if form.path_pattern.data:
-        body |= {"pathPattern": form.path_pattern.data, "pathPresence": form.path_presence.data}
-    if form.notes.data:
-        body["notes"] = form.notes.data
-    return body
+        "notes": form.notes.data or None,
+    }
+
+
+def rule_form(rule: dict | None = None) -> RuleForm:
+    """The form over what was posted, else over `rule` (a new rule: the defaults)."""
+    if rule is None:
+        form = RuleForm()
+    else:
+        form = RuleForm(
+            effect=rule["effect"],
+            priority=rule["priority"],
+            methods=", ".join(rule.get("methods") or []),
+            path_pattern=rule.get("pathPattern") or "",
+            path_presence=rule.get("pathPresence") or "present",
+            header_checks=[_row(c) for c in rule.get("headerChecks") or []],
+            query_checks=[_row(c) for c in rule.get("queryChecks") or []],
+            regex_flags=rule.get("regexFlags") or "",
+            notes=rule.get("notes") or "",
+        )
+    form.add_spare_rows()
+    return form
+
+
+def _row(check: dict) -> dict:
+    return {
+        "name": check["namePattern"],
+        "value": check.get("valuePattern") or "",
+        "presence": check.get("presence") or "present",
+    }
 
 
 @bp.get("/c/<client_id>/<kind>/<parent_id>/rules")
@@ -52,16 +82,38 @@ def new_rule(client_id: str, kind: str, parent_id: str):
     load_client(client_id)
     require("admin")
     parent = scope_parent(client_id, kind, parent_id)
-    form = RuleForm()
+    form = rule_form()
     if form.submit_ok():
-        answer = call("POST", f"/clients/{client_id}/{kind}/{parent_id}/rules", rule_body(form))
+        body = {k: v for k, v in rule_body(form).items() if v is not None}
+        answer = call("POST", f"/clients/{client_id}/{kind}/{parent_id}/rules", body)
         if answer.ok:
             flash(f"Rule {answer.item('rules')['ruleId']} added.")
             return redirect(
                 url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
             )
         form.show_errors(answer.field_errors, answer.message)
-    return render_template("web/rule_new.html", parent=parent, form=form)
+    return render_template("web/rule_new.html", parent=parent, form=form, rule=None)
+
+
+@bp.route("/c/<client_id>/<kind>/<parent_id>/rules/<rule_id>", methods=["GET", "POST"])
+@signed_in
+def edit_rule(client_id: str, kind: str, parent_id: str, rule_id: str):
+    """Change a rule in place (the API's PUT); live on the data plane within a second."""
+    load_client(client_id)
+    parent = scope_parent(client_id, kind, parent_id)
+    path = f"/clients/{client_id}/{kind}/{parent_id}/rules/{rule_id}"
+    rule = get_one(path, "rules")
+    form = rule_form(rule)
+    if form.submit_ok():
+        require("admin")
+        answer = call("PUT", path, rule_body(form))
+        if answer.ok:
+            flash(f"Rule {rule_id} saved.")
+            return redirect(
+                url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
+            )
+        form.show_errors(answer.field_errors, answer.message)
+    return render_template("web/rule_new.html", parent=parent, form=form, rule=rule)
 
 
 @bp.route("/c/<client_id>/<kind>/<parent_id>/rules/<rule_id>/delete", methods=["GET", "POST"])

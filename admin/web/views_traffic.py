@@ -4,42 +4,99 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 
 from admin.web import bp
 from admin.web.charts import bar_chart, line_chart
 from admin.web.core_api import get, get_one
 from admin.web.session import load_client, signed_in
+from models.periods import POINT_SECONDS
 
 INTERVALS = ("minute", "hour", "day", "month")
 METRIC_RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6),
                  "24h": timedelta(days=1), "7d": timedelta(days=7)}  # fmt: skip
 LOG_PAGE = 200
-# validationData flags, in the order a request passes them, with what they mean
+# validationData flags, in the order a request passes them: what it means when the check
+# went well, what when it did not. The last two are errors: they go well when unset.
 CHECKLIST = (
-    ("proxyExists", "The proxy exists"),
-    ("proxyActive", "The proxy is active"),
-    ("proxyCredentialExists", "Its proxy credential exists"),
-    ("proxyAuthenticated", "The caller presented the proxy credential"),
-    ("proxyCredentialActive", "The proxy credential is active and not expired"),
-    ("proxyCredentialRelationship", "The credential belongs to the proxy"),
-    ("requestValid", "The request and its path are valid"),
-    ("proxyCredentialScopeValid", "The proxy credential's rules allow it"),
-    ("targetCredentialScopeValid", "The target credential's rules allow it"),
-    ("proxyScopeValid", "The proxy's rules allow it"),
-    ("targetScopeValid", "The target's rules allow it"),
-    ("targetExists", "The target exists"),
-    ("targetRelationship", "The target belongs to the proxy"),
-    ("targetCredentialExists", "The target credential exists"),
-    ("targetCredentialActive", "The target credential is active"),
-    ("targetCredentialRelationship", "The target credential belongs to the proxy"),
-    ("requestSent", "The request was sent to the target"),
-    ("responseReceived", "The target answered"),
-    ("systemError", "A gateway error happened (should be unchecked)"),
-    ("requestConfigError", "A configuration error happened (should be unchecked)"),
+    ("proxyExists", "The proxy exists", "The proxy does not exist"),
+    ("proxyActive", "The proxy is active", "The proxy is not active"),
+    ("proxyCredentialExists", "Its proxy credential exists", "Its proxy credential is missing"),
+    ("proxyAuthenticated", "The caller presented the proxy credential",
+     "The caller did not present the proxy credential"),
+    ("proxyCredentialActive", "The proxy credential is active and not expired",
+     "The proxy credential is inactive or expired"),
+    ("proxyCredentialRelationship", "The credential belongs to the proxy",
+     "The credential does not belong to the proxy"),
+    ("requestValid", "The request and its path are valid", "The request or its path is invalid"),
+    ("proxyCredentialScopeValid", "The proxy credential's rules allow it",
+     "The proxy credential's rules deny it"),
+    ("targetCredentialScopeValid", "The target credential's rules allow it",
+     "The target credential's rules deny it"),
+    ("proxyScopeValid", "The proxy's rules allow it", "The proxy's rules deny it"),
+    ("targetScopeValid", "The target's rules allow it", "The target's rules deny it"),
+    ("targetExists", "The target exists", "The target does not exist"),
+    ("targetRelationship", "The target belongs to the proxy",
+     "The target does not belong to the proxy"),
+    ("targetCredentialExists", "The target credential exists", "The target credential is missing"),
+    ("targetCredentialActive", "The target credential is active",
+     "The target credential is not active"),
+    ("targetCredentialRelationship", "The target credential belongs to the proxy",
+     "The target credential does not belong to the proxy"),
+    ("requestSent", "The request was sent to the target", "The request was not sent to the target"),
+    ("responseReceived", "The target answered", "The target did not answer"),
+)  # fmt: skip
+ERROR_FLAGS = (
+    ("systemError", "No gateway error", "A gateway error happened"),
+    ("requestConfigError", "No configuration error", "A configuration error stopped it"),
 )
+COUNTRY_WORDS = {"XX": "unknown"}  # the data plane's code for loopback and unknown addresses
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a request's checklist: `state` is `ok`, `bad` or `skipped` (not reached)."""
+
+    state: str
+    words: str
+
+    @property
+    def mark(self) -> str:
+        return {"ok": "✓", "bad": "✗", "skipped": "–"}[self.state]
+
+
+def checklist(validation: dict) -> list[Check]:
+    """The request's checks in words that read as good or bad as they are: after the first
+    failed check, the later unset ones were never reached (not failed)."""
+    checks, failed = [], False
+    for flag, good, bad in CHECKLIST:
+        if validation.get(flag, False):
+            checks.append(Check("ok", good))
+        elif failed:
+            checks.append(Check("skipped", f"Not reached: {good[0].lower()}{good[1:]}"))
+        else:
+            checks.append(Check("bad", bad))
+            failed = True
+    for flag, good, bad in ERROR_FLAGS:
+        checks.append(Check("bad", bad) if validation.get(flag) else Check("ok", good))
+    return checks
+
+
+def outcome(entry: dict) -> tuple[bool, str]:
+    """(went well, one sentence): what happened to the request, as its caller saw it."""
+    status = entry["proxyData"].get("status")
+    target = entry.get("targetData") or {}
+    if status is not None and status < 400:
+        return True, f"Delivered: the target answered {status}."
+    if target.get("status") is not None and target["status"] == status:
+        return False, f"Delivered, but the target answered {status}."
+    if entry["validationData"].get("requestSent"):
+        return False, f"Sent to the target, but it failed: the caller got {status}."
+    message = entry["proxyData"].get("message") or "refused"
+    return False, f"Stopped by the gateway ({status}): {message}"
 
 
 def _proxy(client_id: str, proxy_id: str) -> dict:
@@ -96,8 +153,13 @@ def request_log(client_id: str, proxy_id: str):
 def request_detail(client_id: str, proxy_id: str, request_id: str):
     proxy = _proxy(client_id, proxy_id)
     entry = get_one(f"/clients/{client_id}/proxies/{proxy_id}/requests/{request_id}", "requests")
-    checks = [(label, entry["validationData"].get(flag, False)) for flag, label in CHECKLIST]
-    return render_template("web/request.html", proxy=proxy, entry=entry, checks=checks)
+    return render_template(
+        "web/request.html",
+        proxy=proxy,
+        entry=entry,
+        checks=checklist(entry["validationData"]),
+        outcome=outcome(entry),
+    )
 
 
 def _summed(records: list[dict], name: str, leg: str = "proxy") -> list[tuple[str, int]]:
@@ -110,16 +172,31 @@ def _summed(records: list[dict], name: str, leg: str = "proxy") -> list[tuple[st
     return total.most_common()
 
 
+def _telemetry_records(client_id: str, proxy_id: str, interval: str) -> list[dict]:
+    return get(
+        f"/clients/{client_id}/proxies/{proxy_id}/telemetry", interval=interval, limit=60
+    ).items("telemetry")
+
+
+def freshest_view(client_id: str, proxy_id: str) -> tuple[str, list[dict]]:
+    """The finest interval that has data (the minute view shows requests first; the coarser
+    ones are compacted from it), with its records; `minute` and none when there are none."""
+    for interval in INTERVALS:
+        records = _telemetry_records(client_id, proxy_id, interval)
+        if records:
+            return interval, records
+    return INTERVALS[0], []
+
+
 @bp.get("/c/<client_id>/proxies/<proxy_id>/telemetry")
 @signed_in
 def telemetry(client_id: str, proxy_id: str):
     proxy = _proxy(client_id, proxy_id)
-    interval = request.args.get("interval", "hour")
-    if interval not in INTERVALS:
-        interval = "hour"
-    records = get(
-        f"/clients/{client_id}/proxies/{proxy_id}/telemetry", interval=interval, limit=60
-    ).items("telemetry")
+    interval = request.args.get("interval", "")
+    if interval in INTERVALS:
+        records = _telemetry_records(client_id, proxy_id, interval)
+    else:
+        interval, records = freshest_view(client_id, proxy_id)
     labels = [r["sKey"] for r in records]
 
     def leg(name: str, which: str = "proxy") -> list:
@@ -137,7 +214,8 @@ def telemetry(client_id: str, proxy_id: str):
             " ms",
         ),
         bar_chart("Status codes", [c for c, _ in codes], [n for _, n in codes]),
-        bar_chart("Countries", [c for c, _ in countries], [n for _, n in countries]),
+        bar_chart("Countries", [COUNTRY_WORDS.get(c, c) for c, _ in countries],
+                  [n for _, n in countries]),
     ]  # fmt: skip
     return render_template(
         "web/telemetry.html",
@@ -147,6 +225,7 @@ def telemetry(client_id: str, proxy_id: str):
         charts=charts,
         records=records,
         total=sum(r.get("countMap", {}).get("proxy", 0) for r in records),
+        lag_s=current_app.config["PORTCULLIS_SETTINGS"].telemetry_compact_seconds,
     )
 
 
@@ -174,5 +253,5 @@ def metrics(client_id: str, proxy_id: str):
     ]
     return render_template(
         "web/metrics.html", proxy=proxy, span=span, spans=list(METRIC_RANGES), charts=charts,
-        points=points,
+        points=points, point_s=POINT_SECONDS,
     )  # fmt: skip
