@@ -12,9 +12,11 @@ from admin.api import (
     explain,
     filters,
     health,
+    invites,
     members,
     meters,
     notifications,
+    notifiers,
     proxies,
     requests,
     rules,
@@ -39,7 +41,10 @@ CORE_BLUEPRINTS = (
     telemetry.bp,
     async_jobs.bp,
     notifications.bp,
+    notifiers.bp,
     budgets.bp,
+    invites.bp,
+    invites.links,
 )
 
 

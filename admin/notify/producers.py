@@ -95,6 +95,25 @@ def scan_credential_expiry(
     return recorded
 
 
+def test_failed(status: int | None, error: str | None) -> bool:
+    """Whether a target test failed: no answer, or a 4xx/5xx one."""
+    return error is not None or status is None or status >= 400
+
+
+def record_failed_test(
+    session: Session,
+    client_id: str,
+    target: dict,
+    proxy_id: str,
+    status: int | None,
+    error: str | None,
+) -> None:
+    """Record `target.test_failed` when the test failed; commits."""
+    if test_failed(status, error):
+        record_event(session, target_test_failed(client_id, target, proxy_id, status, error))
+        session.commit()
+
+
 def target_test_failed(
     client_id: str, target: dict, proxy_id: str, status: int | None, error: str | None
 ) -> Event:
