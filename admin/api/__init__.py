@@ -12,7 +12,6 @@ from admin.api import (
     explain,
     filters,
     health,
-    invites,
     members,
     meters,
     notifications,
@@ -43,8 +42,6 @@ CORE_BLUEPRINTS = (
     notifications.bp,
     notifiers.bp,
     budgets.bp,
-    invites.bp,
-    invites.links,
 )
 
 
