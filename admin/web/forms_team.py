@@ -26,6 +26,15 @@ def split_list(text: str | None) -> list[str]:
     return [item for item in (text or "").replace(",", " ").split() if item]
 
 
+def _item_of(api_name: str) -> tuple[str, str]:
+    """`subscribesTo[2]` or `subscribesTo.2` as ("subscribesTo", "2"); else (name, "")."""
+    if api_name.endswith("]") and "[" in api_name:
+        base, _, index = api_name[:-1].partition("[")
+        return base, index
+    base, _, index = api_name.rpartition(".")
+    return (base, index) if base and index.isdigit() else (api_name, "")
+
+
 class InviteForm(ApiForm):
     API_FIELDS: ClassVar[dict[str, str]] = {"email": "email", "roles": "role"}
     email = EmailField("Email to invite", validators=[DataRequired("Enter an email address.")])
@@ -90,7 +99,7 @@ class NotifierForm(ApiForm):
         return list(dict.fromkeys(chosen))
 
     def show_errors(self, api_errors: dict[str, list[str]], message: str = "") -> None:
-        """`subscribesTo[2]` and `recipients[0]` name an item: shown on the field, quoting
+        """`subscribesTo[2]` (or `.2`) and `recipients[0]` name an item: shown on the field, quoting
         the item (a typed pattern or address) so the user sees which one."""
         sent = {
             "subscribesTo": self.subscriptions(),
@@ -98,8 +107,7 @@ class NotifierForm(ApiForm):
         }
         named: dict[str, list[str]] = {}
         for api_name, messages in api_errors.items():
-            base, _, rest = api_name.partition("[")
-            index = rest.split("]", 1)[0]
+            base, index = _item_of(api_name)
             if base in sent and index.isdigit() and int(index) < len(sent[base]):
                 item = sent[base][int(index)]
                 messages = [f"{item}: {m}" for m in messages]
