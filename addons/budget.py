@@ -28,6 +28,7 @@ misses those entries; in memory, they are forgotten with the process.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 
 from mitmproxy import http
@@ -35,6 +36,7 @@ from mitmproxy import http
 from addons.batch_writer import BatchWriter
 from addons.counters import CountersUnavailable, SharedCounters
 from addons.credit_counters import Spend, Spending
+from addons.events import Events, credits_event
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.responses import answer, answered, proxy_error
@@ -66,9 +68,10 @@ def suspended(request_id: str, balance: int, price: int) -> http.Response:
 class Budget:
     """Takes each priced request's price from its client's credit, or answers 402."""
 
-    def __init__(self, shared: SharedCounters):
+    def __init__(self, shared: SharedCounters, events: Events | None = None):
         self.shared = shared
         self.spending = Spending()
+        self.events = events  # credits.low / credits.exhausted (addons/events.py)
         self.writer: BatchWriter | None = None
 
     def running(self) -> None:
@@ -106,6 +109,7 @@ class Budget:
         left = budget.granted - spend.spent
         if left < budget.low_threshold or not spend.allowed:
             _warned[flow] = True
+            self._signal(proxy.client_id, left, budget.low_threshold, not spend.allowed)
         if not spend.allowed:
             state.proxy_code = BILLING_SUSPENDED
             response = suspended(state.request_id, left, cost)
@@ -135,10 +139,22 @@ class Budget:
         cost = price.units_debit(units)
         if cost <= 0:
             return 0
-        await self._spend(snapshot, client_id, cost, OVERDRAW)
+        spend = await self._spend(snapshot, client_id, cost, OVERDRAW)
+        budget = snapshot.budgets.get(client_id, NO_BUDGET)
+        left = budget.granted - spend.spent
+        if left < budget.low_threshold or left <= 0:
+            self._signal(client_id, left, budget.low_threshold, left <= 0)
         what = f"{units:g} units of meter {meter_id}"
         self._debit(client_id, proxy_id, f"{request_id}:{meter_id}", cost, what)
         return cost
+
+    def _signal(self, client_id: str, left: int, threshold: int, exhausted: bool) -> None:
+        """Report a low or used-up balance (once per client and day: addons/events.py)."""
+        if self.events is not None:
+            event = credits_event(
+                client_id, format_credits(left), format_credits(threshold), exhausted, time.time()
+            )
+            self.events.emit(event)
 
     def _debit(self, client_id: str, proxy_id: str, key: str, cost: int, what: str) -> None:
         if self.writer is None:  # not running (never in a started data plane)

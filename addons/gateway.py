@@ -22,6 +22,7 @@ from addons.config import Config
 from addons.connect_guard import ConnectGuard
 from addons.counters import SharedCounters
 from addons.dispatcher import Dispatcher
+from addons.events import Events
 from addons.fetch import Fetcher
 from addons.filters import PayloadFilters
 from addons.forward import Forward
@@ -36,8 +37,10 @@ from addons.telemetry import Telemetry
 
 config = Config()
 counters = SharedCounters()  # in memory, or in Redis with PORTCULLIS_REDIS_URL
-budget = Budget(counters)  # credit per priced request; debits batched to the ledger
-meters = Meters(counters, budget)  # usage meters: counted and limited, values added after answers
+events = Events()  # credits.*, ratelimit.reached: to the store's notifications and notifiers
+budget = Budget(counters, events)  # credit per priced request; debits batched to the ledger
+# usage meters: counted and limited, values added after answers
+meters = Meters(counters, budget, events)
 queue = AsyncQueue()
 forward = Forward(queue)
 record = Record()
@@ -46,13 +49,14 @@ addons = [
     config,
     ConnectGuard(),  # mitmproxy itself connects only to the stream bridge
     counters,
+    events,
     Health(config, counters),  # the balancer's check: answered from memory, never routed
     ProtocolGuard(),
     queue,
     Route(config),
     Authenticate(Fetcher(forward.upstream_client)),
     Authorize(),
-    RateLimit(counters),
+    RateLimit(counters, events),
     meters,
     budget,
     forward.tokens,  # oauth2 / customToken target tokens: minted, cached, shared (Redis)

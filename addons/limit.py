@@ -22,6 +22,7 @@ import time
 from mitmproxy import http
 
 from addons.counters import CountersUnavailable, Limit, Outcome, SharedCounters, Window
+from addons.events import Events, ratelimit_event
 from addons.failsafe import fail_closed
 from addons.ratelimit_headers import LimitCheck
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, proxy_error
@@ -65,8 +66,9 @@ def limits_unavailable(request_id: str) -> http.Response:
 class RateLimit:
     """Counts every routed, authenticated, authorized request against its proxy's limits."""
 
-    def __init__(self, shared: SharedCounters):
+    def __init__(self, shared: SharedCounters, events: Events | None = None):
         self.shared = shared
+        self.events = events  # ratelimit.reached, once per proxy and window (addons/events.py)
         self.maxima: tuple[int, int] | None = None
 
     def running(self) -> None:
@@ -92,3 +94,8 @@ class RateLimit:
         if not outcome.allowed:
             state.proxy_code = DENIED
             answer(flow, rate_limited(outcome, now, state.request_id))
+            if self.events is not None:
+                window = outcome.refused.limit.window
+                start = window.bounds(now)[0]
+                proxy = state.proxy
+                self.events.emit(ratelimit_event(proxy.client_id, proxy.id, window.value, start))
