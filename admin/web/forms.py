@@ -169,7 +169,7 @@ class CheckForm(Form):
 
     name = StringField("Name pattern")
     value = StringField("Value pattern (optional)")
-    presence = SelectField("Must be", choices=PRESENCE)
+    presence = SelectField("Must be", choices=PRESENCE, default="present")
 
     def is_blank(self) -> bool:
         return not (self.name.data or "").strip() and not (self.value.data or "").strip()
@@ -202,10 +202,11 @@ class RuleForm(ApiForm):
     notes = StringField("Notes")
 
     def add_spare_rows(self) -> None:
-        """Empty rows after the filled ones, to type new checks into."""
+        """The filled rows first (in their order), then empty ones to type new checks into."""
         for rows in (self.header_checks, self.query_checks):
-            filled = sum(1 for row in rows if not row.form.is_blank())
-            while len(rows) < filled + self.SPARE_ROWS:
+            filled = self.filled_rows(rows)
+            rows.entries = filled + [row for row in rows.entries if row.form.is_blank()]
+            while len(rows) < len(filled) + self.SPARE_ROWS:
                 rows.append_entry()
 
     def filled_rows(self, rows: FieldList) -> list:

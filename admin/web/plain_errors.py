@@ -56,6 +56,7 @@ SHAPES: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(r"Must be greater than or equal to (\S+)\."), "Enter {0} or more."),
     (re.compile(r"Must be less than or equal to (\S+)\."), "Enter {0} or less."),
     (re.compile(r"Unknown field\."), "This value is not used here."),
+    (re.compile(r"invalid regular expression: (.+)"), "Not a valid pattern (RE2 syntax): {0}."),
 )
 
 

@@ -55,7 +55,6 @@ def rule_form(rule: dict | None = None) -> RuleForm:
             regex_flags=rule.get("regexFlags") or "",
             notes=rule.get("notes") or "",
         )
-    form.add_spare_rows()
     return form
 
 
@@ -92,6 +91,7 @@ def new_rule(client_id: str, kind: str, parent_id: str):
                 url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
             )
         form.show_errors(answer.field_errors, answer.message)
+    form.add_spare_rows()  # after validation: spare rows are for typing into
     return render_template("web/rule_new.html", parent=parent, form=form, rule=None)
 
 
@@ -113,6 +113,7 @@ def edit_rule(client_id: str, kind: str, parent_id: str, rule_id: str):
                 url_for("web.rules", client_id=client_id, kind=kind, parent_id=parent_id)
             )
         form.show_errors(answer.field_errors, answer.message)
+    form.add_spare_rows()  # after validation: spare rows are for typing into
     return render_template("web/rule_new.html", parent=parent, form=form, rule=rule)
 
 
