@@ -9,10 +9,15 @@ the independent `standardwebhooks` package.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from admin.notify.worker import CLAIM_S, claim_due
+from models import Client
 from models.events import Event, record_event
+from models.notifier import Notifier
 from tests.async_support import key, user_api
 from tests.notify_support import (
     deliveries,
@@ -247,3 +252,28 @@ def test_bad_input_and_other_people_are_refused(napi, notify_admin, receiver):
     assert_error(napi.get(f"/api/clients/{other}/notifiers/{made['notifierId']}"), 404, "NOT_FOUND")
     assert napi.delete(one).status_code == 200
     assert_error(napi.get(one), 404, "NOT_FOUND")
+
+
+def test_only_one_of_several_admins_claims_a_due_delivery(sessions):
+    """A second worker (another admin process) never claims what the first holds: the claim
+    is a conditional UPDATE; a claim that lapsed (its admin died mid-send) is taken over."""
+    with sessions() as session:
+        client = Client(name="Claims")
+        session.add(client)
+        session.flush()
+        notifier = Notifier(
+            client_id=client.id, name="n", kind="webhook", subscribes_to=["*"], url="http://x/"
+        )
+        session.add(notifier)
+        session.flush()
+        record_event(session, Event("notifier.test", "t", "m", client_id=client.id))
+        record_event(session, Event("credits.low", "t", "m", client_id=client.id))
+        session.commit()
+    now = time.time()
+    with sessions() as first, sessions() as second:
+        claimed = claim_due(first, now) + claim_due(second, now)
+    assert len(claimed) == 2 and len({c.delivery_id for c in claimed}) == 2
+    with sessions() as session:
+        assert claim_due(session, now + 1) == []  # claimed: not due again while the claim holds
+        taken_over = claim_due(session, now + CLAIM_S + 1)
+    assert {c.delivery_id for c in taken_over} == {c.delivery_id for c in claimed}
