@@ -1,4 +1,5 @@
-"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge and roll-ups."""
+"""`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge, roll-ups,
+platform-admin and notify-system."""
 
 from __future__ import annotations
 
@@ -171,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     grant_cmd.add_argument("client_id")
     grant_cmd.add_argument("amount", help='credits, at most 6 decimals, e.g. "1.25"')
     grant_cmd.add_argument("--description", default="granted by an operator")
+    admin_cmd = commands.add_parser(
+        "platform-admin", help="let a user post system notifications (--revoke: no longer)"
+    )
+    admin_cmd.add_argument("email")
+    admin_cmd.add_argument("--revoke", action="store_true")
+    notify_cmd = commands.add_parser(
+        "notify-system", help="post a system notification every user sees"
+    )
+    notify_cmd.add_argument("--title", required=True)
+    notify_cmd.add_argument("--message", required=True)
     commands.add_parser(
         "purge", help="delete expired request log entries and old finished async requests now"
     )
@@ -212,6 +223,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grant-credits":
         balance = grant_credits(settings, args.client_id, args.amount, args.description)
         print(f"Granted {args.amount} credits to {args.client_id}; balance {balance}.")
+    elif args.command == "platform-admin":
+        from admin.cli_notify import set_platform_admin
+
+        user = set_platform_admin(settings, args.email, grant=not args.revoke)
+        state = "is a platform admin" if user.platform_admin else "is no longer a platform admin"
+        print(f"{user.email} ({user.id}) {state}.")
+    elif args.command == "notify-system":
+        from admin.cli_notify import post_system_notification
+
+        notification_id = post_system_notification(settings, args.title, args.message)
+        print(f"Posted system notification {notification_id}.")
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

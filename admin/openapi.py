@@ -25,6 +25,7 @@ ERROR_STATUSES = {
     403: "Your role in this client does not allow this",
     404: "Not found (or not yours)",
     409: "Conflicts with the current state",
+    410: "Gone: the invite was used, revoked or has expired",
     413: "Request body too large",
     429: "Too many failed authentications from your address (TOO_MANY_FAILURES); see Retry-After",
 }

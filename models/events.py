@@ -32,6 +32,7 @@ EVENTS: dict[str, str] = {
     "target.test_failed": "Testing a target failed",
     "proxy.pool_low": "A proxy pool is running low",
     "invite.accepted": "Someone accepted an invite and joined the client",
+    "member.added": "An owner added you to a client",
     "notifier.test": "A test event sent from a notifier's page",
     "system.announcement": "A platform admin posted a system notification",
 }

@@ -151,6 +151,7 @@ def test_a_dead_target_is_retried_ten_times_then_dead_lettered_with_a_notificati
     notices = api.get(f"{dead.base}/notifications").json()["notifications"]
     [notice] = [n for n in notices if n["details"]["requestId"] == request_id]
     assert notice["read"] is False and "could not be delivered" in notice["title"]
+    assert notice["event"] == "async.dead_letter" and notice["type"] == "client"
     opened = api.get(f"{dead.base}/notifications/{notice['notificationId']}").json()
     assert opened["notifications"][0]["read"] is True
 

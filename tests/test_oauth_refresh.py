@@ -90,6 +90,8 @@ def test_a_refused_refresh_token_needs_reconnecting(
     notices = api.get(f"{connected.base}/notifications").json()["notifications"]
     notice = next(n for n in notices if n["title"] == "Credential needs reconnecting")
     assert credential_id in notice["message"]
+    assert notice["event"] == "credential.needs_reconnect"
+    assert notice["pKey"] == connected.client_id
     entry = logged(api, connected, response.headers["portcullis-request-id"])
     assert "needs reconnecting" in entry["proxyData"]["message"]
     # Further requests are refused at once: the provider is not asked again.

@@ -12,6 +12,7 @@ from admin.api import (
     explain,
     filters,
     health,
+    invites,
     members,
     meters,
     notifications,
@@ -42,6 +43,8 @@ CORE_BLUEPRINTS = (
     notifications.bp,
     notifiers.bp,
     budgets.bp,
+    invites.bp,
+    invites.links,
 )
 
 

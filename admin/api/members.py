@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from admin.api.common import api_blueprint, load_body
-from admin.auth import client_for
+from admin.auth import client_for, current_user
 from admin.errors import conflict, not_found
 from admin.extensions import db
 from admin.http import envelope, message_only
@@ -17,6 +17,7 @@ from admin.openapi import doc
 from admin.schemas.clients import MemberSchema, NewMemberSchema
 from models import Client, Membership, User
 from models.enums import Role
+from models.events import Event, record_event
 
 bp = api_blueprint("members")
 
@@ -69,9 +70,23 @@ def add_member(client_id: str):
         # Already a member: the owner can see that in the members list anyway.
         if db.session.get(Membership, (client.id, user.id)) is not None:
             raise conflict("That user is already a member; change their roles instead")
-        db.session.add(Membership(client=client, user=user, roles=_roles(values)))
+        roles = _roles(values)
+        db.session.add(Membership(client=client, user=user, roles=roles))
+        record_event(db.session, added_event(client, user, roles))
         db.session.commit()
     return envelope("members", [], message=ADDED, status=201)
+
+
+def added_event(client: Client, user: User, roles: list[str]) -> Event:
+    """The user notification telling someone an owner added them to a client."""
+    adder = current_user()
+    return Event(
+        name="member.added",
+        user_id=user.id,
+        title=f"You were added to {client.name} as {roles[0]}",
+        message=f"{adder.name or adder.email} added you to {client.name} as {roles[0]}.",
+        details={"clientId": client.id, "roles": roles, "addedBy": adder.id},
+    )
 
 
 @bp.put("/clients/<client_id>/members/<user_id>")
