@@ -160,6 +160,23 @@ def test_the_bell_counts_system_and_client_notifications_and_opening_one_reads_i
     bell(page, before + 1)
     expect(page.locator("#system-notification-form")).to_have_count(0)  # not a platform admin
 
+    # Paging: the newest 20 first, older ones one click away, a bad token said plainly.
+    for n in range(20):
+        body = {"title": f"Bulletin {n}", "message": "-"}
+        assert boss.api.post("/api/notifications/system", json=body).status_code == 201
+    page.goto(f"{base}/ui/notifications?tab=system")
+    rows = page.locator("#notifications tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text("Bulletin 19")
+    page.get_by_role("link", name="Older notifications").click()
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text("Maintenance at noon")
+    expect(page.get_by_role("link", name="Older notifications")).to_have_count(0)
+    page.get_by_role("link", name="Newest notifications").click()
+    expect(rows.first).to_contain_text("Bulletin 19")
+    page.goto(f"{base}/ui/notifications?tab=system&next=not-a-token")
+    expect(page.get_by_role("alert")).to_contain_text("nextToken")
+
 
 def test_a_notifier_made_in_the_form_delivers_a_signed_test_event_and_reports_health(
     browser: Browser, signals
@@ -236,6 +253,27 @@ def test_a_notifier_made_in_the_form_delivers_a_signed_test_event_and_reports_he
     expect(
         page.locator("#notifiers tr", has_text="Ops hook").locator(".health .bad")
     ).to_be_visible()
+
+    # An e-mail notifier: recipients, each checked (the refused one quoted); no secret.
+    page.get_by_role("link", name="New notifier").click()
+    form = page.locator("#notifier-form")
+    form.get_by_label("Name").fill("Ops mail")
+    form.get_by_label("Type").select_option("email")
+    recipients = "Email recipients (one per line or separated by commas)"
+    form.get_by_label(recipients).fill("ops@example.test, not-an-address")
+    form.locator("#event-choices").get_by_label("credits.low").check()
+    form.get_by_role("button", name="Create notifier").click()
+    recipients_field = form.locator(".field", has=page.get_by_label(recipients))
+    expect(recipients_field.locator(".error")).to_contain_text("not-an-address")
+    expect(form.locator("#event-choices").get_by_label("credits.low")).to_be_checked()
+    form.get_by_label(recipients).fill("ops@example.test\noncall@example.test")
+    form.get_by_role("button", name="Create notifier").click()
+    expect(page.get_by_role("status")).to_have_text("Notifier Ops mail saved.")
+    expect(page.locator("#signing-secret")).to_have_count(0)
+    page.get_by_role("link", name="All notifiers").click()
+    mail_row = page.locator("#notifiers tr", has_text="Ops mail")
+    expect(mail_row).to_contain_text("ops@example.test, oncall@example.test")
+    expect(mail_row).to_contain_text("credits.low")
 
     # A user-role member reads the list and the log but gets no form and no buttons.
     theirs = signed_in_page(browser, base, reader.token)
