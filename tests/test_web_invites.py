@@ -242,4 +242,10 @@ def test_revoked_expired_resent_and_unknown_links_and_an_existing_account_joinin
     theirs.locator("#accept-form").get_by_role("button", name="Join Refusals Co").click()
     theirs.wait_for_url(f"{base}/ui/c/{client_id}/")
     expect(theirs.locator("nav.sections .role")).to_have_text("admin")
+    # An admin sees the pending invites, but only owners invite, resend and revoke.
+    theirs.locator("nav.sections").get_by_role("link", name="Members", exact=True).click()
+    expect(theirs.locator("#invites")).to_contain_text("resent@example.test")
+    expect(theirs.locator("#invites").get_by_role("button", name="Resend")).to_have_count(0)
+    expect(theirs.locator("#invites").get_by_role("link", name="Revoke")).to_have_count(0)
+    expect(theirs.locator("#invite-form")).to_have_count(0)
     expect_refused(other, link, 410, "already used")
