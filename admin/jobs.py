@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -119,15 +121,31 @@ def _scan_job(settings: Settings, key_ring: KeyRing) -> None:
 
 class NotifierDeliveries:
     """The notifier delivery job, on one engine kept for the scheduler's life (it runs every
-    `notify_interval_ms`, too often for an engine per run)."""
+    `notify_interval_ms`, too often for an engine per run).
+
+    A run can outlast the interval (a receiver taking its 10 s): the scheduler's tick only
+    starts a run when none is going, on a thread of its own, so a slow run neither stacks
+    up runs nor fills the log with the scheduler's "skipped" warnings.
+    """
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
         self.settings = settings
         self.key_ring = key_ring
         self.sessions = make_session_factory(make_engine(settings.database_url))
+        self._running = threading.Lock()
+        self._runner = ThreadPoolExecutor(1, thread_name_prefix="portcullis-deliveries")
 
     def __call__(self) -> None:
-        deliver_due(self.sessions, self.settings, self.key_ring)
+        if self._running.acquire(blocking=False):
+            self._runner.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            deliver_due(self.sessions, self.settings, self.key_ring)
+        except Exception:  # the store unreachable, say: log it, try again next tick
+            log.exception("delivering notifier events failed")
+        finally:
+            self._running.release()
 
 
 def start_scheduler(settings: Settings) -> BackgroundScheduler:

@@ -195,6 +195,8 @@ def test_subscriptions_choose_which_events_each_notifier_gets(napi, notify_admin
     assert events_of(everything, 2) == {"credits.low", "ratelimit.reached"}
     assert events_of(exact, 1) == {"ratelimit.reached"}
     assert deliveries(napi, client_id, disabled["notifierId"]) == []
+    test_disabled = f"/api/clients/{client_id}/notifiers/{disabled['notifierId']}/test"
+    assert_error(napi.post(test_disabled), 409, "NOTIFIER_DISABLED")
     assert deliveries(napi, other_client, bystander["notifierId"]) == []
     assert poll(lambda: received_at(receiver, "/all")[1:] or None)  # both arrived
 

@@ -216,10 +216,14 @@ def rotate_secret(client_id: str, notifier_id: str):
     envelope="deliveries",
     schema=DeliverySchema,
     status=202,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 409),
 )
 def send_test(client_id: str, notifier_id: str):
     notifier = _notifier(client_id, notifier_id, Role.ADMIN)
+    if not notifier.enabled:
+        raise ApiError(
+            409, "NOTIFIER_DISABLED", "This notifier is disabled: enable it to send a test event"
+        )
     event = Event(
         name="notifier.test",
         title=f"Test event from notifier {notifier.name}",
