@@ -209,8 +209,9 @@ def test_revoked_expired_resent_and_unknown_links_and_an_existing_account_joinin
     expect_refused(fresh_page(browser), first, 404, "not known")
     assert fresh_page(browser).goto(second).status == 200
 
-    # Unknown links, of any shape.
-    for token in ("pci_nothing-like-this", "x", "pci_" + "A" * 43):
+    # Unknown links, of any shape (encoded NUL, ?, non-ASCII, very long): a 404 page, never a 500.
+    shapes = ("pci_nothing-like-this", "x", "pci_" + "A" * 43, "pci_%00", "a%3Fb%23c")
+    for token in (*shapes, "pci_%F0%9F%98%80", "pci_%ZZ", "p" * 5000):
         expect_refused(fresh_page(browser), f"{base}/ui/invites/{token}", 404, "not known")
 
     # An existing account: signed out it is asked to sign in, comes back, and joins.

@@ -7,6 +7,8 @@ it in the cookie) and is in the invite page's URL, so that page sends no Referer
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (
     current_app,
     g,
@@ -124,19 +126,9 @@ def _no_referrer(body, status: int = 200):
     return response
 
 
-def _landing(answer: Answer, client_name: str) -> str:
-    """The client page of the client just joined: named by the answer, else found by name
-    among the user's clients (a new account has only this one)."""
-    body = answer.body if isinstance(answer.body, dict) else {}
-    client_id = body.get("clientId")
-    for key in ("invites", "members", "clients"):
-        items = body.get(key)
-        if not client_id and isinstance(items, list) and items and isinstance(items[0], dict):
-            client_id = items[0].get("clientId")
-    if not client_id:
-        clients = get("/clients").items("clients")
-        named = [c for c in clients if c["clientName"] == client_name] or clients
-        client_id = named[0]["clientId"] if named else None
+def _landing(answer: Answer) -> str:
+    """The page of the client just joined (the answer names it)."""
+    client_id = answer.body.get("clientId") if isinstance(answer.body, dict) else None
     if not client_id:
         return url_for("web.home")
     return url_for("web.client", client_id=client_id)
@@ -147,10 +139,11 @@ def invite(token: str):
     """The page an invite link opens: join, create an account, or a clear refusal."""
     g.web_session = live_session()
     g.me = get("/users/me").item("users") if g.web_session else None
-    found = _public("GET", f"/invites/{token}")
+    quoted = quote(token, safe="")  # the token came from the URL: it stays one path segment
+    found = _public("GET", f"/invites/{quoted}")
     if not found.ok:
         return _refusal(found.status, found.message)
-    invite = found.body.get("invites", [found.body])[0] if "invites" in found.body else found.body
+    invite = found.body
     if invite.get("status") != "pending":
         return _refusal(410, REFUSALS.get(invite.get("status"), ""), invite)
     here = url_for("web.invite", token=token)
@@ -158,23 +151,22 @@ def invite(token: str):
     error = ""
     if g.me is not None:
         if request.method == "POST" and ConfirmForm().validate_on_submit():
-            answer = call("POST", f"/invites/{token}/accept")
+            answer = call("POST", f"/invites/{quoted}/accept")
             if answer.ok:
-                return redirect(_landing(answer, invite["clientName"]))
+                return redirect(_landing(answer))
             if answer.status in (404, 410):
                 return _refusal(answer.status, answer.message, invite)
             error = answer.message
     elif not invite.get("accountExists") and form.submit_ok():
         body = {"name": form.name.data.strip(), "password": form.password.data}
-        answer = _public("POST", f"/invites/{token}/signup", body)
+        answer = _public("POST", f"/invites/{quoted}/signup", body)
         if answer.ok:
             user = db.session.scalar(
                 select(User).where(func.lower(User.email) == invite["email"].lower())
             )
             if user is not None:
                 begin_session(user)
-                g.web_session = live_session()
-                return redirect(_landing(answer, invite["clientName"]))
+                return redirect(_landing(answer))
             return redirect(url_for("web.login", next=here))
         if answer.status in (404, 410):
             return _refusal(answer.status, answer.message, invite)
@@ -195,8 +187,8 @@ def invite(token: str):
 
 def _refusal(status: int, message: str, invite: dict | None = None):
     """Unknown (404) or no longer usable (410): what happened and what to do."""
-    status = status if status in (404, 410) else 410
-    if status == 404:
+    if status != 410:  # 404, or a token the API cannot even read (400): not a link it gave
+        status = 404
         message = "This invite link is not known. Check that you copied all of it."
     return _no_referrer(
         render_template("web/invite_refused.html", status=status, message=message, invite=invite),
