@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import Page, expect
 
+from admin.web.plain_errors import plain
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import add_member, error_fields
 from tests.test_meters import synced
@@ -150,7 +151,8 @@ def test_bad_meter_input_shows_the_apis_message_by_the_field(
     meters = f"{made.base}/proxies/{made.id}/meters"
     refused = made.api.post(meters, json={"meterName": "Bad", **body})
     assert refused.status_code == 400, refused.text
-    messages = [m for ms in error_fields(refused).values() for m in ms]
+    # The page words the API's message plainly (admin/web/plain_errors.py), by the field.
+    messages = [plain(name, m) for name, ms in error_fields(refused).items() for m in ms]
     assert messages, refused.text
 
     open_proxy(page, admin_server, owner, made)

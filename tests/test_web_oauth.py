@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from admin.web.plain_errors import plain
 from tests.oauth_support import (  # noqa: F401  (the oauth_server fixtures)
     CUSTOM_PASSWORD,
     CUSTOM_USERNAME,
@@ -261,7 +262,8 @@ def test_bad_input_shows_the_apis_message_by_the_field(
               "credentialSecret": secret},
     )  # fmt: skip
     assert refused.status_code == 400, refused.text
-    messages = [m for ms in error_fields(refused).values() for m in ms]
+    # The page words the API's message plainly (admin/web/plain_errors.py), by the field.
+    messages = [plain(name, m) for name, ms in error_fields(refused).items() for m in ms]
     assert messages, refused.text
 
     new_form(page, admin_server, owner, client)
