@@ -23,6 +23,7 @@ not; each count goes to the store in batches for the Core API's usage read-out.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import weakref
@@ -41,10 +42,9 @@ from addons.counters import (
     Window,
     WindowCount,
 )
-from addons.events import Events, ratelimit_event
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
-from addons.meter_usage import meter_key, usage_rows, write_usage
+from addons.meter_usage import UsageNotes, meter_key, write_usage
 from addons.outbound import to_flow_response
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follows, proxy_error
 from addons.state import FlowState, state_of
@@ -60,16 +60,23 @@ UNLIMITED = 2**62
 # The usage read-out's rows are coalesced per meter window over this long: each write
 # keeps only a window's latest count, so a busier meter costs no more rows.
 USAGE_WRITE_INTERVAL_S = 1.0
+# Limit lists are built once per meter and its limits, not once per request.
+LIMIT_LISTS_CACHED = 4096
 UNREADABLE = object()  # a request body that cannot be read before forwarding
 _pending: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[CompiledMeter, ...]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def counting(meter: CompiledMeter) -> list[Limit]:
+def counting(meter: CompiledMeter) -> tuple[Limit, ...]:
     """Add to every window; only the configured limits can refuse."""
-    limits = dict(meter.limits)
-    return [Limit(meter_key(meter.id), w, limits.get(w.value, UNLIMITED)) for w in Window]
+    return _counting(meter.id, meter.limits)
+
+
+@functools.lru_cache(maxsize=LIMIT_LISTS_CACHED)
+def _counting(meter_id: str, windows: tuple[tuple[str, int], ...]) -> tuple[Limit, ...]:
+    limits = dict(windows)
+    return tuple(Limit(meter_key(meter_id), w, limits.get(w.value, UNLIMITED)) for w in Window)
 
 
 def answers_key(meter_id: str) -> str:
@@ -77,13 +84,18 @@ def answers_key(meter_id: str) -> str:
     return f"meter-answers:{meter_id}"
 
 
-def reading(meter: CompiledMeter) -> list[Limit]:
+def reading(meter: CompiledMeter) -> tuple[Limit, ...]:
     """Read (with cost 0) each limited window's use and number of answers counted."""
-    return [
+    return _reading(meter.id, meter.limits)
+
+
+@functools.lru_cache(maxsize=LIMIT_LISTS_CACHED)
+def _reading(meter_id: str, windows: tuple[tuple[str, int], ...]) -> tuple[Limit, ...]:
+    return tuple(
         Limit(key, Window(w), UNLIMITED)
-        for w, _limit in meter.limits
-        for key in (meter_key(meter.id), answers_key(meter.id))
-    ]
+        for w, _limit in windows
+        for key in (meter_key(meter_id), answers_key(meter_id))
+    )
 
 
 def over_limit(meter: CompiledMeter, outcome: Outcome) -> tuple[WindowCount, int] | None:
@@ -158,22 +170,22 @@ def meter_limited(meter: CompiledMeter, refused: WindowCount, now: float, reques
 class Meters:
     """The meters stage (after RateLimit, before Forward) and the adding of response values."""
 
-    def __init__(
-        self, shared: SharedCounters, budget: Budget | None = None, events: Events | None = None
-    ):
+    def __init__(self, shared: SharedCounters, budget: Budget | None = None):
         self.shared = shared
         self.budget = budget  # debits each counted value at the proxy's unit price
-        self.events = events  # ratelimit.reached, once per meter and window (addons/events.py)
         self.writer: BatchWriter | None = None
+        self.usage: UsageNotes | None = None
 
     def running(self) -> None:
         engine = make_engine(Settings.from_env().database_url)
-        self.writer = BatchWriter(
-            engine, write_usage, "portcullis-meter-usage", interval=USAGE_WRITE_INTERVAL_S
-        )
+        self.writer = BatchWriter(engine, write_usage, "portcullis-meter-usage")
         self.writer.start()
+        self.usage = UsageNotes(self.writer, USAGE_WRITE_INTERVAL_S)
+        self.usage.start()
 
     def done(self) -> None:
+        if self.usage is not None:
+            self.usage.stop()
         if self.writer is not None:
             self.writer.stop()
 
@@ -240,12 +252,6 @@ class Meters:
         else:
             answer(flow, response)
         state.proxy_code = DENIED
-        if self.events is not None:
-            window = refused.limit.window
-            proxy = state.proxy
-            start = window.bounds(now)[0]
-            event = ratelimit_event(proxy.client_id, proxy.id, window.value, start, meter.id)
-            self.events.emit(event)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         """Add the answer's values. Never raises: the answer the target gave is sent as it is,
@@ -281,11 +287,10 @@ class Meters:
                 continue
             now = self._now()
             try:
-                answers = [Limit(answers_key(meter.id), w, UNLIMITED) for w in Window]
-                await self.shared.counters.consume(answers, 1, now=now)
+                await self.shared.counters.consume(answering(meter.id), 1, now=now)
                 if value == 0:
                     continue
-                outcome = await self.shared.counters.consume(counting_all(meter), value, now=now)
+                outcome = await self.shared.counters.consume(counting_all(meter.id), value, now=now)
             except CountersUnavailable:
                 log.warning(
                     "meter %s: %d units not counted (counters unavailable)", meter.id, value
@@ -325,13 +330,20 @@ class Meters:
             log.exception("counting meters of async attempt %s failed", state.request_id)
 
     def _write(self, outcome: Outcome) -> None:
-        if self.writer is not None:
-            self.writer.submit(usage_rows(outcome))
+        if self.usage is not None:
+            self.usage.note(outcome)
 
 
-def counting_all(meter: CompiledMeter) -> list[Limit]:
+@functools.lru_cache(maxsize=LIMIT_LISTS_CACHED)
+def counting_all(meter_id: str) -> tuple[Limit, ...]:
     """Adding a response value: every window, never refused (the check came before)."""
-    return [Limit(meter_key(meter.id), w, UNLIMITED) for w in Window]
+    return tuple(Limit(meter_key(meter_id), w, UNLIMITED) for w in Window)
+
+
+@functools.lru_cache(maxsize=LIMIT_LISTS_CACHED)
+def answering(meter_id: str) -> tuple[Limit, ...]:
+    """Adding one answer to a response_value meter's count of answers, in every window."""
+    return tuple(Limit(answers_key(meter_id), w, UNLIMITED) for w in Window)
 
 
 def response_document(response: http.Response) -> Any:
