@@ -42,6 +42,7 @@ from addons.counters import (
     Window,
     WindowCount,
 )
+from addons.events import Events, ratelimit_event
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.meter_usage import UsageNotes, meter_key, write_usage
@@ -170,9 +171,12 @@ def meter_limited(meter: CompiledMeter, refused: WindowCount, now: float, reques
 class Meters:
     """The meters stage (after RateLimit, before Forward) and the adding of response values."""
 
-    def __init__(self, shared: SharedCounters, budget: Budget | None = None):
+    def __init__(
+        self, shared: SharedCounters, budget: Budget | None = None, events: Events | None = None
+    ):
         self.shared = shared
         self.budget = budget  # debits each counted value at the proxy's unit price
+        self.events = events  # ratelimit.reached, once per meter and window (addons/events.py)
         self.writer: BatchWriter | None = None
         self.usage: UsageNotes | None = None
 
@@ -252,6 +256,12 @@ class Meters:
         else:
             answer(flow, response)
         state.proxy_code = DENIED
+        if self.events is not None:
+            window = refused.limit.window
+            proxy = state.proxy
+            start = window.bounds(now)[0]
+            event = ratelimit_event(proxy.client_id, proxy.id, window.value, start, meter.id)
+            self.events.emit(event)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         """Add the answer's values. Never raises: the answer the target gave is sent as it is,
