@@ -193,6 +193,13 @@ def test_subscriptions_choose_which_events_each_notifier_gets(napi, notify_admin
 
     assert events_of(credits_only, 1) == {"credits.low"}
     assert events_of(everything, 2) == {"credits.low", "ratelimit.reached"}
+    log = f"/api/clients/{client_id}/notifiers/{everything['notifierId']}/deliveries"
+    first = napi.get(f"{log}?limit=1").json()
+    second = napi.get(f"{log}?limit=1&nextToken={first['nextToken']}").json()
+    assert second["nextToken"] is None
+    pages = [d["deliveryId"] for d in first["deliveries"] + second["deliveries"]]
+    assert pages == [d["deliveryId"] for d in deliveries(napi, client_id, everything["notifierId"])]
+    assert_invalid(napi.get(f"{log}?nextToken=garbage"), "nextToken")
     assert events_of(exact, 1) == {"ratelimit.reached"}
     assert deliveries(napi, client_id, disabled["notifierId"]) == []
     test_disabled = f"/api/clients/{client_id}/notifiers/{disabled['notifierId']}/test"
