@@ -123,7 +123,7 @@ def test_client_limits_and_a_dead_lettered_job_replayed(
     expect(page.locator("#attempts tr[data-attempt='1']")).to_contain_text("503")
     page.get_by_role("button", name="Replay").click()
     expect(page.get_by_text("Queued again")).to_be_visible()
-    reload_until(page, page.locator("#job-status", has_text="delivered"))
+    reload_until(page, page.locator("#job-status", has_text=re.compile(r"^delivered$")))
     expect(page.get_by_role("heading", name="2 attempts", exact=True)).to_be_visible()
     expect(page.locator("#attempts tr[data-attempt='2']")).to_contain_text("200")
     expect(page.get_by_role("button", name="Replay")).to_have_count(0)
