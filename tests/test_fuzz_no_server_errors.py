@@ -19,14 +19,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.support import Api, create, credential_body, new_client, proxy_body, proxy_parts
+from tests.support import (
+    Api,
+    create,
+    credential_body,
+    new_client,
+    proxy_body,
+    proxy_parts,
+    run_admin_cli,
+)
+from tests.team_support import token_of
 
 DESTROY_A = {"action": "destroy", "paths": ["a"]}
+
+
+EMAIL_NOTIFIER = {
+    "name": "Fuzz",
+    "type": "email",
+    "subscribesTo": ["*"],
+    "enabled": True,
+    "recipients": ["ops@example.test"],
+}
 
 
 @pytest.fixture(scope="module")
 def real_ids(admin_server, make_user) -> dict:
     user = make_user()
+    # A platform admin, so system notifications are fuzzed past the permission check too.
+    assert run_admin_cli(admin_server, "platform-admin", user.email).returncode == 0
     api = Api(admin_server.base_url, user.token)
     client_id = new_client(api, "Fuzzing")
     parts = proxy_parts(api, client_id)
@@ -42,9 +62,15 @@ def real_ids(admin_server, make_user) -> dict:
     payload_filter = create(
         api, f"{proxy_base}/filters", {"action": "destroy", "paths": ["a"]}, "filters"
     )
+    invitee = {"email": "fuzz.invitee@example.test", "roles": ["user"]}
+    invite = create(api, f"{base}/invites", invitee, "invites")
+    notifier = create(api, f"{base}/notifiers", EMAIL_NOTIFIER, "notifiers")
     return {
         "token": user.token,
         "path": {
+            "inviteId": invite["inviteId"],
+            "token": token_of(invite["inviteUrl"]),
+            "notifierId": notifier["notifierId"],
             "clientId": client_id,
             "credentialId": spare["sKey"],
             "targetId": parts["proxyTargetId"],
@@ -222,6 +248,10 @@ def valid_bodies(real: dict) -> dict[str, dict]:
         "ExplainRequest": {"method": "GET", "path": "/x", "headers": {"a": "b"}, "query": "q=1"},
         "Password": {},
         "Token": {"label": "fuzz"},
+        "Invite": {"email": "fuzz.other@example.test", "roles": ["user"]},
+        "InviteSignup": {"name": "Fuzz", "password": "a fuzzing password"},
+        "NewSystemNotification": {"title": "t", "message": "m"},
+        "Notifier": EMAIL_NOTIFIER,
     }
 
 

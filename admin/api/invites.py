@@ -330,9 +330,9 @@ def accept_invite(token: str):
     auth=False,
 )
 def signup_with_invite(token: str):
+    values = load_body(InviteSignupSchema())  # a malformed body is named whatever the link
     invite = invite_for(token)
     refuse_unless_pending(invite)
-    values = load_body(InviteSignupSchema())
     exists = ApiError(
         409,
         "ACCOUNT_EXISTS",
