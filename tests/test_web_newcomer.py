@@ -15,6 +15,7 @@ import time
 
 from playwright.sync_api import Page, expect
 
+from admin.web.forms_credentials import AUTH_TYPES
 from tests.proxy_support import TARGET_TOKEN, call, wait_until_served
 from tests.support import Api, create, new_client
 from tests.web_support import WAIT_S
@@ -80,6 +81,11 @@ def test_a_newcomer_reads_every_page_in_plain_words(
     expect(settings).to_contain_text("X-API-Key")
     expect(settings).not_to_contain_text("{")
     expect(page.locator("tr[data-credential='Callers']")).to_contain_text("proxy credential")
+    page.locator("tr[data-credential='Callers']").get_by_role("link", name="Callers").click()
+    details = page.locator("#credential-details")
+    expect(details.locator("tr", has_text="Sent in")).to_contain_text("header")
+    expect(details).to_contain_text("API key")
+    expect(details).not_to_contain_text('"')
 
     target_cred = create(
         api,
@@ -175,3 +181,38 @@ def test_a_newcomer_reads_every_page_in_plain_words(
     expect(checks.locator("li.bad")).to_contain_text("✗")
     expect(checks.locator("li.skipped").first).to_contain_text("Not reached")
     expect(checks).to_contain_text("✓ No gateway error")
+
+
+LIBRARY_WORDING = re.compile(
+    r"Missing data for required field|Field may not be null|Shorter than minimum length"
+    r"|Longer than maximum length|Length must be between|Not a valid (integer|URL|string|email)"
+    r"|Unknown field|Must be one of|Must be greater than|Must be less than|This field is required"
+    r"|\b[a-z]+[A-Z]\w*\b"  # an API name (jwksUrl, tokenUrl) rather than the form's words
+)
+
+
+def test_every_credential_type_left_empty_is_told_what_to_enter(
+    page: Page, admin_server, make_user
+):
+    """The class of the flaw: no credential type's empty form answers in library words."""
+    user = make_user()
+    client_id = new_client(Api(admin_server.base_url, user.token), "Empty forms")
+    sign_in(page, admin_server.base_url, user.token)
+    shown = {}
+    for auth_type, _label in AUTH_TYPES:
+        if auth_type == "none":
+            continue  # nothing to enter
+        page.goto(f"{admin_server.base_url}/ui/c/{client_id}/credentials/new")
+        page.get_by_label("Name", exact=True).fill(f"Empty {auth_type}")
+        used_as = "proxy" if auth_type == "jwtVerify" else "target"
+        page.get_by_label("Used as").select_option(used_as)
+        page.get_by_label("Type", exact=True).select_option(auth_type)
+        page.get_by_role("button", name="Create credential").click()
+        errors = page.locator("#credential-form .error")
+        expect(errors.first).to_be_visible()
+        shown[auth_type] = errors.all_inner_texts()
+    worded = {t: [e for e in texts if LIBRARY_WORDING.search(e)] for t, texts in shown.items()}
+    assert not any(worded.values()), worded
+    assert "Enter the key's value." in shown["apiKey"]
+    assert "Enter the username." in shown["basicAuth"]
+    assert "Enter a JWKS URL or a shared secret (one of them)." in shown["jwtVerify"]

@@ -32,6 +32,13 @@ ENTER = {
     "path": "Enter a path, like /v1/items.",
     "name": "Enter a name.",
 }
+# Whole messages that name the API's fields, said with the form's words.
+REWORDED = {
+    "Give exactly one of jwksUrl or secret.": "Enter a JWKS URL or a shared secret (one of them).",
+    "Give either header or query, not both.": "Give a header name or a query parameter name, "
+    "not both.",
+    "Name the query parameter (query or key).": "Enter the query parameter's name.",
+}
 EMPTY = {
     "Missing data for required field.",
     "Field may not be null.",
@@ -62,6 +69,8 @@ SHAPES: tuple[tuple[re.Pattern, str], ...] = (
 
 def plain(api_name: str, message: str) -> str:
     """The API's `message` about field `api_name` in words a person can act on."""
+    if message in REWORDED:
+        return REWORDED[message]
     if message in EMPTY:
         last = api_name.rsplit(".", 1)[-1]
         return ENTER.get(api_name) or ENTER.get(last) or "Fill this in."

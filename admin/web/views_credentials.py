@@ -78,6 +78,7 @@ def credential(client_id: str, credential_id: str):
         states=CONNECTION_STATES,
         connection=record.get("credentialConnection") or {},
         when=when,
+        auth_types=dict(AUTH_TYPES),
     )
 
 

@@ -90,7 +90,9 @@ def outcome(entry: dict) -> tuple[bool, str]:
     status = entry["proxyData"].get("status")
     target = entry.get("targetData") or {}
     if status is not None and status < 400:
-        return True, f"Delivered: the target answered {status}."
+        if not entry["validationData"].get("requestSent"):  # e.g. an async job queued (202)
+            return True, f"Accepted by the gateway ({status}): {entry['proxyData'].get('message')}"
+        return True, f"Delivered: the target answered {target.get('status', status)}."
     if target.get("status") is not None and target["status"] == status:
         return False, f"Delivered, but the target answered {status}."
     if entry["validationData"].get("requestSent"):
