@@ -11,6 +11,7 @@ from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import SignInRequired, call, get
 from admin.web.forms_team import SystemNotificationForm
 from admin.web.session import load_client, signed_in
+from models.events import EVENTS
 
 PER_PAGE = 20
 SYSTEM, MINE = "system", "me"
@@ -30,6 +31,20 @@ def unread_notifications() -> dict | None:
             if answer is not None and answer.ok:
                 g.unread = {**answer.body.get("unread", {}), "total": answer.body.get("total", 0)}
     return g.unread
+
+
+@bp.app_template_filter("when")
+def when(iso: str | None) -> str:
+    """The API's `2026-11-30T16:17:08.517Z` as `2026-11-30 16:17:08 UTC`."""
+    if not iso:
+        return ""
+    return iso.replace("T", " ", 1).split(".", 1)[0].rstrip("Z") + " UTC"
+
+
+@bp.app_template_global()
+def event_meaning(name: str | None) -> str:
+    """What an event name means, in words (empty for an unknown or missing name)."""
+    return EVENTS.get(name or "", "")
 
 
 def _tabs(clients: list[dict]) -> list[dict]:

@@ -12,14 +12,13 @@ from admin.web.core_api import call, get, get_one
 from admin.web.forms import ConfirmForm
 from admin.web.forms_team import NotifierForm, split_list
 from admin.web.session import can, load_client, require, signed_in
+from models.events import EVENTS
 
 DELIVERIES_PER_PAGE = 20
 
 
 def event_names() -> list[tuple[str, str]]:
     """Every event name with what it means (EVENTS may map names to meanings)."""
-    from models.events import EVENTS  # the store's list: imported when a page needs it
-
     meanings = EVENTS if isinstance(EVENTS, dict) else {}
     return [(name, meanings.get(name, "")) for name in sorted(EVENTS)]
 
