@@ -195,6 +195,10 @@ def test_a_notifier_made_in_the_form_delivers_a_signed_test_event_and_reports_he
     form = page.locator("#notifier-form")
     form.get_by_label("Name").fill("Ops hook")
     form.get_by_label("Type").select_option("webhook")
+    # Only the chosen type's destination shows (the page's small script).
+    recipients = "Email recipients (one per line or separated by commas)"
+    expect(form.get_by_label(recipients)).to_be_hidden()
+    expect(form.get_by_label("Webhook URL (http or https)")).to_be_visible()
     # Refused input, said next to the field: an unknown event pattern and a non-HTTP URL.
     form.get_by_label("Webhook URL (http or https)").fill("ftp://127.0.0.1/hook")
     form.get_by_label(re.compile("^More patterns")).fill("no.such.event")
@@ -241,6 +245,7 @@ def test_a_notifier_made_in_the_form_delivers_a_signed_test_event_and_reports_he
     # A receiver that always fails: the log shows the failures, the list says unhealthy.
     page.get_by_role("link", name="Ops hook").click()
     form = page.locator("#notifier-form")
+    expect(form.get_by_label("Type").locator("option")).to_have_count(1)  # fixed once made
     form.get_by_label("Webhook URL (http or https)").fill(f"{signals.receiver.base_url}/status/500")
     form.get_by_role("button", name="Save notifier").click()
     expect(page.get_by_role("status")).to_have_text("Notifier Ops hook saved.")
@@ -259,7 +264,7 @@ def test_a_notifier_made_in_the_form_delivers_a_signed_test_event_and_reports_he
     form = page.locator("#notifier-form")
     form.get_by_label("Name").fill("Ops mail")
     form.get_by_label("Type").select_option("email")
-    recipients = "Email recipients (one per line or separated by commas)"
+    expect(form.get_by_label("Webhook URL (http or https)")).to_be_hidden()
     form.get_by_label(recipients).fill("ops@example.test, not-an-address")
     form.locator("#event-choices").get_by_label("credits.low").check()
     form.get_by_role("button", name="Create notifier").click()

@@ -10,7 +10,7 @@ from admin.web import bp
 from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get, get_one
 from admin.web.forms import ConfirmForm
-from admin.web.forms_team import NotifierForm, split_list
+from admin.web.forms_team import NOTIFIER_TYPES, NotifierForm, split_list
 from admin.web.session import can, load_client, require, signed_in
 from models.events import EVENTS
 
@@ -40,6 +40,9 @@ def _form(notifier: dict | None = None) -> NotifierForm:
             enabled=notifier.get("enabled", True),
         )
     form.events.choices = [(name, name) for name, _ in event_names()]
+    if notifier is not None:  # the type is fixed once made (the API refuses a change)
+        form.kind.choices = [c for c in NOTIFIER_TYPES if c[0] == notifier["type"]]
+        form.kind.description = "Fixed after creation: make a new notifier for another type."
     return form
 
 
