@@ -144,6 +144,12 @@ def test_a_new_person_joins_from_the_emailed_link_and_the_link_works_once(
     expect(theirs.get_by_text("Only owners change members.")).to_be_visible()
     expect(theirs.locator("#invite-form")).to_have_count(0)
     expect(theirs.get_by_role("link", name="Change role")).to_have_count(0)
+    # Both sides are told: the newcomer under "For you", the client's members under its tab.
+    theirs.locator("#bell").click()
+    expect(theirs.locator("#notifications")).to_contain_text("You joined Team Co as user")
+    page.goto(f"{base}/ui/notifications?tab={client_id}")
+    expect(page.locator("#notifications tbody tr").first).to_contain_text("joined Team Co")
+    expect(page.locator("#notifications tbody tr").first).to_contain_text("unread")
     # Their password works for signing in again.
     sign_out = theirs.locator(".me").get_by_role("button", name="Sign out")
     sign_out.click()
