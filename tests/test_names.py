@@ -99,6 +99,18 @@ def world(admin_server, make_user) -> dict:
                 "meters",
             ),
             "label": ("/api/users/me/tokens", lambda name: {"label": name}, None, "tokens"),
+            # A notifier's name (an invite sign-up's `name` uses the same validator).
+            "name": (
+                f"{base}/notifiers",
+                lambda name: {
+                    "name": name,
+                    "type": "email",
+                    "subscribesTo": ["*"],
+                    "recipients": ["a@example.test"],
+                },
+                None,
+                "notifiers",
+            ),
         },
     }
 
@@ -127,7 +139,8 @@ def listed(api: Api, create_path: str, envelope: str) -> list:
 
 
 @pytest.mark.parametrize(
-    "field", ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label"]
+    "field",
+    ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label", "name"],
 )
 @pytest.mark.parametrize("char", REFUSED.values(), ids=REFUSED.keys())
 def test_control_characters_in_a_name_are_400_naming_the_field(world, field, char):
@@ -148,7 +161,8 @@ def test_control_characters_in_a_name_are_400_naming_the_field(world, field, cha
 
 
 @pytest.mark.parametrize(
-    "field", ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label"]
+    "field",
+    ["clientName", "credentialName", "targetName", "proxyName", "meterName", "label", "name"],
 )
 def test_names_in_any_script_are_kept_as_sent(world, field):
     api = world["api"]
