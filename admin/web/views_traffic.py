@@ -89,7 +89,9 @@ def outcome(entry: dict) -> tuple[bool, str]:
     """(went well, one sentence): what happened to the request, as its caller saw it."""
     status = entry["proxyData"].get("status")
     target = entry.get("targetData") or {}
-    if status is not None and status < 400:
+    if status is None:
+        return False, "No answer was recorded for this request."
+    if status < 400:
         if not entry["validationData"].get("requestSent"):  # e.g. an async job queued (202)
             return True, f"Accepted by the gateway ({status}): {entry['proxyData'].get('message')}"
         return True, f"Delivered: the target answered {target.get('status', status)}."
