@@ -12,6 +12,7 @@ from admin.extensions import db
 from admin.json_provider import OrjsonProvider
 from admin.web import init_web
 from models.crypto import KeyRing, load_key_ring
+from models.invite import redact_invite_tokens
 from models.settings import Settings
 from models.store import engine_options, prepare_engine
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None
 
 
 def _log_access(response):
-    # Path only: query strings and bodies may carry secrets.
-    access_log.info("%s %s %s", request.method, request.path, response.status_code)
+    # Path only: query strings and bodies may carry secrets; so do invite links' paths.
+    path = redact_invite_tokens(request.path)
+    access_log.info("%s %s %s", request.method, path, response.status_code)
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from models.ids import new_id
 
 INVITE_TOKEN_PREFIX = "pci_"
 INVITE_STATUSES = ("pending", "accepted", "revoked", "expired")
+TOKEN_IN_TEXT = re.compile(re.escape(INVITE_TOKEN_PREFIX) + r"[A-Za-z0-9_-]+")
 
 
 def new_invite_token() -> str:
@@ -24,6 +26,11 @@ def new_invite_token() -> str:
 def invite_token_hash(token: str) -> str:
     """The stored form of a link token."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def redact_invite_tokens(text: str) -> str:
+    """`text` (e.g. a request path for the access log) with invite link tokens cut off."""
+    return TOKEN_IN_TEXT.sub(INVITE_TOKEN_PREFIX + "…", text)
 
 
 class Invite(Base):

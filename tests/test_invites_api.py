@@ -110,6 +110,8 @@ def test_an_emailed_invite_link_creates_the_account_and_joins_once(mailing_admin
     notices = api.get(f"/api/clients/{client_id}/notifications").json()["notifications"]
     [accepted] = [n for n in notices if n["event"] == "invite.accepted"]
     assert "Nia New" in accepted["title"] and accepted["details"]["userId"] == joined["userId"]
+    assert "/api/invites/pci_…/signup" in mailing_admin.log_text()
+    assert token not in mailing_admin.log_text(), "link tokens stay out of the access log"
 
 
 def test_invites_refuse_reuse_revoked_and_expired_links_and_bad_input(
