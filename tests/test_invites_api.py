@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.proxy_support import free_port
 from tests.smtp_support import SmtpServer, text_of
 from tests.support import (
     AdminServer,
@@ -231,3 +232,23 @@ def test_invites_refuse_reuse_revoked_and_expired_links_and_bad_input(
     accepted = api.as_user(other).post(f"/api/invites/{token_of(fresh['inviteUrl'])}/accept")
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["clientId"] == client_id
+
+
+def test_an_smtp_server_that_refuses_leaves_the_invite_standing(tmp_path):
+    """A configured but unreachable SMTP server: not e-mailed, said why, the link still works."""
+    server = start_admin(
+        tmp_path / "no-mail", PORTCULLIS_SMTP_URL=f"smtp://127.0.0.1:{free_port()}"
+    )
+    try:
+        owner = user_on(server, "Una Unlucky")
+        api = Api(server.base_url, owner.token)
+        client_id = new_client(api, "Unmailed")
+        sent = invite(api, client_id, "someone@example.test")
+        assert sent["emailed"] is False
+        assert "could not be sent" in sent["message"] and "yourself" in sent["message"]
+        shown = Api(server.base_url, None).get(f"/api/invites/{token_of(sent['inviteUrl'])}")
+        assert shown.json()["status"] == "pending"
+        listed = api.get(f"/api/clients/{client_id}/invites").json()["invites"]
+        assert [i["inviteId"] for i in listed] == [sent["inviteId"]]
+    finally:
+        server.stop()
