@@ -38,6 +38,7 @@ EVENTS: dict[str, str] = {
 }
 
 TITLE_MAX_CHARS = 200
+DEDUP_KEY_MAX_CHARS = 200  # the column's length
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def record_event(
     """
     if event.name not in EVENTS:
         raise ValueError(f"unknown event {event.name!r}")
+    if event.dedup_key is not None and len(event.dedup_key) > DEDUP_KEY_MAX_CHARS:
+        raise ValueError(f"dedup key longer than {DEDUP_KEY_MAX_CHARS} characters")
     notification_id = new_id("notification")
     created_at = utcnow()
     row = {
