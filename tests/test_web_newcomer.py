@@ -55,6 +55,11 @@ def test_a_newcomer_reads_every_page_in_plain_words(
     # The new-credential form: only the chosen type's fields; plain validation messages.
     page.goto(f"{base}/credentials/new")
     page.get_by_label("Name", exact=True).fill("Callers")
+    # Use and type stay a pair the API accepts: a target-only type makes it a target one.
+    page.get_by_label("Type", exact=True).select_option(label="OAuth2 (target credentials)")
+    expect(page.get_by_label("Used as")).to_have_value("target")
+    page.get_by_label("Used as").select_option("proxy")
+    expect(page.get_by_label("Type", exact=True)).to_have_value("apiKey")
     page.get_by_label("Type", exact=True).select_option(label="API key")
     expect(page.get_by_label("Key value (API key)")).to_be_visible()
     for other in ("Prefix (bearer, JWT)", "Token (bearer, JWT)", "Username (basic auth)"):
@@ -216,3 +221,21 @@ def test_every_credential_type_left_empty_is_told_what_to_enter(
     assert "Enter the key's value." in shown["apiKey"]
     assert "Enter the username." in shown["basicAuth"]
     assert "Enter a JWKS URL or a shared secret (one of them)." in shown["jwtVerify"]
+
+    # Without the script, a use and type the API does not pair are refused in words.
+    context = page.context.browser.new_context(java_script_enabled=False)
+    try:
+        plain = context.new_page()
+        plain.set_default_timeout(WAIT_S * 1000)
+        sign_in(plain, admin_server.base_url, user.token)
+        plain.goto(f"{admin_server.base_url}/ui/c/{client_id}/credentials/new")
+        plain.get_by_label("Name", exact=True).fill("Mismatched")
+        plain.get_by_label("Used as").select_option("proxy")
+        plain.get_by_label("Type", exact=True).select_option("oauth2")
+        plain.get_by_role("button", name="Create credential").click()
+        type_field = plain.locator(".field", has=plain.get_by_label("Type", exact=True))
+        expect(type_field.locator(".error")).to_have_text(
+            "This type cannot be used for a proxy credential: choose another type or use."
+        )
+    finally:
+        context.close()

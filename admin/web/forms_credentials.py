@@ -23,6 +23,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Optional
 
 from admin.web.forms import EFFECTS, ApiForm
+from models.enums import ALLOWED_AUTH_TYPES
 
 AUTH_TYPES = [
     ("apiKey", "API key"),
@@ -35,6 +36,11 @@ AUTH_TYPES = [
     ("custom", "Custom headers (target credentials)"),
     ("none", "None (target credentials)"),
 ]
+# Which types each use allows (the API refuses the others), for the form's script.
+ALLOWED_BY_USE = {
+    use.value: [value for value, _ in AUTH_TYPES if value in {t.value for t in types}]
+    for use, types in ALLOWED_AUTH_TYPES.items()
+}
 GRANT_TYPES = [
     ("client_credentials", "client_credentials (server to server)"),
     ("authorization_code", "authorization_code (Connect: a person consents at the provider)"),

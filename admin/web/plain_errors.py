@@ -64,6 +64,10 @@ SHAPES: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(r"Must be less than or equal to (\S+)\."), "Enter {0} or less."),
     (re.compile(r"Unknown field\."), "This value is not used here."),
     (re.compile(r"invalid regular expression: (.+)"), "Not a valid pattern (RE2 syntax): {0}."),
+    (
+        re.compile(r"\w+ is not available for (proxy|target) credentials; use one of .+"),
+        "This type cannot be used for a {0} credential: choose another type or use.",
+    ),
 )
 
 

@@ -11,7 +11,7 @@ from admin.web import bp
 from admin.web.core_api import call, get, get_one
 from admin.web.credential_secret import LineError, credential_secret
 from admin.web.forms import ConfirmForm
-from admin.web.forms_credentials import AUTH_TYPES, CredentialForm
+from admin.web.forms_credentials import ALLOWED_BY_USE, AUTH_TYPES, CredentialForm
 from admin.web.session import load_client, require, signed_in
 from admin.web.views_config import _created, _delete
 
@@ -117,7 +117,7 @@ def new_credential(client_id: str):
             secret = credential_secret(form)
         except LineError as exc:
             getattr(form, exc.field).errors = [str(exc)]
-            return render_template("web/credential_new.html", form=form)
+            return render_template("web/credential_new.html", form=form, allowed=ALLOWED_BY_USE)
         if secret is not None:
             body["credentialSecret"] = secret
         answer = call("POST", f"/clients/{client_id}/credentials", body)
@@ -131,7 +131,7 @@ def new_credential(client_id: str):
                     )
                 )
             return redirect(url_for("web.credentials", client_id=client_id))
-    return render_template("web/credential_new.html", form=form)
+    return render_template("web/credential_new.html", form=form, allowed=ALLOWED_BY_USE)
 
 
 @bp.route("/c/<client_id>/credentials/<record_id>/delete", methods=["GET", "POST"])
