@@ -13,9 +13,9 @@ import time
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import select
+from sqlalchemy import column, insert, select, table
 
-from models import User, UserToken
+from models import UserToken, utcnow
 from models.store import make_engine, make_session_factory
 from models.tokens import generate_user_token, hash_token, token_hint
 from tests.support import ROOT, Api, start_admin
@@ -246,15 +246,27 @@ def test_upgrading_revokes_the_tokens_old_cookies_carried(settings):
     command.upgrade(config, "0005")
     engine = make_engine(settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
-            user = User(email="old@example.test")
-            for label in ("Web sign-in", "CI deploys"):
+        # Rows as revision 0005 stores them: plain SQL, since today's models have more columns.
+        tokens = table(
+            "user_tokens",
+            *(column(n) for n in ("id", "user_id", "token_hash", "hint", "label", "created_at")),
+        )
+        now = utcnow()
+        with engine.begin() as connection:
+            connection.execute(
+                insert(table("users", column("id"), column("email"), column("created_at"),
+                             column("updated_at"))),
+                [{"id": "user_old", "email": "old@example.test", "created_at": now,
+                  "updated_at": now}],
+            )  # fmt: skip
+            for number, label in enumerate(("Web sign-in", "CI deploys")):
                 token = generate_user_token()
-                user.tokens.append(
-                    UserToken(token_hash=hash_token(token), hint=token_hint(token), label=label)
-                )
-            session.add(user)
-            session.commit()
+                connection.execute(
+                    insert(tokens),
+                    [{"id": f"token_old{number}", "user_id": "user_old",
+                      "token_hash": hash_token(token), "hint": token_hint(token),
+                      "label": label, "created_at": now}],
+                )  # fmt: skip
         command.upgrade(config, "head")
         with make_session_factory(engine)() as session:
             revoked = {t.label: t.revoked for t in session.scalars(select(UserToken))}
