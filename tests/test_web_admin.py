@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from tests.proxy_support import free_port, start_proxy
 from tests.support import Api, run_admin_cli, start_admin
-from tests.web_support import WAIT_S
+from tests.web_support import WAIT_S, reload_until, sign_in
 
 PROXY_KEY = "walk-caller-key-0001"
 TARGET_SECRET = "walk-target-secret-0001"
@@ -40,23 +40,6 @@ def new_user(stack, email: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def sign_in_with_token(page: Page, stack, token: str) -> None:
-    page.goto(f"{stack.admin.base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-
-
-def reload_until(page: Page, locator, timeout: float = WAIT_S) -> None:
-    """Reload until `locator` shows up: the writer stores in batches (bounded)."""
-    deadline = time.monotonic() + timeout
-    while locator.count() == 0:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{locator} never appeared on {page.url}")
-        time.sleep(0.2)  # polling a real page for a real change, bounded by the deadline
-        page.reload()
-
-
 def section(page: Page, name: str) -> None:
     """Follow a link of the client's section bar."""
     page.locator("nav.sections").get_by_role("link", name=name, exact=True).click()
@@ -68,7 +51,7 @@ def choose(page: Page, label: str, option: str) -> None:
 
 def test_a_new_user_sets_up_a_proxy_and_sees_its_traffic(page: Page, stack, upstream):
     token = new_user(stack, "walker@example.test")
-    sign_in_with_token(page, stack, token)
+    sign_in(page, stack.admin.base_url, token)
     expect(page.get_by_text("No client yet")).to_be_visible()
 
     # A password, then signing in with it.
@@ -215,7 +198,7 @@ def test_a_new_user_sets_up_a_proxy_and_sees_its_traffic(page: Page, stack, upst
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, stack):
-    sign_in_with_token(page, stack, new_user(stack, "csrf@example.test"))
+    sign_in(page, stack.admin.base_url, new_user(stack, "csrf@example.test"))
     refused = page.request.post(f"{stack.admin.base_url}/ui/", form={"name": "Forged"})
     assert refused.status == 400
     assert "security token is missing" in refused.text()
@@ -234,7 +217,7 @@ def test_the_user_role_cannot_reach_the_write_forms(page: Page, stack):
         json={"email": "reader@example.test", "roles": ["user"]},
     )
     assert added.status_code == 201, added.text
-    sign_in_with_token(page, stack, reader_token)
+    sign_in(page, stack.admin.base_url, reader_token)
     page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/credentials")
     expect(page.get_by_role("heading", name="Credentials")).to_be_visible()
     expect(page.get_by_role("button", name="New credential")).to_have_count(0)
@@ -261,7 +244,7 @@ def test_sessions_are_listed_and_revoked_from_another_browser(browser, page: Pag
         .put("/api/users/me/password", json={"password": password})
         .ok
     )
-    sign_in_with_token(page, stack, token)
+    sign_in(page, stack.admin.base_url, token)
     other_context = browser.new_context(user_agent="Other browser/1.0")
     other = other_context.new_page()
     other.set_default_timeout(WAIT_S * 1000)
@@ -336,7 +319,7 @@ def test_adding_a_member_reads_the_same_for_unknown_emails(page: Page, stack):
     client_id = owner.post("/api/clients", json={"clientName": "Team"}).json()["clients"][0][
         "clientId"
     ]
-    sign_in_with_token(page, stack, token)
+    sign_in(page, stack.admin.base_url, token)
     shown = []
     for email in ("has-account@example.test", "no-account@example.test"):
         page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/members")

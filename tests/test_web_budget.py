@@ -16,14 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.proxy_support import call
 from tests.support import Api, add_member, create, new_client, new_proxy
 from tests.test_budgets import AUTH, priced, until
-from tests.test_web_admin import reload_until
-
-
-def sign_in(page: Page, base_url: str, token: str) -> None:
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
+from tests.web_support import reload_until, sign_in
 
 
 def field_error(page: Page, form: str, label: str):

@@ -21,7 +21,7 @@ from models import Invite, utcnow
 from models.store import make_engine
 from tests.smtp_support import SmtpServer, text_of
 from tests.support import Api, new_client, run_admin_cli, start_admin
-from tests.web_support import PASSWORD, WAIT_S
+from tests.web_support import PASSWORD, WAIT_S, sign_in
 
 LINK = re.compile(r"https?://\S+/ui/invites/pci_[A-Za-z0-9_-]+")
 
@@ -47,13 +47,6 @@ def fresh_page(browser: Browser) -> Page:
     page = browser.new_context().new_page()
     page.set_default_timeout(WAIT_S * 1000)
     return page
-
-
-def sign_in(page: Page, base_url: str, token: str) -> None:
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
 
 
 def invite(page: Page, email: str, role: str) -> str:

@@ -7,7 +7,6 @@ and without JavaScript. Real admin, real gateway (its own dispatcher), real upst
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 from playwright.sync_api import Browser, Page, expect
@@ -15,22 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.async_support import AUTH, finished, submit, wait_for_job
 from tests.proxy_support import Setup, call, wait_until_served
 from tests.support import Api, create
-from tests.web_support import WAIT_S
-
-
-def sign_in(page: Page, base_url: str, token: str) -> None:
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-
-
-def reload_until(page: Page, locator, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while locator.count() == 0:
-        assert time.monotonic() < deadline, f"{locator} never appeared on {page.url}"
-        time.sleep(0.2)  # polling a real page for a real change, bounded by the deadline
-        page.reload()
+from tests.web_support import WAIT_S, reload_until, sign_in
 
 
 def csrf_of(page: Page) -> str:

@@ -8,7 +8,6 @@ input shows the Core API's own message next to the field. Nothing is mocked.
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -17,11 +16,8 @@ from admin.web.plain_errors import plain
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import add_member, error_fields
 from tests.test_meters import synced
-from tests.test_web_admin import (
-    choose,
-    reload_until,
-    sign_in_with_token,
-)
+from tests.test_web_admin import choose
+from tests.web_support import reload_until, sign_in
 
 AUTH = {"X-API-Key": CALLER_KEY}
 
@@ -33,7 +29,7 @@ def made(api, upstream) -> Setup:
 
 
 def open_proxy(page: Page, admin_server, owner, made: Setup) -> None:
-    sign_in_with_token(page, SimpleNamespace(admin=admin_server), owner.token)
+    sign_in(page, admin_server.base_url, owner.token)
     page.goto(f"{admin_server.base_url}/ui/c/{made.client_id}/proxies/{made.id}")
 
 
@@ -230,7 +226,7 @@ def test_a_reading_member_sees_the_bars_but_no_write_forms(
                                 "limits": {"day": 10}})  # fmt: skip
     reader = make_user()
     add_member(made.api, made.client_id, reader, "user")
-    sign_in_with_token(page, SimpleNamespace(admin=admin_server), reader.token)
+    sign_in(page, admin_server.base_url, reader.token)
     page.goto(f"{admin_server.base_url}/ui/c/{made.client_id}/proxies/{made.id}/meters")
     expect(window_row(page, "Calls", "day").get_by_role("meter")).to_have_attribute("max", "10")
     expect(page.get_by_role("button", name="New meter")).to_have_count(0)

@@ -11,32 +11,15 @@ as good or bad as they are. Real admin, real gateway, real upstream on 127.0.0.1
 from __future__ import annotations
 
 import re
-import time
 
 from playwright.sync_api import Page, expect
 
 from admin.web.forms_credentials import AUTH_TYPES
 from tests.proxy_support import TARGET_TOKEN, call, wait_until_served
 from tests.support import Api, create, new_client
-from tests.web_support import WAIT_S
+from tests.web_support import WAIT_S, reload_until, sign_in
 
 CALLER = "newcomer-caller-key-0001"
-
-
-def sign_in(page: Page, base_url: str, token: str) -> None:
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-
-
-def reload_until(page: Page, locator, timeout: float = WAIT_S) -> None:
-    """Reload until `locator` shows up: the writer stores in batches (bounded)."""
-    deadline = time.monotonic() + timeout
-    while locator.count() == 0:
-        assert time.monotonic() < deadline, f"{locator} never appeared on {page.url}"
-        time.sleep(0.2)  # polling a real page for a real change, bounded by the deadline
-        page.reload()
 
 
 def test_a_newcomer_reads_every_page_in_plain_words(

@@ -19,9 +19,8 @@ from playwright.sync_api import Browser, Page, expect
 from standardwebhooks import Webhook
 
 from tests.support import Api, add_member, new_client, run_admin_cli, start_admin
-from tests.test_web_admin import reload_until
 from tests.upstream import RecordingUpstream
-from tests.web_support import WAIT_S
+from tests.web_support import WAIT_S, reload_until
 
 
 @pytest.fixture(scope="module")

@@ -34,10 +34,9 @@ from tests.support import (
     new_client,
     start_admin,
 )
-from tests.test_web_budget import sign_in
 from tests.test_web_meters import field_of
 from tests.token_support import AUTH, latest_token, serve, wait_expired, wait_until
-from tests.web_support import new_user
+from tests.web_support import new_user, sign_in
 
 
 @pytest.fixture

@@ -12,9 +12,11 @@ import itertools
 import json
 import re
 import shutil
+import time
 import zlib
 
 import requests
+from playwright.sync_api import Page, expect
 from requests.adapters import HTTPAdapter
 
 from tests.support import AdminServer, Api, run_admin_cli
@@ -131,3 +133,20 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WAIT_S = 15
+
+
+def sign_in(page: Page, base_url: str, token: str) -> None:
+    """Sign in on the web admin's page with a user token; waits for the client list."""
+    page.goto(f"{base_url}/ui/login")
+    page.locator("#token-login").get_by_label("User token").fill(token)
+    page.locator("#token-login").get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
+
+
+def reload_until(page: Page, locator, timeout: float = WAIT_S) -> None:
+    """Reload until `locator` shows up: writers store in batches (bounded)."""
+    deadline = time.monotonic() + timeout
+    while locator.count() == 0:
+        assert time.monotonic() < deadline, f"{locator} never appeared on {page.url}"
+        time.sleep(0.2)  # polling a real page for a real change, bounded by the deadline
+        page.reload()

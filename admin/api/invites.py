@@ -63,6 +63,10 @@ def user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
 
+def already_member(email: str) -> ApiError:
+    return ApiError(409, "ALREADY_MEMBER", f"{email} is already a member of this client")
+
+
 def _invite(client_id: str, invite_id: str) -> Invite:
     invite = db.session.get(Invite, invite_id)
     if invite is None or invite.client_id != client_id:
@@ -102,7 +106,7 @@ def create_invite(client_id: str):
     email = values["email"].strip().lower()
     member = user_by_email(email)
     if member is not None and db.session.get(Membership, (client.id, member.id)) is not None:
-        raise ApiError(409, "ALREADY_MEMBER", f"{email} is already a member of this client")
+        raise already_member(email)
     pending = db.session.scalar(
         select(Invite.id).where(
             Invite.client_id == client.id,
@@ -312,9 +316,13 @@ def accept_invite(token: str):
     if db.session.get(Membership, (invite.client_id, user.id)) is not None:
         db.session.refresh(invite)  # joined with this very invite meanwhile: say it is used
         refuse_unless_pending(invite)
-        raise ApiError(409, "ALREADY_MEMBER", f"{user.email} is already a member of this client")
+        raise already_member(user.email)
     membership = use(invite, user)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # an owner added them through the members API meanwhile
+        db.session.rollback()
+        raise already_member(user.email) from None
     return joined(membership, "Invite accepted; you are now a member")
 
 

@@ -52,6 +52,7 @@ def init_web(app: Flask, api_blueprints) -> None:
     app.add_template_filter(words.plural)
     app.add_template_filter(words.scope_words)
     app.add_template_filter(words.setting_lines)
+    app.add_template_filter(words.when)
 
 
 def timestamp(epoch_ms: int | None) -> str:

@@ -41,13 +41,6 @@ def connection_state(credential: dict) -> str | None:
     return None
 
 
-def when(iso: str | None) -> str:
-    """`2026-11-30T13:00:00.000Z` as `2026-11-30 13:00:00 UTC`; empty stays empty."""
-    if not iso:
-        return ""
-    return iso.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
-
-
 @bp.get("/c/<client_id>/credentials")
 @signed_in
 def credentials(client_id: str):
@@ -77,7 +70,6 @@ def credential(client_id: str, credential_id: str):
         state=connection_state(record),
         states=CONNECTION_STATES,
         connection=record.get("credentialConnection") or {},
-        when=when,
         auth_types=dict(AUTH_TYPES),
     )
 

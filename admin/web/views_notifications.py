@@ -33,14 +33,6 @@ def unread_notifications() -> dict | None:
     return g.unread
 
 
-@bp.app_template_filter("when")
-def when(iso: str | None) -> str:
-    """The API's `2026-11-30T16:17:08.517Z` as `2026-11-30 16:17:08 UTC`."""
-    if not iso:
-        return ""
-    return iso.replace("T", " ", 1).split(".", 1)[0].rstrip("Z") + " UTC"
-
-
 @bp.app_template_global()
 def event_meaning(name: str | None) -> str:
     """What an event name means, in words (empty for an unknown or missing name)."""

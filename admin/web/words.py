@@ -71,3 +71,10 @@ def setting_lines(settings: dict | None) -> list[tuple[str, str]]:
         for key, value in (settings or {}).items()
         if value not in (None, "", [], {})
     ]
+
+
+def when(iso: str | None) -> str:
+    """The API's `2026-11-30T16:17:08.517Z` as `2026-11-30 16:17:08 UTC`; empty stays empty."""
+    if not iso:
+        return ""
+    return iso.replace("T", " ", 1).split(".", 1)[0].rstrip("Z") + " UTC"
