@@ -59,8 +59,9 @@ from models.store import make_engine
 log = logging.getLogger("portcullis.meters")
 UNLIMITED = 2**62
 # The usage read-out's rows are coalesced per meter window over this long: each write
-# keeps only a window's latest count, so a busier meter costs no more rows.
-USAGE_WRITE_INTERVAL_S = 1.0
+# keeps only a window's latest count, so a busier meter costs no more rows (and many
+# meters cost the writer thread one upsert per window every interval, not per request).
+USAGE_WRITE_INTERVAL_S = 5.0
 # Limit lists are built once per meter and its limits, not once per request.
 LIMIT_LISTS_CACHED = 4096
 UNREADABLE = object()  # a request body that cannot be read before forwarding
@@ -136,7 +137,13 @@ def matching(meters: Sequence[CompiledMeter], state: FlowState, document: Any):
     """The meters the request counts toward."""
     if not any(m.conditional for m in meters):
         return list(meters)
-    facts = RequestFacts(state.method, state.path, state.caller_headers, state.caller_query)
+    reads_headers, reads_query = state.proxy.meters_read
+    facts = RequestFacts(
+        state.method,
+        state.path,
+        state.caller_headers if reads_headers else (),  # only what the predicates look at
+        state.caller_query if reads_query else (),
+    )
     found = []
     for meter in meters:
         if document is UNREADABLE and meter.needs_body:

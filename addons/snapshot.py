@@ -105,6 +105,15 @@ class ProxyView:
             any(rule.query_checks for rule in rules),
         )
 
+    @cached_property
+    def meters_read(self) -> tuple[bool, bool]:
+        """Whether any conditional meter's predicates look at (headers, query)."""
+        rules = [meter.rule for meter in self.meters if meter.rule is not None]
+        return (
+            any(rule.header_checks for rule in rules),
+            any(rule.query_checks for rule in rules),
+        )
+
     @property
     def scopes(self) -> tuple[Scope, ...]:
         """The four rule scopes, in the order decisions are reported."""
