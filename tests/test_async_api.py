@@ -314,7 +314,9 @@ def test_a_sigkill_mid_backoff_loses_nothing_and_delivers_once(lone, upstream, t
     )
     first = start_proxy(admin_server, tmp_path / "first", *slow_retry)
     made = Setup(api, upstream)
-    path = f"/flaky/{key()}/1"
+    # Full jitter may pick a backoff near 0; the target's Retry-After keeps the job waiting
+    # long enough to be seen queued and killed mid-backoff.
+    path = f"/flaky/{key()}/1?header=Retry-After:4"
     try:
         wait_until_served(first, f"/api/{made.id}/status/200", AUTH)
         request_id = submit(first, made, path, data=b"once").json()["requestId"]

@@ -119,6 +119,8 @@ def _check_operation(strategy, base_url: str, token: str) -> None:
     )
     def run(case):
         response = case.call(base_url=base_url, headers={"Authorization": token})
+        if unsupported_transfer_coding(case, response):
+            return
         assert response.status_code < 500, (case.as_curl_command(), response.text)
         content_type = str(response.headers.get("content-type", ""))
         assert "application/json" in content_type, (case.as_curl_command(), response.headers)
@@ -396,3 +398,16 @@ def test_control_characters_in_every_string_field_never_cause_a_server_error(rea
                     failures.append((label, "refused, yet the state changed", watched))
     assert probed > 50
     assert failures == [], "\n".join(map(str, failures))
+
+
+def unsupported_transfer_coding(case, response) -> bool:
+    """The HTTP server (waitress) answers a transfer coding it does not implement with 501
+    before the request reaches the API, as RFC 9112 section 6.1 says it should; negative
+    fuzzing sends such headers (`Transfer-Encoding: 0`)."""
+    headers = {name.lower(): value for name, value in (case.headers or {}).items()}
+    coding = headers.get("transfer-encoding")
+    return (
+        response.status_code == 501
+        and coding is not None
+        and str(coding).strip().lower() != "chunked"
+    )

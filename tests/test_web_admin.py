@@ -127,7 +127,9 @@ def test_a_new_user_sets_up_a_proxy_and_sees_its_traffic(page: Page, stack, upst
     page.get_by_label("Path pattern (RE2), e.g. ^/v1/").fill("^/admin")
     page.get_by_label("Notes").fill("no admin paths")
     page.get_by_role("button", name="Add rule").click()
-    rule_id = re.search(r"Rule (rule_[0-9a-f]+) added", page.content()).group(1)
+    added = page.get_by_text(re.compile(r"Rule rule_[0-9a-f]+ added"))
+    expect(added).to_be_visible()  # the page after the post, not the form still showing
+    rule_id = re.search(r"Rule (rule_[0-9a-f]+) added", added.inner_text()).group(1)
 
     # The explainer decides as the gateway will.
     page.goto(f"{stack.admin.base_url}/ui/c/{client_id}/proxies/{proxy_id}/explain")
