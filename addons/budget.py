@@ -36,7 +36,7 @@ from mitmproxy import http
 from addons.batch_writer import BatchWriter
 from addons.counters import CountersUnavailable, SharedCounters
 from addons.credit_counters import Spend, Spending
-from addons.events import Events, credits_event
+from addons.events import Events
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.responses import answer, answered, proxy_error
@@ -151,10 +151,7 @@ class Budget:
     def _signal(self, client_id: str, left: int, threshold: int, exhausted: bool) -> None:
         """Report a low or used-up balance (once per client and day: addons/events.py)."""
         if self.events is not None:
-            event = credits_event(
-                client_id, format_credits(left), format_credits(threshold), exhausted, time.time()
-            )
-            self.events.emit(event)
+            self.events.credits(client_id, left, threshold, exhausted, time.time())
 
     def _debit(self, client_id: str, proxy_id: str, key: str, cost: int, what: str) -> None:
         if self.writer is None:  # not running (never in a started data plane)

@@ -22,7 +22,7 @@ import time
 from mitmproxy import http
 
 from addons.counters import CountersUnavailable, Limit, Outcome, SharedCounters, Window
-from addons.events import Events, ratelimit_event
+from addons.events import Events
 from addons.failsafe import fail_closed
 from addons.ratelimit_headers import LimitCheck
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, proxy_error
@@ -96,6 +96,6 @@ class RateLimit:
             answer(flow, rate_limited(outcome, now, state.request_id))
             if self.events is not None:
                 window = outcome.refused.limit.window
-                start = window.bounds(now)[0]
                 proxy = state.proxy
-                self.events.emit(ratelimit_event(proxy.client_id, proxy.id, window.value, start))
+                start = window.bounds(now)[0]
+                self.events.rate_limit_reached(proxy.client_id, proxy.id, window.value, start, None)

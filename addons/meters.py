@@ -42,7 +42,7 @@ from addons.counters import (
     Window,
     WindowCount,
 )
-from addons.events import Events, ratelimit_event
+from addons.events import Events
 from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.meter_usage import UsageNotes, meter_key, write_usage
@@ -267,8 +267,7 @@ class Meters:
             window = refused.limit.window
             proxy = state.proxy
             start = window.bounds(now)[0]
-            event = ratelimit_event(proxy.client_id, proxy.id, window.value, start, meter.id)
-            self.events.emit(event)
+            self.events.rate_limit_reached(proxy.client_id, proxy.id, window.value, start, meter.id)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         """Add the answer's values. Never raises: the answer the target gave is sent as it is,

@@ -14,9 +14,9 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from admin.api.common import api_blueprint, load_body
+from admin.api.common import api_blueprint, load_body, owned
 from admin.auth import client_for, current_user
-from admin.errors import ApiError, conflict, not_found
+from admin.errors import ApiError, conflict
 from admin.extensions import db
 from admin.http import envelope, refuse_nul_arguments
 from admin.invite_mail import send_invite
@@ -65,13 +65,6 @@ def user_by_email(email: str) -> User | None:
 
 def already_member(email: str) -> ApiError:
     return ApiError(409, "ALREADY_MEMBER", f"{email} is already a member of this client")
-
-
-def _invite(client_id: str, invite_id: str) -> Invite:
-    invite = db.session.get(Invite, invite_id)
-    if invite is None or invite.client_id != client_id:
-        raise not_found("Invite")
-    return invite
 
 
 def issue_link(invite: Invite, client: Client):
@@ -169,7 +162,7 @@ def list_invites(client_id: str):
 )
 def revoke_invite(client_id: str, invite_id: str):
     client_for(client_id, Role.OWNER)
-    invite = _invite(client_id, invite_id)
+    invite = owned(Invite, client_id, invite_id, "Invite")
     if invite.accepted_at is not None:
         raise conflict("This invite has been accepted already; remove the member instead")
     if invite.revoked_at is None:
@@ -189,7 +182,7 @@ def revoke_invite(client_id: str, invite_id: str):
 )
 def resend_invite(client_id: str, invite_id: str):
     client = client_for(client_id, Role.OWNER)
-    invite = _invite(client_id, invite_id)
+    invite = owned(Invite, client_id, invite_id, "Invite")
     if invite.accepted_at is not None:
         raise conflict("This invite has been accepted already")
     if invite.revoked_at is not None:

@@ -48,21 +48,43 @@ def call(method: str, path: str, json: dict | None = None, params: dict | None =
     web_session = current_web_session()
     if web_session is None:
         raise SignInRequired
+    answer = _open(method, path, json, params, {WEB_SESSION_ENVIRON: web_session.id})
+    if answer.status == 401:
+        raise SignInRequired
+    return answer
+
+
+def call_public(method: str, path: str, json: dict | None = None) -> Answer:
+    """`METHOD /api{path}` without a session: the endpoints that need no sign-in (invites)."""
+    return _open(method, path, json, None, {})
+
+
+def _open(method: str, path: str, json, params: dict | None, environ: dict) -> Answer:
     response = current_app.test_client().open(
         f"/api{path}",
         method=method,
         base_url=request.host_url,  # the API sees the browser's origin (OAuth2 redirect_uri)
         json=json,
         query_string={k: v for k, v in (params or {}).items() if v not in (None, "")},
-        environ_base={WEB_SESSION_ENVIRON: web_session.id},
+        environ_base=environ,
     )
-    if response.status_code == 401:
-        raise SignInRequired
     return Answer(response.status_code, response.get_json(silent=True) or {})
 
 
 def get(path: str, **params) -> Answer:
     return call("GET", path, params=params)
+
+
+def page_values(answer: Answer, key: str, token: str, next_field: str = "nextToken") -> dict:
+    """Template values for one page of a paged list answered under `key`: `items`, the API's
+    refusal of a bad paging token (`paging_error`), the token of the next page (`next_token`,
+    read from `next_field`) and whether this is the first page."""
+    return {
+        "items": answer.items(key) if answer.ok else [],
+        "paging_error": "" if answer.ok else answer.message,
+        "next_token": answer.body.get(next_field) if answer.ok else None,
+        "first_page": not token,
+    }
 
 
 def get_one(path: str, key: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from admin.web import bp
-from admin.web.core_api import call, get, get_one
+from admin.web.core_api import call, get, get_one, page_values
 from admin.web.forms_budget import GrantForm, ThresholdForm
 from admin.web.session import can, load_client, signed_in
 
@@ -43,10 +43,7 @@ def budget(client_id: str):
     return render_template(
         "web/budget.html",
         budget=state,
-        entries=page.items("entries") if page.ok else [],
-        paging_error="" if page.ok else page.message,
-        next_before=page.body.get("nextBefore") if page.ok else None,
-        first_page=not before,
         threshold_form=threshold_form,
         grant_form=grant_form,
+        **page_values(page, "entries", before, next_field="nextBefore"),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from flask import (
-    current_app,
     g,
     make_response,
     redirect,
@@ -23,7 +22,7 @@ from sqlalchemy import func, select
 from admin.extensions import db
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
-from admin.web.core_api import Answer, call, get
+from admin.web.core_api import Answer, call, call_public, get
 from admin.web.forms import ConfirmForm, MemberForm
 from admin.web.forms_team import InviteForm, SignupForm
 from admin.web.session import begin_session, live_session, load_client, require, signed_in
@@ -111,14 +110,6 @@ def revoke_invite(client_id: str, invite_id: str):
     )
 
 
-def _public(method: str, path: str, json: dict | None = None) -> Answer:
-    """`METHOD /api{path}` without a session: the invite endpoints that need no sign-in."""
-    response = current_app.test_client().open(
-        f"/api{path}", method=method, base_url=request.host_url, json=json
-    )
-    return Answer(response.status_code, response.get_json(silent=True) or {})
-
-
 def _no_referrer(body, status: int = 200):
     response = make_response(body, status)
     response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
@@ -140,7 +131,7 @@ def invite(token: str):
     g.web_session = live_session()
     g.me = get("/users/me").item("users") if g.web_session else None
     quoted = quote(token, safe="")  # the token came from the URL: it stays one path segment
-    found = _public("GET", f"/invites/{quoted}")
+    found = call_public("GET", f"/invites/{quoted}")
     if not found.ok:
         return _refusal(found.status, found.message)
     invite = found.body
@@ -159,7 +150,7 @@ def invite(token: str):
             error = answer.message
     elif not invite.get("accountExists") and form.submit_ok():
         body = {"name": form.name.data.strip(), "password": form.password.data}
-        answer = _public("POST", f"/invites/{quoted}/signup", body)
+        answer = call_public("POST", f"/invites/{quoted}/signup", body)
         if answer.ok:
             user = db.session.scalar(
                 select(User).where(func.lower(User.email) == invite["email"].lower())

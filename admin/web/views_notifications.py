@@ -8,7 +8,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
-from admin.web.core_api import SignInRequired, call, get
+from admin.web.core_api import SignInRequired, call, get, page_values
 from admin.web.forms_team import SystemNotificationForm
 from admin.web.session import load_client, signed_in
 from models.events import EVENTS
@@ -90,11 +90,8 @@ def notifications():
         "web/notifications.html",
         tabs=tabs,
         tab=tab,
-        items=page.items("notifications") if page.ok else [],
-        paging_error="" if page.ok else page.message,
-        next_token=page.body.get("nextToken") if page.ok else None,
-        first_page=not token,
         form=form,
+        **page_values(page, "notifications", token),
     )
 
 

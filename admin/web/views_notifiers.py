@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
-from admin.web.core_api import call, get, get_one
+from admin.web.core_api import call, get, get_one, page_values
 from admin.web.forms import ConfirmForm
 from admin.web.forms_team import NOTIFIER_TYPES, NotifierForm, split_list
 from admin.web.session import can, load_client, require, signed_in
@@ -156,11 +156,8 @@ def deliveries(client_id: str, notifier_id: str):
     return render_template(
         "web/deliveries.html",
         notifier=record,
-        deliveries=page.items("deliveries") if page.ok else [],
-        paging_error="" if page.ok else page.message,
-        next_token=page.body.get("nextToken") if page.ok else None,
-        first_page=not token,
         can_change=can("admin"),
+        **page_values(page, "deliveries", token),
     )
 
 
