@@ -12,6 +12,7 @@ from models.meter import Meter, MeterUsage
 from models.notification import Notification, NotificationRead
 from models.notifier import Notifier, NotifierDelivery
 from models.payload_filter import PayloadFilter
+from models.pool import PoolApiKey, PoolCheck, PoolProxy, PoolSource
 from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
@@ -50,6 +51,10 @@ __all__ = [
     "NotifierDelivery",
     "OAuthAuthorization",
     "PayloadFilter",
+    "PoolApiKey",
+    "PoolCheck",
+    "PoolProxy",
+    "PoolSource",
     "Proxy",
     "ProxyPrice",
     "RequestLog",

@@ -36,6 +36,19 @@ def _allowances_env(name: str) -> tuple[Network, ...]:
         raise ValueError(f"{name}: {exc}") from exc
 
 
+POOL_INT_SETTINGS = (
+    "pool_schedule_tick_ms",
+    "pool_source_max_bytes",
+    "pool_source_timeout_ms",
+    "pool_check_interval_ms",
+    "pool_check_concurrency",
+    "pool_check_timeout_ms",
+    "pool_recheck_seconds",
+    "pool_dead_remove_hours",
+    "pool_check_days",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings. Every field has an environment variable; see README."""
@@ -72,6 +85,21 @@ class Settings:
     expiry_warning_days: int = 7  # warn this long before a credential secret or JWT expires
     notify_interval_ms: int = 1000  # how often the admin delivers due notifier events
     notify_retry_base_ms: int = 2000  # first retry's backoff ceiling (doubles each retry)
+    # The egress proxy pool (seed 003). Non-public networks its source fetches may reach, and
+    # where its members may be (the checkers connect there), as `portcullis_allow_targets`.
+    pool_allow_sources: tuple[Network, ...] = ()
+    pool_allow_proxies: tuple[Network, ...] = ()
+    # Where checks send their requests through a proxy; None: this admin's own /pool/judge.
+    pool_judge_url: str | None = None
+    pool_schedule_tick_ms: int = 15000  # how often the admin looks for sources due a scrape
+    pool_source_max_bytes: int = 10 * 1024 * 1024  # a source's answer is cut off past this
+    pool_source_timeout_ms: int = 15000
+    pool_check_interval_ms: int = 10000  # how often the admin looks for proxies due a check
+    pool_check_concurrency: int = 200  # checks in flight at once per admin process
+    pool_check_timeout_ms: int = 10000  # per checker, per proxy
+    pool_recheck_seconds: int = 600  # an active proxy is checked again after this long
+    pool_dead_remove_hours: int = 72  # a proxy dead this long leaves the pool
+    pool_check_days: int = 7  # check history kept this long
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -122,6 +150,13 @@ class Settings:
             notify_retry_base_ms=_positive_int_env(
                 "PORTCULLIS_NOTIFY_RETRY_BASE_MS", cls.notify_retry_base_ms
             ),
+            pool_allow_sources=_allowances_env("PORTCULLIS_POOL_ALLOW_SOURCES"),
+            pool_allow_proxies=_allowances_env("PORTCULLIS_POOL_ALLOW_PROXIES"),
+            pool_judge_url=(os.environ.get("PORTCULLIS_POOL_JUDGE_URL") or "").strip() or None,
+            **{
+                name: _positive_int_env(f"PORTCULLIS_{name.upper()}", getattr(cls, name))
+                for name in POOL_INT_SETTINGS
+            },
         )
 
     @property
