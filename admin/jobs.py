@@ -23,6 +23,8 @@ from models.settings import Settings
 from models.sign_in_throttle import purge_old_failures
 from models.store import make_engine, make_session_factory
 from models.web_session import SessionTimeouts, purge_expired_sessions
+from pool.check_cycle import CheckDueProxies
+from pool.schedule import ScrapeDueSources
 
 log = logging.getLogger("portcullis.jobs")
 PURGE_INTERVAL_S = 3600
@@ -186,6 +188,24 @@ def start_scheduler(settings: Settings) -> BackgroundScheduler:
         "interval",
         seconds=settings.notify_interval_ms / 1000,
         id="notifier-deliveries",
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        ScrapeDueSources(settings, key_ring),
+        "interval",
+        seconds=settings.pool_schedule_tick_ms / 1000,
+        id="pool-scrapes",
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        CheckDueProxies(settings, key_ring),
+        "interval",
+        seconds=settings.pool_check_interval_ms / 1000,
+        id="pool-checks",
         next_run_time=datetime.now(UTC),
         coalesce=True,
         max_instances=1,

@@ -2,7 +2,7 @@
 
 `start_authorization` makes the provider URL (state, PKCE S256 challenge);
 `exchange_code` trades the callback's code for tokens through the SSRF-guarded
-outbound call (`admin/guarded_http.py`). Neither ever puts a secret (client
+outbound call (`models/guarded_http.py`). Neither ever puts a secret (client
 secret, code verifier, tokens) into an error message.
 """
 
@@ -17,7 +17,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from admin import guarded_http
+from models import guarded_http
 from models.base import utcnow
 from models.json_limits import loads
 from models.ssrf_policy import Network

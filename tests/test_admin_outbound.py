@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from admin import guarded_http
+from models import guarded_http
 
 ALLOWED = (ipaddress.ip_network("127.0.0.1/32"),)
 

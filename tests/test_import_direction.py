@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "admin": {"addons"},
     "addons": {"admin"},
-    "models": {"admin", "addons"},
+    "models": {"admin", "addons", "pool"},
+    "pool": {"admin", "addons"},
 }
 
 

@@ -25,6 +25,7 @@ from admin.api import (
     users,
 )
 from admin.openapi import bp as openapi_bp
+from admin.pool_api import bp as pool_bp
 
 CORE_BLUEPRINTS = (
     users.bp,
@@ -51,6 +52,7 @@ CORE_BLUEPRINTS = (
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(pool_bp)  # seed 003's API, at /pool
     for bp in CORE_BLUEPRINTS:
         app.register_blueprint(bp, url_prefix="/api")
         app.register_blueprint(bp, url_prefix="", name=f"bare_{bp.name}")

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from sqlalchemy import and_, delete, or_, select
 
-from admin import guarded_http
 from admin.api.common import api_blueprint, assign, load_body, one_page, owned, reject_changes
 from admin.auth import client_for
 from admin.errors import ApiError, invalid
@@ -29,6 +28,7 @@ from admin.schemas.notifiers import (
     DeliverySchema,
     NotifierSchema,
 )
+from models import guarded_http
 from models.enums import Role
 from models.events import Event, record_event
 from models.notifier import Notifier, NotifierDelivery

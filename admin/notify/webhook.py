@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from admin import guarded_http
 from admin.notify.attempt import Attempt
 from admin.notify.signing import signed_headers
+from models import guarded_http
 from models.ssrf_policy import Network
 
 USER_AGENT = "Portcullis-Webhooks/1"

@@ -1,0 +1,18 @@
+"""Scraping sources on their cron schedules. PLACEHOLDER: owned and replaced by the
+sources/scrape engineer (issue 16); the signature below is the contract admin/jobs.py uses."""
+
+from __future__ import annotations
+
+from models.crypto import KeyRing
+from models.settings import Settings
+
+
+class ScrapeDueSources:
+    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due."""
+
+    def __init__(self, settings: Settings, key_ring: KeyRing):
+        self.settings = settings
+        self.key_ring = key_ring
+
+    def __call__(self) -> None:
+        pass
