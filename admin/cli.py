@@ -127,6 +127,7 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
 
     from admin import create_app
     from admin.jobs import start_scheduler
+    from pool.judge import remember_listen_url
 
     if run_migrations:
         migrate(settings)
@@ -146,6 +147,7 @@ def serve(settings: Settings, host: str, port: int, run_migrations: bool) -> Non
         )
     start_scheduler(settings)
     server = create_server(app, host=host, port=port, threads=8, ident="portcullis")
+    remember_listen_url(host, server.effective_port)  # the pool's judge, when none is set
     announce(f"Portcullis admin listening on http://{host}:{server.effective_port}")
     server.run()
 
