@@ -1,5 +1,5 @@
 """`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge, roll-ups,
-platform-admin and notify-system."""
+platform-admin, notify-system, pool-key and pool-check."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def migrate(settings: Settings) -> None:
 
 
 def create_user(settings: Settings, email: str, name: str | None) -> tuple[User, str]:
-    """Create a user with one token; return the user and the token's only plain copy."""
+    """Create a user with one token; return the user and the token's only plain copy.
+    The first user of an empty store is a platform admin (it administers the pool)."""
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or name_problem(email):
         raise SystemExit(f"error: {email!r} is not an email address")
@@ -68,7 +69,8 @@ def create_user(settings: Settings, email: str, name: str | None) -> tuple[User,
     with sessions() as session:
         if session.scalar(select(User).where(func.lower(User.email) == email)):
             raise SystemExit(f"error: a user with email {email} already exists")
-        user = User(email=email, name=name)
+        first = session.scalar(select(func.count(User.id))) == 0
+        user = User(email=email, name=name, platform_admin=first)
         token = generate_user_token()
         user.tokens.append(
             UserToken(token_hash=hash_token(token), hint=token_hint(token), label="User Token 1")
@@ -184,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     notify_cmd.add_argument("--title", required=True)
     notify_cmd.add_argument("--message", required=True)
+    key_cmd = commands.add_parser("pool-key", help="issue a pp_ key to the pool API for a user")
+    key_cmd.add_argument("email")
+    key_cmd.add_argument("--label", default="default")
+    key_cmd.add_argument("--revoke", metavar="PREFIX", help="revoke the user's key(s) instead")
+    commands.add_parser("pool-check", help="check every pool proxy due now, once")
     commands.add_parser(
         "purge", help="delete expired request log entries and old finished async requests now"
     )
@@ -236,6 +243,21 @@ def main(argv: list[str] | None = None) -> int:
 
         notification_id = post_system_notification(settings, args.title, args.message)
         print(f"Posted system notification {notification_id}.")
+    elif args.command == "pool-key":
+        from admin.cli_pool import pool_key, revoke_pool_keys
+
+        if args.revoke:
+            count = revoke_pool_keys(settings, args.email, args.revoke)
+            print(f"Revoked {count} pool API key(s) of {args.email.strip()}.")
+        else:
+            email, key = pool_key(settings, args.email, args.label)
+            print(f"Pool API key for {email}, shown only this once:")
+            print(key)
+    elif args.command == "pool-check":
+        from admin.cli_pool import pool_check
+
+        counts = pool_check(settings)
+        print("Checked " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

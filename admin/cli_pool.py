@@ -1,0 +1,58 @@
+"""`run_admin.py pool-key` and `pool-check`: issuing `pp_` keys to the pool API, and one
+check cycle over the proxies due, from the command line."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from models import User
+from models.settings import Settings
+from models.store import make_engine, make_session_factory
+from pool.errors import PoolError
+from pool.keys import issue_key, revoke_keys
+
+
+def _user(session, email: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise SystemExit(f"error: no user with email {email.strip()}")
+    return user
+
+
+def pool_key(settings: Settings, email: str, label: str) -> tuple[str, str]:
+    """Issue a key to the user with `email`; return the user's email and the key's only
+    plain copy."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        user = _user(session, email)
+        try:
+            _, raw = issue_key(session, user, label)
+        except PoolError as error:
+            raise SystemExit(f"error: --{error.message}") from None
+        session.commit()
+        return user.email, raw
+
+
+def revoke_pool_keys(settings: Settings, email: str, prefix: str) -> int:
+    """Revoke the user's keys starting with `prefix`; return how many."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        try:
+            count = revoke_keys(session, _user(session, email), prefix.strip())
+        except PoolError as error:
+            raise SystemExit(f"error: --revoke: {error.message}") from None
+        session.commit()
+        return count
+
+
+def pool_check(settings: Settings) -> dict:
+    """One check cycle over every proxy due now; its counts."""
+    from models.crypto import load_key_ring
+
+    try:
+        from pool.check_cycle import run_check_cycle
+    except ImportError:
+        raise SystemExit("error: this build has no pool check cycle yet") from None
+
+    key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
+    return run_check_cycle(settings, key_ring)

@@ -1,0 +1,22 @@
+"""`GET /pool/stats/pool` and `GET /pool/stats/plugins` (seed 003)."""
+
+from __future__ import annotations
+
+from admin.extensions import db
+from admin.pool_api import bp
+from admin.pool_api.auth import require_key
+from pool.stats import plugin_stats, pool_stats
+
+
+@bp.get("/stats/pool")
+@require_key
+def get_pool_stats():
+    """Pool health: counts by status, protocol, anonymity and country; averages; sources."""
+    return pool_stats(db.session)
+
+
+@bp.get("/stats/plugins")
+@require_key
+def get_plugin_stats():
+    """The parsers and checkers this admin runs."""
+    return plugin_stats()
