@@ -1,0 +1,70 @@
+"""Checking one member in stages, and many at once with a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from pool.checkers import CHECKERS, Checker
+from pool.checkers.base import Context, Judge, Member, Outcome
+from pool.checkers.checks import FAILURES, failure_detail
+from pool.checkers.connect import close, start_judge_tls
+from pool.checkers.grading import genuine_answer, parse_address
+from pool.checkers.http1 import exchange
+from pool.judge import new_nonce
+
+log = logging.getLogger("portcullis.pool.checks")
+
+
+async def run_checker(checker: Checker, member: Member, ctx: Context) -> Outcome:
+    """One check under the per-check timeout; every failure is an outcome, never raised."""
+    try:
+        return await asyncio.wait_for(checker.run(member, ctx), ctx.timeout_s)
+    except (*FAILURES, TimeoutError) as exc:
+        return Outcome(checker.name, checker.stage, False, None, failure_detail(exc))
+    except Exception as exc:  # a checker's bug must not stop the cycle: a failed check
+        log.exception("checker %s failed on %s", checker.name, member.id)
+        return Outcome(checker.name, checker.stage, False, None, f"checker error: {exc!r}")
+
+
+async def check_member(member: Member, ctx: Context) -> list[Outcome]:
+    """Every applicable checker, stage by stage; a stage runs only if the one before passed."""
+    outcomes: list[Outcome] = []
+    stages = sorted({c.stage for c in CHECKERS})
+    for stage in stages:
+        applicable = [c for c in CHECKERS if c.stage == stage and c.applies_to(member.protocol)]
+        stage_outcomes = [await run_checker(c, member, ctx) for c in applicable]
+        outcomes += stage_outcomes
+        if not all(o.passed for o in stage_outcomes):
+            break
+    return outcomes
+
+
+async def check_members(
+    members: Iterable[Member], ctx: Context, concurrency: int
+) -> dict[str, list[Outcome]]:
+    """Check `members` concurrently, at most `concurrency` at once: {member id: outcomes}."""
+    bound = asyncio.Semaphore(concurrency)
+
+    async def one(member: Member) -> tuple[str, list[Outcome]]:
+        async with bound:
+            return member.id, await check_member(member, ctx)
+
+    return dict(await asyncio.gather(*(one(m) for m in members)))
+
+
+async def own_address(judge: Judge, timeout_s: float):
+    """The checker's own address as the judge sees it when asked directly (no proxy)."""
+    nonce = new_nonce()
+
+    async def ask():
+        reader, writer = await asyncio.open_connection(judge.host, judge.port)
+        try:
+            await start_judge_tls(writer, judge)
+            return await exchange(reader, writer, "GET", judge.target(nonce), judge.authority)
+        finally:
+            await close(writer)
+
+    answer = await asyncio.wait_for(ask(), timeout_s)
+    return parse_address(genuine_answer(answer, nonce).get("remote_addr"))
