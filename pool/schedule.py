@@ -1,18 +1,90 @@
-"""Scraping sources on their cron schedules. PLACEHOLDER: owned and replaced by the
-sources/scrape engineer (issue 16); the signature below is the contract admin/jobs.py uses."""
+"""Scraping sources on their cron schedules.
+
+The tick (every `pool_schedule_tick_ms`) reads only `next_scrape_at`: every active source
+whose time has passed and whose scrape lease is free is scraped, one after another, on a
+thread of the tick's own. After each scrape (or failure) `next_scrape_at` moves to the
+schedule's next time (pool/scrape.py), so a source runs once per cron time however many
+admin processes tick: they compete for the same lease in the store.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import or_, select
+
+from models.base import utcnow
 from models.crypto import KeyRing
+from models.pool import PoolSource
 from models.settings import Settings
+from models.store import make_engine, make_session_factory
+from pool.errors import PoolError
+from pool.scrape import Sessions, claimant_id, scrape_source
+
+log = logging.getLogger("portcullis.pool.schedule")
+
+MAX_PER_TICK = 50
+
+
+def due_sources(sessions: Sessions, limit: int = MAX_PER_TICK) -> list[str]:
+    """Ids of the active sources due a scrape now, whose lease nobody holds."""
+    now = time.time()
+    with sessions() as session:
+        query = (
+            select(PoolSource.id)
+            .where(
+                PoolSource.is_active.is_(True),
+                PoolSource.next_scrape_at <= utcnow(),
+                or_(
+                    PoolSource.scrape_claimed_until.is_(None),
+                    PoolSource.scrape_claimed_until < now,
+                ),
+            )
+            .order_by(PoolSource.next_scrape_at)
+            .limit(limit)
+        )
+        return list(session.scalars(query))
+
+
+def scrape_due(
+    sessions: Sessions, settings: Settings, key_ring: KeyRing, claimant: str
+) -> list[dict]:
+    """Scrape every source due now; the results of those this process scraped."""
+    results = []
+    for source_id in due_sources(sessions):
+        try:
+            results.append(scrape_source(sessions, settings, key_ring, source_id, claimant))
+        except PoolError as exc:
+            if exc.code != "SCRAPE_IN_PROGRESS":  # another process took it first: fine
+                log.warning("scraping source %s failed: %s %s", source_id, exc.code, exc.message)
+    return results
 
 
 class ScrapeDueSources:
-    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due."""
+    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due.
+
+    One engine for the scheduler's life; a run only starts when none is going (a slow
+    source can outlast many ticks), on a thread of its own; exceptions are logged."""
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
         self.settings = settings
         self.key_ring = key_ring
+        self.claimant = claimant_id()
+        self.sessions = make_session_factory(make_engine(settings.database_url))
+        self._running = threading.Lock()
+        self._runner = ThreadPoolExecutor(1, thread_name_prefix="portcullis-scrapes")
 
     def __call__(self) -> None:
-        pass
+        if self._running.acquire(blocking=False):
+            self._runner.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            scrape_due(self.sessions, self.settings, self.key_ring, self.claimant)
+        except Exception:  # the store unreachable, say: log it, try again next tick
+            log.exception("scraping due pool sources failed")
+        finally:
+            self._running.release()

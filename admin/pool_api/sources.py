@@ -1,1 +1,91 @@
-"""Sources endpoints (seed 003). PLACEHOLDER: the sources engineer owns this file."""
+"""Sources endpoints (seed 003): `GET/POST /pool/sources`, `PATCH/DELETE /pool/sources/<id>`,
+`POST /pool/sources/<id>/scrape`. Any key holder reads; changes need a platform admin."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from admin.errors import ApiError
+from admin.extensions import db
+from admin.http import json_body
+from admin.pool_api import bp
+from admin.pool_api.auth import require_key, require_platform_admin
+from models.store import make_session_factory
+from pool.errors import PoolError
+from pool.records import source_record
+from pool.scrape import claimant_id, scrape_source
+from pool.sources import (
+    create_source,
+    delete_source,
+    get_source,
+    list_sources,
+    parse_list_args,
+    update_source,
+)
+
+CLAIMANT = claimant_id()  # this process's name on the scrape leases it takes
+
+
+def _body() -> dict:
+    """The request's JSON object; a bad body is a 400 INVALID_JSON in the pool's shape."""
+    try:
+        return json_body()
+    except ApiError as exc:
+        raise PoolError(exc.status, exc.code, exc.message, exc.details) from None
+
+
+def _settings():
+    return current_app.config["PORTCULLIS_SETTINGS"]
+
+
+@bp.get("/sources")
+@require_key
+def get_sources():
+    """A page of sources, newest first: {"items", "next_cursor", "total_count"}."""
+    is_active, limit, cursor = parse_list_args(request.args)
+    return list_sources(db.session, is_active, limit, cursor)
+
+
+@bp.post("/sources")
+@require_key
+def post_source():
+    """Add a source (201 with the source); `parser_name` omitted → auto-detected."""
+    require_platform_admin()
+    data = _body()
+    source = create_source(db.session, _settings(), data)
+    db.session.commit()
+    return source_record(source), 201
+
+
+@bp.patch("/sources/<source_id>")
+@require_key
+def patch_source(source_id: str):
+    """Change only the fields given."""
+    require_platform_admin()
+    data = _body()
+    source = get_source(db.session, source_id)
+    update_source(db.session, _settings(), source, data)
+    db.session.commit()
+    return source_record(source)
+
+
+@bp.delete("/sources/<source_id>")
+@require_key
+def remove_source(source_id: str):
+    """Delete a source; its proxies stay in the pool."""
+    require_platform_admin()
+    delete_source(db.session, get_source(db.session, source_id))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/sources/<source_id>/scrape")
+@require_key
+def post_scrape(source_id: str):
+    """Scrape now, bypassing the schedule: seed 003's result with real counts."""
+    require_platform_admin()
+    get_source(db.session, source_id)  # 404 before any lease
+    db.session.rollback()  # hold no transaction while the source is fetched
+    sessions = make_session_factory(db.engine)
+    key_ring = current_app.config["PORTCULLIS_KEY_RING"]
+    return scrape_source(sessions, _settings(), key_ring, source_id, CLAIMANT)

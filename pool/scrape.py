@@ -1,0 +1,285 @@
+"""Scraping a source: claim its lease, fetch, parse, store in bulk, record the result.
+
+One scrape of a source runs at a time across every admin process: the lease is a
+compare-and-set on `pool_sources.scrape_claimed_until` (epoch s) and `scrape_claimed_by`;
+a second caller gets 409 `SCRAPE_IN_PROGRESS`. A lease outlives a crashed scraper by at most
+the fetch timeout plus `LEASE_MARGIN_S`.
+
+Storing is bulk: existing rows are found by (protocol, host, port) in chunks, new rows are
+inserted `ON CONFLICT DO NOTHING ... RETURNING id` in chunks (so a proxy another source's
+scrape inserted meanwhile counts as updated, not new), seen rows get `last_seen_at` in
+one UPDATE per chunk. New rows are `unchecked` and due a check at once (`next_check_at` 0).
+Passwords from a list are sealed (pool/passwords.py), never stored in clear.
+
+Errors (PoolError): those of pool/fetch.py, plus 404 NOT_FOUND, 409 SCRAPE_IN_PROGRESS,
+422 `SOURCE_UNPARSEABLE` (the answer is not empty but the parser finds no proxy in it),
+422 `SOURCE_TOO_MANY` (more than `MAX_CANDIDATES` proxies in one list).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from sqlalchemy import bindparam, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.crypto import KeyRing
+from models.pool import PoolProxy, PoolSource
+from models.settings import Settings
+from pool.errors import PoolError, not_found
+from pool.fetch import fetch_source
+from pool.parsers import PARSERS, Candidate
+from pool.passwords import seal_password
+from pool.sources import check_parser, check_url, detected_parser, next_scrape
+
+log = logging.getLogger("portcullis.pool.scrape")
+
+LEASE_MARGIN_S = 300
+MAX_CANDIDATES = 100_000
+CHUNK = 500
+SAMPLE = 10
+INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+TABLE = PoolProxy.__table__
+Sessions = Callable[[], Session]
+
+
+def claimant_id() -> str:
+    """This process's name for the leases it takes (host, pid, a random part)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _claim(sessions: Sessions, source_id: str, claimant: str, lease_s: float) -> dict:
+    """Take the source's scrape lease; its fields as they are now. 404 / 409."""
+    now = time.time()
+    with sessions() as session:
+        taken = session.execute(
+            PoolSource.__table__.update()
+            .where(
+                PoolSource.id == source_id,
+                or_(
+                    PoolSource.scrape_claimed_until.is_(None),
+                    PoolSource.scrape_claimed_until < now,
+                ),
+            )
+            .values(scrape_claimed_until=now + lease_s, scrape_claimed_by=claimant)
+        ).rowcount
+        session.commit()
+        source = session.get(PoolSource, source_id)
+        if source is None:
+            raise not_found("source")
+        if taken != 1:
+            raise PoolError(
+                409,
+                "SCRAPE_IN_PROGRESS",
+                "this source is being scraped now (by this or another admin process); "
+                "try again when that scrape has finished",
+                {"source_id": source_id},
+            )
+        return {
+            "url": source.url,
+            "parser_name": source.parser_name,
+            "default_protocol": source.default_protocol,
+            "cron_schedule": source.cron_schedule,
+            "is_active": source.is_active,
+        }
+
+
+def _release(sessions: Sessions, source_id: str, claimant: str, fields: dict, values: dict) -> None:
+    """Record the outcome, schedule the next scrape, give the lease back (if still ours)."""
+    next_at = next_scrape(fields["cron_schedule"]) if fields["is_active"] else None
+    with sessions() as session:
+        session.execute(
+            PoolSource.__table__.update()
+            .where(PoolSource.id == source_id, PoolSource.scrape_claimed_by == claimant)
+            .values(
+                scrape_claimed_until=None,
+                scrape_claimed_by=None,
+                next_scrape_at=next_at,
+                **values,
+            )
+        )
+        session.commit()
+
+
+def candidates_of(content: str, parser_name: str, default_protocol: str) -> list[Candidate]:
+    """The list's proxies, the default protocol applied, each (protocol, host, port) once.
+    422 SOURCE_UNPARSEABLE / SOURCE_TOO_MANY."""
+    found: dict[tuple, Candidate] = {}
+    for item in PARSERS[parser_name].parse(content):
+        item = item._replace(protocol=item.protocol or default_protocol)
+        found.setdefault((item.protocol, item.host, item.port), item)
+        if len(found) > MAX_CANDIDATES:
+            raise PoolError(
+                422,
+                "SOURCE_TOO_MANY",
+                f"the source lists more than {MAX_CANDIDATES} proxies; split it",
+            )
+    if not found and content.strip():
+        raise PoolError(
+            422,
+            "SOURCE_UNPARSEABLE",
+            f"the {parser_name} parser found no proxy in the source's answer",
+            {"field": "parser_name"},
+        )
+    return list(found.values())
+
+
+def _existing(session: Session, keys: list[tuple]) -> dict[tuple, str]:
+    ids: dict[tuple, str] = {}
+    columns = tuple_(TABLE.c.protocol, TABLE.c.host, TABLE.c.port)
+    for chunk in _chunks(keys):
+        query = select(TABLE.c.protocol, TABLE.c.host, TABLE.c.port, TABLE.c.id).where(
+            columns.in_(chunk)
+        )
+        for protocol, host, port, proxy_id in session.execute(query):
+            ids[(protocol, host, port)] = proxy_id
+    return ids
+
+
+def _sealed(key_ring: KeyRing, proxy_id: str, item: Candidate) -> dict:
+    if item.password is None:
+        return {"password_key_id": None, "password_ciphertext": None}
+    sealed = seal_password(key_ring, proxy_id, item.password)
+    return {"password_key_id": sealed.key_id, "password_ciphertext": sealed.ciphertext}
+
+
+def _new_row(key_ring: KeyRing, item: Candidate, source_id: str, now: datetime) -> dict:
+    proxy_id = str(uuid.uuid4())
+    return {
+        "id": proxy_id,
+        "host": item.host,
+        "port": item.port,
+        "protocol": item.protocol,
+        "username": item.username,
+        **_sealed(key_ring, proxy_id, item),
+        "status": "unchecked",
+        "score": 0.0,
+        "checks_total": 0,
+        "checks_passed": 0,
+        "consecutive_failures": 0,
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "next_check_at": 0.0,
+        "source_id": source_id,
+        "tags": item.tags,
+    }
+
+
+def _insert_new(session: Session, rows: list[dict]) -> set[str]:
+    """Insert rows not there yet; the ids really inserted."""
+    insert = INSERTS[session.get_bind().dialect.name]
+    inserted: set[str] = set()
+    for chunk in _chunks(rows):
+        statement = (
+            insert(TABLE)
+            .on_conflict_do_nothing(index_elements=["protocol", "host", "port"])
+            .returning(TABLE.c.id)
+        )
+        inserted.update(session.execute(statement, chunk).scalars())
+    return inserted
+
+
+def _touch(session: Session, ids: list[str], source_id: str, now: datetime) -> None:
+    for chunk in _chunks(ids):
+        session.execute(TABLE.update().where(TABLE.c.id.in_(chunk)).values(last_seen_at=now))
+        session.execute(
+            TABLE.update()
+            .where(TABLE.c.id.in_(chunk), TABLE.c.source_id.is_(None))
+            .values(source_id=source_id)
+        )
+
+
+def _set_credentials(session: Session, key_ring: KeyRing, found: list[tuple]) -> None:
+    """New credentials a list gives for proxies already in the pool."""
+    rows = [
+        {"b_id": proxy_id, "username": item.username, **_sealed(key_ring, proxy_id, item)}
+        for proxy_id, item in found
+    ]
+    for chunk in _chunks(rows):
+        session.execute(TABLE.update().where(TABLE.c.id == bindparam("b_id")), chunk)
+
+
+def store_candidates(
+    session: Session,
+    key_ring: KeyRing,
+    source_id: str | None,
+    candidates: list[Candidate],
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Upsert `candidates` (one transaction, the caller commits): (new, updated)."""
+    now = now or utcnow()
+    by_key = {(c.protocol, c.host, c.port): c for c in candidates}
+    existing = _existing(session, list(by_key))
+    rows = [_new_row(key_ring, c, source_id, now) for k, c in by_key.items() if k not in existing]
+    inserted = _insert_new(session, rows)
+    raced = [(r["protocol"], r["host"], r["port"]) for r in rows if r["id"] not in inserted]
+    existing.update(_existing(session, raced))  # inserted by someone else meanwhile
+    seen = [existing[key] for key in by_key if key in existing]
+    _touch(session, seen, source_id, now)
+    with_credentials = [
+        (existing[key], item)
+        for key, item in by_key.items()
+        if key in existing and item.username is not None
+    ]
+    _set_credentials(session, key_ring, with_credentials)
+    return len(inserted), len(seen)
+
+
+def scrape_source(
+    sessions: Sessions, settings: Settings, key_ring: KeyRing, source_id: str, claimant: str
+) -> dict:
+    """Scrape one source now: seed 003's result (source_id, proxies_discovered,
+    proxies_new, proxies_updated, duration_ms). Raises PoolError (module doc)."""
+    started = time.monotonic()
+    lease_s = settings.pool_source_timeout_ms / 1000 + LEASE_MARGIN_S
+    fields = _claim(sessions, source_id, claimant, lease_s)
+    try:
+        fetched = fetch_source(settings, fields["url"])
+        candidates = candidates_of(
+            fetched.content, fields["parser_name"], fields["default_protocol"]
+        )
+        with sessions() as session:
+            new, updated = store_candidates(session, key_ring, source_id, candidates)
+            session.commit()
+    except Exception as exc:
+        message = exc.message if isinstance(exc, PoolError) else "internal error (see the log)"
+        _release(sessions, source_id, claimant, fields, {"last_error": message})
+        raise
+    result = {
+        "source_id": source_id,
+        "proxies_discovered": len(candidates),
+        "proxies_new": new,
+        "proxies_updated": updated,
+        "duration_ms": round((time.monotonic() - started) * 1000),
+    }
+    values = {"last_scraped_at": utcnow(), "last_result": result, "last_error": None}
+    _release(sessions, source_id, claimant, fields, values)
+    return result
+
+
+def preview(
+    settings: Settings, url: str, parser_name: str | None, default_protocol: str = "http"
+) -> dict:
+    """What a source would give, without storing anything (the web's add form):
+    {"parser_name", "proxies_found", "sample": [up to 10 {"ip", "port", "protocol"}]}."""
+    url = check_url(url)
+    fetched = fetch_source(settings, url)
+    if parser_name is None:
+        parser_name = detected_parser(fetched.content, fetched.content_type)
+    check_parser(parser_name)
+    found = candidates_of(fetched.content, parser_name, default_protocol)
+    sample = [{"ip": c.host, "port": c.port, "protocol": c.protocol} for c in found[:SAMPLE]]
+    return {"parser_name": parser_name, "proxies_found": len(found), "sample": sample}
