@@ -42,6 +42,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_notifications,
         views_notifiers,
         views_oauth,
+        views_pool,
         views_rules,
         views_traffic,
     )

@@ -12,7 +12,6 @@ filter or field gets the API's message, shown next to the field it names.
 from __future__ import annotations
 
 import functools
-import os
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -142,8 +141,12 @@ def pool_new_source():
     if form.submit_ok():
         try:
             if request.form.get("action") == "preview":
-                url, parser = form.url.data.strip(), form.parser_name.data or None
-                found = scrape.preview(_settings(), url, parser)
+                found = scrape.preview(
+                    _settings(),
+                    form.url.data.strip(),
+                    form.parser_name.data or None,
+                    form.default_protocol.data,
+                )
                 form.parser_name.data = found["parser_name"]  # Save keeps what was picked
             else:
                 made = _write(lambda: sources.create_source(db.session, _settings(), form.body()))
@@ -187,10 +190,11 @@ def pool_scrape(source_id: str):
     _source(source_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    claimant = f"web:{os.getpid()}:{g.web_session.user_id}"[:64]
     sessions = make_session_factory(db.engine)
     try:
-        result = scrape.scrape_source(sessions, _settings(), _key_ring(), source_id, claimant)
+        result = scrape.scrape_source(
+            sessions, _settings(), _key_ring(), source_id, scrape.claimant_id()
+        )
     except PoolError as exc:
         flash(f"Scrape failed: {exc.message}", "warning")
     else:
