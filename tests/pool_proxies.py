@@ -1,0 +1,236 @@
+"""Small real proxies for the pool's checkers, each on a loopback address of its own.
+
+`ProxyFarm` runs them on one asyncio loop in a thread: HTTP forward proxies (absolute-form
+requests and CONNECT) in modes `transparent` (adds X-Forwarded-For with the client's
+address), `anonymous` (adds Via only), `elite` (adds nothing) and `faker` (answers every
+request itself with a canned judge-like body, never forwards), and a SOCKS5 proxy (optionally
+with a username and password). Each binds its OUTGOING connections to its own address, so the
+judge sees a different exit address for each. `dead_port()` is a port nobody listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+CANNED = json.dumps(
+    {"nonce": "cached", "remote_addr": "203.0.113.9", "headers": {}, "method": "GET"}
+).encode()
+
+
+@dataclass(frozen=True)
+class Listening:
+    name: str
+    host: str
+    port: int
+    protocol: str
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+async def _splice(r1, w1, r2, w2) -> None:
+    await asyncio.gather(_pipe(r1, w2), _pipe(r2, w1))
+
+
+class HttpProxy:
+    """An HTTP forward proxy in one of the modes above."""
+
+    def __init__(self, mode: str, address: str, credentials: tuple[str, str] | None = None):
+        self.mode = mode
+        self.address = address
+        self.credentials = credentials
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")[:-2]
+        method, target, _ = lines[0].split(" ", 2)
+        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
+        if self.credentials and not self._authorized(headers):
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        if method == "CONNECT":
+            await self._connect(target, reader, writer)
+        else:
+            await self._forward(method, target, headers, reader, writer)
+
+    def _authorized(self, headers) -> bool:
+        user, password = self.credentials
+        wanted = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return any(k.lower() == "proxy-authorization" and v == wanted for k, v in headers)
+
+    async def _fake(self, writer) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(CANNED)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + CANNED
+        )
+        await writer.drain()
+        writer.close()
+
+    async def _connect(self, target: str, reader, writer) -> None:
+        host, _, port = target.rpartition(":")
+        if self.mode == "faker":
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await reader.readuntil(b"\r\n\r\n")  # the request inside the tunnel
+            await self._fake(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                host.strip("[]"), int(port), local_addr=(self.address, 0)
+            )
+        except OSError:
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await _splice(reader, writer, up_reader, up_writer)
+
+    async def _forward(self, method, target, headers, reader, writer) -> None:
+        if self.mode == "faker":
+            await self._fake(writer)
+            return
+        url = urlsplit(target)
+        client = writer.get_extra_info("peername")[0]
+        kept = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")
+        ]
+        if self.mode == "transparent":
+            kept.append(("X-Forwarded-For", client))
+        elif self.mode == "anonymous":
+            kept.append(("Via", "1.1 test-proxy"))
+        kept.append(("Connection", "close"))
+        path = url.path + (f"?{url.query}" if url.query else "")
+        request = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in kept)
+        up_reader, up_writer = await asyncio.open_connection(
+            url.hostname, url.port or 80, local_addr=(self.address, 0)
+        )
+        up_writer.write((request + "\r\n").encode("latin-1"))
+        await up_writer.drain()
+        await _pipe(up_reader, writer)
+        up_writer.close()
+
+
+class Socks5Proxy:
+    """A SOCKS5 proxy (CONNECT only), with username/password auth when given."""
+
+    def __init__(self, address: str, credentials: tuple[str, str] | None = None):
+        self.address = address
+        self.credentials = credentials
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            writer.close()
+
+    async def _serve(self, reader, writer) -> None:
+        _, count = await reader.readexactly(2)
+        methods = await reader.readexactly(count)
+        wanted = 2 if self.credentials else 0
+        if wanted not in methods:
+            writer.write(b"\x05\xff")
+            writer.close()
+            return
+        writer.write(bytes([5, wanted]))
+        if self.credentials:
+            _, user_len = await reader.readexactly(2)
+            user = (await reader.readexactly(user_len)).decode()
+            (password_len,) = await reader.readexactly(1)
+            password = (await reader.readexactly(password_len)).decode()
+            ok = (user, password) == self.credentials
+            writer.write(b"\x01\x00" if ok else b"\x01\x01")
+            if not ok:
+                writer.close()
+                return
+        _, command, _, kind = await reader.readexactly(4)
+        if kind == 1:
+            host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
+        elif kind == 4:
+            host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
+        else:
+            (length,) = await reader.readexactly(1)
+            host = (await reader.readexactly(length)).decode()
+        (port,) = struct.unpack("!H", await reader.readexactly(2))
+        if command != 1:
+            writer.write(b"\x05\x07\x00\x01" + bytes(6))
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(
+            host, port, local_addr=(self.address, 0)
+        )
+        writer.write(b"\x05\x00\x00\x01" + socket.inet_aton(self.address) + struct.pack("!H", 0))
+        await writer.drain()
+        await _splice(reader, writer, up_reader, up_writer)
+
+
+class ProxyFarm:
+    """The proxies above on a loop in a thread; use as a context manager."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.servers: list[asyncio.Server] = []
+
+    def __enter__(self) -> ProxyFarm:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        async def shut() -> None:
+            for server in self.servers:
+                server.close()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def _listen(self, handler, address: str) -> int:
+        async def start() -> asyncio.Server:
+            return await asyncio.start_server(handler, address, 0)
+
+        server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        self.servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
+    def http(self, name: str, mode: str, address: str, protocol: str = "http", credentials=None):
+        port = self._listen(HttpProxy(mode, address, credentials).handle, address)
+        return Listening(name, address, port, protocol)
+
+    def socks5(self, name: str, address: str, credentials=None) -> Listening:
+        port = self._listen(Socks5Proxy(address, credentials).handle, address)
+        return Listening(name, address, port, "socks5")
+
+
+def dead_port(address: str) -> int:
+    """A port on `address` that nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]

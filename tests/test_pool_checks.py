@@ -1,0 +1,260 @@
+"""The pool's checkers against small real proxies on loopback (tests/pool_proxies.py), the
+admin's own judge, and the real store: one cycle grades every member; claims keep two
+processes from checking one proxy twice; loopback members need the operator's allowance."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from models.crypto import KeyRing
+from models.pool import PoolCheck, PoolProxy, new_uuid
+from models.settings import Settings
+from models.ssrf_policy import parse_allowances
+from models.store import make_engine, make_session_factory
+from pool.check_cycle import run_check_cycle
+from pool.passwords import seal_password
+from tests.pool_proxies import ProxyFarm, dead_port
+from tests.support import ROOT, TEST_MASTER_KEYS, run_admin_cli, start_admin
+
+LOOPBACK = "127.0.0.0/8"
+KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
+FAR_FUTURE = 1e12
+
+
+@pytest.fixture(scope="module")
+def pool_admin(tmp_path_factory):
+    """An admin whose members may be on loopback; its scheduler checks only at start-up."""
+    server = start_admin(
+        tmp_path_factory.mktemp("pool-checks"),
+        PORTCULLIS_POOL_ALLOW_PROXIES=LOOPBACK,
+        PORTCULLIS_POOL_ALLOW_SOURCES=LOOPBACK,
+        PORTCULLIS_POOL_CHECK_INTERVAL_MS="3600000",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def farm():
+    with ProxyFarm() as proxies:
+        yield proxies
+
+
+@pytest.fixture(scope="module")
+def sessions(pool_admin):
+    engine = make_engine(pool_admin.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def cycle_settings(admin, allow: str = LOOPBACK) -> Settings:
+    return Settings(
+        var_dir=admin.var_dir,
+        database_url=admin.database_url,
+        master_keys=TEST_MASTER_KEYS,
+        max_requests_per_minute=1000,
+        max_requests_per_day=20000,
+        max_api_body_bytes=1024 * 1024,
+        pool_allow_proxies=parse_allowances(allow),
+        pool_judge_url=admin.base_url + "/pool/judge",
+        pool_check_timeout_ms=5000,
+    )
+
+
+def add_members(sessions, *members, credentials=None) -> list[str]:
+    """Store members (`Listening`s, or (host, port, protocol)) due at once; the others wait."""
+    ids = []
+    with sessions() as session:
+        session.execute(update(PoolProxy).values(next_check_at=FAR_FUTURE))
+        for member in members:
+            host, port, protocol = (
+                (member.host, member.port, member.protocol) if hasattr(member, "host") else member
+            )
+            row = PoolProxy(
+                id=new_uuid(), host=host, port=port, protocol=protocol, next_check_at=0.0
+            )
+            user, password = (credentials or {}).get(getattr(member, "name", None), (None, None))
+            if user:
+                sealed = seal_password(KEY_RING, row.id, password)
+                row.username = user
+                row.password_key_id, row.password_ciphertext = sealed.key_id, sealed.ciphertext
+            session.add(row)
+            ids.append(row.id)
+        session.commit()
+    return ids
+
+
+def proxies_by_id(sessions, ids) -> dict[str, PoolProxy]:
+    with sessions() as session:
+        rows = session.scalars(select(PoolProxy).where(PoolProxy.id.in_(ids))).all()
+        session.expunge_all()
+    return {row.id: row for row in rows}
+
+
+def checks_of(sessions, proxy_id) -> list[PoolCheck]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(PoolCheck).where(PoolCheck.proxy_id == proxy_id).order_by(PoolCheck.stage)
+            )
+        )
+
+
+def pool_key(admin) -> str:
+    made = run_admin_cli(admin, "create-user", "pool-reader@example.test")
+    assert made.returncode == 0, made.stderr
+    issued = run_admin_cli(admin, "pool-key", "pool-reader@example.test")
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip().splitlines()[-1]
+
+
+def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
+    """Transparent, anonymous, elite (with a password), a faker, SOCKS5 (with a password) and
+    a dead port, each leaving by its own loopback address: one cycle, the right grades."""
+    members = {
+        "transparent": farm.http("transparent", "transparent", "127.0.0.2"),
+        "anonymous": farm.http("anonymous", "anonymous", "127.0.0.3"),
+        "elite": farm.http("elite", "elite", "127.0.0.4", "https", ("eve", "s3cret")),
+        "faker": farm.http("faker", "faker", "127.0.0.5"),
+        "socks5": farm.socks5("socks5", "127.0.0.6", ("sam", "pa55")),
+    }
+    dead = ("127.0.0.7", dead_port("127.0.0.7"), "http")
+    credentials = {"elite": ("eve", "s3cret"), "socks5": ("sam", "pa55")}
+    ids = add_members(sessions, *members.values(), dead, credentials=credentials)
+    names = dict(zip(ids, [*members, "dead"], strict=True))
+
+    result = run_check_cycle(cycle_settings(pool_admin), KEY_RING)
+
+    assert result == {"checked": 6, "active": 4, "dead": 2, "removed": 0}
+    graded = {names[i]: row for i, row in proxies_by_id(sessions, ids).items()}
+    expected = {
+        # name: (status, anonymity, exit address, checkers in order)
+        "transparent": ("active", "transparent", "127.0.0.2", 3),
+        "anonymous": ("active", "anonymous", "127.0.0.3", 3),
+        "elite": ("active", "elite", "127.0.0.4", 3),
+        "socks5": ("active", "elite", "127.0.0.6", 2),
+        "faker": ("dead", None, None, 2),
+        "dead": ("dead", None, None, 1),
+    }
+    for name, (status, anonymity, exit_ip, checks) in expected.items():
+        row = graded[name]
+        assert (row.status, row.anonymity, row.exit_ip) == (status, anonymity, exit_ip), name
+        assert row.country is None  # loopback has no country
+        assert row.check_claimed_until is None
+        assert len(checks_of(sessions, row.id)) == checks, name
+        if status == "active":
+            assert 0 < row.score <= 1 and row.uptime_pct == 100 and row.avg_latency_ms > 0
+            assert all(check.passed for check in checks_of(sessions, row.id))
+        else:
+            assert row.score == 0 and row.uptime_pct == 0 and row.dead_since is not None
+
+    faker = checks_of(sessions, graded["faker"].id)
+    assert [(c.checker_name, c.passed) for c in faker] == [
+        ("tcp_connect", True),
+        ("http_anonymity", False),
+    ]
+    assert "judge answer faked or cached" in faker[1].detail
+    assert "connection refused" in checks_of(sessions, graded["dead"].id)[0].detail
+
+    # The history through the pool API, newest first, in seed 003's shape.
+    key = pool_key(pool_admin)
+    detail = requests.get(
+        f"{pool_admin.base_url}/pool/proxies/{graded['faker'].id}",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["proxy"]["status"] == "dead" and body["proxy"]["score"] == 0
+    assert {c["checker_name"] for c in body["recent_checks"]} == {"tcp_connect", "http_anonymity"}
+    assert set(body["recent_checks"][0]) == {
+        "checker_name",
+        "stage",
+        "passed",
+        "latency_ms",
+        "detail",
+        "created_at",
+    }
+
+    # Nothing is due any more: a second cycle checks nothing.
+    again = run_check_cycle(cycle_settings(pool_admin), KEY_RING)
+    assert again["checked"] == 0
+
+
+def test_two_processes_never_check_one_proxy_twice(pool_admin, farm, sessions):
+    """Two `run_admin.py pool-check` at once over 24 members, five claimed at a time each."""
+    members = [farm.http(f"e{n}", "elite", "127.0.0.9") for n in range(24)]
+    ids = add_members(sessions, *members)
+    env = {
+        **pool_admin.env,
+        "PORTCULLIS_POOL_JUDGE_URL": pool_admin.base_url + "/pool/judge",
+        "PORTCULLIS_POOL_CHECK_CONCURRENCY": "5",
+    }
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "run_admin.py", "pool-check"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    checked = [int(re.search(r"(\d+) checked", out).group(1)) for out, _ in outputs]
+    assert sum(checked) == len(ids)
+    for proxy_id in ids:
+        assert [c.checker_name for c in checks_of(sessions, proxy_id)] == [
+            "tcp_connect",
+            "http_anonymity",
+            "https_connect",
+        ]
+    assert {row.status for row in proxies_by_id(sessions, ids).values()} == {"active"}
+
+
+def test_loopback_members_refused_without_the_allowance(pool_admin, farm, sessions):
+    """A scraped list must not make the admin connect into its own network."""
+    member = farm.http("inside", "elite", "127.0.0.10")
+    (proxy_id,) = add_members(sessions, member)
+
+    result = run_check_cycle(cycle_settings(pool_admin, allow=""), KEY_RING)
+
+    assert result["checked"] == 1 and result["dead"] == 1
+    (check,) = checks_of(sessions, proxy_id)
+    assert (check.checker_name, check.passed) == ("tcp_connect", False)
+    assert "loopback" in check.detail and "PORTCULLIS_POOL_ALLOW_PROXIES" in check.detail
+
+
+def test_judge_echoes_without_a_key(pool_admin):
+    """The judge answers anyone, redacts cookies, and refuses a bad nonce in seed 003's shape."""
+    answer = requests.get(
+        f"{pool_admin.base_url}/pool/judge?nonce=abc_123",
+        headers={
+            "Cookie": "session=secret",
+            "Via": "1.1 somewhere",
+            "X-Forwarded-For": "198.51.100.7",
+            "Forwarded": "for=198.51.100.7",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    # Forwarded headers reach the judge as sent, and the admin does not trust them.
+    assert (body["nonce"], body["remote_addr"], body["method"]) == ("abc_123", "127.0.0.1", "GET")
+    assert body["headers"]["Via"] == "1.1 somewhere"
+    assert body["headers"]["X-Forwarded-For"] == "198.51.100.7"
+    assert body["headers"]["Forwarded"] == "for=198.51.100.7"
+    assert body["headers"]["Cookie"] == "[redacted]"
+    assert answer.headers["Cache-Control"] == "no-store"
+    for bad in ("", "a b", "x" * 129):
+        refused = requests.get(f"{pool_admin.base_url}/pool/judge", params={"nonce": bad})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["details"]["field"] == "nonce"
