@@ -56,9 +56,11 @@ def scrape_due(
     results = []
     for source_id in due_sources(sessions):
         try:
-            results.append(scrape_source(sessions, settings, key_ring, source_id, claimant))
+            results.append(
+                scrape_source(sessions, settings, key_ring, source_id, claimant, due_only=True)
+            )
         except PoolError as exc:
-            if exc.code != "SCRAPE_IN_PROGRESS":  # another process took it first: fine
+            if exc.code != "SCRAPE_IN_PROGRESS":  # another process took it first
                 log.warning("scraping source %s failed: %s %s", source_id, exc.code, exc.message)
     return results
 

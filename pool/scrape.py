@@ -61,19 +61,22 @@ def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _claim(sessions: Sessions, source_id: str, claimant: str, lease_s: float) -> dict:
-    """Take the source's scrape lease; its fields as they are now. 404 / 409."""
+def _claim(
+    sessions: Sessions, source_id: str, claimant: str, lease_s: float, due_only: bool
+) -> dict:
+    """Take the source's scrape lease (only while it is due, with `due_only`); its fields
+    as they are now. 404 / 409."""
     now = time.time()
+    conditions = [
+        PoolSource.id == source_id,
+        or_(PoolSource.scrape_claimed_until.is_(None), PoolSource.scrape_claimed_until < now),
+    ]
+    if due_only:  # the scheduler: not if another process scraped it since it looked
+        conditions.append(PoolSource.next_scrape_at <= utcnow())
     with sessions() as session:
         taken = session.execute(
             PoolSource.__table__.update()
-            .where(
-                PoolSource.id == source_id,
-                or_(
-                    PoolSource.scrape_claimed_until.is_(None),
-                    PoolSource.scrape_claimed_until < now,
-                ),
-            )
+            .where(*conditions)
             .values(scrape_claimed_until=now + lease_s, scrape_claimed_by=claimant)
         ).rowcount
         session.commit()
@@ -239,13 +242,20 @@ def store_candidates(
 
 
 def scrape_source(
-    sessions: Sessions, settings: Settings, key_ring: KeyRing, source_id: str, claimant: str
+    sessions: Sessions,
+    settings: Settings,
+    key_ring: KeyRing,
+    source_id: str,
+    claimant: str,
+    *,
+    due_only: bool = False,
 ) -> dict:
     """Scrape one source now: seed 003's result (source_id, proxies_discovered,
-    proxies_new, proxies_updated, duration_ms). Raises PoolError (module doc)."""
+    proxies_new, proxies_updated, duration_ms). Raises PoolError (module doc); with
+    `due_only` (the scheduler) a source no longer due is a 409 SCRAPE_IN_PROGRESS too."""
     started = time.monotonic()
     lease_s = settings.pool_source_timeout_ms / 1000 + LEASE_MARGIN_S
-    fields = _claim(sessions, source_id, claimant, lease_s)
+    fields = _claim(sessions, source_id, claimant, lease_s, due_only)
     try:
         fetched = fetch_source(settings, fields["url"])
         candidates = candidates_of(

@@ -1,0 +1,355 @@
+"""The pool's sources end to end: a real admin, a real source server on 127.0.0.1, the API
+over HTTP with `pp_` keys (seed 003's shapes and errors), the store on both engines."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from models.pool import PoolProxy, PoolSource
+from models.store import make_engine, make_session_factory
+from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
+from tests.support import AdminServer, run_admin_cli, start_admin
+
+LOOPBACK = "127.0.0.0/8"
+MAX_BYTES = 300_000
+QUIET = {  # no scheduler tick of another test's making: checks and scrapes only when asked
+    "PORTCULLIS_POOL_CHECK_INTERVAL_MS": "3600000",
+    "PORTCULLIS_POOL_SCHEDULE_TICK_MS": "3600000",
+}
+
+
+class PoolApi:
+    """The pool API at `<admin>/pool` with one `pp_` key (or none)."""
+
+    def __init__(self, server: AdminServer, key: str | None):
+        self.base = server.base_url + "/pool"
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def call(self, method: str, path: str, headers: dict | None = None, **kwargs):
+        headers = {**self.headers, **(headers or {})}
+        return requests.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
+
+
+def pool_user(server: AdminServer, email: str, platform_admin: bool = False) -> PoolApi:
+    """A new user of `server` and a `pp_` key of theirs."""
+    made = run_admin_cli(server, "create-user", email)
+    assert made.returncode == 0, made.stderr
+    if platform_admin:
+        marked = run_admin_cli(server, "platform-admin", email)
+        assert marked.returncode == 0, marked.stderr
+    issued = run_admin_cli(server, "pool-key", email)
+    assert issued.returncode == 0, issued.stderr
+    return PoolApi(server, issued.stdout.strip().splitlines()[-1])
+
+
+def assert_pool_error(response: requests.Response, status: int, code: str) -> dict:
+    """Seed 003's error shape, exactly."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and list(body["error"]) == ["code", "message", "details"]
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+def store_sessions(server: AdminServer):
+    return make_session_factory(make_engine(server.database_url))
+
+
+@pytest.fixture(scope="module")
+def source_server():
+    with SourceServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pool_admin(tmp_path_factory):
+    server = start_admin(
+        tmp_path_factory.mktemp("pool-sources"),
+        PORTCULLIS_POOL_ALLOW_SOURCES=LOOPBACK,
+        PORTCULLIS_POOL_SOURCE_MAX_BYTES=str(MAX_BYTES),
+        PORTCULLIS_POOL_SOURCE_TIMEOUT_MS="20000",
+        **QUIET,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def platform_admin(pool_admin) -> PoolApi:
+    return pool_user(pool_admin, "root@pool.test", platform_admin=True)
+
+
+@pytest.fixture(scope="module")
+def reader(pool_admin, platform_admin) -> PoolApi:
+    return pool_user(pool_admin, "reader@pool.test")
+
+
+def test_sources_story(pool_admin, platform_admin, reader, source_server):
+    """Add sources by auto-detect, scrape (new, then updated), read, change, delete."""
+    messy_url = source_server.serve("/story/messy.txt", MESSY_LIST)
+    assert_pool_error(PoolApi(pool_admin, None).call("GET", "/sources"), 401, "UNAUTHORIZED")
+    assert_pool_error(
+        PoolApi(pool_admin, "pp_" + "x" * 48).call("GET", "/sources"), 401, "UNAUTHORIZED"
+    )
+
+    created = platform_admin.call("POST", "/sources", json={"url": messy_url})
+    assert created.status_code == 201, created.text
+    source = created.json()
+    assert list(source)[:8] == [
+        "id",
+        "url",
+        "parser_name",
+        "cron_schedule",
+        "default_protocol",
+        "is_active",
+        "last_scraped_at",
+        "created_at",
+    ]
+    assert source["parser_name"] == "plaintext"  # auto-detected from the answer
+    assert source["cron_schedule"] == "*/30 * * * *"
+    assert source["default_protocol"] == "http" and source["is_active"] is True
+    assert source["last_scraped_at"] is None and source["next_scrape_at"].endswith("Z")
+    source_id = source["id"]
+
+    # Each format is detected from its content.
+    formats = {
+        "json": ('{"data": [{"ip": "203.0.113.40", "port": 80}]}', "application/json"),
+        "csv": ("ip,port,protocol\n203.0.113.41,81,http\n", "text/csv"),
+        "html": (
+            "<html><table><tr><th>IP</th><th>Port</th></tr>"
+            "<tr><td>203.0.113.42</td><td>82</td></tr></table></html>",
+            "text/html",
+        ),
+    }
+    for name, (body, content_type) in formats.items():
+        url = source_server.serve(f"/story/list.{name}", body, content_type)
+        made = platform_admin.call(
+            "POST", "/sources", json={"url": url, "cron_schedule": "0 * * * *"}
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["parser_name"] == name
+
+    # A reader reads, but changes nothing.
+    assert reader.call("GET", "/sources").status_code == 200
+    for method, path, body in [
+        ("POST", "/sources", {"url": messy_url, "parser_name": "plaintext"}),
+        ("PATCH", f"/sources/{source_id}", {"is_active": False}),
+        ("DELETE", f"/sources/{source_id}", None),
+        ("POST", f"/sources/{source_id}/scrape", None),
+    ]:
+        assert_pool_error(reader.call(method, path, json=body), 403, "FORBIDDEN")
+
+    # Scrape: everything new, then everything seen again, then one more line.
+    first = platform_admin.call("POST", f"/sources/{source_id}/scrape")
+    assert first.status_code == 200, first.text
+    result = first.json()
+    assert list(result) == [
+        "source_id",
+        "proxies_discovered",
+        "proxies_new",
+        "proxies_updated",
+        "duration_ms",
+    ]
+    count = len(MESSY_EXPECTED)
+    assert (result["source_id"], result["proxies_discovered"]) == (source_id, count)
+    assert (result["proxies_new"], result["proxies_updated"]) == (count, 0)
+    assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0
+    second = platform_admin.call("POST", f"/sources/{source_id}/scrape").json()
+    assert (second["proxies_new"], second["proxies_updated"]) == (0, count)
+    source_server.serve("/story/messy.txt", MESSY_LIST + "203.0.113.99:9999\n")
+    third = platform_admin.call("POST", f"/sources/{source_id}/scrape").json()
+    assert (third["proxies_discovered"], third["proxies_new"]) == (count + 1, 1)
+    assert third["proxies_updated"] == count
+
+    with store_sessions(pool_admin)() as session:
+        rows = session.scalars(select(PoolProxy).where(PoolProxy.source_id == source_id)).all()
+        assert {(p.protocol, p.host, p.port) for p in rows} == {
+            (protocol or "http", host, port) for protocol, host, port in MESSY_EXPECTED
+        } | {("http", "203.0.113.99", 9999)}  # the default protocol where a line names none
+        assert {p.status for p in rows} == {"unchecked"} and {p.next_check_at for p in rows} == {0}
+        alice = next(p for p in rows if p.host == "203.0.113.14")
+        assert alice.username == "alice" and alice.password_ciphertext
+    assert b"s3cr@t" not in pool_admin.store_bytes()  # the list's password only sealed
+    assert b"hunter2" not in pool_admin.store_bytes()
+
+    # The list of sources: seed page, filters, cursor pages without gaps or repeats.
+    listed = reader.call("GET", "/sources").json()
+    assert listed["total_count"] == 4 and listed["next_cursor"] is None
+    mine = next(s for s in listed["items"] if s["id"] == source_id)
+    assert mine["last_scraped_at"].endswith("Z") and mine["last_result"] == third
+    seen, cursor = [], None
+    while True:
+        page = reader.call(
+            "GET", "/sources", params={"limit": 1, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(s["id"] for s in listed["items"])
+
+    # Changes: only the fields given; inactive sources are not scheduled.
+    changed = platform_admin.call(
+        "PATCH", f"/sources/{source_id}", json={"cron_schedule": "15 3 * * 1", "is_active": False}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["cron_schedule"] == "15 3 * * 1"
+    assert changed.json()["is_active"] is False and changed.json()["next_scrape_at"] is None
+    assert changed.json()["parser_name"] == "plaintext"
+    inactive = reader.call("GET", "/sources", params={"is_active": "false"}).json()
+    assert [s["id"] for s in inactive["items"]] == [source_id]
+    back = platform_admin.call("PATCH", f"/sources/{source_id}", json={"is_active": True}).json()
+    assert back["next_scrape_at"].endswith("Z")
+
+    # Deleting keeps the proxies.
+    assert platform_admin.call("DELETE", f"/sources/{source_id}").status_code == 204
+    assert_pool_error(platform_admin.call("DELETE", f"/sources/{source_id}"), 404, "NOT_FOUND")
+    with store_sessions(pool_admin)() as session:
+        kept = session.scalars(
+            select(PoolProxy).where(PoolProxy.host.in_(["203.0.113.14", "203.0.113.99"]))
+        ).all()
+        assert len(kept) == 2 and {p.source_id for p in kept} == {None}
+        assert session.get(PoolSource, source_id) is None
+
+
+def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server):
+    """Every bad field a 422 naming it; every failing source a clear error, never a 500."""
+    good = source_server.serve("/bad/good.txt", "203.0.113.50:80\n")
+    base = {"url": good, "parser_name": "plaintext"}
+    bad_bodies = {
+        "url": [
+            {"url": None},
+            {"url": ""},
+            {"url": "ftp://127.0.0.1/x"},
+            {"url": "http://"},
+            {"url": "http://h:99999/"},
+            {"url": "http://a b/"},
+            {"url": 5},
+            {"url": "http://x/" + "a" * 2100},
+        ],
+        "parser_name": [{"parser_name": "yaml"}, {"parser_name": 3}],
+        "cron_schedule": [
+            {"cron_schedule": "* * *"},
+            {"cron_schedule": "61 * * * *"},
+            {"cron_schedule": ""},
+            {"cron_schedule": 5},
+            {"cron_schedule": "* * * * * *"},
+            {"cron_schedule": "a b c d e"},
+        ],
+        "default_protocol": [{"default_protocol": "ftp"}, {"default_protocol": None}],
+        "is_active": [{"is_active": "yes"}, {"is_active": 1}],
+        "colour": [{"colour": "blue"}],
+    }
+    existing = platform_admin.call("POST", "/sources", json=base).json()
+    for field, bodies in bad_bodies.items():
+        for body in bodies:
+            error = assert_pool_error(
+                platform_admin.call("POST", "/sources", json={**base, **body}),
+                422,
+                "VALIDATION_ERROR",
+            )
+            assert error["details"]["field"] == field, (body, error)
+            if field != "url":  # a PATCH of one field is validated alike
+                patched = platform_admin.call("PATCH", f"/sources/{existing['id']}", json=body)
+                assert (
+                    assert_pool_error(patched, 422, "VALIDATION_ERROR")["details"]["field"] == field
+                )
+    for params, field in [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"is_active": "maybe"}, "is_active"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "eyJzIjoieCIsInYiOltdfQ"}, "cursor"),
+    ]:
+        error = assert_pool_error(
+            platform_admin.call("GET", "/sources", params=params), 422, "VALIDATION_ERROR"
+        )
+        assert error["details"]["field"] == field, params
+    not_json = platform_admin.call(
+        "POST", "/sources", data="{nope", headers={"Content-Type": "application/json"}
+    )
+    assert_pool_error(not_json, 400, "INVALID_JSON")
+    unknown = str(uuid.uuid4())
+    for method, path in [
+        ("PATCH", f"/sources/{unknown}"),
+        ("DELETE", f"/sources/{unknown}"),
+        ("POST", f"/sources/{unknown}/scrape"),
+    ]:
+        assert_pool_error(platform_admin.call(method, path, json={}), 404, "NOT_FOUND")
+
+    # Auto-detect finds nothing: 422 naming parser_name; nothing is created.
+    prose = source_server.serve("/bad/prose.html", "<html><p>Back soon</p></html>", "text/html")
+    error = assert_pool_error(
+        platform_admin.call("POST", "/sources", json={"url": prose}), 422, "NO_PARSER_MATCHED"
+    )
+    assert error["details"]["field"] == "parser_name"
+
+    # Failing sources, at creation (auto-detect) and at scrape time alike.
+    failing = {
+        "/bad/image.png": (
+            source_server.serve("/bad/image.png", b"\x89PNG....", "image/png"),
+            502,
+            "SOURCE_CONTENT_TYPE",
+        ),
+        "/bad/blob": (
+            source_server.serve("/bad/blob", b"1.2.3.4:80", "application/octet-stream"),
+            502,
+            "SOURCE_CONTENT_TYPE",
+        ),
+        "/bad/missing": (source_server.url("/bad/missing"), 502, "SOURCE_UNREACHABLE"),
+        "/bad/huge.txt": (
+            source_server.oversized("/bad/huge.txt", MAX_BYTES * 3),
+            502,
+            "SOURCE_TOO_LARGE",
+        ),
+        "/bad/closed": ("http://127.0.0.1:9/closed", 502, "SOURCE_UNREACHABLE"),
+    }
+    for url, status, code in failing.values():
+        assert_pool_error(platform_admin.call("POST", "/sources", json={"url": url}), status, code)
+        made = platform_admin.call("POST", "/sources", json={"url": url, "parser_name": "json"})
+        assert made.status_code == 201, made.text
+        scraped = platform_admin.call("POST", f"/sources/{made.json()['id']}/scrape")
+        error = assert_pool_error(scraped, status, code)
+        assert "Traceback" not in error["message"]
+        listed = platform_admin.call("GET", "/sources", params={"limit": 200}).json()["items"]
+        assert (
+            next(s for s in listed if s["id"] == made.json()["id"])["last_error"]
+            == error["message"]
+        )
+    # A parser named by hand that finds nothing in a non-empty answer.
+    wrong = platform_admin.call("POST", "/sources", json={"url": prose, "parser_name": "csv"})
+    assert_pool_error(
+        platform_admin.call("POST", f"/sources/{wrong.json()['id']}/scrape"),
+        422,
+        "SOURCE_UNPARSEABLE",
+    )
+    # Source URLs carrying credentials are shown masked.
+    secret = platform_admin.call(
+        "POST", "/sources", json={**base, "url": good.replace("http://", "http://user:tok3n@")}
+    ).json()
+    assert "tok3n" not in secret["url"] and "***" in secret["url"]
+
+
+def test_loopback_sources_need_the_allowance(tmp_path, source_server):
+    """Without PORTCULLIS_POOL_ALLOW_SOURCES the admin refuses a loopback source's URL."""
+    url = source_server.serve("/ssrf/list.txt", "203.0.113.60:80\n")
+    server = start_admin(tmp_path / "no-allowance", **QUIET)
+    try:
+        api = pool_user(server, "root@ssrf.test", platform_admin=True)
+        error = assert_pool_error(
+            api.call("POST", "/sources", json={"url": url}), 422, "SOURCE_NOT_ALLOWED"
+        )
+        assert error["details"]["field"] == "url"
+        assert "PORTCULLIS_POOL_ALLOW_SOURCES" in error["message"]
+        made = api.call("POST", "/sources", json={"url": url, "parser_name": "plaintext"})
+        scraped = api.call("POST", f"/sources/{made.json()['id']}/scrape")
+        assert_pool_error(scraped, 422, "SOURCE_NOT_ALLOWED")
+        assert source_server.hits.get("/ssrf/list.txt", 0) == 0  # never asked
+    finally:
+        server.stop()
