@@ -3,9 +3,10 @@
 `ProxyFarm` runs them on one asyncio loop in a thread: HTTP forward proxies (absolute-form
 requests and CONNECT) in modes `transparent` (adds X-Forwarded-For with the client's
 address), `anonymous` (adds Via only), `elite` (adds nothing) and `faker` (answers every
-request itself with a canned judge-like body, never forwards), and a SOCKS5 proxy (optionally
-with a username and password). Each binds its OUTGOING connections to its own address, so the
-judge sees a different exit address for each. `dead_port()` is a port nobody listens on.
+request itself with a canned judge-like body, never forwards), a SOCKS4(a)/SOCKS5 proxy
+(SOCKS5 optionally with a username and password), and a tarpit that never answers. Each
+binds its OUTGOING connections to its own address, so the judge sees a different exit address
+for each. `dead_port()` is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -138,8 +139,8 @@ class HttpProxy:
         up_writer.close()
 
 
-class Socks5Proxy:
-    """A SOCKS5 proxy (CONNECT only), with username/password auth when given."""
+class SocksProxy:
+    """A SOCKS4(a)/SOCKS5 proxy (CONNECT only); SOCKS5 with username/password when given."""
 
     def __init__(self, address: str, credentials: tuple[str, str] | None = None):
         self.address = address
@@ -147,12 +148,32 @@ class Socks5Proxy:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await self._serve(reader, writer)
+            if (await reader.readexactly(1)) == b"\x04":
+                await self._serve4(reader, writer)
+            else:
+                await self._serve(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             writer.close()
 
+    async def _serve4(self, reader, writer) -> None:
+        command, port, raw_ip = struct.unpack("!BH4s", await reader.readexactly(7))
+        await reader.readuntil(b"\x00")  # the user id
+        host = socket.inet_ntoa(raw_ip)
+        if raw_ip.startswith(b"\x00\x00\x00") and raw_ip != bytes(4):  # SOCKS4a: a name
+            host = (await reader.readuntil(b"\x00"))[:-1].decode()
+        if command != 1:
+            writer.write(b"\x00\x5b" + bytes(6))
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(
+            host, port, local_addr=(self.address, 0)
+        )
+        writer.write(b"\x00\x5a" + bytes(6))
+        await writer.drain()
+        await _splice(reader, writer, up_reader, up_writer)
+
     async def _serve(self, reader, writer) -> None:
-        _, count = await reader.readexactly(2)
+        (count,) = await reader.readexactly(1)
         methods = await reader.readexactly(count)
         wanted = 2 if self.credentials else 0
         if wanted not in methods:
@@ -224,9 +245,18 @@ class ProxyFarm:
         port = self._listen(HttpProxy(mode, address, credentials).handle, address)
         return Listening(name, address, port, protocol)
 
-    def socks5(self, name: str, address: str, credentials=None) -> Listening:
-        port = self._listen(Socks5Proxy(address, credentials).handle, address)
-        return Listening(name, address, port, "socks5")
+    def socks(self, name: str, address: str, protocol: str = "socks5", credentials=None):
+        port = self._listen(SocksProxy(address, credentials).handle, address)
+        return Listening(name, address, port, protocol)
+
+    def tarpit(self, name: str, address: str) -> Listening:
+        """Accepts connections and never answers (a check through it times out)."""
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        return Listening(name, address, self._listen(hold, address), "http")
 
 
 def dead_port(address: str) -> int:

@@ -4,23 +4,27 @@ processes from checking one proxy twice; loopback members need the operator's al
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 from sqlalchemy import select, update
 
+from models import User
 from models.crypto import KeyRing
 from models.pool import PoolCheck, PoolProxy, new_uuid
 from models.settings import Settings
 from models.ssrf_policy import parse_allowances
 from models.store import make_engine, make_session_factory
 from pool.check_cycle import run_check_cycle
+from pool.keys import issue_key
 from pool.passwords import seal_password
 from tests.pool_proxies import ProxyFarm, dead_port
-from tests.support import ROOT, TEST_MASTER_KEYS, run_admin_cli, start_admin
+from tests.support import ROOT, TEST_MASTER_KEYS, start_admin
 
 LOOPBACK = "127.0.0.0/8"
 KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
@@ -106,23 +110,28 @@ def checks_of(sessions, proxy_id) -> list[PoolCheck]:
         )
 
 
-def pool_key(admin) -> str:
-    made = run_admin_cli(admin, "create-user", "pool-reader@example.test")
-    assert made.returncode == 0, made.stderr
-    issued = run_admin_cli(admin, "pool-key", "pool-reader@example.test")
-    assert issued.returncode == 0, issued.stderr
-    return issued.stdout.strip().splitlines()[-1]
+def pool_key(sessions) -> str:
+    """A `pp_` key of a new user (made in-process: the CLI costs seconds per call)."""
+    with sessions() as session:
+        user = User(email="pool-reader@example.test", name="Pool Reader")
+        session.add(user)
+        session.flush()
+        _, raw = issue_key(session, user, "tests")
+        session.commit()
+    return raw
 
 
 def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
-    """Transparent, anonymous, elite (with a password), a faker, SOCKS5 (with a password) and
-    a dead port, each leaving by its own loopback address: one cycle, the right grades."""
+    """Transparent, anonymous, elite (with a password), a faker, SOCKS5 (with a password),
+    SOCKS4 and a dead port, each leaving by its own loopback address: one cycle, the right
+    grades."""
     members = {
         "transparent": farm.http("transparent", "transparent", "127.0.0.2"),
         "anonymous": farm.http("anonymous", "anonymous", "127.0.0.3"),
         "elite": farm.http("elite", "elite", "127.0.0.4", "https", ("eve", "s3cret")),
         "faker": farm.http("faker", "faker", "127.0.0.5"),
-        "socks5": farm.socks5("socks5", "127.0.0.6", ("sam", "pa55")),
+        "socks5": farm.socks("socks5", "127.0.0.6", "socks5", ("sam", "pa55")),
+        "socks4": farm.socks("socks4", "127.0.0.8", "socks4"),
     }
     dead = ("127.0.0.7", dead_port("127.0.0.7"), "http")
     credentials = {"elite": ("eve", "s3cret"), "socks5": ("sam", "pa55")}
@@ -131,7 +140,7 @@ def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
 
     result = run_check_cycle(cycle_settings(pool_admin), KEY_RING)
 
-    assert result == {"checked": 6, "active": 4, "dead": 2, "removed": 0}
+    assert result == {"checked": 7, "active": 5, "dead": 2, "removed": 0}
     graded = {names[i]: row for i, row in proxies_by_id(sessions, ids).items()}
     expected = {
         # name: (status, anonymity, exit address, checkers in order)
@@ -139,6 +148,7 @@ def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
         "anonymous": ("active", "anonymous", "127.0.0.3", 3),
         "elite": ("active", "elite", "127.0.0.4", 3),
         "socks5": ("active", "elite", "127.0.0.6", 2),
+        "socks4": ("active", "elite", "127.0.0.8", 2),
         "faker": ("dead", None, None, 2),
         "dead": ("dead", None, None, 1),
     }
@@ -163,7 +173,7 @@ def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
     assert "connection refused" in checks_of(sessions, graded["dead"].id)[0].detail
 
     # The history through the pool API, newest first, in seed 003's shape.
-    key = pool_key(pool_admin)
+    key = pool_key(sessions)
     detail = requests.get(
         f"{pool_admin.base_url}/pool/proxies/{graded['faker'].id}",
         headers={"Authorization": f"Bearer {key}"},
@@ -220,17 +230,48 @@ def test_two_processes_never_check_one_proxy_twice(pool_admin, farm, sessions):
     assert {row.status for row in proxies_by_id(sessions, ids).values()} == {"active"}
 
 
-def test_loopback_members_refused_without_the_allowance(pool_admin, farm, sessions):
-    """A scraped list must not make the admin connect into its own network."""
-    member = farm.http("inside", "elite", "127.0.0.10")
-    (proxy_id,) = add_members(sessions, member)
-
+def test_refused_and_silent_members_fail(pool_admin, farm, sessions):
+    """A scraped list must not make the admin connect into its own network; a member that
+    never answers fails on the per-check timeout."""
+    inside = farm.http("inside", "elite", "127.0.0.10")
+    (inside_id,) = add_members(sessions, inside)
     result = run_check_cycle(cycle_settings(pool_admin, allow=""), KEY_RING)
-
     assert result["checked"] == 1 and result["dead"] == 1
-    (check,) = checks_of(sessions, proxy_id)
+    (check,) = checks_of(sessions, inside_id)
     assert (check.checker_name, check.passed) == ("tcp_connect", False)
     assert "loopback" in check.detail and "PORTCULLIS_POOL_ALLOW_PROXIES" in check.detail
+
+    (silent_id,) = add_members(sessions, farm.tarpit("silent", "127.0.0.11"))
+    quick = dataclasses.replace(cycle_settings(pool_admin), pool_check_timeout_ms=500)
+    assert run_check_cycle(quick, KEY_RING)["dead"] == 1
+    checks = checks_of(sessions, silent_id)
+    assert [(c.checker_name, c.passed, c.detail) for c in checks] == [
+        ("tcp_connect", True, "TCP connect OK"),
+        ("http_anonymity", False, "timed out"),
+    ]
+
+
+def test_the_admin_checks_due_members_on_its_own(tmp_path, farm):
+    """The scheduler's tick, with the judge at the address `serve` listens on (no judge URL
+    configured), grades a new member without anyone asking."""
+    admin = start_admin(
+        tmp_path / "admin",
+        PORTCULLIS_POOL_ALLOW_PROXIES=LOOPBACK,
+        PORTCULLIS_POOL_CHECK_INTERVAL_MS="200",
+    )
+    engine = make_engine(admin.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        (proxy_id,) = add_members(sessions, farm.http("scheduled", "anonymous", "127.0.0.12"))
+        deadline = time.monotonic() + 30
+        while proxies_by_id(sessions, [proxy_id])[proxy_id].status == "unchecked":
+            assert time.monotonic() < deadline, admin.log_text()
+            time.sleep(0.1)  # polling the store for the scheduler's verdict
+        row = proxies_by_id(sessions, [proxy_id])[proxy_id]
+        assert (row.status, row.anonymity, row.exit_ip) == ("active", "anonymous", "127.0.0.12")
+    finally:
+        engine.dispose()
+        admin.stop()
 
 
 def test_judge_echoes_without_a_key(pool_admin):
