@@ -20,7 +20,7 @@ from pool.checkers.connect import (
     resolve_member,
     tls_context,
 )
-from pool.checkers.grading import NotGenuine, genuine_answer, grade
+from pool.checkers.grading import Address, NotGenuine, genuine_answer, grade, parse_address
 from pool.checkers.http1 import HttpError, exchange
 from pool.judge import new_nonce
 
@@ -58,11 +58,12 @@ async def http_anonymity(member: Member, ctx: Context) -> Outcome:
     else:
         reader, writer = await open_member(member)
         target, extra = judge.absolute(nonce), proxy_authorization(member)
+    local = _local_address(writer)
     try:
         answer = await exchange(reader, writer, "GET", target, judge.authority, extra)
     finally:
         await close(writer)
-    return _graded("http_anonymity", 2, answer, nonce, ctx, started)
+    return _graded("http_anonymity", 2, answer, nonce, ctx, started, local)
 
 
 async def socks_anonymity(member: Member, ctx: Context) -> Outcome:
@@ -83,11 +84,12 @@ async def socks_anonymity(member: Member, ctx: Context) -> Outcome:
     reader, writer = await asyncio.open_connection(
         sock=sock, ssl=tls, server_hostname=judge.host if tls else None
     )
+    local = _local_address(writer)
     try:
         answer = await exchange(reader, writer, "GET", judge.target(nonce), judge.authority)
     finally:
         await close(writer)
-    return _graded("socks_anonymity", 2, answer, nonce, ctx, started)
+    return _graded("socks_anonymity", 2, answer, nonce, ctx, started, local)
 
 
 async def https_connect(member: Member, ctx: Context) -> Outcome:
@@ -103,9 +105,25 @@ async def https_connect(member: Member, ctx: Context) -> Outcome:
     return Outcome("https_connect", 3, True, _ms(started), "CONNECT tunnel to the judge OK")
 
 
-def _graded(name: str, stage: int, answer, nonce: str, ctx: Context, started: float) -> Outcome:
+def _local_address(writer: asyncio.StreamWriter) -> Address | None:
+    """The checker's address on its connection to the member (as the member sees it, unless
+    NAT lies between): a transparent member forwards this one."""
+    sockname = writer.get_extra_info("sockname")
+    return parse_address(sockname[0]) if sockname else None
+
+
+def _graded(
+    name: str,
+    stage: int,
+    answer,
+    nonce: str,
+    ctx: Context,
+    started: float,
+    local: Address | None,
+) -> Outcome:
     body = genuine_answer(answer, nonce)
-    anonymity, exit_ip, country = grade(body, ctx.own_addresses)
+    own = ctx.own_addresses | ({local} if local else set())
+    anonymity, exit_ip, country = grade(body, own)
     detail = f"judge answer OK: {anonymity}, exit {exit_ip or 'unknown'}"
     return Outcome(name, stage, True, _ms(started), detail, anonymity, exit_ip, country)
 
