@@ -12,6 +12,7 @@ filter or field gets the API's message, shown next to the field it names.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -21,7 +22,9 @@ from admin.web.charts import bar_chart
 from admin.web.forms import ConfirmForm
 from admin.web.forms_pool import ScheduleForm, SourceForm
 from admin.web.session import signed_in
-from models.pool import ANONYMITIES, PROTOCOLS, STATUSES
+from models.crypto import KeyRing
+from models.pool import ANONYMITIES, PROTOCOLS, STATUSES, PoolSource
+from models.settings import Settings
 from models.store import make_session_factory
 from pool import query, records, scrape, sources, stats
 from pool.errors import PoolError
@@ -42,7 +45,6 @@ FILTERS = (
     "order",
     "limit",
 )
-SORTS = ("score", "latency", "uptime", "last_checked")
 NOT_ALLOWED = "Only platform admins change pool sources."
 
 
@@ -63,11 +65,11 @@ def platform_admin_only(view):
     return wrapper
 
 
-def _settings():
+def _settings() -> Settings:
     return current_app.config["PORTCULLIS_SETTINGS"]
 
 
-def _source(source_id: str) -> tuple:
+def _source(source_id: str) -> tuple[PoolSource, dict]:
     """The stored source and its record (URL password masked); the page is a 404 otherwise."""
     try:
         source = sources.get_source(db.session, source_id)
@@ -76,7 +78,7 @@ def _source(source_id: str) -> tuple:
     return source, records.source_record(source)
 
 
-def _write(change):
+def _write[T](change: Callable[[], T]) -> T:
     """Run a change to the store; commit it, or roll it back and re-raise its refusal."""
     try:
         result = change()
@@ -92,7 +94,7 @@ def _write(change):
 def pool_overview():
     """The pool's health: counts by status, protocol, anonymity and country, with charts."""
     numbers = stats.pool_stats(db.session)
-    countries = list((numbers.get("by_country") or {}).items())
+    countries = list(numbers["by_country"].items())
     charts = [
         bar_chart(title, list(counts), list(counts.values()))
         for title, counts in (
@@ -205,7 +207,7 @@ def pool_scrape(source_id: str):
     return redirect(url_for("web.pool_source", source_id=source_id))
 
 
-def _key_ring():
+def _key_ring() -> KeyRing:
     return current_app.config["PORTCULLIS_KEY_RING"]
 
 
@@ -256,8 +258,8 @@ def pool_proxies():
             "status": STATUSES,
             "protocol": PROTOCOLS,
             "anonymity": ANONYMITIES,
-            "sort": SORTS,
-            "order": ("desc", "asc"),
+            "sort": tuple(query.SORTS),
+            "order": query.ORDERS,
         },
     )
 
