@@ -40,11 +40,13 @@ from pool.checkers.run import check_members, own_address
 from pool.errors import PoolError
 from pool.judge import judge_url
 from pool.passwords import open_password
-from pool.scoring import Before, grade
+from pool.scoring import Before, grade, score
 
 log = logging.getLogger("portcullis.pool.checks")
 
 CLAIM_MARGIN_S = 60.0
+STALE_AFTER_RECHECKS = 2  # an active proxy this many recheck periods unchecked is re-scored
+STALE_REGRADE_BATCH = 1000
 UNSEALABLE = "its password cannot be decrypted with the master keys"
 
 
@@ -159,16 +161,41 @@ def release(sessions: sessionmaker, token: float) -> None:
 
 
 def housekeeping(session: Session, settings: Settings) -> int:
-    """Remove proxies dead too long and check history past retention; the proxies removed."""
+    """Remove proxies dead too long and check history past retention, lower the scores of
+    active proxies left unchecked too long (freshness); the number of proxies removed."""
     now = utcnow()
-    dead_before = now - timedelta(hours=settings.pool_dead_remove_hours)
-    doomed = select(PoolProxy.id).where(
-        PoolProxy.status == "dead", PoolProxy.dead_since < dead_before
+    unclaimed = or_(
+        PoolProxy.check_claimed_until.is_(None), PoolProxy.check_claimed_until < time.time()
     )
-    session.execute(delete(PoolCheck).where(PoolCheck.proxy_id.in_(doomed)))
-    removed = session.execute(
-        delete(PoolProxy).where(PoolProxy.status == "dead", PoolProxy.dead_since < dead_before)
-    ).rowcount
+    dead_before = now - timedelta(hours=settings.pool_dead_remove_hours)
+    removable = (PoolProxy.status == "dead", PoolProxy.dead_since < dead_before, unclaimed)
+    session.execute(
+        delete(PoolCheck).where(PoolCheck.proxy_id.in_(select(PoolProxy.id).where(*removable)))
+    )
+    removed = session.execute(delete(PoolProxy).where(*removable)).rowcount
+    stale_before = now - timedelta(seconds=STALE_AFTER_RECHECKS * settings.pool_recheck_seconds)
+    stale = session.execute(
+        select(
+            PoolProxy.id,
+            PoolProxy.last_checked_at,
+            PoolProxy.uptime_pct,
+            PoolProxy.avg_latency_ms,
+            PoolProxy.consecutive_failures,
+        )
+        .where(PoolProxy.status == "active", PoolProxy.last_checked_at < stale_before, unclaimed)
+        .order_by(PoolProxy.last_checked_at)
+        .limit(STALE_REGRADE_BATCH)
+    ).all()
+    for proxy_id, checked_at, uptime, latency, failures in stale:
+        # The checkers fell behind: an overdue verdict is worth less. Compare-and-set on
+        # last_checked_at, so a grade a checker writes meanwhile is never overwritten.
+        age_s = (now - checked_at).total_seconds()
+        session.execute(
+            update(PoolProxy)
+            .where(PoolProxy.id == proxy_id, PoolProxy.last_checked_at == checked_at)
+            .values(score=round(score(uptime, latency, failures or 0, age_s), 6))
+            .execution_options(synchronize_session=False)
+        )
     history_before = now - timedelta(days=settings.pool_check_days)
     session.execute(delete(PoolCheck).where(PoolCheck.created_at < history_before))
     session.commit()

@@ -9,12 +9,14 @@ import re
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import select, update
 
 from models import User
+from models.base import utcnow
 from models.crypto import KeyRing
 from models.pool import PoolCheck, PoolProxy, new_uuid
 from models.settings import Settings
@@ -249,6 +251,51 @@ def test_refused_and_silent_members_fail(pool_admin, farm, sessions):
         ("tcp_connect", True, "TCP connect OK"),
         ("http_anonymity", False, "timed out"),
     ]
+
+
+def test_housekeeping_removes_the_long_dead_and_old_history(pool_admin, sessions):
+    """Dead past `pool_dead_remove_hours` leaves the pool; checks past `pool_check_days` go;
+    an active proxy left unchecked for long loses score (freshness)."""
+    now = utcnow()
+    add_members(sessions)  # nothing else due
+    rows = {
+        "long_dead": PoolProxy(status="dead", dead_since=now - timedelta(hours=73)),
+        "recently_dead": PoolProxy(status="dead", dead_since=now - timedelta(hours=71)),
+        "stale": PoolProxy(
+            status="active",
+            score=0.9,
+            uptime_pct=100.0,
+            avg_latency_ms=100.0,
+            last_checked_at=now - timedelta(hours=6),
+        ),
+    }
+    with sessions() as session:
+        for n, row in enumerate(rows.values()):
+            row.id, row.host, row.port, row.protocol = new_uuid(), "192.0.2.1", 9000 + n, "http"
+            row.next_check_at = FAR_FUTURE
+            session.add(row)
+        session.flush()
+        for age_days in (8, 6):
+            session.add(
+                PoolCheck(
+                    proxy_id=rows["recently_dead"].id,
+                    checker_name="tcp_connect",
+                    stage=1,
+                    passed=False,
+                    detail=f"{age_days} days old",
+                    created_at=now - timedelta(days=age_days),
+                )
+            )
+        session.commit()
+    ids = {name: row.id for name, row in rows.items()}
+
+    result = run_check_cycle(cycle_settings(pool_admin), KEY_RING)
+
+    assert result == {"checked": 0, "active": 0, "dead": 0, "removed": 1}
+    left = proxies_by_id(sessions, ids.values())
+    assert ids["long_dead"] not in left and ids["recently_dead"] in left
+    assert [c.detail for c in checks_of(sessions, ids["recently_dead"])] == ["6 days old"]
+    assert 0 < left[ids["stale"]].score < 0.9 / 1.5
 
 
 def test_the_admin_checks_due_members_on_its_own(tmp_path, farm):
