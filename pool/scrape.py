@@ -6,8 +6,8 @@ a second caller gets 409 `SCRAPE_IN_PROGRESS`. A lease outlives a crashed scrape
 the fetch timeout plus `LEASE_MARGIN_S`.
 
 Storing is bulk: existing rows are found by (protocol, host, port) in chunks, new rows are
-inserted `ON CONFLICT DO NOTHING ... RETURNING id` in chunks (so a proxy another source's
-scrape inserted meanwhile counts as updated, not new), seen rows get `last_seen_at` in
+inserted `ON CONFLICT DO NOTHING` in chunks (so a proxy another source's scrape inserted
+meanwhile counts as updated, not new), seen rows get `last_seen_at` in
 one UPDATE per chunk. New rows are `unchecked` and due a check at once (`next_check_at` 0).
 Passwords from a list are sealed (pool/passwords.py), never stored in clear.
 
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, tuple_
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -141,14 +141,21 @@ def candidates_of(content: str, parser_name: str, default_protocol: str) -> list
 
 
 def _existing(session: Session, keys: list[tuple]) -> dict[tuple, str]:
+    """Ids of the rows already there for `keys`, found by (protocol, host IN chunk): the
+    unique index's prefix on both engines (a row-value IN list is a scan on PostgreSQL)."""
+    wanted = set(keys)
+    hosts_by_protocol: dict[str, set[str]] = {}
+    for protocol, host, _port in keys:
+        hosts_by_protocol.setdefault(protocol, set()).add(host)
     ids: dict[tuple, str] = {}
-    columns = tuple_(TABLE.c.protocol, TABLE.c.host, TABLE.c.port)
-    for chunk in _chunks(keys):
-        query = select(TABLE.c.protocol, TABLE.c.host, TABLE.c.port, TABLE.c.id).where(
-            columns.in_(chunk)
-        )
-        for protocol, host, port, proxy_id in session.execute(query):
-            ids[(protocol, host, port)] = proxy_id
+    for protocol, hosts in hosts_by_protocol.items():
+        for chunk in _chunks(sorted(hosts)):
+            query = select(TABLE.c.host, TABLE.c.port, TABLE.c.id).where(
+                TABLE.c.protocol == protocol, TABLE.c.host.in_(chunk)
+            )
+            for host, port, proxy_id in session.execute(query):
+                if (protocol, host, port) in wanted:
+                    ids[(protocol, host, port)] = proxy_id
     return ids
 
 
@@ -182,22 +189,23 @@ def _new_row(key_ring: KeyRing, item: Candidate, source_id: str, now: datetime) 
 
 
 def _insert_new(session: Session, rows: list[dict]) -> set[str]:
-    """Insert rows not there yet; the ids really inserted."""
+    """Insert rows not there yet; the ids really inserted (a row another scrape inserted
+    meanwhile is skipped). No RETURNING: with ON CONFLICT it costs a statement per row."""
     insert = INSERTS[session.get_bind().dialect.name]
+    statement = insert(TABLE).on_conflict_do_nothing(index_elements=["protocol", "host", "port"])
     inserted: set[str] = set()
     for chunk in _chunks(rows):
-        statement = (
-            insert(TABLE)
-            .on_conflict_do_nothing(index_elements=["protocol", "host", "port"])
-            .returning(TABLE.c.id)
-        )
-        inserted.update(session.execute(statement, chunk).scalars())
+        session.execute(statement, chunk)
+        ids = [row["id"] for row in chunk]
+        inserted.update(session.scalars(select(TABLE.c.id).where(TABLE.c.id.in_(ids))))
     return inserted
 
 
-def _touch(session: Session, ids: list[str], source_id: str, now: datetime) -> None:
+def _touch(session: Session, ids: list[str], source_id: str | None, now: datetime) -> None:
     for chunk in _chunks(ids):
         session.execute(TABLE.update().where(TABLE.c.id.in_(chunk)).values(last_seen_at=now))
+        if source_id is None:
+            continue
         session.execute(
             TABLE.update()
             .where(TABLE.c.id.in_(chunk), TABLE.c.source_id.is_(None))
