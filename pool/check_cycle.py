@@ -56,8 +56,11 @@ def claim_seconds(settings: Settings) -> float:
     return stages * settings.pool_check_timeout_ms / 1000 + CLAIM_MARGIN_S
 
 
-def claim_due(sessions: sessionmaker, size: int, claim_s: float) -> tuple[float, list[PoolProxy]]:
-    """Claim up to `size` due proxies: (the claim's token, the claimed rows, detached)."""
+def claim_due(
+    sessions: sessionmaker, size: int, claim_s: float
+) -> tuple[float, list[PoolProxy] | None]:
+    """Claim up to `size` due proxies: (the claim's token, the claimed rows, detached).
+    The rows are None when nothing is due; [] when another process claimed them first."""
     now = time.time()
     token = now + claim_s + secrets.randbelow(100_000) / 1e6  # unique among live claims
     free = or_(PoolProxy.check_claimed_until.is_(None), PoolProxy.check_claimed_until < now)
@@ -69,7 +72,7 @@ def claim_due(sessions: sessionmaker, size: int, claim_s: float) -> tuple[float,
             .limit(size)
         ).all()
         if not ids:
-            return token, []
+            return token, None
         session.execute(
             update(PoolProxy)
             .where(PoolProxy.id.in_(ids), free)
@@ -247,8 +250,10 @@ def run_check_cycle(
             if limit is not None:
                 size = min(size, limit - totals["checked"])
             token, rows = claim_due(sessions, size, claim_s)
-            if not rows:
+            if rows is None:
                 break
+            if not rows:  # lost the race for these: the next look skips them
+                continue
             try:
                 members, results = members_of(rows, key_ring)
                 results.update(
