@@ -55,4 +55,7 @@ def pool_check(settings: Settings) -> dict:
         raise SystemExit("error: this build has no pool check cycle yet") from None
 
     key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
-    return run_check_cycle(settings, key_ring)
+    try:
+        return run_check_cycle(settings, key_ring)
+    except PoolError as error:  # no judge known, or it does not answer
+        raise SystemExit(f"error: {error.message}") from None
