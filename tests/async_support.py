@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 
 from tests.proxy_support import CALLER_KEY, Setup, call
-from tests.support import AdminServer, Api, run_admin_cli
+from tests.support import AdminServer, Api, create_user
 
 AUTH = {"X-API-Key": CALLER_KEY}
 JOB_TIMEOUT_S = 30
@@ -37,9 +37,7 @@ def schedule(**overrides) -> list[str]:
 
 
 def user_api(server: AdminServer) -> Api:
-    result = run_admin_cli(server, "create-user", "async@example.test")
-    assert result.returncode == 0, result.stderr
-    return Api(server.base_url, result.stdout.strip().splitlines()[-1])
+    return Api(server.base_url, create_user(server, "async@example.test").token)
 
 
 def key() -> str:

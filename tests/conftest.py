@@ -1,4 +1,4 @@
-"""Fixtures: one real admin process per test session, users made with the real CLI.
+"""Fixtures: one real admin process per test session, users stored as the CLI stores them.
 
 The store is SQLite, or PostgreSQL with `PORTCULLIS_TEST_STORE=postgresql` (tests/stores.py):
 then one server runs for the whole session and every admin gets a database of its own.
@@ -20,7 +20,7 @@ from models.store import make_engine, make_session_factory
 from tests import stores
 from tests.async_support import user_api
 from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
-from tests.support import AdminServer, Api, User, new_client, run_admin_cli, start_admin
+from tests.support import AdminServer, Api, User, create_user, new_client, start_admin
 from tests.upstream import RecordingUpstream
 from tests.web_support import CHROMIUM, CHROMIUM_ARGS, WAIT_S
 
@@ -127,17 +127,10 @@ def admin_server(tmp_path_factory) -> AdminServer:
 
 @pytest.fixture(scope="session")
 def make_user(admin_server):
-    """Create a user with `run_admin.py create-user`; the token is the last line it prints."""
+    """Create a user as `run_admin.py create-user` does (tests.support.create_user)."""
 
     def make(email: str | None = None, name: str | None = None) -> User:
-        email = email or f"user{next(_emails)}@example.test"
-        args = ["create-user", email] + (["--name", name] if name else [])
-        result = run_admin_cli(admin_server, *args)
-        assert result.returncode == 0, result.stderr
-        token = result.stdout.strip().splitlines()[-1]
-        me = Api(admin_server.base_url, token).get("/api/users/me")
-        assert me.status_code == 200, me.text
-        return User(me.json()["users"][0]["userId"], email, token)
+        return create_user(admin_server, email or f"user{next(_emails)}@example.test", name)
 
     return make
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from sqlalchemy import Engine
 
+from models import User as StoredUser
+from models import UserToken
+from models.store import make_engine, make_session_factory
+from models.tokens import generate_user_token, hash_token, token_hint
 from tests import stores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +35,7 @@ class AdminServer:
     var_dir: Path
     log_path: Path
     env: dict = field(repr=False)
+    _engine: Engine | None = field(default=None, init=False, repr=False)
 
     @property
     def database_path(self) -> Path:
@@ -49,8 +55,18 @@ class AdminServer:
         parts = [self.var_dir / name for name in ("portcullis.db", "portcullis.db-wal")]
         return stores.store_bytes(self.database_url, parts)
 
+    @property
+    def engine(self) -> Engine:
+        """An engine on this admin's store for the test process (made on first use)."""
+        if self._engine is None:
+            self._engine = make_engine(self.database_url)
+        return self._engine
+
     def stop(self) -> None:
         stop_process(self.process)
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -151,6 +167,26 @@ class Api:
 
     def delete(self, path: str, **kwargs) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
+
+
+def create_user(server: AdminServer, email: str, name: str | None = None) -> User:
+    """A new user of `server` with one token, stored as `run_admin.py create-user` stores it
+    (in-process: a CLI subprocess per user cost ~1 s of CPU; tests/test_cli.py tests the CLI).
+    The admin must accept the token."""
+    email = email.strip().lower()
+    token = generate_user_token()
+    with make_session_factory(server.engine)() as session:
+        stored = StoredUser(email=email, name=name)
+        stored.tokens.append(
+            UserToken(token_hash=hash_token(token), hint=token_hint(token), label="User Token 1")
+        )
+        session.add(stored)
+        session.commit()
+        user = User(stored.id, email, token)
+    me = Api(server.base_url, token).get("/api/users/me")
+    assert me.status_code == 200, me.text
+    assert me.json()["users"][0]["userId"] == user.id
+    return user
 
 
 def error_fields(response: requests.Response) -> dict:

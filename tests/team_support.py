@@ -1,4 +1,5 @@
-"""Users on an admin of a test's own (`run_admin.py create-user`), and invite helpers."""
+"""Users on an admin of a test's own (stored as `run_admin.py create-user` does), and invite
+helpers."""
 
 from __future__ import annotations
 
@@ -9,20 +10,15 @@ from sqlalchemy import update
 
 from models import Invite
 from models.store import make_engine
-from tests.support import AdminServer, Api, User, run_admin_cli
+from tests.support import AdminServer, User, create_user
 
 _numbers = itertools.count(1)
 
 
 def user_on(server: AdminServer, name: str, email: str | None = None) -> User:
-    """A new user of `server`, with a token (the last line `create-user` prints)."""
+    """A new user of `server`, with a token."""
     email = email or f"team{next(_numbers)}-{name.split()[0].lower()}@example.test"
-    result = run_admin_cli(server, "create-user", email, "--name", name)
-    assert result.returncode == 0, result.stderr
-    token = result.stdout.strip().splitlines()[-1]
-    me = Api(server.base_url, token).get("/api/users/me")
-    assert me.status_code == 200, me.text
-    return User(me.json()["users"][0]["userId"], email, token)
+    return create_user(server, email, name)
 
 
 def token_of(invite_url: str) -> str:

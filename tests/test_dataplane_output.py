@@ -26,7 +26,7 @@ import requests
 
 from tests.internal_server import BrokenServer
 from tests.proxy_support import Setup, start_proxy, wait_until_served
-from tests.support import AdminServer, Api, run_admin_cli, start_admin
+from tests.support import AdminServer, Api, create_user, start_admin
 
 SECRETS: list[str] = []  # the distinctive part of every secret: letters and digits only
 SENT_FORMS: list[str] = []  # whole encoded values that must not appear either (Basic pairs)
@@ -211,9 +211,7 @@ def output_admin(tmp_path_factory) -> AdminServer:
 
 @pytest.fixture(scope="module")
 def plan(output_admin, upstream):
-    result = run_admin_cli(output_admin, "create-user", "output@example.test")
-    assert result.returncode == 0, result.stderr
-    api = Api(output_admin.base_url, result.stdout.strip().splitlines()[-1])
+    api = Api(output_admin.base_url, create_user(output_admin, "output@example.test").token)
     with BrokenServer() as broken:
         made = Plan(broken)
         caller_locations(made, api, upstream)

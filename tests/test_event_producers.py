@@ -22,10 +22,10 @@ from tests.support import (
     TEST_MASTER_KEYS,
     Api,
     create,
+    create_user,
     credential_body,
     new_client,
     poll,
-    run_admin_cli,
     start_admin,
 )
 from tests.web_support import Browser
@@ -40,9 +40,7 @@ def stack(tmp_path_factory):
     port = free_port()
     admin = start_admin(root / "admin", PORTCULLIS_GATEWAY_URL=f"http://127.0.0.1:{port}")
     gateway = start_proxy(admin, root / "gateway", port=port)
-    made = run_admin_cli(admin, "create-user", "producer@example.test")
-    assert made.returncode == 0, made.stderr
-    api = Api(admin.base_url, made.stdout.strip().splitlines()[-1])
+    api = Api(admin.base_url, create_user(admin, "producer@example.test").token)
     yield SimpleNamespace(admin=admin, gateway=gateway, api=api)
     gateway.stop()
     admin.stop()

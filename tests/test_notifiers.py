@@ -34,9 +34,9 @@ from tests.support import (
     add_member,
     assert_error,
     assert_invalid,
+    create_user,
     new_client,
     poll,
-    run_admin_cli,
 )
 from tests.upstream import RecordingUpstream
 
@@ -68,11 +68,8 @@ def napi(notify_admin) -> Api:
 
 
 def new_user(server, email: str) -> tuple[User, Api]:
-    result = run_admin_cli(server, "create-user", email)
-    assert result.returncode == 0, result.stderr
-    api = Api(server.base_url, result.stdout.strip().splitlines()[-1])
-    user_id = api.get("/api/users/me").json()["users"][0]["userId"]
-    return User(user_id, email, api.token), api
+    user = create_user(server, email)
+    return user, Api(server.base_url, user.token)
 
 
 def create_notifier(api: Api, client_id: str, body: dict) -> dict:

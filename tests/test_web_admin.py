@@ -15,7 +15,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.proxy_support import free_port, start_proxy
-from tests.support import Api, run_admin_cli, start_admin
+from tests.support import Api, create_user, start_admin
 from tests.web_support import WAIT_S, reload_until, sign_in
 
 PROXY_KEY = "walk-caller-key-0001"
@@ -35,9 +35,7 @@ def stack(tmp_path_factory):
 
 
 def new_user(stack, email: str) -> str:
-    result = run_admin_cli(stack.admin, "create-user", email)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return create_user(stack.admin, email).token
 
 
 def section(page: Page, name: str) -> None:
@@ -287,7 +285,7 @@ def test_sessions_are_listed_and_revoked_from_another_browser(browser, page: Pag
 def test_the_sign_in_page_says_when_sign_ins_are_locked(page: Page, tmp_path):
     admin = start_admin(tmp_path / "lockout", PORTCULLIS_SIGN_IN_MAX_FAILURES="3")
     try:
-        token = run_admin_cli(admin, "create-user", "locked@example.test").stdout.split()[-1]
+        token = create_user(admin, "locked@example.test").token
         password = "correct horse battery"
         assert (
             Api(admin.base_url, token).put("/api/users/me/password", json={"password": password}).ok

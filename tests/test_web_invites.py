@@ -20,7 +20,7 @@ from sqlalchemy import update
 from models import Invite, utcnow
 from models.store import make_engine
 from tests.smtp_support import SmtpServer, text_of
-from tests.support import Api, new_client, run_admin_cli, start_admin
+from tests.support import Api, create_user, new_client, start_admin
 from tests.web_support import PASSWORD, WAIT_S, sign_in
 
 LINK = re.compile(r"https?://\S+/ui/invites/pci_[A-Za-z0-9_-]+")
@@ -36,10 +36,8 @@ def team(tmp_path_factory):
 
 
 def made_user(team, email: str) -> str:
-    """A user created with the CLI; their token."""
-    result = run_admin_cli(team.admin, "create-user", email)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    """A new user; their token."""
+    return create_user(team.admin, email).token
 
 
 def fresh_page(browser: Browser) -> Page:

@@ -19,7 +19,7 @@ import requests
 from playwright.sync_api import Page, expect
 from requests.adapters import HTTPAdapter
 
-from tests.support import AdminServer, Api, run_admin_cli
+from tests.support import AdminServer, Api, create_user
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "session"
@@ -111,11 +111,9 @@ def api_from(base_url: str, token: str | None, address: str) -> Api:
 
 
 def new_user(server: AdminServer, password: str | None = PASSWORD) -> tuple[str, Api]:
-    """A user made with the CLI (and given `password`); their email and an API with their token."""
+    """A new user (given `password`); their email and an API with their token."""
     email = f"web{next(_emails)}@example.test"
-    made = run_admin_cli(server, "create-user", email)
-    assert made.returncode == 0, made.stderr
-    api = Api(server.base_url, made.stdout.strip().splitlines()[-1])
+    api = Api(server.base_url, create_user(server, email).token)
     if password:
         assert api.put("/api/users/me/password", json={"password": password}).status_code == 200
     return email, api
