@@ -229,7 +229,8 @@ def decode_cursor(cursor: str, order_columns: Sequence[OrderColumn]) -> list[Any
     if not ok:
         raise bad
     for index, ((column, _), value) in enumerate(zip(order_columns, values, strict=True)):
-        if not _fits(column, value, nullable=index == 0):
+        nullable = index == 0 and getattr(column.expression, "nullable", True)
+        if not _fits(column, value, nullable):
             raise bad
     return values
 
