@@ -12,14 +12,10 @@ from sqlalchemy import update
 from models.base import utcnow
 from models.pool import PoolSource
 from tests.pool_source_server import SourceServer
+from tests.pool_source_support import pool_error, pool_user
+from tests.pool_support import PoolApi
 from tests.support import poll, start_admin
-from tests.test_pool_sources import (
-    LOOPBACK,
-    PoolApi,
-    assert_pool_error,
-    pool_user,
-    store_sessions,
-)
+from tests.test_pool_sources import LOOPBACK, store_sessions
 
 TICKING = {
     "PORTCULLIS_POOL_ALLOW_SOURCES": LOOPBACK,
@@ -50,19 +46,21 @@ def big_list(count: int) -> str:
 
 
 def source_of(api: PoolApi, source_id: str) -> dict:
-    items = api.call("GET", "/sources", params={"limit": 200}).json()["items"]
+    items = api.request("GET", "/sources", params={"limit": 200}).json()["items"]
     return next(s for s in items if s["id"] == source_id)
 
 
 def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
     first, second = two_admins
     api_a = pool_user(first, "root@schedule.test", platform_admin=True)
-    api_b = PoolApi(second, api_a.headers["Authorization"].split()[1])  # one store, one key
+    api_b = PoolApi(
+        second.base_url, api_a.session.headers["Authorization"].split()[1]
+    )  # one store, one key
     with SourceServer() as source_server:
         path = "/schedule/big.txt"
         url = source_server.serve(path, big_list(LIST_SIZE))
         source_server.hold(path)
-        made = api_a.call(
+        made = api_a.request(
             "POST",
             "/sources",
             json={"url": url, "parser_name": "plaintext", "cron_schedule": "* * * * *"},
@@ -80,8 +78,8 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
 
         source_server.wait_hits(path, 1)  # one admin's tick claimed it; the answer is held
         for api in (api_b, api_a):  # whichever holds the lease, neither may start another
-            error = assert_pool_error(
-                api.call("POST", f"/sources/{source_id}/scrape"), 409, "SCRAPE_IN_PROGRESS"
+            error = pool_error(
+                api.request("POST", f"/sources/{source_id}/scrape"), 409, "SCRAPE_IN_PROGRESS"
             )
             assert error["details"] == {"source_id": source_id}
         source_server.release(path)
@@ -95,7 +93,7 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
         assert source["next_scrape_at"] > source["last_scraped_at"][:16]  # the next minute
         assert source_server.most_in_flight[path] == 1  # never two scrapes at once
 
-        again = api_b.call("POST", f"/sources/{source_id}/scrape")  # the other admin, by hand
+        again = api_b.request("POST", f"/sources/{source_id}/scrape")  # the other admin, by hand
         assert again.status_code == 200, again.text
         assert (again.json()["proxies_new"], again.json()["proxies_updated"]) == (0, LIST_SIZE)
         assert source_server.most_in_flight[path] == 1

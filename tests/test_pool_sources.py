@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from models.pool import PoolProxy, PoolSource
 from models.store import make_engine, make_session_factory
 from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
-from tests.support import AdminServer, run_admin_cli, start_admin
+from tests.pool_source_support import pool_error, pool_user
+from tests.pool_support import PoolApi
+from tests.support import AdminServer, start_admin
 
 LOOPBACK = "127.0.0.0/8"
 MAX_BYTES = 300_000
@@ -20,40 +21,6 @@ QUIET = {  # no scheduler tick of another test's making: checks and scrapes only
     "PORTCULLIS_POOL_CHECK_INTERVAL_MS": "3600000",
     "PORTCULLIS_POOL_SCHEDULE_TICK_MS": "3600000",
 }
-
-
-class PoolApi:
-    """The pool API at `<admin>/pool` with one `pp_` key (or none)."""
-
-    def __init__(self, server: AdminServer, key: str | None):
-        self.base = server.base_url + "/pool"
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    def call(self, method: str, path: str, headers: dict | None = None, **kwargs):
-        headers = {**self.headers, **(headers or {})}
-        return requests.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
-
-
-def pool_user(server: AdminServer, email: str, platform_admin: bool = False) -> PoolApi:
-    """A new user of `server` and a `pp_` key of theirs."""
-    made = run_admin_cli(server, "create-user", email)
-    assert made.returncode == 0, made.stderr
-    if platform_admin:
-        marked = run_admin_cli(server, "platform-admin", email)
-        assert marked.returncode == 0, marked.stderr
-    issued = run_admin_cli(server, "pool-key", email)
-    assert issued.returncode == 0, issued.stderr
-    return PoolApi(server, issued.stdout.strip().splitlines()[-1])
-
-
-def assert_pool_error(response: requests.Response, status: int, code: str) -> dict:
-    """Seed 003's error shape, exactly."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"] and list(body["error"]) == ["code", "message", "details"]
-    assert body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]
 
 
 def store_sessions(server: AdminServer):
@@ -92,12 +59,14 @@ def reader(pool_admin, platform_admin) -> PoolApi:
 def test_sources_story(pool_admin, platform_admin, reader, source_server):
     """Add sources by auto-detect, scrape (new, then updated), read, change, delete."""
     messy_url = source_server.serve("/story/messy.txt", MESSY_LIST)
-    assert_pool_error(PoolApi(pool_admin, None).call("GET", "/sources"), 401, "UNAUTHORIZED")
-    assert_pool_error(
-        PoolApi(pool_admin, "pp_" + "x" * 48).call("GET", "/sources"), 401, "UNAUTHORIZED"
+    pool_error(PoolApi(pool_admin.base_url, None).request("GET", "/sources"), 401, "UNAUTHORIZED")
+    pool_error(
+        PoolApi(pool_admin.base_url, "pp_" + "x" * 48).request("GET", "/sources"),
+        401,
+        "UNAUTHORIZED",
     )
 
-    created = platform_admin.call("POST", "/sources", json={"url": messy_url})
+    created = platform_admin.request("POST", "/sources", json={"url": messy_url})
     assert created.status_code == 201, created.text
     source = created.json()
     assert list(source)[:8] == [
@@ -128,24 +97,24 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     }
     for name, (body, content_type) in formats.items():
         url = source_server.serve(f"/story/list.{name}", body, content_type)
-        made = platform_admin.call(
+        made = platform_admin.request(
             "POST", "/sources", json={"url": url, "cron_schedule": "0 * * * *"}
         )
         assert made.status_code == 201, made.text
         assert made.json()["parser_name"] == name
 
     # A reader reads, but changes nothing.
-    assert reader.call("GET", "/sources").status_code == 200
+    assert reader.request("GET", "/sources").status_code == 200
     for method, path, body in [
         ("POST", "/sources", {"url": messy_url, "parser_name": "plaintext"}),
         ("PATCH", f"/sources/{source_id}", {"is_active": False}),
         ("DELETE", f"/sources/{source_id}", None),
         ("POST", f"/sources/{source_id}/scrape", None),
     ]:
-        assert_pool_error(reader.call(method, path, json=body), 403, "FORBIDDEN")
+        pool_error(reader.request(method, path, json=body), 403, "FORBIDDEN")
 
     # Scrape: everything new, then everything seen again, then one more line.
-    first = platform_admin.call("POST", f"/sources/{source_id}/scrape")
+    first = platform_admin.request("POST", f"/sources/{source_id}/scrape")
     assert first.status_code == 200, first.text
     result = first.json()
     assert list(result) == [
@@ -159,10 +128,10 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     assert (result["source_id"], result["proxies_discovered"]) == (source_id, count)
     assert (result["proxies_new"], result["proxies_updated"]) == (count, 0)
     assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0
-    second = platform_admin.call("POST", f"/sources/{source_id}/scrape").json()
+    second = platform_admin.request("POST", f"/sources/{source_id}/scrape").json()
     assert (second["proxies_new"], second["proxies_updated"]) == (0, count)
     source_server.serve("/story/messy.txt", MESSY_LIST + "203.0.113.99:9999\n")
-    third = platform_admin.call("POST", f"/sources/{source_id}/scrape").json()
+    third = platform_admin.request("POST", f"/sources/{source_id}/scrape").json()
     assert (third["proxies_discovered"], third["proxies_new"]) == (count + 1, 1)
     assert third["proxies_updated"] == count
 
@@ -178,13 +147,13 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     assert b"hunter2" not in pool_admin.store_bytes()
 
     # The list of sources: seed page, filters, cursor pages without gaps or repeats.
-    listed = reader.call("GET", "/sources").json()
+    listed = reader.request("GET", "/sources").json()
     assert listed["total_count"] == 4 and listed["next_cursor"] is None
     mine = next(s for s in listed["items"] if s["id"] == source_id)
     assert mine["last_scraped_at"].endswith("Z") and mine["last_result"] == third
     seen, cursor = [], None
     while True:
-        page = reader.call(
+        page = reader.request(
             "GET", "/sources", params={"limit": 1, **({"cursor": cursor} if cursor else {})}
         ).json()
         seen += [s["id"] for s in page["items"]]
@@ -194,21 +163,21 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     assert sorted(seen) == sorted(s["id"] for s in listed["items"])
 
     # Changes: only the fields given; inactive sources are not scheduled.
-    changed = platform_admin.call(
+    changed = platform_admin.request(
         "PATCH", f"/sources/{source_id}", json={"cron_schedule": "15 3 * * 1", "is_active": False}
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["cron_schedule"] == "15 3 * * 1"
     assert changed.json()["is_active"] is False and changed.json()["next_scrape_at"] is None
     assert changed.json()["parser_name"] == "plaintext"
-    inactive = reader.call("GET", "/sources", params={"is_active": "false"}).json()
+    inactive = reader.request("GET", "/sources", params={"is_active": "false"}).json()
     assert [s["id"] for s in inactive["items"]] == [source_id]
-    back = platform_admin.call("PATCH", f"/sources/{source_id}", json={"is_active": True}).json()
+    back = platform_admin.request("PATCH", f"/sources/{source_id}", json={"is_active": True}).json()
     assert back["next_scrape_at"].endswith("Z")
 
     # Deleting keeps the proxies.
-    assert platform_admin.call("DELETE", f"/sources/{source_id}").status_code == 204
-    assert_pool_error(platform_admin.call("DELETE", f"/sources/{source_id}"), 404, "NOT_FOUND")
+    assert platform_admin.request("DELETE", f"/sources/{source_id}").status_code == 204
+    pool_error(platform_admin.request("DELETE", f"/sources/{source_id}"), 404, "NOT_FOUND")
     with store_sessions(pool_admin)() as session:
         kept = session.scalars(
             select(PoolProxy).where(PoolProxy.host.in_(["203.0.113.14", "203.0.113.99"]))
@@ -245,20 +214,18 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
         "is_active": [{"is_active": "yes"}, {"is_active": 1}],
         "colour": [{"colour": "blue"}],
     }
-    existing = platform_admin.call("POST", "/sources", json=base).json()
+    existing = platform_admin.request("POST", "/sources", json=base).json()
     for field, bodies in bad_bodies.items():
         for body in bodies:
-            error = assert_pool_error(
-                platform_admin.call("POST", "/sources", json={**base, **body}),
+            error = pool_error(
+                platform_admin.request("POST", "/sources", json={**base, **body}),
                 422,
                 "VALIDATION_ERROR",
             )
             assert error["details"]["field"] == field, (body, error)
             if field != "url":  # a PATCH of one field is validated alike
-                patched = platform_admin.call("PATCH", f"/sources/{existing['id']}", json=body)
-                assert (
-                    assert_pool_error(patched, 422, "VALIDATION_ERROR")["details"]["field"] == field
-                )
+                patched = platform_admin.request("PATCH", f"/sources/{existing['id']}", json=body)
+                assert pool_error(patched, 422, "VALIDATION_ERROR")["details"]["field"] == field
     for params, field in [
         ({"limit": "0"}, "limit"),
         ({"limit": "201"}, "limit"),
@@ -267,26 +234,26 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "eyJzIjoieCIsInYiOltdfQ"}, "cursor"),
     ]:
-        error = assert_pool_error(
-            platform_admin.call("GET", "/sources", params=params), 422, "VALIDATION_ERROR"
+        error = pool_error(
+            platform_admin.request("GET", "/sources", params=params), 422, "VALIDATION_ERROR"
         )
         assert error["details"]["field"] == field, params
-    not_json = platform_admin.call(
+    not_json = platform_admin.request(
         "POST", "/sources", data="{nope", headers={"Content-Type": "application/json"}
     )
-    assert_pool_error(not_json, 400, "INVALID_JSON")
+    pool_error(not_json, 400, "INVALID_JSON")
     unknown = str(uuid.uuid4())
     for method, path in [
         ("PATCH", f"/sources/{unknown}"),
         ("DELETE", f"/sources/{unknown}"),
         ("POST", f"/sources/{unknown}/scrape"),
     ]:
-        assert_pool_error(platform_admin.call(method, path, json={}), 404, "NOT_FOUND")
+        pool_error(platform_admin.request(method, path, json={}), 404, "NOT_FOUND")
 
     # Auto-detect finds nothing: 422 naming parser_name; nothing is created.
     prose = source_server.serve("/bad/prose.html", "<html><p>Back soon</p></html>", "text/html")
-    error = assert_pool_error(
-        platform_admin.call("POST", "/sources", json={"url": prose}), 422, "NO_PARSER_MATCHED"
+    error = pool_error(
+        platform_admin.request("POST", "/sources", json={"url": prose}), 422, "NO_PARSER_MATCHED"
     )
     assert error["details"]["field"] == "parser_name"
 
@@ -311,26 +278,26 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
         "/bad/closed": ("http://127.0.0.1:9/closed", 502, "SOURCE_UNREACHABLE"),
     }
     for url, status, code in failing.values():
-        assert_pool_error(platform_admin.call("POST", "/sources", json={"url": url}), status, code)
-        made = platform_admin.call("POST", "/sources", json={"url": url, "parser_name": "json"})
+        pool_error(platform_admin.request("POST", "/sources", json={"url": url}), status, code)
+        made = platform_admin.request("POST", "/sources", json={"url": url, "parser_name": "json"})
         assert made.status_code == 201, made.text
-        scraped = platform_admin.call("POST", f"/sources/{made.json()['id']}/scrape")
-        error = assert_pool_error(scraped, status, code)
+        scraped = platform_admin.request("POST", f"/sources/{made.json()['id']}/scrape")
+        error = pool_error(scraped, status, code)
         assert "Traceback" not in error["message"]
-        listed = platform_admin.call("GET", "/sources", params={"limit": 200}).json()["items"]
+        listed = platform_admin.request("GET", "/sources", params={"limit": 200}).json()["items"]
         assert (
             next(s for s in listed if s["id"] == made.json()["id"])["last_error"]
             == error["message"]
         )
     # A parser named by hand that finds nothing in a non-empty answer.
-    wrong = platform_admin.call("POST", "/sources", json={"url": prose, "parser_name": "csv"})
-    assert_pool_error(
-        platform_admin.call("POST", f"/sources/{wrong.json()['id']}/scrape"),
+    wrong = platform_admin.request("POST", "/sources", json={"url": prose, "parser_name": "csv"})
+    pool_error(
+        platform_admin.request("POST", f"/sources/{wrong.json()['id']}/scrape"),
         422,
         "SOURCE_UNPARSEABLE",
     )
     # Source URLs carrying credentials are shown masked.
-    secret = platform_admin.call(
+    secret = platform_admin.request(
         "POST", "/sources", json={**base, "url": good.replace("http://", "http://user:tok3n@")}
     ).json()
     assert "tok3n" not in secret["url"] and "***" in secret["url"]
@@ -342,14 +309,14 @@ def test_loopback_sources_need_the_allowance(tmp_path, source_server):
     server = start_admin(tmp_path / "no-allowance", **QUIET)
     try:
         api = pool_user(server, "root@ssrf.test", platform_admin=True)
-        error = assert_pool_error(
-            api.call("POST", "/sources", json={"url": url}), 422, "SOURCE_NOT_ALLOWED"
+        error = pool_error(
+            api.request("POST", "/sources", json={"url": url}), 422, "SOURCE_NOT_ALLOWED"
         )
         assert error["details"]["field"] == "url"
         assert "PORTCULLIS_POOL_ALLOW_SOURCES" in error["message"]
-        made = api.call("POST", "/sources", json={"url": url, "parser_name": "plaintext"})
-        scraped = api.call("POST", f"/sources/{made.json()['id']}/scrape")
-        assert_pool_error(scraped, 422, "SOURCE_NOT_ALLOWED")
+        made = api.request("POST", "/sources", json={"url": url, "parser_name": "plaintext"})
+        scraped = api.request("POST", f"/sources/{made.json()['id']}/scrape")
+        pool_error(scraped, 422, "SOURCE_NOT_ALLOWED")
         assert source_server.hits.get("/ssrf/list.txt", 0) == 0  # never asked
     finally:
         server.stop()
