@@ -6,13 +6,16 @@ Every failure is a `PoolError` a user can act on:
 - 502 `SOURCE_UNREACHABLE`: no answer (DNS, refused, timeout, TLS) or a non-2xx status;
 - 502 `SOURCE_TOO_LARGE`: more than `pool_source_max_bytes`;
 - 502 `SOURCE_CONTENT_TYPE`: an answer that is not text (an image, octet-stream...).
+A URL's user-info is sent as HTTP Basic credentials, never in a message.
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from models import guarded_http
 from models.settings import Settings
@@ -20,6 +23,7 @@ from pool.errors import PoolError
 
 TEXT_TYPES = ("application/json", "application/csv", "application/xhtml+xml", "application/xml")
 USER_AGENT = "Portcullis-pool/1 (+source fetch)"
+ACCEPT = "text/plain, application/json, text/csv, text/html, */*;q=0.1"
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,29 @@ def decode(body: bytes, charset: str | None) -> str:
     return body.decode(encoding, errors="replace").removeprefix("\ufeff")
 
 
+def basic_auth(url: str) -> dict[str, str]:
+    """The `Authorization: Basic` header for a URL's user-info (`https://user:token@host/`),
+    as browsers and curl send it; none without user-info."""
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return {}
+    if username is None:
+        return {}
+    pair = f"{unquote(username)}:{unquote(password or '')}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
 def fetch_source(settings: Settings, url: str) -> Fetched:
     """GET `url` under the pool's source policy; raises `PoolError` (see the module doc)."""
     timeout_s = settings.pool_source_timeout_ms / 1000
+    headers = {"Accept": ACCEPT, "User-Agent": USER_AGENT, **basic_auth(url)}
     try:
         answer = guarded_http.request(
             "GET",
             url,
-            headers={
-                "Accept": "text/plain, application/json, text/csv, text/html, */*;q=0.1",
-                "User-Agent": USER_AGENT,
-            },
+            headers=headers,
             body=None,
             allowed=settings.pool_allow_sources,
             max_bytes=settings.pool_source_max_bytes,

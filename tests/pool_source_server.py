@@ -71,6 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
         source = self.server.source
         path = self.path.split("?", 1)[0]
         source.arrived(path)
+        source.authorizations[path] = self.headers.get("Authorization")
         try:
             held = source.holds.get(path)
             if held is not None:
@@ -120,6 +121,7 @@ class SourceServer:
         self.holds: dict[str, threading.Event] = {}
         self.huge: dict[str, int] = {}
         self.hits: dict[str, int] = {}
+        self.authorizations: dict[str, str | None] = {}  # the last request's, per path
         self.in_flight: dict[str, int] = {}
         self.most_in_flight: dict[str, int] = {}
         self._changed = threading.Condition()

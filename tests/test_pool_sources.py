@@ -3,13 +3,18 @@ over HTTP with `pp_` keys (seed 003's shapes and errors), the store on both engi
 
 from __future__ import annotations
 
+import base64
 import uuid
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
 from models.pool import PoolProxy, PoolSource
+from models.ssrf_policy import parse_allowances
 from models.store import make_engine, make_session_factory
+from pool.errors import PoolError
+from pool.scrape import preview
 from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
 from tests.pool_source_support import pool_error, pool_user
 from tests.pool_support import PoolApi
@@ -301,6 +306,35 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
         "POST", "/sources", json={**base, "url": good.replace("http://", "http://user:tok3n@")}
     ).json()
     assert "tok3n" not in secret["url"] and "***" in secret["url"]
+    scraped = platform_admin.request("POST", f"/sources/{secret['id']}/scrape")
+    assert scraped.status_code == 200, scraped.text
+    sent = source_server.authorizations["/bad/good.txt"]
+    assert sent == "Basic " + base64.b64encode(b"user:tok3n").decode()  # as curl would
+
+
+def test_preview(settings, source_server):
+    """The web's add form: what a URL would give, nothing stored."""
+    allowed = replace(settings, pool_allow_sources=parse_allowances(LOOPBACK))
+    url = source_server.serve("/preview/list.json", '{"proxies": ["203.0.113.70:80"]}')
+    assert preview(allowed, url, None) == {
+        "parser_name": "json",
+        "proxies_found": 1,
+        "sample": [{"ip": "203.0.113.70", "port": 80, "protocol": "http"}],
+    }
+    messy = source_server.serve("/preview/messy.txt", MESSY_LIST)
+    shown = preview(allowed, messy, "plaintext", default_protocol="socks5")
+    assert shown["proxies_found"] == len(MESSY_EXPECTED) and len(shown["sample"]) == 10
+    assert shown["sample"][0] == {"ip": "203.0.113.10", "port": 8080, "protocol": "socks5"}
+    failures = [
+        (lambda: preview(allowed, "ftp://x/", None), "VALIDATION_ERROR"),
+        (lambda: preview(allowed, messy, "yaml"), "VALIDATION_ERROR"),
+        (lambda: preview(allowed, messy, "json"), "SOURCE_UNPARSEABLE"),
+        (lambda: preview(settings, messy, None), "SOURCE_NOT_ALLOWED"),
+    ]
+    for call, code in failures:
+        with pytest.raises(PoolError) as caught:
+            call()
+        assert caught.value.code == code
 
 
 def test_loopback_sources_need_the_allowance(tmp_path, source_server):

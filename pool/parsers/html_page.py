@@ -1,5 +1,6 @@
 """`html`: tables with ip/port columns (a header row names them, or an address cell
-followed by a port cell), and `ip:port` written anywhere in the page's text."""
+followed by a port cell), and `[scheme://]ip:port` written anywhere in the page's text
+(IP addresses only; credentials are not read from pages)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from html.parser import HTMLParser
 from pool.parsers.common import Candidate, candidate, parse_endpoint, unique
 from pool.parsers.json_list import HOST_FIELDS, PROTOCOL_FIELDS, TAG_FIELDS
 
-# Addresses written in text: [scheme://][user:pass@](IPv4|[IPv6]):port.
+# Addresses written in text: [scheme://](IPv4|[IPv6]):port. No user-info: a pattern for it
+# backtracks badly on long runs of "a:a:a..." (a page is up to pool_source_max_bytes), and
+# pages publishing credentials are rare; plaintext/json/csv lists carry them.
 IN_TEXT = re.compile(
-    r"(?:\b[a-z0-9]{4,7}://)?(?:[^\s:@/<>\"']{1,255}:[^\s@/<>\"']{1,255}@)?"
-    r"(?:\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]{2,45}\]):\d{1,5}\b",
+    r"(?:\b[a-z0-9]{4,7}://)?(?:\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]{2,45}\]):\d{1,5}\b",
     re.IGNORECASE,
 )
 MARKERS = ("<html", "<table", "<tr", "<body", "<!doctype html")
