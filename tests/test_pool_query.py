@@ -11,6 +11,7 @@ import pytest
 
 from models.pool import PoolProxy, PoolSource
 from pool.errors import PoolError
+from pool.keys import check_label
 from pool.query import decode_cursor, encode_cursor, parse_proxy_query, proxy_order
 from pool.records import masked_url, proxy_record, source_record
 
@@ -47,6 +48,13 @@ def test_a_proxy_record_says_it_has_credentials_never_which():
             PoolProxy(id="p2", host="h.test", port=1, protocol="socks5", **fields)
         )
         assert record["has_credentials"] is True and "joe" not in json.dumps(record)
+
+
+def test_a_key_label_is_a_printable_name():
+    assert check_label("  ci runner ") == "ci runner"
+    for label in ("", "   ", "x" * 101, "bad\x00label", "tab\tlabel"):
+        with pytest.raises(PoolError, match="label"):
+            check_label(label)
 
 
 def test_query_defaults_and_sort_directions():
