@@ -2,8 +2,9 @@
 
 `ProxyFarm` runs them on one asyncio loop in a thread: HTTP forward proxies (absolute-form
 requests and CONNECT) in modes `transparent` (adds X-Forwarded-For with the client's
-address), `anonymous` (adds Via only), `elite` (adds nothing) and `faker` (answers every
-request itself with a canned judge-like body, never forwards), a SOCKS4(a)/SOCKS5 proxy
+address), `anonymous` (adds Via only), `elite` (adds nothing), `faker` (answers every
+request itself with a canned judge-like body, never forwards) and `cacher` (forwards a path's
+first request, then answers it from its cache whatever the query), a SOCKS4(a)/SOCKS5 proxy
 (SOCKS5 optionally with a username and password), and a tarpit that never answers. Each
 binds its OUTGOING connections to its own address, so the judge sees a different exit address
 for each. `dead_port()` is a port nobody listens on.
@@ -58,6 +59,7 @@ class HttpProxy:
         self.mode = mode
         self.address = address
         self.credentials = credentials
+        self.cache: dict[str, bytes] = {}  # mode "cacher": answers by path, query ignored
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -117,6 +119,11 @@ class HttpProxy:
             await self._fake(writer)
             return
         url = urlsplit(target)
+        if self.mode == "cacher" and url.path in self.cache:
+            writer.write(self.cache[url.path])
+            await writer.drain()
+            writer.close()
+            return
         client = writer.get_extra_info("peername")[0]
         kept = [
             (k, v)
@@ -135,7 +142,13 @@ class HttpProxy:
         )
         up_writer.write((request + "\r\n").encode("latin-1"))
         await up_writer.drain()
-        await _pipe(up_reader, writer)
+        if self.mode == "cacher":
+            self.cache[url.path] = answer = await up_reader.read()
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+        else:
+            await _pipe(up_reader, writer)
         up_writer.close()
 
 

@@ -5,6 +5,7 @@ processes from checking one proxy twice; loopback members need the operator's al
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from models.settings import Settings
 from models.ssrf_policy import parse_allowances
 from models.store import make_engine, make_session_factory
 from pool.check_cycle import run_check_cycle
+from pool.checkers.grading import grade
+from pool.errors import PoolError
 from pool.keys import issue_key
 from pool.passwords import seal_password
 from tests.pool_proxies import ProxyFarm, dead_port
@@ -31,16 +34,19 @@ from tests.support import ROOT, TEST_MASTER_KEYS, start_admin
 LOOPBACK = "127.0.0.0/8"
 KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
 FAR_FUTURE = 1e12
+NO_JUDGE = "http://127.0.0.1:9/no-judge"  # the discard port: nothing answers there
 
 
 @pytest.fixture(scope="module")
 def pool_admin(tmp_path_factory):
-    """An admin whose members may be on loopback; its scheduler checks only at start-up."""
+    """An admin whose members may be on loopback. Its own scheduler never checks them (its
+    judge URL answers nothing, so its cycles stop before claiming): the tests run cycles
+    themselves, with the judge URL set to this admin's judge."""
     server = start_admin(
         tmp_path_factory.mktemp("pool-checks"),
         PORTCULLIS_POOL_ALLOW_PROXIES=LOOPBACK,
         PORTCULLIS_POOL_ALLOW_SOURCES=LOOPBACK,
-        PORTCULLIS_POOL_CHECK_INTERVAL_MS="3600000",
+        PORTCULLIS_POOL_JUDGE_URL=NO_JUDGE,
     )
     yield server
     server.stop()
@@ -251,6 +257,63 @@ def test_refused_and_silent_members_fail(pool_admin, farm, sessions):
         ("tcp_connect", True, "TCP connect OK"),
         ("http_anonymity", False, "timed out"),
     ]
+
+
+def test_a_cached_answer_fails_and_a_dead_judge_marks_nobody_dead(pool_admin, farm, sessions):
+    """A member replaying the judge's earlier answer fails on the nonce (its verdict falls at
+    once); a judge that does not answer stops the cycle before anything is claimed."""
+    (cacher_id,) = add_members(sessions, farm.http("cacher", "cacher", "127.0.0.13"))
+    assert run_check_cycle(cycle_settings(pool_admin), KEY_RING)["active"] == 1
+    first = proxies_by_id(sessions, [cacher_id])[cacher_id]
+
+    with sessions() as session:  # due again
+        session.execute(
+            update(PoolProxy).where(PoolProxy.id == cacher_id).values(next_check_at=0.0)
+        )
+        session.commit()
+    dead_judge = dataclasses.replace(
+        cycle_settings(pool_admin),
+        pool_judge_url=f"http://127.0.0.1:{dead_port('127.0.0.1')}/pool/judge",
+    )
+    for settings, code in ((dead_judge, "JUDGE_UNREACHABLE"), (no_judge(pool_admin), None)):
+        with pytest.raises(PoolError) as refused:
+            run_check_cycle(settings, KEY_RING)
+        assert refused.value.code == (code or "JUDGE_UNKNOWN")
+    assert proxies_by_id(sessions, [cacher_id])[cacher_id].check_claimed_until is None
+
+    assert run_check_cycle(cycle_settings(pool_admin), KEY_RING)["checked"] == 1
+    second = proxies_by_id(sessions, [cacher_id])[cacher_id]
+    assert second.score <= first.score / 2 and second.consecutive_failures == 1
+    latest = [c for c in checks_of(sessions, cacher_id) if c.checker_name == "http_anonymity"]
+    assert [c.passed for c in latest] == [True, False]
+    assert "judge answer faked or cached" in latest[1].detail
+
+
+def no_judge(admin) -> Settings:
+    return dataclasses.replace(cycle_settings(admin), pool_judge_url=None, public_url=None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "remote", "expected"),
+    [
+        ({"X-Forwarded-For": "10.1.2.3, 192.0.2.10"}, "198.51.100.1", "transparent"),
+        ({"Forwarded": 'for="[2001:db8::7]:4711"'}, "198.51.100.1", "transparent"),
+        ({"X-Real-Ip": "192.0.2.10:5555"}, "198.51.100.1", "transparent"),
+        ({"X-Something": "via 192.0.2.10"}, "198.51.100.1", "transparent"),
+        ({}, "192.0.2.10", "transparent"),
+        ({}, "::ffff:192.0.2.99", "elite"),
+        ({"X-Forwarded-For": "192.0.2.100"}, "198.51.100.1", "anonymous"),
+        ({"VIA": "1.1 squid"}, "198.51.100.1", "anonymous"),
+        ({"Proxy-Connection": "keep-alive"}, "198.51.100.1", "anonymous"),
+        ({"Host": "192.0.2.10:8080", "User-Agent": "x"}, "198.51.100.1", "elite"),
+    ],
+)
+def test_anonymity_grades(headers, remote, expected):
+    """The checker's own addresses (192.0.2.10, 2001:db8::7) in any header or as the exit
+    address make a member transparent; proxy headers alone, anonymous; neither, elite."""
+    own = {ipaddress.ip_address("192.0.2.10"), ipaddress.ip_address("2001:db8::7")}
+    body = {"nonce": "n", "remote_addr": remote, "headers": headers, "method": "GET"}
+    assert grade(body, own)[0] == expected
 
 
 def test_housekeeping_removes_the_long_dead_and_old_history(pool_admin, sessions):
