@@ -57,17 +57,18 @@ def claim_seconds(settings: Settings) -> float:
 
 
 def claim_due(
-    sessions: sessionmaker, size: int, claim_s: float
+    sessions: sessionmaker, size: int, claim_s: float, due_by: float
 ) -> tuple[float, list[PoolProxy] | None]:
-    """Claim up to `size` due proxies: (the claim's token, the claimed rows, detached).
-    The rows are None when nothing is due; [] when another process claimed them first."""
+    """Claim up to `size` proxies due by `due_by` (epoch s): (the claim's token, the claimed
+    rows, detached). The rows are None when none is due; [] when another process claimed
+    them first."""
     now = time.time()
     token = now + claim_s + secrets.randbelow(100_000) / 1e6  # unique among live claims
     free = or_(PoolProxy.check_claimed_until.is_(None), PoolProxy.check_claimed_until < now)
     with sessions() as session:
         ids = session.scalars(
             select(PoolProxy.id)
-            .where(PoolProxy.next_check_at <= now, free)
+            .where(PoolProxy.next_check_at <= due_by, free)
             .order_by(PoolProxy.next_check_at)
             .limit(size)
         ).all()
@@ -245,11 +246,12 @@ def run_check_cycle(
             removed = housekeeping(session, settings)
         totals = {"checked": 0, "active": 0, "dead": 0, "removed": removed}
         claim_s = claim_seconds(settings)
+        started = time.time()  # proxies falling due during the cycle wait for the next one
         while limit is None or totals["checked"] < limit:
             size = settings.pool_check_concurrency
             if limit is not None:
                 size = min(size, limit - totals["checked"])
-            token, rows = claim_due(sessions, size, claim_s)
+            token, rows = claim_due(sessions, size, claim_s, started)
             if rows is None:
                 break
             if not rows:  # lost the race for these: the next look skips them
