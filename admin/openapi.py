@@ -27,7 +27,9 @@ ERROR_STATUSES = {
     409: "Conflicts with the current state",
     410: "Gone: the invite was used, revoked or has expired",
     413: "Request body too large",
+    422: "Invalid input (pool API): details.field names the bad field or query parameter",
     429: "Too many failed authentications from your address (TOO_MANY_FAILURES); see Retry-After",
+    502: "The source could not be fetched (pool API)",
 }
 
 
@@ -44,6 +46,7 @@ class EndpointDoc:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     returns_list: bool = False  # a bare JSON array of `schema`, not an envelope
     flat_errors: bool = False  # errors as `FlatErrorSchema` (admin.errors.flat_errors)
+    pool: bool = False  # the pool API (seed 003): `pp_` keys, errors as `PoolErrorSchema`
 
 
 def doc(summary: str, tag: str, **kwargs) -> Callable:
@@ -54,6 +57,12 @@ def doc(summary: str, tag: str, **kwargs) -> Callable:
         return view
 
     return decorate
+
+
+def pool_doc(summary: str, **kwargs) -> Callable:
+    """`doc` for a pool API view (seed 003, under /pool): `Bearer pp_...` keys, seed errors."""
+    kwargs.setdefault("errors", (401, 422))
+    return doc(summary, "pool", pool=True, **kwargs)
 
 
 class ErrorDetail(ApiSchema):
@@ -69,6 +78,12 @@ class ErrorSchema(ApiSchema):
 
 class FlatErrorSchema(ErrorDetail):
     """An error as the metrics history answers it (seed 004): no envelope."""
+
+
+class PoolErrorSchema(ApiSchema):
+    """An error as the pool API answers it (seed 003): {"error": {code, message, details}}."""
+
+    error = fields.Nested(ErrorDetail)
 
 
 def _camel(name: str) -> str:
@@ -130,6 +145,8 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
         success["content"] = {"application/json": {"schema": "MessageSchema"}}
     responses = {str(spec_doc.status): success}
     error_schema = "FlatErrorSchema" if spec_doc.flat_errors else "ErrorSchema"
+    if spec_doc.pool:
+        error_schema = "PoolErrorSchema"
     for status in (*spec_doc.errors, 429) if spec_doc.auth else (400,):
         responses[str(status)] = {
             "description": ERROR_STATUSES[status],
@@ -138,6 +155,8 @@ def _operation(spec: APISpec, rule, spec_doc: EndpointDoc) -> dict:
     operation["responses"] = responses
     if not spec_doc.auth:
         operation["security"] = []
+    elif spec_doc.pool:
+        operation["security"] = [{"poolKey": []}]
     return operation
 
 
@@ -159,6 +178,8 @@ def build_spec(app: Flask) -> dict:
     )
     spec.components.schema("ErrorSchema", schema=ErrorSchema)
     spec.components.schema("FlatErrorSchema", schema=FlatErrorSchema)
+    spec.components.schema("PoolErrorSchema", schema=PoolErrorSchema)
+    spec.components.security_scheme("poolKey", {"type": "http", "scheme": "bearer"})
     spec.components.schema("MessageSchema", schema=Schema.from_dict({"message": fields.String()}))
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]

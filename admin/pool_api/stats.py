@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from admin.extensions import db
+from admin.openapi import pool_doc
 from admin.pool_api import bp
 from admin.pool_api.auth import require_key
+from admin.pool_api.schemas import PoolPluginsSchema, PoolStatsSchema
 from pool.stats import plugin_stats, pool_stats
 
 
 @bp.get("/stats/pool")
+@pool_doc("Pool health: counts, averages, sources", schema=PoolStatsSchema, errors=(401,))
 @require_key
 def get_pool_stats():
     """Pool health: counts by status, protocol, anonymity and country; averages; sources."""
@@ -16,6 +19,7 @@ def get_pool_stats():
 
 
 @bp.get("/stats/plugins")
+@pool_doc("The parser and checker registries", schema=PoolPluginsSchema, errors=(401,))
 @require_key
 def get_plugin_stats():
     """The parsers and checkers this admin runs."""
