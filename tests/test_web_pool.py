@@ -16,6 +16,7 @@ a check only far in the future (the admin's checkers leave them as written).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -54,12 +55,12 @@ not a proxy line
 
 
 @pytest.fixture(scope="module")
-def lists():
+def lists() -> Iterator[SourceServer]:
     """A proxy-list server on 127.0.0.1: the messy list, and a page no parser reads."""
     with SourceServer() as server:
         server.serve("/list.txt", LIST)
         server.serve("/nothing.txt", "hello, nothing to see here\n")
-        yield server.base_url
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +148,11 @@ def test_a_platform_admin_adds_previews_scrapes_and_browses_the_pool(
     expect(page.get_by_text("No sources yet.")).to_be_visible()
     page.get_by_role("link", name="Add a source").click()
     form = page.locator("#source-form")
-    form.get_by_label("List URL").fill(f"{lists}/nothing.txt")
+    form.get_by_label("List URL").fill(f"{lists.base_url}/nothing.txt")
     form.get_by_role("button", name="Preview").click()
     expect(form.locator(".has-error").get_by_role("alert")).to_be_visible()  # no parser fits
     expect(page.locator("#source-preview")).to_have_count(0)
-    url = f"{lists}/list.txt".replace("http://", f"http://lists:{PASSWORD}@")
+    url = f"{lists.base_url}/list.txt".replace("http://", f"http://lists:{PASSWORD}@")
     form.get_by_label("List URL").fill(url)
     form.get_by_role("button", name="Preview").click()
     expect(page.locator("#preview-parser")).to_have_text("plaintext")
@@ -171,6 +172,12 @@ def test_a_platform_admin_adds_previews_scrapes_and_browses_the_pool(
     page.get_by_role("button", name="Scrape now").click()
     expect(page.get_by_role("status")).to_contain_text("Scraped: 5 discovered, 5 new, 0 updated")
     expect(page.locator("#source-result")).to_contain_text("5 discovered, 5 new, 0 updated")
+    lists.serve("/list.txt", "gone", status=404)  # a failed scrape says why, on the page
+    page.get_by_role("button", name="Scrape now").click()
+    expect(page.get_by_role("status")).to_contain_text("Scrape failed: ")
+    expect(page.locator("#source-result .bad")).to_contain_text("404")
+    assert PASSWORD not in page.content()
+    lists.serve("/list.txt", LIST)
     page.get_by_role("button", name="Scrape now").click()
     expect(page.get_by_role("status")).to_contain_text("Scraped: 5 discovered, 0 new, 5 updated")
 
@@ -278,7 +285,7 @@ def test_a_user_who_is_not_a_platform_admin_reads_the_pool_but_changes_nothing(
 ):
     with store(pool_admin) as session:
         source = PoolSource(
-            url=f"{lists}/list.txt", parser_name="plaintext", cron_schedule=NEVER_FIRES,
+            url=f"{lists.base_url}/list.txt", parser_name="plaintext", cron_schedule=NEVER_FIRES,
             default_protocol="http", is_active=True,
         )  # fmt: skip
         session.add(source)
@@ -322,7 +329,7 @@ def reads_but_cannot_change(browser: Browser, pool_admin, lists, source_id: str)
     assert forger.sign_in_with_token(reader.token).status_code == 302
     token = forger.csrf("/ui/account")  # one token per session, valid for every form
     forged = {
-        "/ui/pool/sources/new": {"url": f"{lists}/list.txt", "cron_schedule": "* * * * *",
+        "/ui/pool/sources/new": {"url": f"{lists.base_url}/list.txt", "cron_schedule": "* * * * *",
                                  "default_protocol": "http", "action": "save"},
         f"/ui/pool/sources/{source_id}": {"cron_schedule": "* * * * *",
                                           "default_protocol": "socks5"},
