@@ -241,13 +241,21 @@ def test_two_processes_never_check_one_proxy_twice(pool_admin, farm, sessions):
 def test_refused_and_silent_members_fail(pool_admin, farm, sessions):
     """A scraped list must not make the admin connect into its own network; a member that
     never answers fails on the per-check timeout."""
-    inside = farm.http("inside", "elite", "127.0.0.10")
-    (inside_id,) = add_members(sessions, inside)
+    inside = [  # (the address class the refusal names, the member)
+        ("loopback", farm.http("inside", "elite", "127.0.0.10")),
+        ("loopback", ("localhost", 3128, "http")),
+        ("loopback", ("::ffff:127.0.0.1", 3128, "socks5")),
+        ("link-local", ("169.254.169.254", 80, "http")),  # the cloud metadata address
+        ("private", ("10.0.0.1", 1080, "socks4")),
+    ]
+    ids = add_members(sessions, *(member for _, member in inside))
     result = run_check_cycle(cycle_settings(pool_admin, allow=""), KEY_RING)
-    assert result["checked"] == 1 and result["dead"] == 1
-    (check,) = checks_of(sessions, inside_id)
-    assert (check.checker_name, check.passed) == ("tcp_connect", False)
-    assert "loopback" in check.detail and "PORTCULLIS_POOL_ALLOW_PROXIES" in check.detail
+    assert result["checked"] == result["dead"] == len(inside)
+    for (word, _), proxy_id in zip(inside, ids, strict=True):
+        (check,) = checks_of(sessions, proxy_id)
+        assert (check.checker_name, check.passed) == ("tcp_connect", False)
+        assert check.detail.startswith("refused:"), check.detail
+        assert f"({word})" in check.detail and "PORTCULLIS_POOL_ALLOW_PROXIES" in check.detail
 
     (silent_id,) = add_members(sessions, farm.tarpit("silent", "127.0.0.11"))
     quick = dataclasses.replace(cycle_settings(pool_admin), pool_check_timeout_ms=500)
