@@ -324,6 +324,19 @@ def test_anonymity_grades(headers, remote, expected):
     assert grade(body, own)[0] == expected
 
 
+def test_exit_country_from_the_offline_table():
+    """Public exit addresses get their country (iptocc, offline); others none."""
+    for remote, country in (
+        ("193.0.6.139", "NL"),
+        ("2001:4860:4860::8888", "US"),
+        ("10.0.0.1", None),
+        ("127.0.0.1", None),
+        ("not an address", None),
+    ):
+        body = {"nonce": "n", "remote_addr": remote, "headers": {}, "method": "GET"}
+        assert grade(body, set())[2] == country, remote
+
+
 def test_housekeeping_removes_the_long_dead_and_old_history(pool_admin, sessions):
     """Dead past `pool_dead_remove_hours` leaves the pool; checks past `pool_check_days` go;
     an active proxy left unchecked for long loses score (freshness)."""
