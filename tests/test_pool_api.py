@@ -13,10 +13,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from admin.cli import create_user
 from models.base import utcnow
+from models.pool import PoolApiKey
 from models.settings import Settings
 from models.sign_in_throttle import SignInFailure
 from models.tokens import hash_token
@@ -177,6 +178,15 @@ def test_keys_authenticate_every_endpoint_in_seed_shape(pool_admin, key, pool):
             assert answer.headers["WWW-Authenticate"].startswith("Bearer"), name
     for path in paths:
         assert pool.get(path).status_code == (404 if "0000" in path else 200), path
+
+    def last_used():
+        with store_engine(pool_admin.database_url).connect() as connection:
+            query = select(PoolApiKey.last_used_at).where(PoolApiKey.key_hash == hash_token(key))
+            return connection.execute(query).scalar_one()
+
+    used = last_used()
+    assert used is not None and pool.get("/stats/pool").status_code == 200
+    assert last_used() == used, "last_used_at is written at most once a minute, not per request"
 
     # Guessing keys locks the address (the admin's sign-in throttle): 429, even for a good key.
     failures = 3 * len(paths)  # "not a key", "unknown" and "user token" above
