@@ -36,7 +36,7 @@ from models.settings import Settings
 from models.store import make_engine, make_session_factory
 from pool.checkers import CHECKERS
 from pool.checkers.base import Context, Judge, Member, Outcome
-from pool.checkers.run import check_members, own_address
+from pool.checkers.run import ask_directly, check_members
 from pool.errors import PoolError
 from pool.judge import judge_url
 from pool.passwords import open_password
@@ -207,7 +207,8 @@ def housekeeping(session: Session, settings: Settings) -> int:
 
 
 def cycle_context(settings: Settings) -> Context:
-    """The judge, and the checker's own address as the judge sees it (asked directly)."""
+    """The judge, the checker's own address as the judge sees it and the judge's baseline
+    proxy headers (asked directly)."""
     url = judge_url(settings)
     if not url:
         raise PoolError(
@@ -215,15 +216,19 @@ def cycle_context(settings: Settings) -> Context:
             "JUDGE_UNKNOWN",
             "No judge URL: set PORTCULLIS_POOL_JUDGE_URL or PORTCULLIS_PUBLIC_URL",
         )
-    judge = Judge.parse(url)
+    try:
+        judge = Judge.parse(url)
+    except ValueError as exc:
+        raise PoolError(503, "JUDGE_UNKNOWN", str(exc)) from exc
     timeout_s = settings.pool_check_timeout_ms / 1000
     try:
-        own = asyncio.run(own_address(judge, timeout_s))
+        own, baseline = asyncio.run(ask_directly(judge, timeout_s))
     except Exception as exc:
         raise PoolError(
             502, "JUDGE_UNREACHABLE", f"The judge at {url} did not answer: {exc or 'timeout'}"
         ) from exc
-    return Context(judge, frozenset({own} if own else ()), timeout_s, settings.pool_allow_proxies)
+    own_addresses = frozenset({own} if own else ())
+    return Context(judge, own_addresses, timeout_s, settings.pool_allow_proxies, baseline)
 
 
 def run_check_cycle(

@@ -324,6 +324,15 @@ def test_anonymity_grades(headers, remote, expected):
     assert grade(body, own)[0] == expected
 
 
+def test_proxy_headers_the_judge_always_sees_do_not_count():
+    """A reverse proxy in front of the judge adds its own Via: the baseline (asked directly)
+    is subtracted, so a member adding nothing is still elite."""
+    body = {"nonce": "n", "remote_addr": "198.51.100.1", "headers": {"Via": "1.1 nginx"}}
+    assert grade(body, set(), baseline={"via"})[0] == "elite"
+    body["headers"]["X-Forwarded-For"] = "198.51.100.1"
+    assert grade(body, set(), baseline={"via"})[0] == "anonymous"
+
+
 def test_exit_country_from_the_offline_table():
     """Public exit addresses get their country (iptocc, offline); others none."""
     for remote, country in (

@@ -63,6 +63,9 @@ class Context:
     own_addresses: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]
     timeout_s: float
     allowed: tuple[Network, ...] = ()
+    # Proxy headers the judge sees even without a proxy (a reverse proxy in front of it):
+    # they say nothing about a member.
+    baseline: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -123,7 +123,7 @@ def _graded(
 ) -> Outcome:
     body = genuine_answer(answer, nonce)
     own = ctx.own_addresses | ({local} if local else set())
-    anonymity, exit_ip, country = grade(body, own)
+    anonymity, exit_ip, country = grade(body, own, ctx.baseline)
     detail = f"judge answer OK: {anonymity}, exit {exit_ip or 'unknown'}"
     return Outcome(name, stage, True, _ms(started), detail, anonymity, exit_ip, country)
 

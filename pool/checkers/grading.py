@@ -88,15 +88,18 @@ def country_of(address: Address | None) -> str | None:
     return iptocc.country_code(str(address)) or None
 
 
-def grade(body: dict, own: Iterable[Address]) -> tuple[str, str | None, str | None]:
-    """(anonymity, exit_ip, country) from a genuine judge answer."""
+def grade(
+    body: dict, own: Iterable[Address], baseline: Iterable[str] = ()
+) -> tuple[str, str | None, str | None]:
+    """(anonymity, exit_ip, country) from a genuine judge answer; `baseline` names proxy
+    headers the judge sees without any proxy (they don't count)."""
     own = set(own)
     exit_address = parse_address(body.get("remote_addr"))
     headers = {str(k).lower(): str(v) for k, v in body["headers"].items()}
     seen = set().union(*(addresses_in(v) for k, v in headers.items() if k != "host"))
     if exit_address in own or seen & own:
         anonymity = "transparent"
-    elif PROXY_HEADERS & headers.keys():
+    elif (PROXY_HEADERS - set(baseline)) & headers.keys():
         anonymity = "anonymous"
     else:
         anonymity = "elite"

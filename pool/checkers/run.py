@@ -10,7 +10,7 @@ from pool.checkers import CHECKERS, Checker
 from pool.checkers.base import Context, Judge, Member, Outcome
 from pool.checkers.checks import FAILURES, failure_detail
 from pool.checkers.connect import close, start_judge_tls
-from pool.checkers.grading import genuine_answer, parse_address
+from pool.checkers.grading import PROXY_HEADERS, Address, genuine_answer, parse_address
 from pool.checkers.http1 import exchange
 from pool.judge import new_nonce
 
@@ -54,8 +54,9 @@ async def check_members(
     return dict(await asyncio.gather(*(one(m) for m in members)))
 
 
-async def own_address(judge: Judge, timeout_s: float):
-    """The checker's own address as the judge sees it when asked directly (no proxy)."""
+async def ask_directly(judge: Judge, timeout_s: float) -> tuple[Address | None, frozenset[str]]:
+    """Ask the judge directly (no proxy): the checker's own address as the judge sees it, and
+    the proxy headers the judge sees anyway (its baseline)."""
     nonce = new_nonce()
 
     async def ask():
@@ -66,5 +67,6 @@ async def own_address(judge: Judge, timeout_s: float):
         finally:
             await close(writer)
 
-    answer = await asyncio.wait_for(ask(), timeout_s)
-    return parse_address(genuine_answer(answer, nonce).get("remote_addr"))
+    body = genuine_answer(await asyncio.wait_for(ask(), timeout_s), nonce)
+    names = {str(name).lower() for name in body["headers"]}
+    return parse_address(body.get("remote_addr")), frozenset(names & PROXY_HEADERS)
