@@ -5,7 +5,7 @@ compare-and-set on `pool_sources.scrape_claimed_until` (epoch s) and `scrape_cla
 a second caller gets 409 `SCRAPE_IN_PROGRESS`. A lease outlives a crashed scraper by at most
 the fetch timeout plus `LEASE_MARGIN_S`.
 
-Storing is bulk: existing rows are found by (protocol, host, port) in chunks, new rows are
+Storing is bulk: existing rows are found by (protocol, host, port) (see `_existing`), new rows are
 inserted `ON CONFLICT DO NOTHING` in chunks (so a proxy another source's scrape inserted
 meanwhile counts as updated, not new), seen rows get `last_seen_at` in
 one UPDATE per chunk. New rows are `unchecked` and due a check at once (`next_check_at` 0).
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,9 @@ log = logging.getLogger("portcullis.pool.scrape")
 
 LEASE_MARGIN_S = 300
 MAX_CANDIDATES = 100_000
-CHUNK = 500
+CHUNK = 500  # rows (or keys) per statement
+ID_CHUNK = 5000  # ids per `id IN (...)` statement: few statements, under every bind limit
+SCAN_FACTOR = 10  # a list at least a tenth of the pool's size is matched in one pass
 SAMPLE = 10
 INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 TABLE = PoolProxy.__table__
@@ -57,6 +59,7 @@ def claimant_id() -> str:
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    """`items` in slices of `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -141,21 +144,24 @@ def candidates_of(content: str, parser_name: str, default_protocol: str) -> list
 
 
 def _existing(session: Session, keys: list[tuple]) -> dict[tuple, str]:
-    """Ids of the rows already there for `keys`, found by (protocol, host IN chunk): the
-    unique index's prefix on both engines (a row-value IN list is a scan on PostgreSQL)."""
+    """Ids of the rows already there for `keys` (protocol, host, port).
+
+    A long list against a pool not much larger is matched in one pass over the pool's keys
+    (predictable on both engines, whatever the planner's statistics say just after a big
+    insert); a short one by chunks of exact `(protocol, host, port) IN (...)` lookups, each
+    an index probe on the unique constraint."""
     wanted = set(keys)
-    hosts_by_protocol: dict[str, set[str]] = {}
-    for protocol, host, _port in keys:
-        hosts_by_protocol.setdefault(protocol, set()).add(host)
+    if not wanted:
+        return {}
+    columns = (TABLE.c.protocol, TABLE.c.host, TABLE.c.port, TABLE.c.id)
+    pool_size = session.scalar(select(func.count()).select_from(TABLE)) or 0
+    if pool_size <= SCAN_FACTOR * len(wanted):
+        rows = session.execute(select(*columns).execution_options(yield_per=10_000))
+        return {(p, h, n): i for p, h, n, i in rows if (p, h, n) in wanted}
     ids: dict[tuple, str] = {}
-    for protocol, hosts in hosts_by_protocol.items():
-        for chunk in _chunks(sorted(hosts)):
-            query = select(TABLE.c.host, TABLE.c.port, TABLE.c.id).where(
-                TABLE.c.protocol == protocol, TABLE.c.host.in_(chunk)
-            )
-            for host, port, proxy_id in session.execute(query):
-                if (protocol, host, port) in wanted:
-                    ids[(protocol, host, port)] = proxy_id
+    for chunk in _chunks(sorted(wanted)):
+        query = select(*columns).where(tuple_(*columns[:3]).in_(chunk))
+        ids.update({(p, h, n): i for p, h, n, i in session.execute(query)})
     return ids
 
 
@@ -196,13 +202,13 @@ def _insert_new(session: Session, rows: list[dict]) -> set[str]:
     inserted: set[str] = set()
     for chunk in _chunks(rows):
         session.execute(statement, chunk)
-        ids = [row["id"] for row in chunk]
+    for ids in _chunks([row["id"] for row in rows], ID_CHUNK):
         inserted.update(session.scalars(select(TABLE.c.id).where(TABLE.c.id.in_(ids))))
     return inserted
 
 
 def _touch(session: Session, ids: list[str], source_id: str | None, now: datetime) -> None:
-    for chunk in _chunks(ids):
+    for chunk in _chunks(ids, ID_CHUNK):
         session.execute(TABLE.update().where(TABLE.c.id.in_(chunk)).values(last_seen_at=now))
         if source_id is None:
             continue

@@ -7,6 +7,7 @@ requests to it were in flight at once; `oversized(path, n)` streams n bytes.
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             source.left(path)
 
     def _stream(self, total: int) -> None:
+        self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Transfer-Encoding", "chunked")
@@ -111,6 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     source: SourceServer
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the admin hung up: expected
+            super().handle_error(request, client_address)
 
 
 class SourceServer:

@@ -97,6 +97,13 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
         assert again.status_code == 200, again.text
         assert (again.json()["proxies_new"], again.json()["proxies_updated"]) == (0, LIST_SIZE)
         assert source_server.most_in_flight[path] == 1
+        # A short list against the big pool: two proxies it already has, one new one.
+        small = source_server.serve(
+            "/schedule/small.txt", "198.51.0.1:8000\n198.51.0.2:8001\n192.0.2.1:3128\n"
+        )
+        made = api_b.request("POST", "/sources", json={"url": small, "parser_name": "plaintext"})
+        counts = api_b.request("POST", f"/sources/{made.json()['id']}/scrape").json()
+        assert (counts["proxies_new"], counts["proxies_updated"]) == (1, 2)
         print(
             f"\nscrape of {LIST_SIZE} new: {result['duration_ms']} ms; "
             f"all seen again: {again.json()['duration_ms']} ms"
