@@ -10,15 +10,17 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
+from models.crypto import KeyRing
 from models.pool import PoolProxy, PoolSource
 from models.ssrf_policy import parse_allowances
 from models.store import make_engine, make_session_factory
 from pool.errors import PoolError
+from pool.passwords import open_password
 from pool.scrape import preview
 from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
 from tests.pool_source_support import pool_error, pool_user
 from tests.pool_support import PoolApi
-from tests.support import AdminServer, start_admin
+from tests.support import TEST_MASTER_KEYS, AdminServer, start_admin
 
 LOOPBACK = "127.0.0.0/8"
 MAX_BYTES = 300_000
@@ -135,7 +137,10 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0
     second = platform_admin.request("POST", f"/sources/{source_id}/scrape").json()
     assert (second["proxies_new"], second["proxies_updated"]) == (0, count)
-    source_server.serve("/story/messy.txt", MESSY_LIST + "203.0.113.99:9999\n")
+    new_password = MESSY_LIST.replace(
+        "alice:s3cr%40t@", "alice2:N3wSecretForAlice@"
+    )  # new credentials
+    source_server.serve("/story/messy.txt", new_password + "203.0.113.99:9999\n")
     third = platform_admin.request("POST", f"/sources/{source_id}/scrape").json()
     assert (third["proxies_discovered"], third["proxies_new"]) == (count + 1, 1)
     assert third["proxies_updated"] == count
@@ -147,9 +152,10 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
         } | {("http", "203.0.113.99", 9999)}  # the default protocol where a line names none
         assert {p.status for p in rows} == {"unchecked"} and {p.next_check_at for p in rows} == {0}
         alice = next(p for p in rows if p.host == "203.0.113.14")
-        assert alice.username == "alice" and alice.password_ciphertext
-    assert b"s3cr@t" not in pool_admin.store_bytes()  # the list's password only sealed
-    assert b"hunter2" not in pool_admin.store_bytes()
+        assert alice.username == "alice2"  # the list's newest credentials, sealed
+        assert open_password(KeyRing.parse(TEST_MASTER_KEYS), alice) == "N3wSecretForAlice"
+    stored = pool_admin.store_bytes()
+    assert b"N3wSecretForAlice" not in stored and b"hunter2" not in stored  # passwords only sealed
 
     # The list of sources: seed page, filters, cursor pages without gaps or repeats.
     listed = reader.request("GET", "/sources").json()
