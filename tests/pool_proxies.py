@@ -5,7 +5,8 @@ requests and CONNECT) in modes `transparent` (adds X-Forwarded-For with the clie
 address), `anonymous` (adds Via only), `elite` (adds nothing), `faker` (answers every
 request itself with a canned judge-like body, never forwards) and `cacher` (forwards a path's
 first request, then answers it from its cache whatever the query), a SOCKS4(a)/SOCKS5 proxy
-(SOCKS5 optionally with a username and password), and a tarpit that never answers. Each
+(SOCKS5 optionally with a username and password), a tarpit that never answers, and a TLS
+front (with `tls_files`, a throwaway CA) for an https judge. Each
 binds its OUTGOING connections to its own address, so the judge sees a different exit address
 for each. `dead_port()` is a port nobody listens on.
 """
@@ -18,9 +19,11 @@ import contextlib
 import ipaddress
 import json
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 CANNED = json.dumps(
@@ -262,6 +265,27 @@ class ProxyFarm:
         port = self._listen(SocksProxy(address, credentials).handle, address)
         return Listening(name, address, port, protocol)
 
+    def tls_front(self, target_port: int, cert: Path, key: Path) -> int:
+        """A TLS front on 127.0.0.1 for a plain HTTP server on 127.0.0.1:`target_port`. Its
+        connection to the server leaves from the client's own address, so the server sees
+        the client's address as if it were reached directly."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+
+        async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            client = writer.get_extra_info("peername")[0]
+            up_reader, up_writer = await asyncio.open_connection(
+                "127.0.0.1", target_port, local_addr=(client, 0)
+            )
+            await _splice(reader, writer, up_reader, up_writer)
+
+        async def start() -> asyncio.Server:
+            return await asyncio.start_server(front, "127.0.0.1", 0, ssl=context)
+
+        server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        self.servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
     def tarpit(self, name: str, address: str) -> Listening:
         """Accepts connections and never answers (a check through it times out)."""
 
@@ -277,3 +301,50 @@ def dead_port(address: str) -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]
+
+
+def tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def issue(subject, issuer, public_key, signing_key, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pool test CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    ca = issue(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    cert = issue(name, ca_name, key.public_key(), ca_key, False)
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

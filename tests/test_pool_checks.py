@@ -28,7 +28,7 @@ from pool.checkers.grading import grade
 from pool.errors import PoolError
 from pool.keys import issue_key
 from pool.passwords import seal_password
-from tests.pool_proxies import ProxyFarm, dead_port
+from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.support import ROOT, TEST_MASTER_KEYS, start_admin
 
 LOOPBACK = "127.0.0.0/8"
@@ -203,6 +203,31 @@ def test_one_cycle_grades_every_member(pool_admin, farm, sessions):
     # Nothing is due any more: a second cycle checks nothing.
     again = run_check_cycle(cycle_settings(pool_admin), KEY_RING)
     assert again["checked"] == 0
+
+
+def test_an_https_judge(pool_admin, farm, sessions, tmp_path, monkeypatch):
+    """With an https judge (here the admin's judge behind a TLS front with a throwaway CA),
+    the http checks go through CONNECT tunnels and SOCKS ones over TLS; a member inside a
+    tunnel cannot add headers, so even a transparent one grades elite."""
+    ca, cert, key = tls_files(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the system CAs of the checker: ours
+    port = int(pool_admin.base_url.rsplit(":", 1)[1])
+    judge = f"https://127.0.0.1:{farm.tls_front(port, cert, key)}/pool/judge"
+    members = {
+        "transparent": farm.http("tls-transparent", "transparent", "127.0.0.14"),
+        "socks5": farm.socks("tls-socks5", "127.0.0.15", "socks5"),
+    }
+    ids = add_members(sessions, *members.values())
+    settings = dataclasses.replace(cycle_settings(pool_admin), pool_judge_url=judge)
+
+    assert run_check_cycle(settings, KEY_RING)["active"] == 2
+
+    rows = proxies_by_id(sessions, ids)
+    for (name, member), proxy_id in zip(members.items(), ids, strict=True):
+        row = rows[proxy_id]
+        assert (row.status, row.anonymity, row.exit_ip) == ("active", "elite", member.host), name
+        checks = checks_of(sessions, proxy_id)
+        assert all(c.passed for c in checks) and len(checks) == (3 if name != "socks5" else 2)
 
 
 def test_two_processes_never_check_one_proxy_twice(pool_admin, farm, sessions):

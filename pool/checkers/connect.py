@@ -51,7 +51,10 @@ async def open_member(member: Member) -> Streams:
 
 
 def tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=certifi.where())
+    """Verifying TLS to the judge: certifi's CAs and the system's (SSL_CERT_FILE/_DIR)."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    return context
 
 
 async def start_judge_tls(writer: asyncio.StreamWriter, judge: Judge) -> None:
