@@ -62,6 +62,8 @@ def scrape_due(
         except PoolError as exc:
             if exc.code != "SCRAPE_IN_PROGRESS":  # another process took it first
                 log.warning("scraping source %s failed: %s %s", source_id, exc.code, exc.message)
+        except Exception:  # one source's unexpected failure must not stop the others
+            log.exception("scraping source %s failed", source_id)
     return results
 
 

@@ -3,14 +3,17 @@
 Fields (seed 003): `url` (http/https with a host; user-info allowed, shown masked),
 `parser_name` (a registered parser; omitted on create → the URL is fetched and the first
 parser whose `supports()` accepts it is chosen, 422 `NO_PARSER_MATCHED` when none does),
-`cron_schedule` (5-field cron, UTC; default `*/30 * * * *`), `default_protocol` (http,
-https, socks4, socks5; default http: the protocol of entries that name none), `is_active`
-(default true). `next_scrape_at` is recomputed from the schedule on every change (None
-while inactive); the scheduler scrapes a source once it has passed.
+`cron_schedule` (5-field crontab in UTC, weekdays 0/7 = Sunday; default `*/30 * * * *`;
+when both a day of month and a weekday are given, both must match, unlike classic cron),
+`default_protocol` (http, https, socks4, socks5; default http: the protocol of entries
+that name none), `is_active` (default true). `next_scrape_at` is recomputed from the
+schedule on every change (None while inactive); the scheduler scrapes a source once it
+has passed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -36,16 +39,67 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron's numbers: 0 (or 7) = sun
+FULL_WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+
+def _weekday(text: str) -> int:
+    text = text.strip().lower()
+    if text.isdigit() and int(text) <= 7:
+        return int(text) % 7
+    if text in WEEKDAYS or text in FULL_WEEKDAYS:
+        return WEEKDAYS.index(text[:3])
+    raise ValueError(f"{text!r} is not a day of the week (0-7 or sun-sat)")
+
+
+def standard_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 and 7 = Sunday) as day names for APScheduler 3, whose
+    numbers start at Monday (its issue 286): `1-5` → `mon,tue,wed,thu,fri`."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"{item!r}: the step must be a positive number")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            start, _, end = span.partition("-")
+            first, last = _weekday(start), _weekday(end)
+            last = 7 if last == 0 and first > 0 else last  # 5-7, fri-sun: Sunday ends it
+        else:
+            first = last = _weekday(span)
+            if step is not None:
+                last = 6
+        if first > last:
+            raise ValueError(f"{item!r}: the range runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(WEEKDAYS[day] for day in sorted(days))
+
+
 def cron_trigger(expression: str) -> CronTrigger:
-    """The trigger of a 5-field cron expression (UTC); 422 naming `cron_schedule` if bad."""
+    """The trigger of a 5-field crontab expression (UTC, weekdays as crontab numbers them);
+    422 naming `cron_schedule` if bad."""
     if not isinstance(expression, str) or not expression.strip():
         raise invalid("cron_schedule", "must be a 5-field cron expression such as '*/30 * * * *'")
-    if len(expression) > MAX_CRON_CHARS or len(expression.split()) != 5:
+    fields = expression.split()
+    if len(expression) > MAX_CRON_CHARS or len(fields) != 5:
         raise invalid("cron_schedule", "must have exactly 5 fields: minute hour day month weekday")
     try:
-        return CronTrigger.from_crontab(expression, timezone=UTC)
+        fields[4] = standard_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
     except (ValueError, TypeError, KeyError) as exc:
         raise invalid("cron_schedule", f"is not a valid cron expression ({exc})") from None
+
+
+def check_cron(value: object) -> str:
+    """A valid cron expression that fires at some time; 422 naming `cron_schedule`."""
+    trigger = cron_trigger(value)
+    if trigger.get_next_fire_time(None, utcnow()) is None:
+        raise invalid("cron_schedule", "never fires (no such date)")
+    return value.strip()
 
 
 def next_scrape(expression: str, after: datetime | None = None) -> datetime | None:
@@ -123,8 +177,7 @@ def create_source(session: Session, settings: Settings, data: Mapping) -> PoolSo
     """A new source from a request body (not committed: the caller commits)."""
     _known_fields(data)
     url = check_url(data.get("url"))
-    cron = data.get("cron_schedule", DEFAULT_CRON)
-    cron_trigger(cron)
+    cron = check_cron(data.get("cron_schedule", DEFAULT_CRON))
     protocol = check_protocol(data.get("default_protocol", "http"))
     active = check_active(data.get("is_active", True))
     parser = data.get("parser_name")
@@ -132,7 +185,7 @@ def create_source(session: Session, settings: Settings, data: Mapping) -> PoolSo
     source = PoolSource(
         url=url,
         parser_name=parser,
-        cron_schedule=cron.strip(),
+        cron_schedule=cron,
         default_protocol=protocol,
         is_active=active,
     )
@@ -152,8 +205,7 @@ def update_source(
     if "url" in data:
         changes["url"] = check_url(data["url"])
     if "cron_schedule" in data:
-        cron_trigger(data["cron_schedule"])
-        changes["cron_schedule"] = data["cron_schedule"].strip()
+        changes["cron_schedule"] = check_cron(data["cron_schedule"])
     if "default_protocol" in data:
         changes["default_protocol"] = check_protocol(data["default_protocol"])
     if "is_active" in data:
@@ -172,7 +224,15 @@ def update_source(
 
 
 def delete_source(session: Session, source: PoolSource) -> None:
-    """Delete a source; its proxies stay (their source_id becomes NULL)."""
+    """Delete a source; its proxies stay (their source_id becomes NULL). 409
+    SCRAPE_IN_PROGRESS while it is being scraped (the scrape would store rows for it)."""
+    if (source.scrape_claimed_until or 0) > time.time():
+        raise PoolError(
+            409,
+            "SCRAPE_IN_PROGRESS",
+            "this source is being scraped now; delete it when that scrape has finished",
+            {"source_id": source.id},
+        )
     session.execute(
         PoolProxy.__table__.update().where(PoolProxy.source_id == source.id).values(source_id=None)
     )

@@ -82,6 +82,8 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
                 api.request("POST", f"/sources/{source_id}/scrape"), 409, "SCRAPE_IN_PROGRESS"
             )
             assert error["details"] == {"source_id": source_id}
+        deleting = api_b.request("DELETE", f"/sources/{source_id}")  # would orphan its rows
+        pool_error(deleting, 409, "SCRAPE_IN_PROGRESS")
         source_server.release(path)
 
         scraped = poll(lambda: source_of(api_a, source_id)["last_scraped_at"], timeout=60)

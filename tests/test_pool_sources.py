@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from models.store import make_engine, make_session_factory
 from pool.errors import PoolError
 from pool.passwords import open_password
 from pool.scrape import preview
+from pool.sources import next_scrape
 from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
 from tests.pool_source_support import pool_error, pool_user
 from tests.pool_support import PoolApi
@@ -220,6 +222,8 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
             {"cron_schedule": 5},
             {"cron_schedule": "* * * * * *"},
             {"cron_schedule": "a b c d e"},
+            {"cron_schedule": "0 0 31 2 *"},  # never fires
+            {"cron_schedule": "0 0 * * 8"},
         ],
         "default_protocol": [{"default_protocol": "ftp"}, {"default_protocol": None}],
         "is_active": [{"is_active": "yes"}, {"is_active": 1}],
@@ -360,3 +364,23 @@ def test_loopback_sources_need_the_allowance(tmp_path, source_server):
         assert source_server.hits.get("/ssrf/list.txt", 0) == 0  # never asked
     finally:
         server.stop()
+
+
+@pytest.mark.sqlite_only  # a pure function: the same on both stores
+def test_cron_weekdays_as_crontab_numbers_them():
+    """0 and 7 are Sunday as in crontab (APScheduler 3 alone would read 0 as Monday)."""
+    monday_noon = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    expected = {
+        "0 0 * * 1": "Mon 2026-12-07",  # this Monday's midnight has passed
+        "0 13 * * 1": "Mon 2026-11-30",
+        "0 0 * * 0": "Sun 2026-12-06",
+        "0 0 * * 7": "Sun 2026-12-06",
+        "0 0 * * sun": "Sun 2026-12-06",
+        "0 0 * * 2-4": "Tue 2026-12-01",
+        "0 0 * * 5-7": "Fri 2026-12-04",
+        "0 0 * * */3": "Wed 2026-12-02",  # sun, wed, sat
+        "*/15 * * * *": "Mon 2026-11-30",
+    }
+    for expression, day in expected.items():
+        fire = next_scrape(expression, monday_noon)
+        assert fire.strftime("%a %Y-%m-%d") == day, expression
