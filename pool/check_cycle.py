@@ -33,6 +33,7 @@ from models.base import utcnow
 from models.crypto import KeyRing
 from models.pool import PoolCheck, PoolProxy
 from models.settings import Settings
+from models.ssrf_policy import effective
 from models.store import make_engine, make_session_factory
 from pool.checkers import CHECKERS
 from pool.checkers.base import Context, Judge, Member, Outcome
@@ -122,7 +123,8 @@ def write_results(
             row.check_claimed_until = None
             checks += [_check_row(row.id, outcome, now) for outcome in outcomes]
             counts["checked"] += 1
-            counts[values["status"]] = counts.get(values["status"], 0) + 1
+            if "status" in values:  # not when the member could not be judged
+                counts[values["status"]] = counts.get(values["status"], 0) + 1
         if checks:
             session.execute(insert(PoolCheck), checks)
         session.commit()
@@ -228,7 +230,13 @@ def cycle_context(settings: Settings) -> Context:
             502, "JUDGE_UNREACHABLE", f"The judge at {url} did not answer: {exc or 'timeout'}"
         ) from exc
     own_addresses = frozenset({own} if own else ())
-    return Context(judge, own_addresses, timeout_s, settings.pool_allow_proxies, baseline)
+    # The judge saw us come from loopback: it listens there, out of reach of other members.
+    on_loopback = own is not None and effective(own).is_loopback
+    if on_loopback:
+        log.info("the judge %s is on loopback: only members on loopback can be judged", url)
+    return Context(
+        judge, own_addresses, timeout_s, settings.pool_allow_proxies, on_loopback, baseline
+    )
 
 
 def run_check_cycle(

@@ -95,7 +95,10 @@ def cycle_latency(outcomes: list[Outcome]) -> float | None:
 
 def grade(before: Before, outcomes: list[Outcome], now: datetime, recheck_seconds: int) -> dict:
     """The proxy's new columns after a cycle with `outcomes` (PoolProxy attribute names);
-    `next_check_at` is in seconds after `now`'s epoch."""
+    `next_check_at` is in seconds after `now`'s epoch. An inconclusive cycle (the member
+    could not be judged) changes nothing but the next check time."""
+    if any(o.inconclusive for o in outcomes):
+        return {"next_check_at": now.timestamp() + recheck_seconds}
     passed = bool(outcomes) and all(o.passed for o in outcomes)
     stage1_failed = any(o.stage == 1 and not o.passed for o in outcomes) or not outcomes
     failures = 0 if passed else before.consecutive_failures + 1

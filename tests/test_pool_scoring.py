@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from pool.checkers.base import Outcome
+from pool.checkers.base import Context, Judge, Member, Outcome
+from pool.checkers.run import UNJUDGEABLE, judge_reachable
 from pool.scoring import (
     DEAD_AFTER_FAILURES,
     DEAD_BACKOFF_CAP_S,
@@ -122,6 +123,25 @@ def test_uptime_is_the_mean_then_a_sliding_window():
     for _ in range(UPTIME_WINDOW):
         state, values = after(state, STAGE1_FAILED)
     assert values["uptime_pct"] < 40
+
+
+def test_a_member_the_judge_cannot_reach_keeps_its_grades():
+    """A judge on loopback cannot judge members elsewhere (they would reach their own
+    loopback): such a cycle is inconclusive, not a failure (a pool is never marked dead for
+    its judge's sake)."""
+    judge = Judge.parse("http://127.0.0.1:5000/pool/judge")
+    on_loopback = Context(judge, frozenset(), 1.0, judge_on_loopback=True)
+    public = Context(judge, frozenset(), 1.0)
+    for address in ("127.0.0.9", "::ffff:127.0.0.1", "::1"):
+        assert judge_reachable(Member("m", "h", 1, "http", address=address), on_loopback)
+    for address in ("203.0.113.7", "10.0.0.1", "2001:db8::1"):
+        member = Member("m", "h", 1, "http", address=address)
+        assert not judge_reachable(member, on_loopback) and judge_reachable(member, public)
+
+    state, _ = history(*[PASSED] * 5)
+    unjudged = [PASSED[0], Outcome("judge", 2, False, None, UNJUDGEABLE, inconclusive=True)]
+    values = grade(state, unjudged, NOW, RECHECK_S)
+    assert values == {"next_check_at": NOW.timestamp() + RECHECK_S}
 
 
 def test_latency_is_an_ewma_of_passed_cycles():

@@ -63,6 +63,8 @@ class Context:
     own_addresses: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]
     timeout_s: float
     allowed: tuple[Network, ...] = ()
+    # A judge on loopback can only judge members on loopback (others would reach their own).
+    judge_on_loopback: bool = False
     # Proxy headers the judge sees even without a proxy (a reverse proxy in front of it):
     # they say nothing about a member.
     baseline: frozenset[str] = frozenset()
@@ -80,3 +82,6 @@ class Outcome:
     anonymity: str | None = None
     exit_ip: str | None = None
     country: str | None = None
+    # Neither passed nor failed: the member could not be judged (the judge is out of its
+    # reach), so the cycle leaves its grades alone.
+    inconclusive: bool = False

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from models.ssrf_policy import effective
 from pool.checkers import CHECKERS, Checker
 from pool.checkers.base import Context, Judge, Member, Outcome
 from pool.checkers.checks import FAILURES, failure_detail
@@ -33,12 +34,29 @@ async def check_member(member: Member, ctx: Context) -> list[Outcome]:
     outcomes: list[Outcome] = []
     stages = sorted({c.stage for c in CHECKERS})
     for stage in stages:
+        if stage > 1 and not judge_reachable(member, ctx):
+            outcomes.append(Outcome("judge", stage, False, None, UNJUDGEABLE, inconclusive=True))
+            break
         applicable = [c for c in CHECKERS if c.stage == stage and c.applies_to(member.protocol)]
         stage_outcomes = [await run_checker(c, member, ctx) for c in applicable]
         outcomes += stage_outcomes
         if not all(o.passed for o in stage_outcomes):
             break
     return outcomes
+
+
+UNJUDGEABLE = (
+    "not judged: the judge is on loopback and this member is not (set "
+    "PORTCULLIS_POOL_JUDGE_URL or PORTCULLIS_PUBLIC_URL to a judge members can reach)"
+)
+
+
+def judge_reachable(member: Member, ctx: Context) -> bool:
+    """Whether the member can reach the judge at all: a loopback judge only from loopback."""
+    if not ctx.judge_on_loopback:
+        return True
+    address = parse_address(member.address)
+    return address is not None and effective(address).is_loopback
 
 
 async def check_members(
