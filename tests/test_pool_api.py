@@ -219,6 +219,9 @@ def test_keys_authenticate_every_endpoint_in_seed_shape(pool_admin, key, pool):
     assert pool.get("/proxies").status_code == 200, "revoking one key leaves the others"
     unknown_user = run_admin_cli(pool_admin, "pool-key", "nobody@example.test")
     assert unknown_user.returncode != 0 and "no user" in unknown_user.stderr
+    no_judge = run_admin_cli(pool_admin, "pool-check")  # no judge URL known outside `serve`
+    assert no_judge.returncode == 1 and no_judge.stderr.startswith("error: "), no_judge.stderr
+    assert "JUDGE_URL" in no_judge.stderr and "Traceback" not in no_judge.stderr
 
     # Every /pool path answers in seed 003's shape, known or not.
     assert_pool_error(pool.get("/nothing/here"), 404, "NOT_FOUND")
