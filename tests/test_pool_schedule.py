@@ -21,6 +21,8 @@ TICKING = {
     "PORTCULLIS_POOL_ALLOW_SOURCES": LOOPBACK,
     "PORTCULLIS_POOL_SCHEDULE_TICK_MS": "200",
     "PORTCULLIS_POOL_CHECK_INTERVAL_MS": "3600000",  # no checks of the listed addresses
+    # The check cycle stops before claiming any proxy (its first tick runs at start).
+    "PORTCULLIS_POOL_JUDGE_URL": "http://127.0.0.1:9/no-judge",
 }
 LIST_SIZE = 5000  # issue 16: 5,000 candidates from one source in one scrape
 

@@ -29,6 +29,8 @@ MAX_BYTES = 300_000
 QUIET = {  # no scheduler tick of another test's making: checks and scrapes only when asked
     "PORTCULLIS_POOL_CHECK_INTERVAL_MS": "3600000",
     "PORTCULLIS_POOL_SCHEDULE_TICK_MS": "3600000",
+    # The check cycle stops before claiming any proxy (its first tick runs at start).
+    "PORTCULLIS_POOL_JUDGE_URL": "http://127.0.0.1:9/no-judge",
 }
 
 

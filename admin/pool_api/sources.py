@@ -8,8 +8,17 @@ from flask import current_app, request
 from admin.errors import ApiError
 from admin.extensions import db
 from admin.http import json_body
+from admin.openapi import pool_doc
 from admin.pool_api import bp
 from admin.pool_api.auth import require_key, require_platform_admin
+from admin.pool_api.source_schemas import (
+    SOURCES_QUERY,
+    PoolScrapeResultSchema,
+    PoolSourceBodySchema,
+    PoolSourcePageSchema,
+    PoolSourcePatchSchema,
+    PoolSourceSchema,
+)
 from models.store import make_session_factory
 from pool.errors import PoolError
 from pool.records import source_record
@@ -39,6 +48,7 @@ def _settings():
 
 
 @bp.get("/sources")
+@pool_doc("List the sources, newest first", schema=PoolSourcePageSchema, query=SOURCES_QUERY)
 @require_key
 def get_sources():
     """A page of sources, newest first: {"items", "next_cursor", "total_count"}."""
@@ -47,6 +57,13 @@ def get_sources():
 
 
 @bp.post("/sources")
+@pool_doc(
+    "Add a source (platform admin); parser_name omitted: detected from the URL",
+    schema=PoolSourceSchema,
+    body=PoolSourceBodySchema,
+    status=201,
+    errors=(400, 401, 403, 413, 422, 502),
+)
 @require_key
 def post_source():
     """Add a source (201 with the source); `parser_name` omitted → auto-detected."""
@@ -58,6 +75,12 @@ def post_source():
 
 
 @bp.patch("/sources/<source_id>")
+@pool_doc(
+    "Change a source's given fields (platform admin)",
+    schema=PoolSourceSchema,
+    body=PoolSourcePatchSchema,
+    errors=(400, 401, 403, 404, 413, 422, 502),
+)
 @require_key
 def patch_source(source_id: str):
     """Change only the fields given."""
@@ -70,6 +93,9 @@ def patch_source(source_id: str):
 
 
 @bp.delete("/sources/<source_id>")
+@pool_doc(
+    "Delete a source; its proxies stay (platform admin)", status=204, errors=(401, 403, 404, 409)
+)
 @require_key
 def remove_source(source_id: str):
     """Delete a source; its proxies stay in the pool."""
@@ -80,6 +106,11 @@ def remove_source(source_id: str):
 
 
 @bp.post("/sources/<source_id>/scrape")
+@pool_doc(
+    "Scrape now, bypassing the schedule (platform admin)",
+    schema=PoolScrapeResultSchema,
+    errors=(401, 403, 404, 409, 422, 502),
+)
 @require_key
 def post_scrape(source_id: str):
     """Scrape now, bypassing the schedule: seed 003's result with real counts."""
