@@ -19,21 +19,35 @@ from tests.test_meters import TOKENS_METER, add_meter, arrived, synced, wait_use
 AUTH = {"X-API-Key": CALLER_KEY}
 
 
-@pytest.fixture
-def two_gateways(tmp_path):
-    """An admin and two data planes sharing one store, one Redis and one test clock."""
-    redis_server = RedisServer(tmp_path / "redis").start()
-    server = start_admin(tmp_path / "admin", PORTCULLIS_REDIS_URL=redis_server.url)
-    clock = TestClock(tmp_path / "clock")
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """An admin and two data planes sharing one store, one Redis and one test clock; each
+    test makes a client of its own on them."""
+    directory = tmp_path_factory.mktemp("meters-redis")
+    redis_server = RedisServer(directory / "redis").start()
+    server = start_admin(directory / "admin", PORTCULLIS_REDIS_URL=redis_server.url)
+    clock = TestClock(directory / "clock")
     gateways = []
     try:
-        gateways = [start_proxy(server, tmp_path / f"proxy{n}", *clock.args) for n in (1, 2)]
+        # Patient with Redis on a loaded test machine: a timeout would answer 503 (fail closed).
+        patient = ("--set", "portcullis_redis_timeout_ms=3000")
+        gateways = [
+            start_proxy(server, directory / f"proxy{n}", *clock.args, *patient) for n in (1, 2)
+        ]
         yield server, user_api(server), gateways, clock
     finally:
         for gateway in gateways:
             gateway.stop()
         server.stop()
         redis_server.stop()
+
+
+@pytest.fixture
+def two_gateways(stack):
+    """The module's stack, its clock back on the host's time (as a fresh clock starts)."""
+    clock = stack[3]
+    clock.shift(-clock.offset)
+    return stack
 
 
 def test_token_counts_are_shared_by_both_processes(two_gateways, upstream):

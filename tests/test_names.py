@@ -177,14 +177,14 @@ def test_names_in_any_script_are_kept_as_sent(world, field):
             assert response.json()[envelope][0][field] == name
 
 
-@pytest.mark.parametrize("char", ["\n", "\x1b", "\x85", "\u202e", "\u2028"])
-def test_the_cli_refuses_control_characters_in_a_user_name(admin_server, char):
+def test_the_cli_refuses_control_characters_in_a_user_name(admin_server):
     email = f"cli-{uuid.uuid4().hex[:8]}@example.test"
-    result = run_admin_cli(admin_server, "create-user", email, "--name", f"Eve{char}Admin")
-    assert result.returncode != 0
-    assert "--name" in result.stderr and f"U+{ord(char):04X}" in result.stderr
+    for char in ("\n", "\x1b", "\x85", "\u202e", "\u2028"):
+        result = run_admin_cli(admin_server, "create-user", email, "--name", f"Eve{char}Admin")
+        assert result.returncode != 0, char
+        assert "--name" in result.stderr and f"U+{ord(char):04X}" in result.stderr
     result = run_admin_cli(admin_server, "create-user", email, "--name", "Eve Admin")
-    assert result.returncode == 0, result.stderr  # the refused attempt created nothing
+    assert result.returncode == 0, result.stderr  # the refused attempts created nothing
 
 
 def test_the_members_email_refuses_control_characters(world):

@@ -19,7 +19,10 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -46,14 +49,50 @@ TELEMETRY_S = 30
 KEY = "idempotency-key"
 
 
-@pytest.fixture
-def store(tmp_path) -> tuple[AdminServer, Api]:
-    """A store of its own: no other test's processes dispatch its jobs."""
-    server = start_admin(tmp_path / "admin")
+@contextmanager
+def own_store(directory: Path) -> Iterator[tuple[AdminServer, Api]]:
+    """An admin on a store of its own, and a user of it."""
+    server = start_admin(directory / "admin")
     try:
         yield server, user_api(server)
     finally:
         server.stop()
+
+
+@contextmanager
+def two_proxies(server: AdminServer, directory: Path) -> Iterator[list[ProxyServer]]:
+    proxies = [start_proxy(server, directory / name, *OPTIONS) for name in ("one", "two")]
+    try:
+        yield proxies
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+@pytest.fixture
+def store(tmp_path) -> tuple[AdminServer, Api]:
+    """A store of its own: no other test's processes dispatch its jobs (the SIGKILL test)."""
+    with own_store(tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def pair(store, tmp_path) -> list[ProxyServer]:
+    with two_proxies(store[0], tmp_path) as proxies:
+        yield proxies
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory) -> tuple[AdminServer, Api]:
+    """A store for the tests that kill no process; each makes a proxy of its own on it."""
+    with own_store(tmp_path_factory.mktemp("scale-out")) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def shared_pair(shared_store, tmp_path_factory) -> list[ProxyServer]:
+    with two_proxies(shared_store[0], tmp_path_factory.mktemp("scale-out-pair")) as proxies:
+        yield proxies
 
 
 @pytest.fixture
@@ -61,16 +100,6 @@ def target():
     """A recording upstream of this test's own, so its counts are this test's alone."""
     with RecordingUpstream() as server:
         yield server
-
-
-@pytest.fixture
-def pair(store, tmp_path) -> list[ProxyServer]:
-    proxies = [start_proxy(store[0], tmp_path / name, *OPTIONS) for name in ("one", "two")]
-    try:
-        yield proxies
-    finally:
-        for proxy in proxies:
-            proxy.stop()
 
 
 def poll(check, timeout: float, what: str):
@@ -173,8 +202,9 @@ def test_async_jobs_through_two_processes_survive_a_sigkill(store, target, pair)
 # --- telemetry from two processes, compacted --------------------------------------------
 
 
-def test_telemetry_of_two_processes_adds_up_at_every_resolution(store, target, pair):
-    admin, api = store
+def test_telemetry_of_two_processes_adds_up_at_every_resolution(shared_store, target, shared_pair):
+    admin, api = shared_store
+    pair = shared_pair
     made = Setup(api, target)
     sent: Counter = Counter()
     path = f"/api/{made.id}/status/200"
@@ -255,8 +285,10 @@ def live_in_all(proxies: list[ProxyServer], path: str, status: int, answered_at:
         time.sleep(0.02)  # polling real processes, bounded by the one-second deadline
 
 
-def test_a_config_change_is_live_in_both_processes_within_a_second(store, target, pair):
-    api = store[1]
+def test_a_config_change_is_live_in_both_processes_within_a_second(
+    shared_store, target, shared_pair
+):
+    api, pair = shared_store[1], shared_pair
     made = Setup(api, target)
     blocked = f"/api/{made.id}/blocked/status/200"
     allowed = f"/api/{made.id}/status/200"
