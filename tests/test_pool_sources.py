@@ -185,6 +185,13 @@ def test_sources_story(pool_admin, platform_admin, reader, source_server):
     assert changed.json()["cron_schedule"] == "15 3 * * 1"
     assert changed.json()["is_active"] is False and changed.json()["next_scrape_at"] is None
     assert changed.json()["parser_name"] == "plaintext"
+    json_url = source_server.url("/story/list.json")  # a new URL, its parser detected again
+    moved = platform_admin.request(
+        "PATCH", f"/sources/{source_id}", json={"url": json_url, "parser_name": None}
+    ).json()
+    assert (moved["url"], moved["parser_name"]) == (json_url, "json")
+    reverted = {"url": messy_url, "parser_name": "plaintext"}
+    assert platform_admin.request("PATCH", f"/sources/{source_id}", json=reverted).ok
     inactive = reader.request("GET", "/sources", params={"is_active": "false"}).json()
     assert [s["id"] for s in inactive["items"]] == [source_id]
     back = platform_admin.request("PATCH", f"/sources/{source_id}", json={"is_active": True}).json()

@@ -69,6 +69,7 @@ def post_source():
     """Add a source (201 with the source); `parser_name` omitted → auto-detected."""
     require_platform_admin()
     data = _body()
+    db.session.rollback()  # no transaction held while the URL may be fetched (auto-detect)
     source = create_source(db.session, _settings(), data)
     db.session.commit()
     return source_record(source), 201
@@ -86,6 +87,7 @@ def patch_source(source_id: str):
     """Change only the fields given."""
     require_platform_admin()
     data = _body()
+    db.session.rollback()  # as in POST: a `parser_name: null` fetches the URL
     source = get_source(db.session, source_id)
     update_source(db.session, _settings(), source, data)
     db.session.commit()
