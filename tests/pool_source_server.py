@@ -2,7 +2,8 @@
 
 `serve(path, body, content_type)` publishes a list; `hold(path)` makes answers to `path`
 wait until `release(path)` (a slow source, for the scrape-lease tests), and counts how many
-requests to it were in flight at once; `oversized(path, n)` streams n bytes.
+requests to it were in flight at once; `oversized(path, n)` streams n bytes; `drip(path)`
+answers a line every 50 ms without end.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path in source.huge:
                 self._stream(source.huge[path])
                 return
+            if path in source.drips:
+                self._drip(source.drips[path])
+                return
             status, content_type, body = source.pages.get(
                 path, (404, "text/plain", b"no such list")
             )
@@ -91,6 +95,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         finally:
             source.left(path)
+
+    def _drip(self, stop: threading.Event) -> None:
+        """A line every 50 ms (each read is quick, the whole answer endless) until `stop`."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        line = b"203.0.113.1:8080\n"
+        try:
+            while not stop.wait(0.05):  # the server's pace, not a test's synchronisation
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+        except OSError:
+            pass
 
     def _stream(self, total: int) -> None:
         self.close_connection = True
@@ -126,6 +145,7 @@ class SourceServer:
         self.pages: dict[str, tuple[int, str, bytes]] = {}
         self.holds: dict[str, threading.Event] = {}
         self.huge: dict[str, int] = {}
+        self.drips: dict[str, threading.Event] = {}
         self.hits: dict[str, int] = {}
         self.authorizations: dict[str, str | None] = {}  # the last request's, per path
         self.in_flight: dict[str, int] = {}
@@ -147,6 +167,11 @@ class SourceServer:
 
     def oversized(self, path: str, total: int) -> str:
         self.huge[path] = total
+        return self.url(path)
+
+    def drip(self, path: str) -> str:
+        """`path` answers a line every 50 ms, without end (until the server stops)."""
+        self.drips[path] = threading.Event()
         return self.url(path)
 
     def hold(self, path: str) -> None:
@@ -178,7 +203,7 @@ class SourceServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        for event in self.holds.values():
+        for event in [*self.holds.values(), *self.drips.values()]:
             event.set()
         self._server.shutdown()
         self._server.server_close()

@@ -16,8 +16,9 @@ from models.pool import PoolProxy, PoolSource
 from models.ssrf_policy import parse_allowances
 from models.store import make_engine, make_session_factory
 from pool.errors import PoolError
+from pool.fetch import fetch_source
 from pool.passwords import open_password
-from pool.scrape import preview
+from pool.scrape import candidates_of, preview
 from pool.sources import next_scrape
 from tests.pool_source_server import MESSY_EXPECTED, MESSY_LIST, SourceServer
 from tests.pool_source_support import pool_error, pool_user
@@ -354,6 +355,31 @@ def test_preview(settings, source_server):
         with pytest.raises(PoolError) as caught:
             call()
         assert caught.value.code == code
+
+
+def test_fetch_time_bounds(settings, source_server):
+    """A source that never answers, or answers a line at a time forever, is cut off at
+    `pool_source_timeout_ms` for the whole answer (not per read)."""
+    quick = replace(
+        settings, pool_allow_sources=parse_allowances(LOOPBACK), pool_source_timeout_ms=400
+    )
+    source_server.hold("/slow/never.txt")
+    try:
+        for url in (source_server.url("/slow/never.txt"), source_server.drip("/slow/drip.txt")):
+            with pytest.raises(PoolError) as caught:
+                fetch_source(quick, url)
+            assert (caught.value.status, caught.value.code) == (502, "SOURCE_UNREACHABLE")
+            assert "in time" in caught.value.message
+    finally:
+        source_server.release("/slow/never.txt")
+
+
+@pytest.mark.sqlite_only  # a pure function: the same on both stores
+def test_too_many_candidates():
+    many = "".join(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}:80\n" for n in range(100_001))
+    with pytest.raises(PoolError) as caught:
+        candidates_of(many, "plaintext", "http")
+    assert (caught.value.status, caught.value.code) == (422, "SOURCE_TOO_MANY")
 
 
 def test_loopback_sources_need_the_allowance(tmp_path, source_server):
