@@ -52,7 +52,7 @@ from tests.support import TEST_MASTER_KEYS, AdminServer, run_admin_cli, start_ad
 GOAL_MS = 100.0
 PROXIES = 100_000
 CANDIDATES = 50_000
-MEMBERS = 200
+MEMBERS = 1000
 CALLS = 9
 LOOPBACK = "127.0.0.0/8"
 NEVER_DUE = 4102444800.0  # 2100: the bench's query rows are never checked
