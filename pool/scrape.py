@@ -5,11 +5,12 @@ compare-and-set on `pool_sources.scrape_claimed_until` (epoch s) and `scrape_cla
 a second caller gets 409 `SCRAPE_IN_PROGRESS`. A lease outlives a crashed scraper by at most
 the fetch timeout plus `LEASE_MARGIN_S`.
 
-Storing is bulk: existing rows are found by (protocol, host, port) (see `_existing`), new rows are
-inserted `ON CONFLICT DO NOTHING` in chunks (so a proxy another source's scrape inserted
-meanwhile counts as updated, not new), seen rows get `last_seen_at` in
-one UPDATE per chunk. New rows are `unchecked` and due a check at once (`next_check_at` 0).
-Passwords from a list are sealed (pool/passwords.py), never stored in clear.
+Storing is bulk, in short transactions of `BATCH` candidates: existing rows are found by
+(protocol, host, port) (see `_existing`), new rows are inserted `ON CONFLICT DO NOTHING` in
+chunks (so a proxy another source's scrape inserted meanwhile counts as updated, not new),
+seen rows get `last_seen_at` in one UPDATE per chunk. New rows are `unchecked` and due a
+check at once (`next_check_at` 0). Passwords from a list are sealed (pool/passwords.py),
+never stored in clear.
 
 Errors (PoolError): those of pool/fetch.py, plus 404 NOT_FOUND, 409 SCRAPE_IN_PROGRESS,
 422 `SOURCE_UNPARSEABLE` (the answer is not empty but the parser finds no proxy in it),
@@ -28,6 +29,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -48,6 +50,8 @@ CHUNK = 500  # rows (or keys) per statement
 ID_CHUNK = 5000  # ids per `id IN (...)` statement: few statements, under every bind limit
 SCAN_FACTOR = 10  # a list at least a tenth of the pool's size is matched in one pass
 SAMPLE = 10
+BATCH = 5000  # candidates per transaction
+BATCH_ATTEMPTS = 3
 INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 TABLE = PoolProxy.__table__
 Sessions = Callable[[], Session]
@@ -208,7 +212,11 @@ def _insert_new(session: Session, rows: list[dict]) -> set[str]:
 
 
 def _touch(session: Session, ids: list[str], source_id: str | None, now: datetime) -> None:
+    """`last_seen_at` (and a missing source) for rows seen again; rows locked in id order
+    first (PostgreSQL; SQLite has one writer anyway)."""
     for chunk in _chunks(ids, ID_CHUNK):
+        locking = select(TABLE.c.id).where(TABLE.c.id.in_(chunk)).order_by(TABLE.c.id)
+        session.execute(locking.with_for_update())
         session.execute(TABLE.update().where(TABLE.c.id.in_(chunk)).values(last_seen_at=now))
         if source_id is None:
             continue
@@ -229,30 +237,58 @@ def _set_credentials(session: Session, key_ring: KeyRing, found: list[tuple]) ->
         session.execute(TABLE.update().where(TABLE.c.id == bindparam("b_id")), chunk)
 
 
-def store_candidates(
+def _store_batch(
     session: Session,
+    key_ring: KeyRing,
+    source_id: str | None,
+    batch: dict[tuple, Candidate],
+    existing: dict[tuple, str],
+    now: datetime,
+) -> tuple[int, int]:
+    """One batch's upsert, in the caller's transaction: (new, updated)."""
+    rows = [_new_row(key_ring, c, source_id, now) for k, c in batch.items() if k not in existing]
+    inserted = _insert_new(session, rows)
+    raced = [(r["protocol"], r["host"], r["port"]) for r in rows if r["id"] not in inserted]
+    found = {k: v for k, v in existing.items() if k in batch}
+    found.update(_existing(session, raced))  # inserted by someone else meanwhile
+    _touch(session, sorted(found.values()), source_id, now)
+    with_credentials = sorted(
+        (found[key], item) for key, item in batch.items() if key in found and item.username
+    )
+    _set_credentials(session, key_ring, with_credentials)
+    return len(inserted), len(found)
+
+
+def store_candidates(
+    sessions: Sessions,
     key_ring: KeyRing,
     source_id: str | None,
     candidates: list[Candidate],
     now: datetime | None = None,
 ) -> tuple[int, int]:
-    """Upsert `candidates` (one transaction, the caller commits): (new, updated)."""
+    """Upsert `candidates`: (new, updated). One short transaction per `BATCH` candidates, in
+    (protocol, host, port) order, so a big list never holds SQLite's write lock for long and
+    concurrent scrapes take row locks in one order; a batch that meets a deadlock or a busy
+    store is tried again."""
     now = now or utcnow()
     by_key = {(c.protocol, c.host, c.port): c for c in candidates}
-    existing = _existing(session, list(by_key))
-    rows = [_new_row(key_ring, c, source_id, now) for k, c in by_key.items() if k not in existing]
-    inserted = _insert_new(session, rows)
-    raced = [(r["protocol"], r["host"], r["port"]) for r in rows if r["id"] not in inserted]
-    existing.update(_existing(session, raced))  # inserted by someone else meanwhile
-    seen = [existing[key] for key in by_key if key in existing]
-    _touch(session, seen, source_id, now)
-    with_credentials = [
-        (existing[key], item)
-        for key, item in by_key.items()
-        if key in existing and item.username is not None
-    ]
-    _set_credentials(session, key_ring, with_credentials)
-    return len(inserted), len(seen)
+    with sessions() as session:
+        existing = _existing(session, list(by_key))
+    new = updated = 0
+    for keys in _chunks(sorted(by_key), BATCH):
+        batch = {key: by_key[key] for key in keys}
+        for attempt in range(BATCH_ATTEMPTS):
+            try:
+                with sessions() as session:
+                    counts = _store_batch(session, key_ring, source_id, batch, existing, now)
+                    session.commit()
+                break
+            except OperationalError:
+                if attempt == BATCH_ATTEMPTS - 1:
+                    raise
+                log.warning("storing a batch of a scrape met a busy store; trying again")
+        new, updated = new + counts[0], updated + counts[1]
+    return new, updated
 
 
 def scrape_source(
@@ -275,9 +311,7 @@ def scrape_source(
         candidates = candidates_of(
             fetched.content, fields["parser_name"], fields["default_protocol"]
         )
-        with sessions() as session:
-            new, updated = store_candidates(session, key_ring, source_id, candidates)
-            session.commit()
+        new, updated = store_candidates(sessions, key_ring, source_id, candidates)
     except Exception as exc:
         message = exc.message if isinstance(exc, PoolError) else "internal error (see the log)"
         _release(sessions, source_id, claimant, fields, {"last_error": message})
