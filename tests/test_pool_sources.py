@@ -263,10 +263,22 @@ def test_bad_input_and_failing_sources(pool_admin, platform_admin, source_server
             platform_admin.request("GET", "/sources", params=params), 422, "VALIDATION_ERROR"
         )
         assert error["details"]["field"] == field, params
-    not_json = platform_admin.request(
-        "POST", "/sources", data="{nope", headers={"Content-Type": "application/json"}
-    )
-    pool_error(not_json, 400, "INVALID_JSON")
+    hostile = {  # raw bodies: never a 500, always seed 003's shape
+        b"{nope": 400,
+        b"": 400,
+        b"[]": 400,
+        b'"x"': 400,
+        b"[" * 100 + b"]" * 100: 400,  # deeper than the JSON nesting limit
+        rb'{"url": "http://h/\u0000"}': 422,
+        b"{" + b'"a":1,' * 400_000 + b'"b":2}': 413,  # past the admin's body limit
+    }
+    for raw, status in hostile.items():
+        for method, path in [("POST", "/sources"), ("PATCH", f"/sources/{existing['id']}")]:
+            answer = platform_admin.request(
+                method, path, data=raw, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == status, (method, raw[:20], answer.text)
+            assert list(answer.json()) == ["error"], answer.text
     unknown = str(uuid.uuid4())
     for method, path in [
         ("PATCH", f"/sources/{unknown}"),

@@ -20,7 +20,7 @@ from admin.pool_api.source_schemas import (
     PoolSourceSchema,
 )
 from models.store import make_session_factory
-from pool.errors import PoolError
+from pool.errors import PoolError, invalid
 from pool.records import source_record
 from pool.scrape import claimant_id, scrape_source
 from pool.sources import (
@@ -40,6 +40,10 @@ def _body() -> dict:
     try:
         return json_body()
     except ApiError as exc:
+        fields = exc.details.get("fields") or {}
+        if fields:  # a NUL character in a field: the pool names fields its own way
+            field = next(iter(fields))
+            raise invalid(field, fields[field][0]) from None
         raise PoolError(exc.status, exc.code, exc.message, exc.details) from None
 
 
