@@ -169,14 +169,17 @@ class Api:
         return self.request("DELETE", path, **kwargs)
 
 
-def create_user(server: AdminServer, email: str, name: str | None = None) -> User:
+def create_user(
+    server: AdminServer, email: str, name: str | None = None, platform_admin: bool = False
+) -> User:
     """A new user of `server` with one token, stored as `run_admin.py create-user` stores it
-    (in-process: a CLI subprocess per user cost ~1 s of CPU; tests/test_cli.py tests the CLI).
+    (and `platform-admin` flags it). In-process: a CLI subprocess per user cost ~1 s of CPU;
+    tests/test_cli.py and tests/test_notifications_api.py test those commands themselves.
     The admin must accept the token."""
     email = email.strip().lower()
     token = generate_user_token()
     with make_session_factory(server.engine)() as session:
-        stored = StoredUser(email=email, name=name)
+        stored = StoredUser(email=email, name=name, platform_admin=platform_admin)
         stored.tokens.append(
             UserToken(token_hash=hash_token(token), hint=token_hint(token), label="User Token 1")
         )

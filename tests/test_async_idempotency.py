@@ -285,6 +285,6 @@ def test_a_stalled_process_loses_its_lease_and_its_late_outcome_is_refused(
     assert keys_seen(upstream, f"/base{path}") == [[request_id], [request_id]]
 
 
-def test_a_lease_too_short_to_renew_is_refused_at_start(lone, tmp_path):
+def test_a_lease_too_short_to_renew_is_refused_at_start(admin_server, tmp_path):
     with pytest.raises(RuntimeError, match="portcullis_async_lease_ms must be at least 1000"):
-        start_proxy(lone[0], tmp_path / "short", "--set", "portcullis_async_lease_ms=999")
+        start_proxy(admin_server, tmp_path / "short", "--set", "portcullis_async_lease_ms=999")

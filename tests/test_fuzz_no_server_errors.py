@@ -22,11 +22,11 @@ from schemathesis import GenerationMode
 from tests.support import (
     Api,
     create,
+    create_user,
     credential_body,
     new_client,
     proxy_body,
     proxy_parts,
-    run_admin_cli,
 )
 from tests.team_support import token_of
 
@@ -43,10 +43,9 @@ EMAIL_NOTIFIER = {
 
 
 @pytest.fixture(scope="module")
-def real_ids(admin_server, make_user) -> dict:
-    user = make_user()
+def real_ids(admin_server) -> dict:
     # A platform admin, so system notifications are fuzzed past the permission check too.
-    assert run_admin_cli(admin_server, "platform-admin", user.email).returncode == 0
+    user = create_user(admin_server, "fuzz-platform-admin@example.test", platform_admin=True)
     api = Api(admin_server.base_url, user.token)
     client_id = new_client(api, "Fuzzing")
     parts = proxy_parts(api, client_id)

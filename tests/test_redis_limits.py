@@ -48,7 +48,9 @@ def shared(tmp_path, redis_server):
 def test_two_processes_admit_exactly_the_limit_together(shared, upstream, tmp_path):
     server, api = shared
     clock = TestClock(tmp_path / "clock")
-    gateways = [start_proxy(server, tmp_path / f"proxy{n}", *clock.args) for n in (1, 2)]
+    # Patient with Redis on a loaded test machine: a timeout would answer 503 (fail closed).
+    patient = ("--set", "portcullis_redis_timeout_ms=3000")
+    gateways = [start_proxy(server, tmp_path / f"proxy{n}", *clock.args, *patient) for n in (1, 2)]
     try:
         limit = 20
         made = Setup(api, upstream, proxyMaxRequestsPerMinute=limit)

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from standardwebhooks import Webhook
 
-from tests.support import Api, add_member, create_user, new_client, run_admin_cli, start_admin
+from tests.support import Api, add_member, create_user, new_client, start_admin
 from tests.upstream import RecordingUpstream
 from tests.web_support import WAIT_S, reload_until
 
@@ -38,10 +38,7 @@ def signals(tmp_path_factory):
 
 
 def user(signals, email: str, platform_admin: bool = False) -> SimpleNamespace:
-    made = create_user(signals.admin, email)
-    if platform_admin:
-        flagged = run_admin_cli(signals.admin, "platform-admin", email)
-        assert flagged.returncode == 0, flagged.stderr
+    made = create_user(signals.admin, email, platform_admin=platform_admin)
     api = Api(signals.admin.base_url, made.token)
     return SimpleNamespace(id=made.id, email=email, token=made.token, api=api)
 
