@@ -71,11 +71,20 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
         source_id = made.json()["id"]
         assert made.json()["next_scrape_at"] > utcnow().isoformat()[:19]  # not due yet
 
+        paused_url = source_server.serve("/schedule/paused.txt", "192.0.2.9:80\n")
+        paused = api_a.request(
+            "POST",
+            "/sources",
+            json={"url": paused_url, "parser_name": "plaintext", "is_active": False},
+        ).json()
+        assert paused["next_scrape_at"] is None
+
         due = utcnow() - timedelta(minutes=5)
         with store_sessions(first)() as session:
-            session.execute(
-                update(PoolSource).where(PoolSource.id == source_id).values(next_scrape_at=due)
-            )
+            for made_id, at in [(source_id, due), (paused["id"], due - timedelta(minutes=1))]:
+                session.execute(
+                    update(PoolSource).where(PoolSource.id == made_id).values(next_scrape_at=at)
+                )
             session.commit()
 
         source_server.wait_hits(path, 1)  # one admin's tick claimed it; the answer is held
@@ -96,6 +105,9 @@ def test_due_source_scraped_once_at_a_time_across_admins(two_admins):
         assert (result["proxies_new"], result["proxies_updated"]) == (LIST_SIZE, 0)
         assert source["next_scrape_at"] > source["last_scraped_at"][:16]  # the next minute
         assert source_server.most_in_flight[path] == 1  # never two scrapes at once
+        # An inactive source is never scheduled, even with a time in the past (it came first:
+        # a tick that scraped it would have done so before the big list).
+        assert source_server.hits.get("/schedule/paused.txt", 0) == 0
 
         again = api_b.request("POST", f"/sources/{source_id}/scrape")  # the other admin, by hand
         assert again.status_code == 200, again.text
