@@ -75,6 +75,16 @@ def test_plaintext_messy_list():
     assert (alice.username, alice.password) == ("alice", "s3cr@t")
     assert detect(MESSY_LIST, "text/plain") is parser
     assert not parser.supports("# only comments\n\n// here\n", "text/plain")
+    separated = "203.0.113.1:8080,US\n203.0.113.2:3128|elite|DE\n203.0.113.3:80;fast\n"
+    found = list(parser.parse(separated + "http://u:p,w;x@203.0.113.4:81\n"))
+    assert keys(found) == {
+        (None, "203.0.113.1", 8080),
+        (None, "203.0.113.2", 3128),
+        (None, "203.0.113.3", 80),
+        ("http", "203.0.113.4", 81),
+    }
+    assert found[-1].password == "p,w;x"  # separators inside credentials stay
+    assert detect(separated, "text/plain") is parser
 
 
 def test_json_shapes():
