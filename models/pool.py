@@ -73,6 +73,18 @@ class PoolProxy(Base):
         Index("ix_pool_proxies_country_score", "country", "score", "id"),
         Index("ix_pool_proxies_anonymity_score", "anonymity", "score", "id"),
         Index("ix_pool_proxies_due", "next_check_at"),
+        # Every filterable column: `total_count` for any mix of filters is one narrow index scan.
+        Index(
+            "ix_pool_proxies_filters",
+            "status",
+            "protocol",
+            "anonymity",
+            "country",
+            "score",
+            "avg_latency_ms",
+            "uptime_pct",
+            "last_checked_at",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)

@@ -109,6 +109,20 @@ def upgrade() -> None:
             "ix_pool_proxies_country_score", ["country", "score", "id"], unique=False
         )
         batch_op.create_index("ix_pool_proxies_due", ["next_check_at"], unique=False)
+        batch_op.create_index(
+            "ix_pool_proxies_filters",
+            [
+                "status",
+                "protocol",
+                "anonymity",
+                "country",
+                "score",
+                "avg_latency_ms",
+                "uptime_pct",
+                "last_checked_at",
+            ],
+            unique=False,
+        )
         batch_op.create_index("ix_pool_proxies_latency", ["avg_latency_ms", "id"], unique=False)
         batch_op.create_index(
             "ix_pool_proxies_protocol_score", ["protocol", "score", "id"], unique=False
@@ -175,6 +189,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_pool_proxies_score")
         batch_op.drop_index("ix_pool_proxies_protocol_score")
         batch_op.drop_index("ix_pool_proxies_latency")
+        batch_op.drop_index("ix_pool_proxies_filters")
         batch_op.drop_index("ix_pool_proxies_due")
         batch_op.drop_index("ix_pool_proxies_country_score")
         batch_op.drop_index("ix_pool_proxies_checked")
