@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from models.base import isoformat_z
 from models.pool import PoolCheck, PoolProxy, PoolSource
+from models.redaction import SENSITIVE_NAME
 
 MASK = "***"
 
@@ -43,18 +44,31 @@ def proxy_record(p: PoolProxy) -> dict:
 
 
 def masked_url(url: str) -> str:
-    """`url` with the secret of its user-info replaced by `***`: `user:***@host` when it has
-    a password, `***@host` when it has only a user name (often a token itself)."""
+    """`url` with its secrets replaced by `***`: the user-info's (`user:***@host` when it has a
+    password, `***@host` when it has only a user name, often a token itself) and the values of
+    query parameters named like secrets (`?api_key=***`)."""
     try:
         parts = urlsplit(url)
         username, password = parts.username, parts.password
     except ValueError:  # not a URL urllib can split: mask whatever stands before an "@"
         return re.sub(r"^([^/]*//)?[^/]*@", lambda m: f"{m.group(1) or ''}{MASK}@", url)
-    if username is None and password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    userinfo = f"{parts.netloc.rsplit('@', 1)[0].split(':', 1)[0]}:{MASK}" if password else MASK
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    netloc = parts.netloc
+    if username is not None or password is not None:
+        host = netloc.rsplit("@", 1)[1]
+        userinfo = f"{netloc.rsplit('@', 1)[0].split(':', 1)[0]}:{MASK}" if password else MASK
+        netloc = f"{userinfo}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc, query=_masked_query(parts.query)))
+
+
+def _masked_query(query: str) -> str:
+    return (
+        "&".join(
+            f"{name}={MASK}" if sep and SENSITIVE_NAME.search(name) else f"{name}{sep}{value}"
+            for name, sep, value in (pair.partition("=") for pair in query.split("&"))
+        )
+        if query
+        else query
+    )
 
 
 def source_record(s: PoolSource) -> dict:

@@ -25,8 +25,12 @@ from pool.records import masked_url, proxy_record, source_record
         ("http://user:tok3n@[2001:db8::1]:8080/l", "http://user:***@[2001:db8::1]:8080/l"),
         ("https://user:tok3n@[2001:db8::1/l", "https://***@[2001:db8::1/l"),  # unsplittable
         ("https://lists.example/p.txt", "https://lists.example/p.txt"),
+        (
+            "https://lists.example/p.txt?page=2&api_key=k3y&Token=t&flag",
+            "https://lists.example/p.txt?page=2&api_key=***&Token=***&flag",
+        ),
     ],
-    ids=["password", "token-as-user", "encoded", "ipv6", "unsplittable", "none"],
+    ids=["password", "token-as-user", "encoded", "ipv6", "unsplittable", "none", "query"],
 )
 def test_a_source_url_never_shows_its_secret(url, shown):
     assert masked_url(url) == shown
