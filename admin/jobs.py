@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +19,7 @@ from models import AsyncAttempt, AsyncJob, RequestLog, utcnow
 from models.crypto import KeyRing, load_key_ring
 from models.settings import Settings
 from models.sign_in_throttle import purge_old_failures
+from models.solo_tick import SoloTick
 from models.store import make_engine, make_session_factory
 from models.web_session import SessionTimeouts, purge_expired_sessions
 from pool.check_cycle import CheckDueProxies
@@ -121,33 +120,22 @@ def _scan_job(settings: Settings, key_ring: KeyRing) -> None:
         log.info("recorded %d credential expiry events", recorded)
 
 
-class NotifierDeliveries:
+class NotifierDeliveries(SoloTick):
     """The notifier delivery job, on one engine kept for the scheduler's life (it runs every
-    `notify_interval_ms`, too often for an engine per run).
+    `notify_interval_ms`, too often for an engine per run); a run can outlast the interval
+    (a receiver taking its 10 s)."""
 
-    A run can outlast the interval (a receiver taking its 10 s): the scheduler's tick only
-    starts a run when none is going, on a thread of its own, so a slow run neither stacks
-    up runs nor fills the log with the scheduler's "skipped" warnings.
-    """
+    thread_name = "portcullis-deliveries"
+    failure = "delivering notifier events failed"
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
+        super().__init__()
         self.settings = settings
         self.key_ring = key_ring
         self.sessions = make_session_factory(make_engine(settings.database_url))
-        self._running = threading.Lock()
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="portcullis-deliveries")
 
-    def __call__(self) -> None:
-        if self._running.acquire(blocking=False):
-            self._runner.submit(self._run)
-
-    def _run(self) -> None:
-        try:
-            deliver_due(self.sessions, self.settings, self.key_ring)
-        except Exception:  # the store unreachable, say: log it, try again next tick
-            log.exception("delivering notifier events failed")
-        finally:
-            self._running.release()
+    def run(self) -> None:
+        deliver_due(self.sessions, self.settings, self.key_ring)
 
 
 def start_scheduler(settings: Settings) -> BackgroundScheduler:

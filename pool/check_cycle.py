@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -33,6 +31,7 @@ from models.base import utcnow
 from models.crypto import KeyRing
 from models.pool import PoolCheck, PoolProxy
 from models.settings import Settings
+from models.solo_tick import SoloTick
 from models.ssrf_policy import effective
 from models.store import make_engine, make_session_factory
 from pool.checkers import CHECKERS
@@ -286,37 +285,29 @@ def run_check_cycle(
             engine.dispose()
 
 
-class CheckDueProxies:
-    """The scheduler's tick (every `pool_check_interval_ms`): check every proxy due.
+class CheckDueProxies(SoloTick):
+    """The scheduler's tick (every `pool_check_interval_ms`): check every proxy due, on one
+    engine kept for the scheduler's life."""
 
-    On one engine kept for the scheduler's life; a tick starts a cycle only when none is
-    running, on a thread of its own; any exception is logged, never raised.
-    """
+    thread_name = "portcullis-pool-checks"
+    failure = "pool check cycle failed"
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
+        super().__init__()
         self.settings = settings
         self.key_ring = key_ring
         self.sessions = make_session_factory(make_engine(settings.database_url))
-        self._running = threading.Lock()
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="portcullis-pool-checks")
 
-    def __call__(self) -> None:
-        if self._running.acquire(blocking=False):
-            self._runner.submit(self._run)
-
-    def _run(self) -> None:
+    def run(self) -> None:
+        if not self._any_due():
+            return
         try:
-            if not self._any_due():
-                return
             result = run_check_cycle(self.settings, self.key_ring, self.sessions)
-            if result["checked"] or result["removed"]:
-                log.info("pool check cycle: %s", result)
         except PoolError as exc:
             log.warning("pool check cycle skipped: %s", exc.message)
-        except Exception:
-            log.exception("pool check cycle failed")
-        finally:
-            self._running.release()
+            return
+        if result["checked"] or result["removed"]:
+            log.info("pool check cycle: %s", result)
 
     def _any_due(self) -> bool:
         """Whether a cycle has anything to do (no judge request for an idle pool)."""

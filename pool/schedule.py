@@ -10,9 +10,7 @@ admin processes tick: they compete for the same lease in the store.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import or_, select
 
@@ -20,6 +18,7 @@ from models.base import utcnow
 from models.crypto import KeyRing
 from models.pool import PoolSource
 from models.settings import Settings
+from models.solo_tick import SoloTick
 from models.store import make_engine, make_session_factory
 from pool.errors import PoolError
 from pool.scrape import Sessions, claimant_id, scrape_source
@@ -67,28 +66,19 @@ def scrape_due(
     return results
 
 
-class ScrapeDueSources:
-    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due.
+class ScrapeDueSources(SoloTick):
+    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due, on one
+    engine for the scheduler's life (a slow source can outlast many ticks)."""
 
-    One engine for the scheduler's life; a run only starts when none is going (a slow
-    source can outlast many ticks), on a thread of its own; exceptions are logged."""
+    thread_name = "portcullis-scrapes"
+    failure = "scraping due pool sources failed"
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
+        super().__init__()
         self.settings = settings
         self.key_ring = key_ring
         self.claimant = claimant_id()
         self.sessions = make_session_factory(make_engine(settings.database_url))
-        self._running = threading.Lock()
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="portcullis-scrapes")
 
-    def __call__(self) -> None:
-        if self._running.acquire(blocking=False):
-            self._runner.submit(self._run)
-
-    def _run(self) -> None:
-        try:
-            scrape_due(self.sessions, self.settings, self.key_ring, self.claimant)
-        except Exception:  # the store unreachable, say: log it, try again next tick
-            log.exception("scraping due pool sources failed")
-        finally:
-            self._running.release()
+    def run(self) -> None:
+        scrape_due(self.sessions, self.settings, self.key_ring, self.claimant)
