@@ -334,7 +334,8 @@ def run_store(kind: str, args) -> None:
                     print(
                         f"  check cycle over {r['members']} local proxies: {r['checked']} "
                         f"checked ({r['active']} active, {r['dead']} dead) in "
-                        f"{r['wall_s']:.2f} s: {r['per_s']:.0f} checks/s",
+                        f"{r['wall_s']:.2f} s: {r['per_s']:.0f} proxies/s "
+                        "(3 checks each: tcp_connect, http_anonymity, https_connect)",
                         flush=True,
                     )
                 finally:
