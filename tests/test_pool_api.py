@@ -424,3 +424,14 @@ def test_a_proxy_with_its_checks_and_the_pool_stats(pool_admin, pool, rows):
     assert all(p["type"] == "SourceParser" for p in plugins["parsers"])
     assert {"tcp_connect", "http_anonymity"} <= {c["name"] for c in plugins["checkers"]}
     assert all(set(c) == {"name", "stage", "priority"} for c in plugins["checkers"])
+
+
+def test_the_pools_health_needs_no_key_and_names_the_store(pool_admin):
+    answer = Api(pool_admin.base_url, None).get("/pool/health")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    kind = "postgresql" if pool_admin.database_url.startswith("postgresql") else "sqlite"
+    assert body["status"] == "healthy"
+    assert body["store"] == {"kind": kind, "status": "connected"}
+    assert body["postgres"] == ("connected" if kind == "postgresql" else "not used")
+    assert body["redis"] == "not used" and body["version"]

@@ -8,6 +8,7 @@ Either unreachable answers 503 `"degraded"`.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import redis
 from flask import Blueprint, current_app, jsonify
@@ -50,26 +51,49 @@ def _redis_status(client: redis.Redis) -> str:
     return "ok"
 
 
-@bp.get("/health")
-@doc("Health of the admin and the store it depends on", "meta", auth=False)
-def health():
+@dataclass(frozen=True)
+class Dependencies:
+    """What the admin depends on, as one probe found them."""
+
+    store_kind: str  # "sqlite" or "postgresql"
+    store: str  # "ok" or "unreachable"
+    config_version: int | None
+    redis: str | None  # "ok", "unreachable", or None without PORTCULLIS_REDIS_URL
+
+    @property
+    def healthy(self) -> bool:
+        return self.store == "ok" and self.redis in (None, "ok")
+
+
+def probe_dependencies() -> Dependencies:
+    """Ask the store (and Redis, when configured) whether they answer; never raises."""
     try:
         config_version = current_config_version(db.session)
-        database = "ok"
+        store = "ok"
     except SQLAlchemyError:
         log.exception("health check: store unreachable")
         db.session.rollback()
-        config_version, database = None, "unreachable"
-    body = {
-        "status": "ok",
-        "database": database,  # kept for existing callers; the same as store.status
-        "store": {"kind": db.engine.dialect.name, "status": database},
-        "version": VERSION,
-        "configVersion": config_version,
-    }
+        config_version, store = None, "unreachable"
     client = _redis_client()
-    if client is not None:
-        body["redis"] = {"status": _redis_status(client)}
-    healthy = database == "ok" and (client is None or body["redis"]["status"] == "ok")
-    status = body["status"] = "ok" if healthy else "degraded"
-    return jsonify(body), 200 if status == "ok" else 503
+    return Dependencies(
+        store_kind=db.engine.dialect.name,
+        store=store,
+        config_version=config_version,
+        redis=None if client is None else _redis_status(client),
+    )
+
+
+@bp.get("/health")
+@doc("Health of the admin and the store it depends on", "meta", auth=False)
+def health():
+    found = probe_dependencies()
+    body = {
+        "status": "ok" if found.healthy else "degraded",
+        "database": found.store,  # kept for existing callers; the same as store.status
+        "store": {"kind": found.store_kind, "status": found.store},
+        "version": VERSION,
+        "configVersion": found.config_version,
+    }
+    if found.redis is not None:
+        body["redis"] = {"status": found.redis}
+    return jsonify(body), 200 if found.healthy else 503
