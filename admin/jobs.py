@@ -121,18 +121,11 @@ def _scan_job(settings: Settings, key_ring: KeyRing) -> None:
 
 
 class NotifierDeliveries(SoloTick):
-    """The notifier delivery job, on one engine kept for the scheduler's life (it runs every
-    `notify_interval_ms`, too often for an engine per run); a run can outlast the interval
-    (a receiver taking its 10 s)."""
+    """The notifier delivery job, every `notify_interval_ms` (too often for an engine per
+    run); a run can outlast the interval (a receiver taking its 10 s)."""
 
     thread_name = "portcullis-deliveries"
     failure = "delivering notifier events failed"
-
-    def __init__(self, settings: Settings, key_ring: KeyRing):
-        super().__init__()
-        self.settings = settings
-        self.key_ring = key_ring
-        self.sessions = make_session_factory(make_engine(settings.database_url))
 
     def run(self) -> None:
         deliver_due(self.sessions, self.settings, self.key_ring)
@@ -141,62 +134,40 @@ class NotifierDeliveries(SoloTick):
 def start_scheduler(settings: Settings) -> BackgroundScheduler:
     key_ring, _ = load_key_ring(settings.master_keys, settings.master_key_file)
     scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(
-        _purge_job,
-        "interval",
-        seconds=PURGE_INTERVAL_S,
-        args=[settings],
-        id="purge",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
+    jobs = (
+        ("purge", PURGE_INTERVAL_S, _purge_job, [settings]),
+        ("roll-up-telemetry", settings.telemetry_compact_seconds, roll_up_telemetry, [settings]),
+        ("credential-expiry", EXPIRY_SCAN_INTERVAL_S, _scan_job, [settings, key_ring]),
+        (
+            "notifier-deliveries",
+            settings.notify_interval_ms / 1000,
+            NotifierDeliveries(settings, key_ring),
+            [],
+        ),
+        (
+            "pool-scrapes",
+            settings.pool_schedule_tick_ms / 1000,
+            ScrapeDueSources(settings, key_ring),
+            [],
+        ),
+        (
+            "pool-checks",
+            settings.pool_check_interval_ms / 1000,
+            CheckDueProxies(settings, key_ring),
+            [],
+        ),
     )
-    scheduler.add_job(
-        roll_up_telemetry,
-        "interval",
-        seconds=settings.telemetry_compact_seconds,
-        args=[settings],
-        id="roll-up-telemetry",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        _scan_job,
-        "interval",
-        seconds=EXPIRY_SCAN_INTERVAL_S,
-        args=[settings, key_ring],
-        id="credential-expiry",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        NotifierDeliveries(settings, key_ring),
-        "interval",
-        seconds=settings.notify_interval_ms / 1000,
-        id="notifier-deliveries",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        ScrapeDueSources(settings, key_ring),
-        "interval",
-        seconds=settings.pool_schedule_tick_ms / 1000,
-        id="pool-scrapes",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        CheckDueProxies(settings, key_ring),
-        "interval",
-        seconds=settings.pool_check_interval_ms / 1000,
-        id="pool-checks",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
+    for job_id, seconds, job, args in jobs:
+        # Each runs once at start, then every `seconds`; a late tick is merged, never stacked.
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            args=args,
+            id=job_id,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
     scheduler.start()
     return scheduler

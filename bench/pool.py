@@ -43,7 +43,6 @@ if str(ROOT) not in sys.path:
 from models.base import utcnow  # noqa: E402
 from models.crypto import KeyRing  # noqa: E402
 from models.pool import ANONYMITIES, PROTOCOLS, PoolProxy  # noqa: E402
-from models.settings import Settings  # noqa: E402
 from models.ssrf_policy import parse_allowances  # noqa: E402
 from models.store import make_engine, make_session_factory  # noqa: E402
 from tests import stores  # noqa: E402
@@ -258,13 +257,7 @@ def bench_checks(server: AdminServer, members: int) -> dict:
     from pool.check_cycle import run_check_cycle
     from tests.pool_proxies import ProxyFarm
 
-    settings = Settings(
-        var_dir=server.var_dir,
-        database_url=server.database_url,
-        master_keys=TEST_MASTER_KEYS,
-        max_requests_per_minute=1000,
-        max_requests_per_day=20000,
-        max_api_body_bytes=1024 * 1024,
+    settings = server.settings(
         pool_allow_proxies=parse_allowances(LOOPBACK),
         pool_judge_url=server.base_url + "/pool/judge",
         pool_check_timeout_ms=10000,

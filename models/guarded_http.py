@@ -14,7 +14,6 @@ a call past it).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 
-from models.ssrf_policy import Network, address_class, is_allowed
+from models.ssrf_policy import Network, address_class, first_refused
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
@@ -61,13 +60,12 @@ def resolve_allowed(
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
         raise OutboundError(f"{host} could not be resolved")
-    for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-        if not is_allowed(address, allowed):
-            raise OutboundRefused(
-                f"{host} resolves to {address} ({address_class(address)}), which the admin may "
-                f"not reach ({allow_setting})"
-            )
+    refused = first_refused(addresses, allowed)
+    if refused is not None:
+        raise OutboundRefused(
+            f"{host} resolves to {refused} ({address_class(refused)}), which the admin may "
+            f"not reach ({allow_setting})"
+        )
     return addresses[0]
 
 

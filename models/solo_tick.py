@@ -1,10 +1,14 @@
-"""Scheduler jobs that run on a thread of their own, never two runs at once."""
+"""Scheduler jobs over the store that run on a thread of their own, never two runs at once."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from models.crypto import KeyRing
+from models.settings import Settings
+from models.store import make_engine, make_session_factory
 
 log = logging.getLogger("portcullis.jobs")
 
@@ -15,13 +19,17 @@ class SoloTick:
     A run can outlast the interval (a slow receiver, a big source, a long check cycle): the
     tick then does nothing, so runs neither stack up nor fill the log with the scheduler's
     "skipped" warnings, and the scheduler's own threads are never held. Any exception is
-    logged with `failure`, never raised: the next tick tries again.
+    logged with `failure`, never raised: the next tick tries again. `sessions` is on one
+    engine kept for the scheduler's life (a tick is too frequent for an engine per run).
     """
 
     thread_name = "portcullis-job"
     failure = "background job failed"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings, key_ring: KeyRing) -> None:
+        self.settings = settings
+        self.key_ring = key_ring
+        self.sessions = make_session_factory(make_engine(settings.database_url))
         self._running = threading.Lock()
         self._runner = ThreadPoolExecutor(1, thread_name_prefix=self.thread_name)
 

@@ -128,6 +128,16 @@ def is_allowed(address: Address, allowed: tuple[Network, ...] = ()) -> bool:
     )
 
 
+def first_refused(resolved: list[str], allowed: tuple[Network, ...] = ()) -> Address | None:
+    """The first of a name's resolved addresses (text, zone ids allowed) that `allowed` does
+    not let through, or None: every address a name resolves to must be allowed."""
+    for text in resolved:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if not is_allowed(address, allowed):
+            return address
+    return None
+
+
 def parse_networks(spec: str) -> tuple[Network, ...]:
     """`"127.0.0.1/32, 10.0.0.0/8"` → networks; a bare address means that one address.
 

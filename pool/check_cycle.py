@@ -286,17 +286,10 @@ def run_check_cycle(
 
 
 class CheckDueProxies(SoloTick):
-    """The scheduler's tick (every `pool_check_interval_ms`): check every proxy due, on one
-    engine kept for the scheduler's life."""
+    """The scheduler's tick (every `pool_check_interval_ms`): check every proxy due."""
 
     thread_name = "portcullis-pool-checks"
     failure = "pool check cycle failed"
-
-    def __init__(self, settings: Settings, key_ring: KeyRing):
-        super().__init__()
-        self.settings = settings
-        self.key_ring = key_ring
-        self.sessions = make_session_factory(make_engine(settings.database_url))
 
     def run(self) -> None:
         if not self._any_due():

@@ -19,7 +19,6 @@ from models.crypto import KeyRing
 from models.pool import PoolSource
 from models.settings import Settings
 from models.solo_tick import SoloTick
-from models.store import make_engine, make_session_factory
 from pool.errors import PoolError
 from pool.scrape import Sessions, claimant_id, scrape_source
 
@@ -67,18 +66,15 @@ def scrape_due(
 
 
 class ScrapeDueSources(SoloTick):
-    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due, on one
-    engine for the scheduler's life (a slow source can outlast many ticks)."""
+    """The scheduler's tick (every `pool_schedule_tick_ms`): scrape every source due (a slow
+    source can outlast many ticks)."""
 
     thread_name = "portcullis-scrapes"
     failure = "scraping due pool sources failed"
 
     def __init__(self, settings: Settings, key_ring: KeyRing):
-        super().__init__()
-        self.settings = settings
-        self.key_ring = key_ring
+        super().__init__(settings, key_ring)
         self.claimant = claimant_id()
-        self.sessions = make_session_factory(make_engine(settings.database_url))
 
     def run(self) -> None:
         scrape_due(self.sessions, self.settings, self.key_ring, self.claimant)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from models import User as StoredUser
 from models import UserToken
+from models.settings import Settings
 from models.store import make_engine, make_session_factory
 from models.tokens import generate_user_token, hash_token, token_hint
 from tests import stores
@@ -61,6 +62,19 @@ class AdminServer:
         if self._engine is None:
             self._engine = make_engine(self.database_url)
         return self._engine
+
+    def settings(self, **overrides) -> Settings:
+        """Settings on this admin's store and master keys, for the admin's code run in the
+        test process (the CLI's functions, a pool check cycle); `overrides` as fields."""
+        return Settings(
+            var_dir=self.var_dir,
+            database_url=self.database_url,
+            master_keys=self.env.get("PORTCULLIS_MASTER_KEYS"),
+            max_requests_per_minute=1000,
+            max_requests_per_day=20000,
+            max_api_body_bytes=1024 * 1024,
+            **overrides,
+        )
 
     def stop(self) -> None:
         stop_process(self.process)

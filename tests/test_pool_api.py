@@ -18,7 +18,6 @@ from sqlalchemy import delete, select
 from admin.cli import create_user
 from models.base import utcnow
 from models.pool import PoolApiKey
-from models.settings import Settings
 from models.sign_in_throttle import SignInFailure
 from models.tokens import hash_token
 from tests.pool_support import (
@@ -32,19 +31,6 @@ from tests.pool_support import (
     stored_key_user,
 )
 from tests.support import AdminServer, Api, run_admin_cli, start_admin
-
-
-def store_settings(server: AdminServer) -> Settings:
-    """Settings of `server`'s store, for the CLI's functions run in-process."""
-    return Settings(
-        var_dir=server.var_dir,
-        database_url=server.database_url,
-        master_keys=None,
-        max_requests_per_minute=1000,
-        max_requests_per_day=20000,
-        max_api_body_bytes=1024 * 1024,
-    )
-
 
 LOOPBACK = "127.0.0.0/8"
 MAX_FAILURES = 20  # unknown keys per address before the admin's sign-in throttle locks it
@@ -202,7 +188,7 @@ def test_keys_authenticate_every_endpoint_in_seed_shape(pool_admin, key, pool):
 
     me = Api(pool_admin.base_url, bootstrap_token).get("/api/users/me").json()["users"][0]
     assert me["platformAdmin"] is True, "the first user of an empty store administers the pool"
-    _, second_token = create_user(store_settings(pool_admin), "second@example.test", None)
+    _, second_token = create_user(pool_admin.settings(), "second@example.test", None)
     me = Api(pool_admin.base_url, second_token).get("/api/users/me").json()["users"][0]
     assert me["platformAdmin"] is False
 

@@ -66,13 +66,7 @@ def sessions(pool_admin):
 
 
 def cycle_settings(admin, allow: str = LOOPBACK) -> Settings:
-    return Settings(
-        var_dir=admin.var_dir,
-        database_url=admin.database_url,
-        master_keys=TEST_MASTER_KEYS,
-        max_requests_per_minute=1000,
-        max_requests_per_day=20000,
-        max_api_body_bytes=1024 * 1024,
+    return admin.settings(
         pool_allow_proxies=parse_allowances(allow),
         pool_judge_url=admin.base_url + "/pool/judge",
         pool_check_timeout_ms=5000,

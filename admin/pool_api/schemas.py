@@ -32,13 +32,21 @@ class PoolProxySchema(Schema):
     )
 
 
-class PoolProxyPageSchema(Schema):
-    class Meta:
-        ordered = True
+def page_schema(name: str, item: type[Schema]) -> type[Schema]:
+    """Seed 003's page of `item` records: `items`, `next_cursor`, `total_count`."""
+    return type(
+        name,
+        (Schema,),
+        {
+            "Meta": type("Meta", (), {"ordered": True}),
+            "items": fields.List(fields.Nested(item)),
+            "next_cursor": fields.String(allow_none=True),
+            "total_count": fields.Integer(),
+        },
+    )
 
-    items = fields.List(fields.Nested(PoolProxySchema))
-    next_cursor = fields.String(allow_none=True)
-    total_count = fields.Integer()
+
+PoolProxyPageSchema = page_schema("PoolProxyPageSchema", PoolProxySchema)
 
 
 class PoolCheckSchema(Schema):

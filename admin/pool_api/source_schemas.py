@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from admin.pool_api.schemas import page_schema
 from models.pool import PROTOCOLS
 from pool.parsers import PARSERS
 from pool.sources import DEFAULT_CRON, DEFAULT_LIMIT, MAX_LIMIT
@@ -28,13 +29,7 @@ class PoolSourceSchema(Schema):
     last_error = fields.String(allow_none=True)
 
 
-class PoolSourcePageSchema(Schema):
-    class Meta:
-        ordered = True
-
-    items = fields.List(fields.Nested(PoolSourceSchema))
-    next_cursor = fields.String(allow_none=True)
-    total_count = fields.Integer()
+PoolSourcePageSchema = page_schema("PoolSourcePageSchema", PoolSourceSchema)
 
 
 class PoolSourcePatchSchema(Schema):

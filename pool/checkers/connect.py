@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import socket
 import ssl
 
 import certifi
 
-from models.ssrf_policy import address_class, is_allowed
+from models.ssrf_policy import address_class, first_refused
 from pool.checkers.base import Context, Judge, Member
 from pool.checkers.http1 import HttpError, read_head
 
@@ -33,13 +32,12 @@ async def resolve_member(member: Member, ctx: Context) -> str:
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
         raise OSError(f"{member.host} could not be resolved")
-    for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-        if not is_allowed(address, ctx.allowed):
-            raise Refused(
-                f"refused: {member.host} is {address} ({address_class(address)}), which the "
-                "pool may not connect to (PORTCULLIS_POOL_ALLOW_PROXIES)"
-            )
+    refused = first_refused(addresses, ctx.allowed)
+    if refused is not None:
+        raise Refused(
+            f"refused: {member.host} is {refused} ({address_class(refused)}), which the "
+            "pool may not connect to (PORTCULLIS_POOL_ALLOW_PROXIES)"
+        )
     return addresses[0]
 
 
