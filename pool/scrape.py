@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,6 +35,7 @@ from models.base import utcnow
 from models.crypto import KeyRing
 from models.pool import PoolProxy, PoolSource
 from models.settings import Settings
+from models.upsert import INSERTS
 from pool.errors import PoolError, not_found
 from pool.fetch import fetch_source
 from pool.parsers import PARSERS, Candidate
@@ -52,7 +52,6 @@ SCAN_FACTOR = 10  # a list at least a tenth of the pool's size is matched in one
 SAMPLE = 10
 BATCH = 5000  # candidates per transaction
 BATCH_ATTEMPTS = 3
-INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 TABLE = PoolProxy.__table__
 Sessions = Callable[[], Session]
 
