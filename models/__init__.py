@@ -12,7 +12,15 @@ from models.meter import Meter, MeterUsage
 from models.notification import Notification, NotificationRead
 from models.notifier import Notifier, NotifierDelivery
 from models.payload_filter import PayloadFilter
-from models.pool import PoolApiKey, PoolCheck, PoolProxy, PoolSource
+from models.pool import (
+    PoolAccount,
+    PoolApiKey,
+    PoolCheck,
+    PoolCreditTransaction,
+    PoolLease,
+    PoolProxy,
+    PoolSource,
+)
 from models.proxy import Proxy
 from models.request_log import RequestLog
 from models.rule import Rule
@@ -51,8 +59,11 @@ __all__ = [
     "NotifierDelivery",
     "OAuthAuthorization",
     "PayloadFilter",
+    "PoolAccount",
     "PoolApiKey",
     "PoolCheck",
+    "PoolCreditTransaction",
+    "PoolLease",
     "PoolProxy",
     "PoolSource",
     "Proxy",

@@ -23,7 +23,11 @@ class Notifier(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(
         String(32), primary_key=True, default=lambda: new_id("notifier")
     )
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    # None: a platform notifier (platform admins'), for system and user events such as the
+    # pool's (`proxy.pool_low`, `credits.*`, `lease.expired`).
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     subscribes_to: Mapped[list[str]] = mapped_column(JSON, default=list)

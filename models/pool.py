@@ -1,7 +1,11 @@
 """The egress proxy pool (seed 003): sources, the proxies they list, check history, `pp_` keys.
 
-The pool is platform-wide (no client owns a pool proxy) and the data plane does not read
-it yet, so nothing here bumps the config version. Ids are UUIDs, as seed 003 shows them.
+The pool is platform-wide (no client owns a pool proxy). The data plane reads pool members
+for targets that egress through the pool on its own refresh (addons/egress.py), not through
+the config snapshot, so nothing here bumps the config version. Ids are UUIDs, as seed 003
+shows them. Accounts (seed 003's accounts domain) are Portcullis users: a `PoolAccount`
+holds a user's credit balance, `PoolCreditTransaction` its history, `PoolLease` the
+exclusive leases it acquired.
 """
 
 from __future__ import annotations
@@ -116,6 +120,10 @@ class PoolProxy(Base):
         ForeignKey("pool_sources.id", ondelete="SET NULL"), index=True
     )
     tags: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The live lease, if any: free when `leased_until` is None or in the past (epoch s), so an
+    # expired lease frees the proxy without a sweeper. Acquire claims it by compare-and-set.
+    leased_until: Mapped[float | None] = mapped_column(Float)
+    lease_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class PoolCheck(Base):
@@ -149,3 +157,58 @@ class PoolApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PoolAccount(TimestampMixin, Base):
+    """A user's pool credits. `balance` is charged by compare-and-set (`balance >= 1`) in the
+    same transaction as the lease; it always equals the sum of the user's transactions."""
+
+    __tablename__ = "pool_accounts"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PoolCreditTransaction(Base):
+    """One change of a user's pool credits (seed 003's `recent_transactions`); never changed."""
+
+    __tablename__ = "pool_credit_transactions"
+    __table_args__ = (Index("ix_pool_credit_transactions_user", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(BigInteger)  # + purchase / grant, - acquire
+    tx_type: Mapped[str] = mapped_column(String(16))  # TX_TYPES
+    description: Mapped[str] = mapped_column(String(500), default="")
+    lease_id: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str] = mapped_column(String(64))  # a user id, "cli" or "self"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+TX_TYPES = ("purchase", "grant", "acquire")
+
+
+class PoolLease(Base):
+    """An exclusive lease of one pool proxy by one user (seed 003 `POST /proxies/acquire`)."""
+
+    __tablename__ = "pool_leases"
+    __table_args__ = (
+        Index("ix_pool_leases_user_expires", "user_id", "expires_at"),
+        Index("ix_pool_leases_expiry_due", "expiry_notified_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    proxy_id: Mapped[str] = mapped_column(
+        ForeignKey("pool_proxies.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str | None] = mapped_column(String(36))  # the pp_ key that acquired it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set once `lease.expired` was reported (or the lease was released first): a claim.
+    expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -46,6 +46,9 @@ POOL_INT_SETTINGS = (
     "pool_recheck_seconds",
     "pool_dead_remove_hours",
     "pool_check_days",
+    "pool_register_per_hour",
+    "pool_low_threshold",
+    "pool_credits_low",
 )
 
 
@@ -100,6 +103,12 @@ class Settings:
     pool_recheck_seconds: int = 600  # an active proxy is checked again after this long
     pool_dead_remove_hours: int = 72  # a proxy dead this long leaves the pool
     pool_check_days: int = 7  # check history kept this long
+    # Seed 003's `POST /pool/auth/register` (no authentication): open unless switched off,
+    # and at most this many registrations per source address per hour.
+    pool_registration_open: bool = True
+    pool_register_per_hour: int = 5
+    pool_low_threshold: int = 10  # `proxy.pool_low` when fewer active matching proxies are free
+    pool_credits_low: int = 5  # `credits.low` when a balance falls below this (0: exhausted)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -153,6 +162,8 @@ class Settings:
             pool_allow_sources=_allowances_env("PORTCULLIS_POOL_ALLOW_SOURCES"),
             pool_allow_proxies=_allowances_env("PORTCULLIS_POOL_ALLOW_PROXIES"),
             pool_judge_url=(os.environ.get("PORTCULLIS_POOL_JUDGE_URL") or "").strip() or None,
+            pool_registration_open=os.environ.get("PORTCULLIS_POOL_REGISTRATION", "on").lower()
+            not in ("off", "0", "false", "no"),
             **{
                 name: _positive_int_env(f"PORTCULLIS_{name.upper()}", getattr(cls, name))
                 for name in POOL_INT_SETTINGS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin
@@ -22,5 +22,11 @@ class Target(ConfigEntity, TimestampMixin, Base):
     region: Mapped[str] = mapped_column(String(64))
     default_rule_effect: Mapped[str] = mapped_column(String(8), default="allow")
     active: Mapped[bool] = mapped_column(default=True)
+    # How requests leave for the target (models/egress.py): None = directly; else
+    # {"mode": "proxy", ...} or {"mode": "pool", ...}, never holding a credential.
+    egress: Mapped[dict | None] = mapped_column(JSON)
+    # The fixed egress proxy's username and password, sealed (AAD "{id}:egress").
+    egress_secret_key_id: Mapped[str | None] = mapped_column(String(64))
+    egress_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     rules = relationship("Rule", cascade="all, delete-orphan", foreign_keys="Rule.target_id")

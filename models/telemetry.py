@@ -19,6 +19,7 @@ DIMENSIONS = {
     "country": "ISO 3166-1 alpha-2",
     "latency": "bucket index",
     "async": "1: Async API traffic (also counted under code, country and latency)",
+    "egress": "the egress that carried it: `proxy` (a fixed proxy) or a pool proxy's id",
 }
 
 
@@ -42,7 +43,7 @@ class TelemetryCounter(Base):
     period: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch s, period start
     leg: Mapped[str] = mapped_column(String(8), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(8), primary_key=True)
-    member: Mapped[str] = mapped_column(String(8), primary_key=True)
+    member: Mapped[str] = mapped_column(String(40), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(BigInteger)
     total_ms: Mapped[float] = mapped_column(Float)
