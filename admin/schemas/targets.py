@@ -13,6 +13,7 @@ from admin.schemas.common import (
     name_field,
     region_field,
 )
+from models.egress import EgressError, parse_egress, public_egress
 
 
 def validate_base_url(value: str) -> None:
@@ -44,7 +45,65 @@ def validate_test_path(value: str) -> None:
         raise ValidationError("Must be a path starting with '/', without whitespace.")
 
 
-class TargetSchema(OwnedSchema):
+class EgressInput:
+    """A validated `targetEgress` input, applied by `models.egress.apply_egress`.
+
+    Not a plain dict, so it cannot be assigned to `Target.egress` by mistake (its
+    proxy URL may still hold the userinfo that must only be stored sealed).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: dict | None):
+        self.value = value
+
+
+class EgressField(fields.Field):
+    """`targetEgress`: how the target's requests leave (`models/egress.py`).
+
+    In: null or `{"mode": "direct"}`, `{"mode": "proxy", "url", "clearCredentials"}`,
+    `{"mode": "pool", "protocol", "country", "anonymity", "minScore", "rotation",
+    "stickySeconds"}`. Out: the same without userinfo (proxies add `hasCredentials`).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            allow_none=True,
+            metadata={
+                "type": "object",
+                "nullable": True,
+                "description": (
+                    "null or {mode: direct}; {mode: proxy, url: "
+                    "'socks5://user:pass@host:1080', clearCredentials}; {mode: pool, "
+                    "protocol, country, anonymity, minScore, rotation: per_request|sticky, "
+                    "stickySeconds}. Answers never hold the userinfo: hasCredentials says "
+                    "whether credentials are sealed; an update with the same proxy host "
+                    "and port and no userinfo keeps them."
+                ),
+                "example": {"mode": "proxy", "url": "socks5://proxy.example:1080"},
+            },
+            **kwargs,
+        )
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None:
+            return EgressInput(None)
+        return super().deserialize(value, attr, data, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            parse_egress(value)
+        except EgressError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        return EgressInput(value)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return public_egress(obj)
+
+
+class TargetColumns(OwnedSchema):
+    """A target's plain columns: what lists dump straight from rows (`ColumnDump`)."""
+
     targetId = fields.String(attribute="id", dump_only=True)
     targetName = name_field("name")
     targetBaseURL = fields.String(
@@ -62,3 +121,9 @@ class TargetSchema(OwnedSchema):
     targetActive = fields.Boolean(attribute="active")
     targetCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     targetUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
+
+
+class TargetSchema(TargetColumns):
+    """A target as the API takes and answers it, with its `targetEgress`."""
+
+    targetEgress = EgressField(attribute="egress")

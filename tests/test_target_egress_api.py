@@ -1,0 +1,219 @@
+"""`targetEgress` through the Core API: every input case, sealed proxy credentials that no
+answer shows, the keep/drop rule on update, and the configuration version the data plane
+polls. Real admin process, real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from sqlalchemy import select
+
+from models import Target, current_config_version
+from models.crypto import KeyRing
+from models.egress import FixedEgress, PoolEgress, open_egress
+from models.store import make_session_factory
+from tests.support import (
+    TEST_MASTER_KEYS,
+    assert_invalid,
+    create,
+    target_body,
+)
+
+USER = "egress-user-7f3a"
+PASSWORD = "p@ss:w/rd-9c1d"  # characters that must be percent-encoded in a URL
+USERINFO = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}"
+KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
+
+# (targetEgress sent, the sub-field the 400 must name)
+BAD_INPUTS = [
+    ("proxy", "mode"),
+    ({}, "mode"),
+    ({"mode": "tunnel"}, "mode"),
+    ({"mode": "direct", "url": "http://h:1"}, "url"),
+    ({"mode": "proxy"}, "url"),
+    ({"mode": "proxy", "url": 5}, "url"),
+    ({"mode": "proxy", "url": "ftp://proxy.test:21"}, "url"),
+    ({"mode": "proxy", "url": "socks5://proxy.test"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:0"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:70000"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:3128/path"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:3128?q=1"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:3128#f"}, "url"),
+    ({"mode": "proxy", "url": "http://:3128"}, "url"),
+    ({"mode": "proxy", "url": "http://bad host:3128"}, "url"),
+    ({"mode": "proxy", "url": "http://bad!host:3128"}, "url"),
+    ({"mode": "proxy", "url": f"http://:{quote(PASSWORD, safe='')}@proxy.test:3128"}, "url"),
+    ({"mode": "proxy", "url": f"http://{USER}:pw%0A@proxy.test:3128"}, "url"),
+    ({"mode": "proxy", "url": f"http://{'u' * 256}:pw@proxy.test:3128"}, "url"),
+    ({"mode": "proxy", "url": "http://proxy.test:3128", "clearCredentials": "yes"},
+     "clearCredentials"),
+    ({"mode": "proxy", "url": "http://proxy.test:3128", "country": "DE"}, "country"),
+    ({"mode": "pool", "protocol": "ftp"}, "protocol"),
+    ({"mode": "pool", "country": "DEU"}, "country"),
+    ({"mode": "pool", "country": 49}, "country"),
+    ({"mode": "pool", "anonymity": "secret"}, "anonymity"),
+    ({"mode": "pool", "minScore": 1.5}, "minScore"),
+    ({"mode": "pool", "minScore": -0.1}, "minScore"),
+    ({"mode": "pool", "minScore": True}, "minScore"),
+    ({"mode": "pool", "minScore": "0.5"}, "minScore"),
+    ({"mode": "pool", "rotation": "random"}, "rotation"),
+    ({"mode": "pool", "rotation": "sticky", "stickySeconds": 0}, "stickySeconds"),
+    ({"mode": "pool", "rotation": "sticky", "stickySeconds": 86401}, "stickySeconds"),
+    ({"mode": "pool", "rotation": "sticky", "stickySeconds": 1.5}, "stickySeconds"),
+    ({"mode": "pool", "url": "http://proxy.test:3128"}, "url"),
+]  # fmt: skip
+
+
+def _stored(server, target_id: str) -> Target:
+    with make_session_factory(server.engine)() as session:
+        target = session.scalars(select(Target).where(Target.id == target_id)).one()
+        session.expunge(target)
+        return target
+
+
+def _config_version(server) -> int:
+    with make_session_factory(server.engine)() as session:
+        return current_config_version(session)
+
+
+def _no_secret(text: str) -> None:
+    for secret in (USER, PASSWORD, quote(PASSWORD, safe=""), USERINFO):
+        assert secret not in text
+
+
+def test_every_bad_egress_input_is_a_400_naming_its_field(api, client_id):
+    targets = f"/api/clients/{client_id}/targets"
+    target = create(api, targets, target_body(), "targets")
+    one = f"{targets}/{target['targetId']}"
+    for sent, field in BAD_INPUTS:
+        created = api.post(targets, json=target_body(targetEgress=sent))
+        assert_invalid(created, f"targetEgress.{field}")
+        _no_secret(created.text)
+        updated = api.put(one, json={"targetEgress": sent})
+        assert_invalid(updated, f"targetEgress.{field}")
+        _no_secret(updated.text)
+    # Nothing was stored by the refused requests.
+    listed = api.get(targets).json()["targets"]
+    assert [t["targetId"] for t in listed] == [target["targetId"]]
+    assert listed[0]["targetEgress"] is None
+
+
+def test_good_inputs_are_answered_normalised(api, client_id):
+    targets = f"/api/clients/{client_id}/targets"
+    cases = [
+        (None, None),
+        ({"mode": "direct"}, None),
+        (
+            {"mode": "proxy", "url": "SOCKS5://Proxy.Test:1080/"},
+            {"mode": "proxy", "url": "socks5://proxy.test:1080", "hasCredentials": False},
+        ),
+        (
+            {"mode": "proxy", "url": "http://[::1]:3128"},
+            {"mode": "proxy", "url": "http://[::1]:3128", "hasCredentials": False},
+        ),
+        (
+            {"mode": "pool"},
+            {
+                "mode": "pool", "protocol": None, "country": None, "anonymity": None,
+                "minScore": None, "rotation": "per_request", "stickySeconds": 60,
+            },
+        ),
+        (
+            {
+                "mode": "pool", "protocol": "SOCKS5", "country": "de", "anonymity": "elite",
+                "minScore": 1, "rotation": "sticky", "stickySeconds": 300,
+            },
+            {
+                "mode": "pool", "protocol": "socks5", "country": "DE", "anonymity": "elite",
+                "minScore": 1.0, "rotation": "sticky", "stickySeconds": 300,
+            },
+        ),
+    ]  # fmt: skip
+    for sent, answered in cases:
+        [target] = api.post(targets, json=target_body(targetEgress=sent)).json()["targets"]
+        assert target["targetEgress"] == answered, sent
+        got = api.get(f"{targets}/{target['targetId']}").json()["targets"][0]
+        assert got["targetEgress"] == answered
+    listed = [t["targetEgress"] for t in api.get(targets).json()["targets"]]
+    assert listed == [answered for _, answered in cases]
+
+
+def test_proxy_credentials_are_sealed_never_answered_and_kept_or_dropped(
+    api, client_id, admin_server
+):
+    targets = f"/api/clients/{client_id}/targets"
+    with_credentials = {"mode": "proxy", "url": f"socks5://{USERINFO}@proxy.test:1080"}
+    before = _config_version(admin_server)
+    created = api.post(targets, json=target_body(targetEgress=with_credentials))
+    assert created.status_code == 201, created.text
+    _no_secret(created.text)
+    [target] = created.json()["targets"]
+    one = f"{targets}/{target['targetId']}"
+    expected = {"mode": "proxy", "url": "socks5://proxy.test:1080", "hasCredentials": True}
+    assert target["targetEgress"] == expected
+    for answer in (api.get(one), api.get(targets)):
+        _no_secret(answer.text)
+        assert expected in [t["targetEgress"] for t in answer.json()["targets"]]
+    assert _config_version(admin_server) > before
+
+    # The store holds them sealed only; the key ring opens them for the data plane.
+    stored = _stored(admin_server, target["targetId"])
+    assert stored.egress == {"mode": "proxy", "url": "socks5://proxy.test:1080"}
+    assert stored.egress_secret_key_id == "ktest"
+    assert USER.encode() not in stored.egress_secret_ciphertext
+    assert PASSWORD.encode() not in stored.egress_secret_ciphertext
+    opened = open_egress(stored, KEY_RING)
+    assert opened == FixedEgress(
+        "socks5://proxy.test:1080", "socks5", "proxy.test", 1080, USER, PASSWORD
+    )
+    assert USER not in repr(opened) and PASSWORD not in repr(opened)
+
+    def put(egress, **more) -> dict:
+        response = api.put(one, json={"targetEgress": egress, **more})
+        assert response.status_code == 200, response.text
+        _no_secret(response.text)
+        return response.json()["targets"][0]["targetEgress"]
+
+    def credentials() -> tuple[str | None, str | None]:
+        egress = open_egress(_stored(admin_server, target["targetId"]), KEY_RING)
+        return egress.username, egress.password
+
+    # Other fields change: the egress stays as it is.
+    renamed = api.put(one, json={"targetName": "Renamed"}).json()["targets"][0]
+    assert renamed["targetEgress"] == expected
+    # The same host and port without userinfo (even another scheme): kept.
+    assert put({"mode": "proxy", "url": "http://proxy.test:1080"})["hasCredentials"] is True
+    assert credentials() == (USER, PASSWORD)
+    # Only the password changes: the sealed column changes, and so does the config version.
+    before = _config_version(admin_server)
+    put({"mode": "proxy", "url": f"http://{USER}:new-secret@proxy.test:1080"})
+    assert credentials() == (USER, "new-secret")
+    assert _config_version(admin_server) > before
+    # clearCredentials drops them on the same endpoint.
+    assert put({**with_credentials, "url": "http://proxy.test:1080"}, targetName="x") == {
+        "mode": "proxy", "url": "http://proxy.test:1080", "hasCredentials": True,
+    }  # fmt: skip
+    cleared = put({"mode": "proxy", "url": "http://proxy.test:1080", "clearCredentials": True})
+    assert cleared["hasCredentials"] is False
+    assert credentials() == (None, None)
+    # Another host, or another port, drops them.
+    put(with_credentials)
+    assert put({"mode": "proxy", "url": "socks5://other.test:1080"})["hasCredentials"] is False
+    put(with_credentials)
+    assert put({"mode": "proxy", "url": "socks5://proxy.test:1081"})["hasCredentials"] is False
+    # Pool or direct drop them too, and switching back does not bring them back.
+    put(with_credentials)
+    pool = put({"mode": "pool", "country": "NL", "rotation": "sticky", "stickySeconds": 30})
+    assert pool["country"] == "NL" and pool["rotation"] == "sticky"
+    stored = _stored(admin_server, target["targetId"])
+    assert stored.egress_secret_ciphertext is None and stored.egress_secret_key_id is None
+    assert open_egress(stored, KEY_RING) == PoolEgress(
+        country="NL", rotation="sticky", sticky_seconds=30
+    )
+    assert put({"mode": "proxy", "url": "socks5://proxy.test:1080"})["hasCredentials"] is False
+    put(with_credentials)
+    assert put(None) is None
+    stored = _stored(admin_server, target["targetId"])
+    assert stored.egress is None and stored.egress_secret_ciphertext is None
+    assert put({"mode": "proxy", "url": "socks5://proxy.test:1080"})["hasCredentials"] is False
