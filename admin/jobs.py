@@ -23,6 +23,7 @@ from models.solo_tick import SoloTick
 from models.store import make_engine, make_session_factory
 from models.web_session import SessionTimeouts, purge_expired_sessions
 from pool.check_cycle import CheckDueProxies
+from pool.pool_ticks import PoolEventScans
 from pool.schedule import ScrapeDueSources
 
 log = logging.getLogger("portcullis.jobs")
@@ -154,6 +155,12 @@ def start_scheduler(settings: Settings) -> BackgroundScheduler:
             "pool-checks",
             settings.pool_check_interval_ms / 1000,
             CheckDueProxies(settings, key_ring),
+            [],
+        ),
+        (
+            "pool-events",
+            settings.pool_schedule_tick_ms / 1000,
+            PoolEventScans(settings, key_ring),
             [],
         ),
     )

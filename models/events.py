@@ -26,11 +26,12 @@ EVENTS: dict[str, str] = {
     "credential.expiring": "A credential's secret or JWT expires soon",
     "credential.expired": "A credential's secret or JWT has expired",
     "credential.needs_reconnect": "An OAuth2 credential must be connected again",
-    "credits.low": "A client's credit balance is low",
-    "credits.exhausted": "A client's credits are used up",
+    "credits.low": "A credit balance is low (a client's, or a pool account's)",
+    "credits.exhausted": "Credits are used up (a client's, or a pool account's)",
+    "lease.expired": "A pool proxy lease ran out",
     "ratelimit.reached": "A proxy's rate or meter limit was reached",
     "target.test_failed": "Testing a target failed",
-    "proxy.pool_low": "A proxy pool is running low",
+    "proxy.pool_low": "The proxy pool (or a target's share of it) is running low",
     "invite.accepted": "Someone accepted an invite and joined the client",
     "member.added": "An owner added you to a client",
     "notifier.test": "A test event sent from a notifier's page",
@@ -91,10 +92,12 @@ def record_event(
 ) -> Notification | None:
     """Insert the event's notification and its deliveries in the caller's transaction.
 
-    A client event is queued to each enabled notifier of the client subscribed to it,
-    or, with `to_notifiers` (a notifier's test event), to exactly those notifiers of the
-    client, whatever they subscribe to. Returns None, and writes nothing, when an event
-    with the same dedup key is stored already. Does not commit.
+    A client event is queued to each enabled notifier of the client subscribed to it; a
+    system or user event to each enabled platform notifier (`client_id` None) subscribed to
+    it. With `to_notifiers` (a notifier's test event) it goes to exactly those notifiers of
+    the event's client (platform ones for a system event), whatever they subscribe to.
+    Returns None, and writes nothing, when an event with the same dedup key is stored
+    already. Does not commit.
     """
     if event.name not in EVENTS:
         raise ValueError(f"unknown event {event.name!r}")
@@ -118,8 +121,7 @@ def record_event(
         return None
     notification = session.get(Notification, notification_id)
     assert notification is not None  # inserted just now in this transaction
-    if event.client_id is not None:
-        queue_deliveries(session, event, notification, to_notifiers)
+    queue_deliveries(session, event, notification, to_notifiers)
     return notification
 
 
@@ -144,8 +146,12 @@ def queue_deliveries(
     to_notifiers: set[str] | None = None,
     now: float | None = None,
 ) -> list[NotifierDelivery]:
-    """Pending deliveries of a client event: see `record_event` for which notifiers."""
-    query = select(Notifier).where(Notifier.client_id == event.client_id)
+    """Pending deliveries of an event: see `record_event` for which notifiers. A client
+    event goes to its client's notifiers only; any other event to platform notifiers only."""
+    if event.client_id is not None:
+        query = select(Notifier).where(Notifier.client_id == event.client_id)
+    else:
+        query = select(Notifier).where(Notifier.client_id.is_(None))
     if to_notifiers is None:
         query = query.where(Notifier.enabled.is_(True))
     else:

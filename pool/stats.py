@@ -69,8 +69,9 @@ def _registry(module: str, name: str):
         return None
 
 
-def plugin_stats() -> dict:
-    """Seed 003's plugin registry status: parsers, checkers (notifiers come in part 2)."""
+def plugin_stats(notifiers: list[dict] | None = None) -> dict:
+    """Seed 003's plugin registry status: parsers, checkers, and `notifiers` (the platform
+    notifiers with their health, which the admin works out: the pool does not know it)."""
     parsers = _registry("pool.parsers", "PARSERS") or {}
     checkers = _registry("pool.checkers", "CHECKERS") or []
     return {
@@ -79,5 +80,5 @@ def plugin_stats() -> dict:
             {"name": c.name, "stage": c.stage, "priority": c.priority}
             for c in sorted(checkers, key=lambda c: (c.stage, c.priority, c.name))
         ],
-        "notifiers": [],
+        "notifiers": list(notifiers or ()),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from admin.extensions import db
+from admin.notify.platform import plugin_entries
 from admin.openapi import pool_doc
 from admin.pool_api import bp
 from admin.pool_api.auth import require_key
@@ -19,8 +20,12 @@ def get_pool_stats():
 
 
 @bp.get("/stats/plugins")
-@pool_doc("The parser and checker registries", schema=PoolPluginsSchema, errors=(401,))
+@pool_doc(
+    "The parser and checker registries, the platform notifiers and their health",
+    schema=PoolPluginsSchema,
+    errors=(401,),
+)
 @require_key
 def get_plugin_stats():
-    """The parsers and checkers this admin runs."""
-    return plugin_stats()
+    """The parsers and checkers this admin runs; the platform notifiers and their health."""
+    return plugin_stats(plugin_entries(db.session))

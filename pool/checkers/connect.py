@@ -68,12 +68,14 @@ def proxy_authorization(member: Member) -> dict[str, str]:
     return {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
 
 
-async def connect_tunnel(member: Member, judge: Judge) -> Streams:
+async def connect_tunnel(member: Member, judge: Judge, address: str | None = None) -> Streams:
     """A CONNECT tunnel through an http(s) member to the judge's host:port (TLS when the
-    judge is https)."""
+    judge is https, for the judge's name). `address`: CONNECT to this checked address
+    instead of the name (pinned: the member does not resolve it)."""
     reader, writer = await open_member(member)
     try:
-        target = f"{judge.host if ':' not in judge.host else f'[{judge.host}]'}:{judge.port}"
+        host = address or judge.host
+        target = f"{host if ':' not in host else f'[{host}]'}:{judge.port}"
         head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
         head += [f"{k}: {v}" for k, v in proxy_authorization(member).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))

@@ -1,0 +1,258 @@
+"""The pool's events: `credits.low` / `credits.exhausted` (a pool account), `lease.expired`,
+and `proxy.pool_low` (the whole pool, and each target egressing through it).
+
+Each is recorded with `models.events.record_event` in the caller's transaction; dedup keys
+make a condition reported once however many admin processes see it:
+
+- credits: once per crossing — the key holds the id of the account's last top-up, so a
+  grant followed by spending down again reports again;
+- `lease.expired`: once per lease, claimed by compare-and-set on `expiry_notified_at`;
+- `proxy.pool_low`: once per condition (the pool, or a target) per UTC hour.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.base import isoformat_z, utcnow
+from models.events import Event, record_event
+from models.pool import PoolCreditTransaction, PoolLease, PoolProxy
+from models.settings import Settings
+from models.target import Target
+
+log = logging.getLogger("portcullis.pool")
+LEASE_BATCH = 500
+
+
+def _last_top_up(session: Session, user_id: str) -> int:
+    """The id of the account's newest credit addition (0 when none): a crossing's identity."""
+    top_up = session.scalar(
+        select(func.max(PoolCreditTransaction.id)).where(
+            PoolCreditTransaction.user_id == user_id, PoolCreditTransaction.amount > 0
+        )
+    )
+    return int(top_up or 0)
+
+
+def credits_event(settings: Settings, user_id: str, balance: int, top_up: int) -> Event | None:
+    """The event a pool account's new `balance` calls for, or None."""
+    if balance <= 0:
+        name, title = "credits.exhausted", "Your pool credits are used up"
+        message = "Your pool credit balance is 0: acquiring a proxy needs at least 1 credit."
+    elif balance < settings.pool_credits_low:
+        name, title = "credits.low", f"Your pool credits are low: {balance} left"
+        message = (
+            f"Your pool credit balance is {balance}, below {settings.pool_credits_low}. "
+            "Each proxy lease costs 1 credit."
+        )
+    else:
+        return None
+    return Event(
+        name=name,
+        title=title,
+        message=message,
+        details={"userId": user_id, "balance": balance, "threshold": settings.pool_credits_low},
+        user_id=user_id,
+        dedup_key=f"pool.{name}:{user_id}:{top_up}",
+    )
+
+
+def credits_changed(session: Session, settings: Settings, user_id: str, balance: int) -> bool:
+    """After a charge: record `credits.exhausted` (balance 0) or `credits.low` (below
+    `pool_credits_low`), once per crossing. Whether an event was new. Does not commit."""
+    event = credits_event(settings, user_id, balance, _last_top_up(session, user_id))
+    return event is not None and record_event(session, event) is not None
+
+
+def lease_expired_event(lease: PoolLease, proxy: PoolProxy | None) -> Event:
+    address = f"{proxy.host}:{proxy.port}" if proxy is not None else "a proxy no longer pooled"
+    return Event(
+        name="lease.expired",
+        title=f"Your lease of {address} expired",
+        message=(
+            f"Lease {lease.id} of {address} expired at {isoformat_z(lease.expires_at)}; "
+            "the proxy is back in the pool. Acquire again to keep using one."
+        ),
+        details={
+            "leaseId": lease.id,
+            "proxyId": lease.proxy_id,
+            "expiresAt": isoformat_z(lease.expires_at),
+        },
+        user_id=lease.user_id,
+        dedup_key=f"lease.expired:{lease.id}",
+    )
+
+
+def scan_expired_leases(session: Session, now: datetime | None = None) -> int:
+    """Report each lease that ran out unreleased, once: claim it by compare-and-set on
+    `expiry_notified_at` (so two admin processes never both report it), then record the
+    user event in the same transaction. How many were reported. Commits."""
+    now = now or utcnow()
+    reported = 0
+    while True:
+        due = session.scalars(
+            select(PoolLease)
+            .where(
+                PoolLease.expiry_notified_at.is_(None),
+                PoolLease.expires_at <= now,
+                PoolLease.released_at.is_(None),
+            )
+            .order_by(PoolLease.expires_at, PoolLease.id)
+            .limit(LEASE_BATCH)
+        ).all()
+        for lease in due:
+            won = session.execute(
+                update(PoolLease)
+                .where(PoolLease.id == lease.id, PoolLease.expiry_notified_at.is_(None))
+                .values(expiry_notified_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if won:
+                proxy = session.get(PoolProxy, lease.proxy_id)
+                reported += record_event(session, lease_expired_event(lease, proxy)) is not None
+        session.commit()
+        if len(due) < LEASE_BATCH:
+            return reported
+
+
+@dataclass(frozen=True)
+class PoolFilter:
+    """A target's pool egress filters (the stored `egress` JSON's), as a hashable key."""
+
+    protocol: str | None = None
+    country: str | None = None
+    anonymity: str | None = None
+    min_score: float | None = None
+
+    @classmethod
+    def of(cls, egress: dict) -> PoolFilter:
+        def text(name: str) -> str | None:
+            value = egress.get(name)
+            return value if isinstance(value, str) and value else None
+
+        score = egress.get("minScore")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            score = None
+        country = text("country")
+        return cls(
+            text("protocol"),
+            country.upper() if country else None,
+            text("anonymity"),
+            None if score is None else float(score),
+        )
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (
+                ("protocol", self.protocol),
+                ("country", self.country),
+                ("anonymity", self.anonymity),
+                ("min score", self.min_score),
+            )
+            if value is not None
+        ]
+        return ", ".join(parts) or "any proxy"
+
+
+def free_active_count(session: Session, filters: PoolFilter, now_s: float) -> int:
+    """Active proxies matching `filters` that nobody leases now (`leased_until` None or past)."""
+    query = (
+        select(func.count())
+        .select_from(PoolProxy)
+        .where(
+            PoolProxy.status == "active",
+            or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= now_s),
+        )
+    )
+    for column, value in (
+        (PoolProxy.protocol, filters.protocol),
+        (PoolProxy.country, filters.country),
+        (PoolProxy.anonymity, filters.anonymity),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.min_score is not None:
+        query = query.where(PoolProxy.score >= filters.min_score)
+    return int(session.scalar(query) or 0)
+
+
+def _hour(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H")
+
+
+def pool_low_events(session: Session, settings: Settings, now: datetime) -> list[Event]:
+    """`proxy.pool_low` for the whole pool (a system event; not while the pool is empty of
+    proxies altogether: an install that does not use the pool hears nothing) and for each
+    target egressing through the pool (a client event for the target's client)."""
+    threshold = settings.pool_low_threshold
+    now_s = now.timestamp()
+    hour = _hour(now)
+    events = []
+    total = int(session.scalar(select(func.count()).select_from(PoolProxy)) or 0)
+    free = free_active_count(session, PoolFilter(), now_s)
+    if total and free < threshold:
+        events.append(
+            Event(
+                name="proxy.pool_low",
+                title=f"The proxy pool is low: {free} free active proxies",
+                message=(
+                    f"{free} of the pool's {total} proxies are active and not leased, "
+                    f"below the threshold of {threshold}."
+                ),
+                details={"scope": "pool", "free": free, "total": total, "threshold": threshold},
+                dedup_key=f"proxy.pool_low:pool:{hour}",
+            )
+        )
+    counts: dict[PoolFilter, int] = {}
+    targets = session.execute(
+        select(Target.id, Target.client_id, Target.name, Target.egress).where(
+            Target.egress.is_not(None)
+        )
+    ).all()
+    for target_id, client_id, name, egress in targets:
+        if not isinstance(egress, dict) or egress.get("mode") != "pool":
+            continue
+        filters = PoolFilter.of(egress)
+        if filters not in counts:
+            counts[filters] = free_active_count(session, filters, now_s)
+        matching = counts[filters]
+        if matching >= threshold:
+            continue
+        events.append(
+            Event(
+                name="proxy.pool_low",
+                title=f"Target {name}: {matching} free pool proxies match its egress",
+                message=(
+                    f"Target {name} sends through pool proxies matching {filters.describe()}; "
+                    f"{matching} are active and not leased, below the threshold of {threshold}."
+                ),
+                details={
+                    "scope": "target",
+                    "targetId": target_id,
+                    "free": matching,
+                    "threshold": threshold,
+                    "filters": filters.describe(),
+                },
+                client_id=client_id,
+                dedup_key=f"proxy.pool_low:{target_id}:{hour}",
+            )
+        )
+    return events
+
+
+def scan_pool_low(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Record the `proxy.pool_low` events due now (once per condition per hour); how many
+    were new. Commits."""
+    now = now or utcnow()
+    recorded = sum(
+        record_event(session, event) is not None
+        for event in pool_low_events(session, settings, now)
+    )
+    session.commit()
+    return recorded
