@@ -199,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_cmd.add_argument("email")
     key_cmd.add_argument("--label", default="default")
     key_cmd.add_argument("--revoke", metavar="PREFIX", help="revoke the user's key(s) instead")
+    credits_cmd = commands.add_parser("pool-credits", help="add pool credits to a user")
+    credits_cmd.add_argument("email")
+    credits_cmd.add_argument("amount", help="a whole number of credits, 1 to 1000000000")
+    credits_cmd.add_argument(
+        "--type", dest="tx_type", choices=("grant", "purchase"), default="grant"
+    )
+    credits_cmd.add_argument("--description", default="granted by an operator")
     commands.add_parser("pool-check", help="check every pool proxy due now, once")
     commands.add_parser(
         "purge", help="delete expired request log entries and old finished async requests now"
@@ -262,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
             email, key = pool_key(settings, args.email, args.label)
             print(f"Pool API key for {email}, shown only this once:")
             print(key)
+    elif args.command == "pool-credits":
+        from admin.cli_pool import pool_credits
+
+        email, balance = pool_credits(
+            settings, args.email, args.amount, args.tx_type, args.description
+        )
+        print(f"Added {args.amount.strip()} pool credits to {email}; balance {balance}.")
     elif args.command == "pool-check":
         from admin.cli_pool import pool_check
 

@@ -3,6 +3,8 @@ check cycle over the proxies due, from the command line."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from models import User
@@ -59,3 +61,28 @@ def pool_check(settings: Settings) -> dict:
         return run_check_cycle(settings, key_ring)
     except PoolError as error:  # no judge known, or it does not answer
         raise SystemExit(f"error: {error.message}") from None
+
+
+def pool_credits(
+    settings: Settings, email: str, amount: str, tx_type: str, description: str
+) -> tuple[str, int]:
+    """Add `amount` credits (a grant or a purchase) to the pool account of the user with
+    `email`; return the user's email and the new balance."""
+    from pool.credits import add_credits, balance
+    from pool.events import credits_changed
+
+    if not re.fullmatch(r"[0-9]{1,10}", amount.strip()):
+        raise SystemExit("error: amount: must be a whole number of credits from 1 to 1000000000")
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        user = _user(session, email)
+        try:
+            add_credits(session, user.id, int(amount), tx_type, description, "cli")
+        except PoolError as error:
+            field = error.details.get("field", "")
+            prefix = "" if field == "amount" else "--"
+            raise SystemExit(f"error: {prefix}{error.message}") from None
+        new_balance = balance(session, user.id)
+        credits_changed(session, settings, user.id, new_balance)
+        session.commit()
+        return user.email, new_balance

@@ -22,6 +22,7 @@ from models.sign_in_throttle import purge_old_failures
 from models.solo_tick import SoloTick
 from models.store import make_engine, make_session_factory
 from models.web_session import SessionTimeouts, purge_expired_sessions
+from pool.accounts import REGISTER_WINDOW
 from pool.check_cycle import CheckDueProxies
 from pool.pool_ticks import PoolEventScans
 from pool.schedule import ScrapeDueSources
@@ -66,7 +67,8 @@ def purge_ended_sign_ins(settings: Settings) -> tuple[int, int]:
     timeouts = SessionTimeouts.of_seconds(
         settings.web_session_idle_seconds, settings.web_session_max_seconds
     )
-    window = timedelta(seconds=settings.sign_in_window_seconds)
+    # The pool's registration counter (pool.accounts) shares the table and counts an hour.
+    window = max(timedelta(seconds=settings.sign_in_window_seconds), REGISTER_WINDOW)
     with store_session(settings) as session:
         now = utcnow()
         removed = (

@@ -22,6 +22,7 @@ VERSION = "0.1.0"
 ERROR_STATUSES = {
     400: "Invalid input (the body names each bad field)",
     401: "Missing, invalid or revoked user token",
+    402: "Not enough pool credits (INSUFFICIENT_CREDITS, pool API)",
     403: "Your role in this client does not allow this",
     404: "Not found (or not yours)",
     409: "Conflicts with the current state",

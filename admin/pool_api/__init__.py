@@ -72,4 +72,13 @@ def _routing_errors():
 
 
 # Endpoint modules attach their routes to `bp` on import.
-from admin.pool_api import health, judge, proxies, reach, sources, stats  # noqa: E402, F401
+from admin.pool_api import (  # noqa: E402, F401
+    accounts,
+    health,
+    judge,
+    leases,
+    proxies,
+    reach,
+    sources,
+    stats,
+)
