@@ -8,7 +8,9 @@ may appear anywhere a person could look; yet each secret must be stored, sealed,
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 from uuid import uuid4
@@ -18,9 +20,11 @@ import requests
 from sqlalchemy import text
 
 from models.crypto import KeyRing, SealedSecret
+from models.egress import egress_aad
 from models.store import make_engine
 from tests import oauth_support
 from tests.oauth_support import CUSTOM_PASSWORD, CUSTOM_USERNAME
+from tests.pool_support import PoolApi
 from tests.proxy_support import start_proxy
 from tests.support import (
     TEST_MASTER_KEYS,
@@ -40,6 +44,8 @@ from tests.token_support import (
     wait_expired,
 )
 from tests.token_support import get as token_get
+from tests.web_support import Browser as WebClient
+from tests.web_support import SourceAddressAdapter
 
 MARKERS: list[str] = []
 
@@ -698,3 +704,248 @@ def test_minted_tokens_and_the_secrets_minting_them_never_leak(
         for secret in secrets:
             for spelling in _spellings(secret):
                 assert spelling not in content, f"a secret in the {place}"
+
+
+# ---- a target's fixed egress proxy: its username and password (targetEgress) ----
+
+EGRESS_USER, EGRESS_PASSWORD = mark("egress-user"), mark("egress-pw")
+SOCKS_USER, SOCKS_PASSWORD = mark("socks-user"), mark("socks-pw")
+EGRESS_HOST = "127.0.0.1"
+
+
+def _proxy_egress(scheme: str, user: str, password: str, port: int) -> dict:
+    return {"mode": "proxy", "url": f"{scheme}://{user}:{password}@{EGRESS_HOST}:{port}"}
+
+
+def _bad_egress() -> dict[str, object]:
+    """`targetEgress` inputs refused with 400, each carrying a secret marker in its userinfo."""
+    at = f"{EGRESS_HOST}:8080"
+    return {
+        "scheme": {"mode": "proxy", "url": f"ftp://u:{mark('eg-scheme')}@{at}"},
+        "path": {"mode": "proxy", "url": f"http://u:{mark('eg-path')}@{at}/path"},
+        "query": {"mode": "proxy", "url": f"http://u:{mark('eg-query')}@{at}?a=1"},
+        "no-port": {"mode": "proxy", "url": f"http://u:{mark('eg-port')}@{EGRESS_HOST}"},
+        "bad-port": {"mode": "proxy", "url": f"socks5://u:{mark('eg-bad-port')}@{at}0000"},
+        "no-host": {"mode": "proxy", "url": f"http://u:{mark('eg-host')}@:8080"},
+        "crlf": {"mode": "proxy", "url": f"http://u:{mark('eg-crlf')}%0d%0a@{at}"},
+        "nul": {"mode": "proxy", "url": f"http://u:{mark('eg-nul')}%00@{at}"},
+        "not-utf8": {"mode": "proxy", "url": f"http://u:{mark('eg-utf8')}%ff@{at}"},
+        "space": {"mode": "proxy", "url": f"http://u:{mark('eg-space')} x@{at}"},
+        "no-user": {"mode": "proxy", "url": f"http://:{mark('eg-no-user')}@{at}"},
+        "long-password": {"mode": "proxy", "url": f"http://u:{mark('eg-long', 'x' * 300)}@{at}"},
+        "unknown-mode": {"mode": "tunnel", "url": f"http://u:{mark('eg-mode')}@{at}"},
+        "secret-field": {"mode": "proxy", "url": f"http://{at}", "password": mark("eg-field")},
+        "pool-with-url": {"mode": "pool", "url": f"http://u:{mark('eg-pool')}@{at}"},
+        "clear-not-bool": {
+            "mode": "proxy",
+            "url": f"http://u:{mark('eg-clear')}@{at}",
+            "clearCredentials": "yes",
+        },
+        "a-string": f"http://u:{mark('eg-string')}@{at}",
+    }
+
+
+BAD_EGRESS = _bad_egress()
+
+
+@dataclass
+class EgressRun:
+    client_id: str
+    target_ids: dict[str, str] = field(default_factory=dict)
+    responses: list[tuple[str, requests.Response]] = field(default_factory=list)
+    errors: list[tuple[str, requests.Response]] = field(default_factory=list)
+    pages: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def egress_run(admin_server, owner) -> EgressRun:
+    """Targets egressing through a fixed http and socks5 proxy with credentials: created,
+    read, listed, updated (credentials kept, then replaced), and every bad input refused."""
+    api = Api(admin_server.base_url, owner.token)
+    run = EgressRun(new_client(api, "Egress leak check"))
+    base = f"/api/clients/{run.client_id}/targets"
+    made = {
+        "http": _proxy_egress("http", EGRESS_USER, EGRESS_PASSWORD, 3128),
+        "socks5": _proxy_egress("socks5", SOCKS_USER, SOCKS_PASSWORD, 1080),
+    }
+    for name, egress in made.items():
+        body = target_body(targetName=f"egress-{name}", targetEgress=egress)
+        created = api.post(base, json=body)
+        run.responses.append((f"create {name}", created))
+        assert created.status_code == 201, created.text
+        target_id = created.json()["targets"][0]["targetId"]
+        run.target_ids[name] = target_id
+        one = f"{base}/{target_id}"
+        fetched = api.get(one)
+        run.responses.append((f"get {name}", fetched))
+        record = fetched.json()["targets"][0]
+        assert record["targetEgress"]["hasCredentials"] is True, record
+        run.responses.append((f"rename {name}", api.put(one, json={"targetName": f"eg-{name}"})))
+        # The answer's own targetEgress (no userinfo) put back keeps the sealed credentials.
+        shown = {k: v for k, v in record["targetEgress"].items() if k != "hasCredentials"}
+        put_back = {**record, "targetEgress": shown}
+        run.responses.append((f"put back {name}", api.put(one, json=put_back)))
+    run.responses.append(("list", api.get(base)))
+
+    one = f"{base}/{run.target_ids['http']}"
+    for name, bad in BAD_EGRESS.items():
+        body = target_body(targetName=f"bad-{name}", targetEgress=bad)
+        run.errors.append((f"create {name}", api.post(base, json=body)))
+        run.errors.append((f"update {name}", api.put(one, json={"targetEgress": bad})))
+
+    web = WebClient(admin_server.base_url)
+    assert web.sign_in_with_token(owner.token).status_code == 302
+    for name, target_id in run.target_ids.items():
+        page = web.get(f"/ui/c/{run.client_id}/targets/{target_id}")
+        assert page.status_code == 200, (name, page.status_code)
+        run.pages[f"target {name}"] = page.text
+    run.pages["targets"] = web.get(f"/ui/c/{run.client_id}/targets").text
+    return run
+
+
+def test_egress_proxy_credentials_never_come_back_out(egress_run, admin_server):
+    """Answers, refusals, web pages, the admin's log, the store file: no username or
+    password of a fixed egress proxy; yet they are stored sealed, intact, for the target."""
+    assert len(egress_run.responses) == 9
+    for label, response in egress_run.responses:
+        assert response.status_code in (200, 201), (label, response.text)
+        assert not leaked(response.text), label
+        for record in response.json()["targets"]:
+            if record["targetName"].startswith(("egress-", "eg-")):
+                egress = record["targetEgress"]
+                assert egress["mode"] == "proxy" and egress["hasCredentials"] is True, label
+                assert "@" not in egress["url"], label
+    assert len(egress_run.errors) == 2 * len(BAD_EGRESS)
+    for label, response in egress_run.errors:
+        assert response.status_code == 400, (label, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "INVALID_INPUT", (label, error)
+        assert any(n.startswith("targetEgress") for n in error["details"]["fields"]), label
+        assert not leaked(response.text), (label, response.text)
+    for name, html in egress_run.pages.items():
+        assert EGRESS_HOST in html or name == "targets", name
+        assert not leaked(html), name
+
+    log = admin_server.log_text()
+    assert f"PUT /api/clients/{egress_run.client_id}/targets/" in log
+    assert not leaked(log)
+    store = admin_server.store_bytes()
+    assert egress_run.client_id.encode() in store
+    for marker in (EGRESS_USER, EGRESS_PASSWORD, SOCKS_USER, SOCKS_PASSWORD):
+        for form in _store_forms(marker):
+            assert form not in store, marker
+    for pair in (f"{EGRESS_USER}:{EGRESS_PASSWORD}", f"{SOCKS_USER}:{SOCKS_PASSWORD}"):
+        assert base64.b64encode(pair.encode()) not in store  # a Proxy-Authorization value
+
+    expected = {"http": (EGRESS_USER, EGRESS_PASSWORD), "socks5": (SOCKS_USER, SOCKS_PASSWORD)}
+    ring = KeyRing.parse(TEST_MASTER_KEYS)
+    engine = make_engine(admin_server.database_url)
+    try:
+        with engine.connect() as db:
+            for name, target_id in egress_run.target_ids.items():
+                stored, key_id, ciphertext = db.execute(
+                    text(
+                        "SELECT egress, egress_secret_key_id, egress_secret_ciphertext"
+                        " FROM targets WHERE id = :id"
+                    ),
+                    {"id": target_id},
+                ).one()
+                assert not leaked(json.dumps(stored) if not isinstance(stored, str) else stored)
+                opened = ring.open(SealedSecret(key_id, bytes(ciphertext)), egress_aad(target_id))
+                assert (opened["username"], opened["password"]) == expected[name], name
+    finally:
+        engine.dispose()
+
+
+# ---- pp_ keys of the pool API: in the answer (or page) that issues them, nowhere else ----
+
+REGISTER_FROM = "127.0.0.77"  # an address of its own: registrations are counted per address
+
+
+@dataclass
+class KeyRun:
+    issued: list[tuple[str, str, str]] = field(default_factory=list)  # (where, key, text)
+    elsewhere: list[tuple[str, str]] = field(default_factory=list)  # (where, text)
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for _, key, _ in self.issued]
+
+
+def _seen(label: str, response: requests.Response) -> tuple[str, str]:
+    return label, f"{response.status_code} {response.headers} {response.text}"
+
+
+@pytest.fixture(scope="module")
+def key_run(admin_server, owner) -> KeyRun:
+    """Keys issued by registering, by `POST /pool/auth/keys` and on the web account page;
+    then every place a key might show again: lists, account answers, refusals, pages."""
+    run = KeyRun()
+    base = admin_server.base_url
+    register = requests.Session()
+    register.mount("http://", SourceAddressAdapter(REGISTER_FROM))
+    email = f"leak.{uuid4().hex[:8]}@example.test"
+    made = register.post(
+        f"{base}/pool/auth/register", json={"email": email, "display_name": "Leak"}, timeout=30
+    )
+    assert made.status_code == 201, made.text
+    first = made.json()["api_key"]["key"]
+    run.issued.append(("register", first, made.text))
+    pool = PoolApi(base, first)
+    second = pool.request("POST", "/auth/keys", json={"label": "second"})
+    assert second.status_code == 201, second.text
+    run.issued.append(("create", second.json()["key"], second.text))
+
+    taken = register.post(f"{base}/pool/auth/register", json={"email": email}, timeout=30)
+    run.elsewhere.append(_seen("register again (409)", taken))
+    run.elsewhere.append(_seen("bad label", pool.request("POST", "/auth/keys", json={"label": 5})))
+    for path in ("/auth/keys", "/account", "/account/credits", "/account/leases"):
+        run.elsewhere.append(_seen(f"GET {path}", pool.get(path)))
+    second_id = second.json()["id"]
+    run.elsewhere.append(_seen("revoke", pool.request("DELETE", f"/auth/keys/{second_id}")))
+    revoked = PoolApi(base, second.json()["key"])
+    run.elsewhere.append(_seen("revoked key", revoked.get("/account")))
+    bare = PoolApi(base, None)
+    for scheme in ("", "Basic ", "Bearer  "):  # a key sent the wrong way is not echoed
+        answer = bare.get("/account", headers={"Authorization": scheme + first})
+        run.elsewhere.append(_seen(f"scheme {scheme!r}", answer))
+    run.elsewhere.append(_seen("GET /auth/keys after", pool.get("/auth/keys")))
+
+    web = WebClient(base)
+    assert web.sign_in_with_token(owner.token).status_code == 302
+    page = web.post("/ui/account", {"ppk-csrf_token": web.csrf("/ui/account"), "ppk-label": "web"})
+    assert page.status_code == 200, page.status_code
+    [on_web] = re.findall(r'<pre id="new-pool-key">(pp_[A-Za-z0-9]+)</pre>', page.text)
+    run.issued.append(("web account page", on_web, page.text))
+    for path in ("/ui/account", "/ui/pool/leases"):
+        shown = web.get(path)
+        assert shown.status_code == 200, (path, shown.status_code)
+        run.elsewhere.append((f"web {path} afterwards", shown.text))
+    return run
+
+
+def test_pool_keys_show_only_where_they_are_issued(key_run, admin_server):
+    """A `pp_` key is in its register/create answer (or the page that created it) and
+    nowhere else: not in lists, account answers, refusals, later pages, the admin's log or
+    the store (which holds its SHA-256 only)."""
+    assert len(key_run.keys) == len(set(key_run.keys)) == 3
+    for where, key, text_ in key_run.issued:
+        assert text_.count(key) == 1, where
+        others = [k for k in key_run.keys if k != key]
+        assert not any(k in text_ for k in others), where
+    assert len(key_run.elsewhere) > 10
+    places = [
+        *key_run.elsewhere,
+        ("admin log", admin_server.log_text()),
+        ("store", admin_server.store_bytes().decode("latin-1")),
+    ]
+    for where, text_ in places:
+        for key in key_run.keys:
+            for spelling in _spellings(key):
+                assert spelling.decode() not in text_, (where, key[:8])
+            assert key[3:] not in text_, (where, key[:8])  # nor its random part alone
+    store = admin_server.store_bytes()
+    for key in key_run.keys:
+        assert hashlib.sha256(key.encode()).hexdigest().encode() in store  # hashed, stored
+    listing = next(t for w, t in key_run.elsewhere if w == "GET /auth/keys after")
+    assert all(key[:8] in listing for key in key_run.keys[:2])  # the list shows prefixes

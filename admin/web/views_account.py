@@ -1,4 +1,5 @@
-"""Signing in and out, your password, your user tokens and your sessions."""
+"""Signing in and out, your password, your user tokens and your sessions; the account
+page also shows your pool account (`views_pool_account`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from admin.web import bp
 from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get
 from admin.web.forms import ConfirmForm, LoginForm, NewTokenForm, PasswordForm, TokenLoginForm
+from admin.web.forms_pool_account import PoolKeyForm
 from admin.web.session import begin_session, end_session, signed_in
+from admin.web.views_pool_account import create_pool_key, pool_account_values
 from models import User
 from models.user import password_matches
 
@@ -107,7 +110,8 @@ def logout():
 @signed_in
 def account():
     password_form, token_form = PasswordForm(prefix="pw"), NewTokenForm(prefix="tok")
-    new_token = None
+    pool_key_form = PoolKeyForm(prefix="ppk")
+    new_token = new_pool_key = None
     if password_form.submit_ok():
         body = {"password": password_form.password.data}
         if password_form.current_password.data:
@@ -127,6 +131,8 @@ def account():
             new_token = answer.item("tokens")
         else:
             token_form.show_errors(answer.field_errors, answer.message)
+    elif pool_key_form.submit_ok():
+        new_pool_key = create_pool_key(pool_key_form)
     settings = current_app.config["PORTCULLIS_SETTINGS"]
     return render_template(
         "web/account.html",
@@ -137,7 +143,10 @@ def account():
         idle_for=_duration(settings.web_session_idle_seconds),
         lasts_for=_duration(settings.web_session_max_seconds),
         new_token=new_token,
+        pool_key_form=pool_key_form,
+        new_pool_key=new_pool_key,
         me=g.me,
+        **pool_account_values(g.web_session.user),
     )
 
 
