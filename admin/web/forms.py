@@ -26,6 +26,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, EqualTo, Optional
 
 from admin.web.plain_errors import plain
+from models.pool import ANONYMITIES, PROTOCOLS
 
 EFFECTS = [("allow", "allow"), ("deny", "deny")]
 PRESENCE = [("present", "must be present"), ("absent", "must be absent")]
@@ -126,6 +127,20 @@ class RoleForm(ApiForm):
     role = SelectField("Role", choices=ROLES)
 
 
+EGRESS_MODES = [
+    ("direct", "Directly from the gateway"),
+    ("proxy", "Through a fixed proxy"),
+    ("pool", "Through the proxy pool"),
+]
+ANY = [("", "any")]
+POOL_PROTOCOLS = ANY + [(p, p) for p in PROTOCOLS]
+POOL_ANONYMITIES = ANY + [(a, a) for a in ANONYMITIES]
+ROTATIONS = [
+    ("per_request", "a different proxy for each request"),
+    ("sticky", "keep one proxy for some seconds"),
+]
+
+
 class TargetForm(ApiForm):
     API_FIELDS: ClassVar[dict[str, str]] = {
         "targetName": "name",
@@ -134,6 +149,16 @@ class TargetForm(ApiForm):
         "targetTestPath": "test_path",
         "targetDefaultRuleEffect": "default_effect",
         "targetActive": "active",
+        # The egress sub-fields first: the first matching prefix wins.
+        "targetEgress.url": "egress_url",
+        "targetEgress.clearCredentials": "egress_clear",
+        "targetEgress.protocol": "pool_protocol",
+        "targetEgress.country": "pool_country",
+        "targetEgress.anonymity": "pool_anonymity",
+        "targetEgress.minScore": "pool_min_score",
+        "targetEgress.rotation": "pool_rotation",
+        "targetEgress.stickySeconds": "pool_sticky_seconds",
+        "targetEgress": "egress_mode",
     }
     name = StringField("Name", validators=[DataRequired()])
     base_url = StringField("Base URL", validators=[DataRequired()])
@@ -141,6 +166,18 @@ class TargetForm(ApiForm):
     test_path = StringField("Test path (for the Test button)")
     default_effect = SelectField("When no rule matches", choices=EFFECTS)
     active = BooleanField("Active", default=True)
+    # Egress (models/egress.py): how requests leave for the target.
+    egress_mode = SelectField("Requests leave", choices=EGRESS_MODES, default="direct")
+    egress_url = StringField("Proxy URL")
+    egress_username = StringField("Proxy username")
+    egress_password = PasswordField("Proxy password")  # never rendered back
+    egress_clear = BooleanField("Remove the saved username and password")
+    pool_protocol = SelectField("Protocol", choices=POOL_PROTOCOLS, default="")
+    pool_country = StringField("Country (two letters)")
+    pool_anonymity = SelectField("Anonymity", choices=POOL_ANONYMITIES, default="")
+    pool_min_score = StringField("Minimum score (0 to 1)")
+    pool_rotation = SelectField("Rotation", choices=ROTATIONS, default="per_request")
+    pool_sticky_seconds = StringField("Seconds on one proxy (sticky)", default="60")
 
 
 class ProxyForm(ApiForm):

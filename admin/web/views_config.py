@@ -9,10 +9,12 @@ from admin.extensions import db
 from admin.notify.producers import record_failed_test
 from admin.web import bp
 from admin.web.core_api import Answer, call, get, get_one
+from admin.web.egress_form import egress_body, egress_values
+from admin.web.egress_probe import probe_egress
 from admin.web.forms import ConfirmForm, ProxyForm, TargetForm
 from admin.web.probe import probe
 from admin.web.session import load_client, require, signed_in
-from models import Credential
+from models import Credential, Target
 
 # What each kind of record is called in the API and on the pages.
 KINDS = {
@@ -67,6 +69,7 @@ def _target_body(form: TargetForm) -> dict:
         "targetTestPath": form.test_path.data or None,
         "targetDefaultRuleEffect": form.default_effect.data,
         "targetActive": form.active.data,
+        "targetEgress": egress_body(form),
     }
 
 
@@ -79,6 +82,7 @@ def _target_form(record: dict, from_request: bool = True) -> TargetForm:
         "test_path": record.get("targetTestPath") or "",
         "default_effect": record["targetDefaultRuleEffect"],
         "active": record["targetActive"],
+        **egress_values(record.get("targetEgress")),
     }
     return TargetForm(**values) if from_request else TargetForm(formdata=None, **values)
 
@@ -148,6 +152,30 @@ def test_target(client_id: str, target_id: str):
         result = {"proxy": proxy, **result.__dict__}
     form = _target_form(record, from_request=False)
     return render_template("web/target_edit.html", form=form, target=record, result=result)
+
+
+@bp.post("/c/<client_id>/targets/<target_id>/test-egress")
+@signed_in
+def test_target_egress(client_id: str, target_id: str):
+    """Fetch the target's test URL through its egress (fixed proxy or pool), from the admin."""
+    load_client(client_id)
+    require("admin")
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    record = get_one(f"/clients/{client_id}/targets/{target_id}", "targets")
+    target = db.session.get(Target, target_id)
+    if target is None or target.client_id != client_id:
+        abort(404)
+    egress_result = probe_egress(
+        db.session,
+        current_app.config["PORTCULLIS_SETTINGS"],
+        current_app.config["PORTCULLIS_KEY_RING"],
+        target,
+    )
+    form = _target_form(record, from_request=False)
+    return render_template(
+        "web/target_edit.html", form=form, target=record, result=None, egress_result=egress_result
+    )
 
 
 @bp.route("/c/<client_id>/targets/<record_id>/delete", methods=["GET", "POST"])
