@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
 
+from admin import cli_pool_notifiers
 from models import Credential, User, UserToken
 from models.credential_grant import reseal_refresh_tokens
 from models.crypto import load_key_ring
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credits_cmd.add_argument("--description", default="granted by an operator")
     commands.add_parser("pool-check", help="check every pool proxy due now, once")
+    cli_pool_notifiers.add_arguments(commands)
     commands.add_parser(
         "purge", help="delete expired request log entries and old finished async requests now"
     )
@@ -281,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
         counts = pool_check(settings)
         print("Checked " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
+    elif args.command == "pool-notifier":
+        cli_pool_notifiers.run(settings, args)
     elif args.command == "rotate-secrets":
         print(f"Re-sealed {rotate_secrets(settings)} credential secret(s).")
     return 0

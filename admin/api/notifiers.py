@@ -9,8 +9,6 @@ Notifiers are not part of the data plane's configuration: no version bump.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, request
 from sqlalchemy import and_, delete, or_, select
 
@@ -19,6 +17,7 @@ from admin.auth import client_for
 from admin.errors import ApiError, invalid
 from admin.extensions import db
 from admin.http import envelope
+from admin.notify.channels import check_channel
 from admin.notify.health import notifier_health
 from admin.notify.secrets import seal_signing_secret
 from admin.notify.signing import new_secret
@@ -28,7 +27,6 @@ from admin.schemas.notifiers import (
     DeliverySchema,
     NotifierSchema,
 )
-from models import guarded_http
 from models.enums import Role
 from models.events import Event, record_event
 from models.notifier import Notifier, NotifierDelivery
@@ -63,35 +61,6 @@ def _answer(notifier: Notifier, signing_secret: str | None = None, status: int =
     return envelope(
         ENVELOPE, [NotifierSchema().dump(_item(notifier, signing_secret))], status=status, **kw
     )
-
-
-def check_webhook_url(url: str) -> None:
-    """400 naming `url` when the SSRF policy refuses where it points (or it does not resolve)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or guarded_http.DEFAULT_PORTS[parts.scheme]
-    except (ValueError, KeyError):
-        raise invalid("url", "Not a valid http(s) URL.") from None
-    allowed = current_app.config["PORTCULLIS_SETTINGS"].allow_targets
-    try:
-        guarded_http.resolve_allowed(parts.hostname or "", port, allowed)
-    except guarded_http.OutboundError as exc:
-        raise invalid("url", f"{exc}.") from None
-
-
-def check_channel(kind: str, url: str | None, recipients: list[str]) -> None:
-    """A webhook needs a URL it may call and no recipients; an e-mail notifier the reverse."""
-    if kind == "webhook":
-        if recipients:
-            raise invalid("recipients", "Only for email notifiers.")
-        if not url:
-            raise invalid("url", "Required for a webhook notifier.")
-        check_webhook_url(url)
-    else:
-        if url:
-            raise invalid("url", "Only for webhook notifiers.")
-        if not recipients:
-            raise invalid("recipients", "Give at least one address for an email notifier.")
 
 
 def _notifier(client_id: str, notifier_id: str, role: Role = Role.USER) -> Notifier:

@@ -4,15 +4,20 @@ pool-notifier`), the web's Pool → Notifiers page and `/pool/stats/plugins` sha
 
 from __future__ import annotations
 
+from marshmallow import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from admin.errors import ApiError, flatten_messages
+from admin.notify.channels import check_channel
 from admin.notify.health import notifier_health
 from admin.notify.secrets import seal_signing_secret
 from admin.notify.signing import new_secret
+from admin.schemas.notifiers import NotifierSchema
 from models.crypto import KeyRing
 from models.events import Event, record_event
 from models.notifier import Notifier, NotifierDelivery
+from models.settings import Settings
 
 
 def platform_notifiers(session: Session) -> list[Notifier]:
@@ -51,28 +56,31 @@ def plugin_entries(session: Session) -> list[dict]:
     return entries
 
 
+def checked_values(settings: Settings, body: dict) -> dict:
+    """A notifier body in the Core API's shape (`name`, `type`, `subscribesTo`, `url`,
+    `recipients`, `enabled`), validated as client notifiers are (the same schema and
+    channel check, the webhook URL under `PORTCULLIS_ALLOW_TARGETS`): model attributes, or
+    an `ApiError` 400 INVALID_INPUT whose `details.fields` name the bad fields."""
+    try:
+        values = NotifierSchema().load(body)
+    except ValidationError as exc:
+        fields = flatten_messages(exc.messages)
+        summary = "; ".join(f"{name}: {' '.join(m)}" for name, m in sorted(fields.items()))
+        message = f"Invalid input: {summary}"
+        raise ApiError(400, "INVALID_INPUT", message, {"fields": fields}) from None
+    check_channel(values["kind"], values.get("url"), values["recipients"], settings.allow_targets)
+    return values
+
+
 def add_platform_notifier(
-    session: Session,
-    key_ring: KeyRing,
-    name: str,
-    kind: str,
-    subscribes_to: list[str],
-    url: str | None = None,
-    recipients: list[str] | None = None,
+    session: Session, settings: Settings, key_ring: KeyRing, body: dict
 ) -> tuple[Notifier, str | None]:
-    """Add a platform notifier (validated by the caller); a webhook's signing secret is
-    returned, its only plain copy. Not committed."""
-    notifier = Notifier(
-        client_id=None,
-        name=name,
-        kind=kind,
-        subscribes_to=subscribes_to,
-        enabled=True,
-        url=url if kind == "webhook" else None,
-        recipients=list(recipients or ()) if kind == "email" else [],
-    )
+    """Add a platform notifier from a Core-API-shaped `body` (see `checked_values`); a
+    webhook's signing secret is returned, its only plain copy. Not committed."""
+    values = checked_values(settings, body)
+    notifier = Notifier(client_id=None, **values)
     secret = None
-    if kind == "webhook":
+    if notifier.kind == "webhook":
         secret = new_secret()
         seal_signing_secret(notifier, key_ring, secret)
     session.add(notifier)

@@ -43,6 +43,7 @@ def init_web(app: Flask, api_blueprints) -> None:
         views_notifiers,
         views_oauth,
         views_pool,
+        views_pool_notifiers,
         views_rules,
         views_traffic,
     )
