@@ -179,7 +179,7 @@ class Dispatcher:
         state.mark("requestSent")
         state.sent_at = time.time()
         try:
-            response = await self._send(request, body)
+            response = await self._send(state, request, body)
             if retry_with_new_token(request.method, response.status, state.injection):
                 response = await self._with_new_token(proxy, job, state, response)
         except (UpstreamFailure, TargetRefused) as exc:
@@ -216,8 +216,12 @@ class Dispatcher:
         state.upstream = request
         return request, body
 
-    async def _send(self, request: UpstreamRequest, body: bytes) -> UpstreamResponse:
-        return await self.forward.client.send(
+    async def _send(
+        self, state: FlowState, request: UpstreamRequest, body: bytes
+    ) -> UpstreamResponse:
+        """One attempt, through the target's egress as a Proxy API request would go."""
+        return await self.forward.send(
+            state,
             request,
             body,
             ctx.options.portcullis_max_response_bytes,
@@ -237,7 +241,7 @@ class Dispatcher:
             log.warning("job %s: no new token after a 401: %s", job.id, exc.message)
             return refused
         request, body = self._request(proxy, job, state, token.value)
-        return await self._send(request, body)
+        return await self._send(state, request, body)
 
     def _answered(self, job: ClaimedJob, response: UpstreamResponse, state: FlowState) -> Outcome:
         headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers]

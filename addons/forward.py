@@ -22,9 +22,11 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.http import Headers
 
 from addons.async_queue import AsyncQueue
+from addons.egress import EgressRouter
 from addons.failsafe import fail_closed
 from addons.injection import show_sent, show_target_url, strip_caller_credential
 from addons.outbound import (
+    IDEMPOTENT_METHODS,
     BodyRefused,
     failure_response,
     refused_body,
@@ -49,7 +51,15 @@ from addons.stream_bridge import BRIDGE
 from addons.tokens.grants import grant_refusal
 from addons.tokens.minted import TokenError
 from addons.tokens.source import TokenSource
-from addons.upstream import Timeouts, UpstreamClient, UpstreamFailure, UpstreamResponse
+from addons.upstream import (
+    EgressFailure,
+    NoEgressProxy,
+    Timeouts,
+    UpstreamClient,
+    UpstreamFailure,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from models.credential_parts import UnsupportedInjection, mints_token
 
 log = logging.getLogger("portcullis.forward")
@@ -67,8 +77,10 @@ class Forward:
         self._ready = False  # client and bridge both up
         # Tokens of oauth2 / customToken target credentials, minted through the same client.
         self.tokens = TokenSource(self.upstream_client)
+        self.egress = EgressRouter()  # which proxy, if any, carries each attempt
 
     def load(self, loader) -> None:
+        self.egress.load(loader)
         loader.add_option(
             "portcullis_allow_targets",
             str,
@@ -101,10 +113,19 @@ class Forward:
         for name in ("portcullis_connect_timeout_ms", "portcullis_target_timeout_ms"):
             if name in updated and getattr(options, name) < 1:
                 raise exceptions.OptionsError(f"{name} must be positive")
+        if "portcullis_egress_refresh_ms" in updated:
+            try:
+                self.egress.configure(options.portcullis_egress_refresh_ms)
+            except ValueError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
         if self.client is not None:
             self.client.timeouts = self._timeouts()
 
+    def running(self) -> None:
+        self.egress.running()
+
     def done(self) -> None:
+        self.egress.done()
         # `done` stays synchronous (mitmproxy's script reload requires it); close on the loop.
         if self._started is None:
             return
@@ -208,8 +229,8 @@ class Forward:
         state.mark("requestSent")
         state.sent_at = time.time()
         try:
-            upstream = await self.client.send(
-                state.upstream, body, ctx.options.portcullis_max_response_bytes
+            upstream = await self.send(
+                state, state.upstream, body, ctx.options.portcullis_max_response_bytes
             )
             if isinstance(original, bytes) and retry_with_new_token(
                 state.upstream.method, upstream.status, state.injection
@@ -245,9 +266,42 @@ class Forward:
         )
         state.upstream, body = with_additional_data(proxy, state.upstream, body)
         state.sent_at = time.time()
-        return await self.client.send(
-            state.upstream, body, ctx.options.portcullis_max_response_bytes
+        return await self.send(
+            state, state.upstream, body, ctx.options.portcullis_max_response_bytes
         )
+
+    async def send(
+        self,
+        state: FlowState,
+        request: UpstreamRequest,
+        body: bytes | AsyncIterator[bytes],
+        max_body: int,
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
+        """Send one attempt for `state`'s proxy through its target's egress (`state.egress`).
+
+        A pool member that cannot carry it is marked down, and a buffered request goes once
+        more through another member when nothing reached the target or the method may be
+        repeated. Raises `UpstreamFailure` (`NoEgressProxy`, `EgressFailure` among them).
+        """
+        proxy = state.proxy
+        state.egress = route = await self.egress.route(proxy.id, proxy.target.egress)
+        try:
+            return await self.client.send(request, body, max_body, timeouts, egress=route)
+        except EgressFailure as failure:
+            self.egress.failed(route, in_store=not failure.refused_address)
+            again = route.kind == "pool" and isinstance(body, bytes)
+            if not again or (failure.reached and request.method not in IDEMPOTENT_METHODS):
+                raise
+            try:
+                state.egress = route = await self.egress.route(proxy.id, proxy.target.egress)
+            except NoEgressProxy:
+                raise failure from None  # no other member: the first failure is the answer
+        try:
+            return await self.client.send(request, body, max_body, timeouts, egress=route)
+        except EgressFailure as failure:
+            self.egress.failed(route, in_store=not failure.refused_address)
+            raise
 
     async def upstream_client(self) -> UpstreamClient:
         """The process's one upstream client, started on first use.

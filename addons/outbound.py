@@ -30,6 +30,9 @@ from addons.state import FlowState
 from addons.tokens.minted import TokenError
 from addons.upstream import (
     BODYLESS_STATUSES,
+    EgressFailure,
+    EgressUnusable,
+    NoEgressProxy,
     ResponseTooLarge,
     TargetTimeout,
     UpstreamFailure,
@@ -115,6 +118,8 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
         state.proxy_code = TOO_LARGE
         return too_large(exc.size, ctx.options.portcullis_max_response_bytes, request_id)
     state.validation["requestSent"] = isinstance(exc, UpstreamFailure) and exc.reached
+    if isinstance(exc, NoEgressProxy | EgressFailure | EgressUnusable):
+        return egress_failure(state, exc)
     if isinstance(exc, TargetTimeout):
         state.proxy_code = TARGET_TIMEOUT
         return proxy_error(504, TARGET_TIMEOUT, "TARGET_TIMEOUT", str(exc), request_id=request_id)
@@ -123,6 +128,18 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
     return proxy_error(
         502, TARGET_UNREACHABLE, "TARGET_UNREACHABLE", str(exc), request_id=request_id
     )
+
+
+def egress_failure(state: FlowState, exc: UpstreamFailure) -> http.Response:
+    """502 when the target's egress could not carry the request: no free pool member
+    (`NO_EGRESS_PROXY`), or the proxy failed or cannot be used (`EGRESS_PROXY_FAILED`).
+    The proxy's address and credentials are never in it (the request log names the proxy)."""
+    state.proxy_code = GATEWAY_ERROR
+    if isinstance(exc, NoEgressProxy):
+        message = "No egress proxy is available for this target: " + str(exc)
+        return proxy_error(502, GATEWAY_ERROR, "NO_EGRESS_PROXY", message, None, state.request_id)
+    message = "The target's egress proxy could not carry the request: " + str(exc)
+    return proxy_error(502, GATEWAY_ERROR, "EGRESS_PROXY_FAILED", message, None, state.request_id)
 
 
 def token_refusal(state: FlowState, exc: TokenError) -> http.Response:

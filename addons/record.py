@@ -81,6 +81,8 @@ def to_row(m: Material) -> dict:
             "status": state.upstream_status,
             "location": urlsplit(state.upstream.url).hostname,
         }
+        if state.egress is not None:  # which proxy carried it; never its credentials
+            target_data["egress"] = state.egress.record()
     return {
         "id": state.request_id,
         "proxy_id": proxy.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +19,11 @@ from urllib.parse import SplitResult, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from addons.egress import UnusableEgress
 from models import Credential, CredentialGrant, Proxy, Rule, Target, current_config_version
 from models.credit import BudgetView, Price, budget_views, proxy_prices
 from models.crypto import KeyRing
+from models.egress import Egress, open_egress
 from models.meter import Meter
 from models.meter_engine import CompiledMeter, compile_meter
 from models.payload_filter import FilterStep, filter_chains
@@ -29,6 +32,8 @@ from models.rule_scopes import credential_scope, proxy_scope, target_scope
 
 if TYPE_CHECKING:
     from addons.injection import InjectionPlan
+
+log = logging.getLogger("portcullis.snapshot")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class TargetView:
     base_url: SplitResult
     active: bool
     scope: Scope
+    # How requests leave for it (models/egress.py): None = directly; the router picks the proxy.
+    egress: Egress | UnusableEgress | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             region=proxy.region,
             active=proxy.active,
             proxy_credential=_credential(proxy.proxy_credential, key_ring, rules, credentials, {}),
-            target=_target(proxy.target, rules, targets),
+            target=_target(proxy.target, key_ring, rules, targets),
             target_credential=_credential(
                 proxy.target_credential, key_ring, rules, credentials, grants
             ),
@@ -227,12 +234,23 @@ def _credential(
     return cache[credential.id]
 
 
-def _target(target: Target, rules: dict, cache: dict) -> TargetView:
+def _target(target: Target, key_ring: KeyRing, rules: dict, cache: dict) -> TargetView:
     if target.id not in cache:
         cache[target.id] = TargetView(
             id=target.id,
             base_url=urlsplit(target.base_url),
             active=target.active,
             scope=target_scope(target, rules[target.id]),
+            egress=_egress(target, key_ring),
         )
     return cache[target.id]
+
+
+def _egress(target: Target, key_ring: KeyRing) -> Egress | UnusableEgress | None:
+    """The target's egress, its proxy credentials opened; one that cannot be read makes the
+    target's requests fail (502), never go out directly, and leaves the rest of the snapshot."""
+    try:
+        return open_egress(target, key_ring)
+    except Exception as exc:
+        log.error("target %s: its egress cannot be read (%s)", target.id, type(exc).__name__)
+        return UnusableEgress("the target's egress setting cannot be read")

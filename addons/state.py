@@ -21,6 +21,7 @@ from addons.upstream import UpstreamRequest
 from models.rule_engine import Decision
 
 if TYPE_CHECKING:
+    from addons.egress import EgressRoute
     from addons.ratelimit_headers import LimitCheck
 
 # The `validationData` flags of a request log entry (seed 001), all false until proven.
@@ -108,6 +109,7 @@ class FlowState:
     sent_at: float | None = None
     target_answered_at: float | None = None
     upstream_status: int | None = None
+    egress: EgressRoute | None = None  # the proxy the (last) attempt went through; None: direct
     finished_at: float | None = None  # the caller's answer settled (respond stage)
     # The caller's headers as received, raw: decoded only where needed, off the event loop.
     caller_fields: tuple[tuple[bytes, bytes], ...] = ()

@@ -36,6 +36,11 @@ def body_bytes(flow: http.HTTPFlow) -> int:
     return size + len(flow.response.raw_content or b"")
 
 
+def egress_member(state: FlowState) -> str | None:
+    """The telemetry `egress` member of the target leg, when a proxy carried it."""
+    return None if state.egress is None else state.egress.telemetry_member
+
+
 def peer_host(client: connection.Client) -> str:
     return client.peername[0] if client.peername else ""
 
@@ -127,6 +132,7 @@ class Telemetry:
             bytes=body_bytes(flow),
             new_connection=new_connection,
             is_async=state.is_async,
+            egress=egress_member(state),
         )
 
     def count_attempt(self, state: FlowState) -> None:
@@ -147,6 +153,7 @@ class Telemetry:
                 bytes=0,
                 new_connection=False,
                 is_async=True,
+                egress=egress_member(state),
             )
         )
 

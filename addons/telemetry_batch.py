@@ -46,6 +46,7 @@ class Sample:
     bytes: int  # request and response bodies
     new_connection: bool  # the first request for this proxy on its client connection
     is_async: bool = False  # an Async API acceptance or delivery attempt
+    egress: str | None = None  # the egress proxy of the target leg: `proxy` or a pool id
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,8 @@ class Batch:
             members = [("code", str(status)), ("country", country), ("latency", str(bucket_of(ms)))]
             if sample.is_async:
                 members.append(("async", "1"))
+            if leg == "target" and sample.egress is not None:
+                members.append(("egress", sample.egress))
             for dimension, member in members:
                 cell = self.counters[
                     (sample.proxy_id, sample.client_id, minute, leg, dimension, member)

@@ -11,12 +11,17 @@ rules for the upstream leg live here once:
 - the response body is read with a bound: past `max_body` bytes it stops
   reading and raises `ResponseTooLarge`, whether or not a Content-Length was sent;
 - no cookie jar, no redirects followed, no headers invented, bodies passed
-  through still encoded.
+  through still encoded;
+- through a target's egress proxy (`EgressRoute`): http/https proxies by aiohttp's own
+  proxy support, SOCKS by aiohttp-socks (addons/egress_connect.py); the target's host is
+  checked by the guard and the proxy asked for the checked address, and the proxy's own
+  address must pass the guard too. The proxy's failures end in `EgressFailure`.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import ssl
 import time
@@ -27,7 +32,28 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from addons.ssrf import TargetGuard, TargetUnresolvable
+from addons.egress import EgressRoute
+from addons.egress_connect import SocksSessions
+from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable
+from addons.upstream_errors import (
+    EgressFailure,
+    EgressUnusable,
+    NoEgressProxy,
+    ResponseTooLarge,
+    TargetTimeout,
+    TargetUnreachable,
+    UpstreamFailure,
+)
+
+__all__ = [
+    "EgressFailure",
+    "EgressUnusable",
+    "NoEgressProxy",
+    "ResponseTooLarge",
+    "TargetTimeout",
+    "TargetUnreachable",
+    "UpstreamFailure",
+]
 
 # Hop-by-hop and framing headers: meaningful for one connection only (RFC 9110 §7.6.1).
 # The client computes framing for its own connection.
@@ -48,37 +74,7 @@ CONNECTION_HEADERS = frozenset(
 NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 MAX_HEADER_BYTES = 64 * 1024
 BODYLESS_STATUSES = frozenset({204, 304})
-
-
-class UpstreamFailure(Exception):
-    """The target gave no usable answer. `reached`: whether a connection was made."""
-
-    reached = False
-
-
-class TargetUnreachable(UpstreamFailure):
-    """No connection, or the connection broke before a complete response."""
-
-
-class TargetTimeout(UpstreamFailure):
-    """Connecting, or waiting for the target to answer, took longer than allowed."""
-
-    reached = True
-
-
-class ResponseTooLarge(UpstreamFailure):
-    """The response body is larger than the caller may receive.
-
-    `size` is the announced Content-Length, or None when the body was chunked
-    and reading stopped at the limit.
-    """
-
-    reached = True
-
-    def __init__(self, status: int, size: int | None):
-        super().__init__(f"target response larger than the limit ({size or 'unknown'} bytes)")
-        self.status = status
-        self.size = size
+SOCKS_SCHEMES = frozenset({"socks4", "socks5"})
 
 
 @dataclass(frozen=True)
@@ -178,17 +174,12 @@ class UpstreamClient:
             limit=max_connections,
             ssl=ssl_context,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=NO_AUTO_HEADERS,
-            max_line_size=MAX_HEADER_BYTES,
-            max_field_size=MAX_HEADER_BYTES,
-        )
+        self._session = new_session(connector)
+        self._socks = SocksSessions(guard, new_session, ssl_context)
 
     async def close(self) -> None:
         await self._session.close()
+        await self._socks.close()
 
     async def send(
         self,
@@ -196,32 +187,91 @@ class UpstreamClient:
         body: bytes | AsyncIterable[bytes] | None,
         max_body: int,
         timeouts: Timeouts | None = None,
+        egress: EgressRoute | None = None,
     ) -> UpstreamResponse:
         """Send `request` with `body`; the complete response, or an `UpstreamFailure`.
 
-        `timeouts` replaces the client's for this request. `TargetRefused` (from
-        the SSRF guard) passes through unchanged.
+        `timeouts` replaces the client's for this request; `egress` is the proxy it goes
+        through (None: directly). `TargetRefused` (from the SSRF guard) passes through
+        unchanged; the egress proxy's failures raise `EgressFailure`.
         """
         timeouts = timeouts or self.timeouts
         url = URL(request.url, encoded=True)
         # aiohttp does not resolve IP literals, so they are checked here; names are
         # checked again by the resolver on every new connection.
         host = url.raw_host or ""
-        if self.guard.checked(host) is None:
-            await self.guard.allowed_addresses(host, url.port or 0)
+        addresses = self.guard.checked(host)
+        if addresses is None:
+            addresses = await self.guard.allowed_addresses(host, url.port or 0)
         streamed = body is not None and not isinstance(body, bytes)
-        timeout = client_timeout(timeouts)
+        headers = forwardable(request.headers, streamed)
+        if egress is None:
+            return await self._exchange(
+                self._session, request.method, url, headers, body, max_body, timeouts
+            )
+        proxy_ip = await self._proxy_address(egress)
+        if egress.scheme in SOCKS_SCHEMES:  # the connector pins the target's address itself
+            async with self._socks.session(egress, proxy_ip) as session:
+                return await self._exchange(
+                    session, request.method, url, headers, body, max_body, timeouts, egress
+                )
+        options: dict = {}
+        if str(addresses[0]) != host:
+            # The proxy is asked for the checked address, never the name (it could resolve
+            # the name elsewhere); Host and the TLS server name stay the target's.
+            headers.append(("Host", url.host_port_subcomponent or host))
+            if url.scheme == "https":
+                options["server_hostname"] = host
+            url = url.with_host(str(addresses[0]))
+        # By name: aiohttp resolves the proxy's host through the guard, as any other.
+        options["proxy"] = URL.build(scheme=egress.scheme, host=egress.host, port=egress.port)
+        if egress.username is not None:
+            options["proxy_auth"] = aiohttp.BasicAuth(egress.username, egress.password or "")
+        return await self._exchange(
+            self._session, request.method, url, headers, body, max_body, timeouts, egress, options
+        )
+
+    async def _proxy_address(self, egress: EgressRoute) -> str:
+        """The egress proxy's address, checked by the SSRF guard like a target's."""
         try:
-            async with self._session.request(
-                request.method,
+            addresses = await self.guard.allowed_addresses(egress.host, egress.port)
+        except TargetRefused as exc:
+            raise EgressFailure(
+                "the egress proxy's address is not one the gateway connects to",
+                refused_address=True,
+            ) from exc
+        except TargetUnresolvable as exc:
+            raise EgressFailure("the egress proxy's host name does not resolve") from exc
+        return str(addresses[0])
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes] | None,
+        max_body: int,
+        timeouts: Timeouts,
+        egress: EgressRoute | None = None,
+        options: dict | None = None,
+    ) -> UpstreamResponse:
+        """One request on `session`; its failures sorted into the target's and the proxy's."""
+        try:
+            async with session.request(
+                method,
                 url,
-                headers=forwardable(request.headers, streamed),
+                headers=headers,
                 data=body or None,
                 allow_redirects=False,
-                timeout=timeout,
+                timeout=client_timeout(timeouts),
+                **(options or {}),
             ) as response:
                 headers_at = time.time()
-                content = await self._read_bounded(response, request.method, max_body)
+                if egress is not None and response.status == 407:
+                    # A plain-http proxy answers for itself; a target never asks for this.
+                    raise EgressFailure("the egress proxy refused its credentials (407)")
+                content = await self._read_bounded(response, method, max_body)
                 return UpstreamResponse(
                     status=response.status,
                     reason=response.reason or "",
@@ -232,7 +282,17 @@ class UpstreamClient:
                 )
         except TargetUnresolvable as exc:
             raise TargetUnreachable(str(exc)) from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            # Not the OS error's text: asyncio's names the proxy's address.
+            errno = exc.os_error.errno
+            reason = os.strerror(errno) if errno else type(exc.os_error).__name__
+            raise EgressFailure(f"could not connect to the egress proxy ({reason})") from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            what = "its credentials" if exc.status == 407 else "the tunnel"
+            raise EgressFailure(f"the egress proxy refused {what} ({exc.status})") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            if egress is not None and isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise EgressFailure("the egress proxy did not accept a connection in time") from exc
             raise TargetTimeout(_timeout_message(exc, timeouts)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TargetUnreachable(f"could not connect to the target: {exc.os_error}") from exc
@@ -259,6 +319,18 @@ class UpstreamClient:
                 raise ResponseTooLarge(response.status, announced)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    """A session as the upstream leg uses them: no cookies, no decompression, no added headers."""
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=NO_AUTO_HEADERS,
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+    )
 
 
 @functools.lru_cache(maxsize=32)
