@@ -8,10 +8,13 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
+from admin.web.egress_probe import EgressProbe, probe_egress
 from models import Target, current_config_version
 from models.crypto import KeyRing
 from models.egress import FixedEgress, PoolEgress, open_egress
+from models.ssrf_policy import parse_allowances
 from models.store import make_session_factory
+from tests.pool_proxies import ProxyFarm, dead_port
 from tests.support import (
     TEST_MASTER_KEYS,
     assert_invalid,
@@ -217,3 +220,48 @@ def test_proxy_credentials_are_sealed_never_answered_and_kept_or_dropped(
     stored = _stored(admin_server, target["targetId"])
     assert stored.egress is None and stored.egress_secret_ciphertext is None
     assert put({"mode": "proxy", "url": "socks5://proxy.test:1080"})["hasCredentials"] is False
+
+
+def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
+    api, client_id, admin_server, upstream
+):
+    """The admin's "Test through egress" (in process, on this admin's store): through a real
+    proxy that demands the sealed password; the target URL under the SSRF policy (loopback
+    refused unless allowed); a dead proxy; a pool with no match; a direct target."""
+    targets = f"/api/clients/{client_id}/targets"
+    allowed = admin_server.settings(allow_targets=parse_allowances("127.0.0.0/8"))
+    strict = admin_server.settings()  # no PORTCULLIS_ALLOW_TARGETS: loopback is refused
+    with ProxyFarm() as farm:
+        proxy = farm.http("fixed", "elite", "127.0.0.73", credentials=(USER, PASSWORD))
+        dead = dead_port("127.0.0.74")
+
+        def probe(egress: dict | None, settings) -> EgressProbe:
+            body = target_body(
+                targetBaseURL=upstream.base_url + "/through", targetTestPath="/status/204",
+                targetEgress=egress,
+            )  # fmt: skip
+            target = create(api, targets, body, "targets")
+            with make_session_factory(admin_server.engine)() as session:
+                stored = session.get(Target, target["targetId"])
+                return probe_egress(session, settings, KEY_RING, stored)
+
+        fixed = {"mode": "proxy", "url": f"http://{USERINFO}@{proxy.host}:{proxy.port}"}
+        reached = probe(fixed, allowed)
+        assert (reached.reachable, reached.status, reached.error) == (True, 204, None)
+        assert reached.url == f"{upstream.base_url}/through/status/204"
+        assert reached.via == f"proxy http://{proxy.host}:{proxy.port}"
+        without_password = probe({**fixed, "url": f"http://{proxy.host}:{proxy.port}"}, allowed)
+        assert not without_password.reachable and "407" in without_password.error
+
+        refused = probe(fixed, strict)
+        assert not refused.reachable and refused.status is None
+        assert "loopback" in refused.error and "PORTCULLIS_ALLOW_TARGETS" in refused.error
+
+        down = probe({"mode": "proxy", "url": f"socks5://127.0.0.74:{dead}"}, allowed)
+        assert not down.reachable and down.error
+        nothing = probe({"mode": "pool", "country": "QQ"}, allowed)
+        assert not nothing.reachable and "No free active pool proxy" in nothing.error
+        direct = probe(None, allowed)
+        assert not direct.reachable and "directly" in direct.error
+        for result in (reached, without_password, refused, down, nothing, direct):
+            _no_secret(repr(result))

@@ -28,6 +28,7 @@ from pool.errors import PoolError
 from pool.reach import fetch_through
 
 TIMEOUT_S = 10
+PROXY_AUTH_REQUIRED = 407
 NO_MEMBER = "No free active pool proxy matches this target's filters."
 
 
@@ -89,6 +90,12 @@ def probe_egress(
         )
     except PoolError as exc:  # the URL itself is refused (SSRF policy) or unusable
         return EgressProbe(url, via, False, error=exc.message)
+    absolute_form = member.protocol in ("http", "https") and url.startswith("http://")
+    if absolute_form and result["reachable"] and result["status_code"] == PROXY_AUTH_REQUIRED:
+        # The http proxy's own answer to an absolute-form request: credentials refused.
+        return EgressProbe(
+            url, via, False, error="The proxy refused the username and password (407)."
+        )
     return EgressProbe(
         url,
         via,
