@@ -140,6 +140,7 @@ def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_ser
 
     # Revoke the key (a confirmation first): the pool API refuses it at once.
     page.goto(f"{base}/ui/account")
+    key_id = page.locator("#pool-keys tbody tr").get_attribute("data-key")
     page.locator("#pool-keys tbody tr").get_by_role("link", name="Revoke").click()
     expect(page.get_by_role("heading", name=re.compile("^Revoke the pool key"))).to_be_visible()
     page.get_by_role("button", name="Revoke key").click()
@@ -171,6 +172,8 @@ def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_ser
     )
     assert other.status_code == 302
     assert "You have no lease with this id" in boss_web.get("/ui/account").text
+    for path in (f"/ui/account/pool-keys/{key_id}/revoke", "/ui/account/pool-keys/nope/revoke"):
+        assert boss_web.get(path).status_code == 404, path  # someone else's key, or none
     assert _transactions(admin_server, person.id)[0][:2] == (5, "purchase")
     assert len(_transactions(admin_server, person.id)) == 3  # the grant and two acquires
 
