@@ -16,6 +16,7 @@ from admin import cli_pool_notifiers
 from models import Credential, User, UserToken
 from models.credential_grant import reseal_refresh_tokens
 from models.crypto import load_key_ring
+from models.egress import reseal_egress_credentials
 from models.names import name_problem
 from models.settings import PROJECT_ROOT, Settings
 from models.store import make_engine, make_session_factory
@@ -121,6 +122,7 @@ def rotate_secrets(settings: Settings) -> int:
                 credential.set_secret(key_ring, credential.open_secret(key_ring))
                 changed += 1
         changed += reseal_refresh_tokens(session, key_ring)  # OAuth2 grants' refresh tokens
+        changed += reseal_egress_credentials(session, key_ring)  # targets' egress proxies
         session.commit()
     return changed
 

@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy import select
+
 from models.crypto import KeyRing, SealedSecret
 from models.pool import ANONYMITIES, PROTOCOLS
+from models.target import Target
 
 FIXED_SCHEMES = ("http", "https", "socks4", "socks5")
 ROTATIONS = ("per_request", "sticky")
@@ -316,3 +319,18 @@ def public_egress_of(stored: dict | None, has_credentials: bool) -> dict | None:
     if stored.get("mode") == "proxy":
         return {"mode": "proxy", "url": stored["url"], "hasCredentials": has_credentials}
     return dict(stored)
+
+
+def reseal_egress_credentials(session, key_ring: KeyRing) -> int:
+    """Re-seal every target's egress credentials not sealed with the active master key
+    (`run_admin.py rotate-secrets`); how many changed. The caller commits."""
+    changed = 0
+    query = select(Target).where(
+        Target.egress_secret_key_id.is_not(None),
+        Target.egress_secret_key_id != key_ring.active_key_id,
+    )
+    for target in session.scalars(query):
+        sealed = SealedSecret(target.egress_secret_key_id, target.egress_secret_ciphertext)
+        seal_egress(target, key_ring, key_ring.open(sealed, egress_aad(target.id)))
+        changed += 1
+    return changed

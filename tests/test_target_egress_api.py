@@ -4,14 +4,18 @@ polls. Real admin process, real store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
 from urllib.parse import quote
 
 from sqlalchemy import select
 
+from admin.cli import rotate_secrets
 from admin.web.egress_probe import EgressProbe, probe_egress
-from models import Target, current_config_version
+from models import Client, Target, current_config_version
 from models.crypto import KeyRing
-from models.egress import FixedEgress, PoolEgress, open_egress
+from models.egress import FixedEgress, PoolEgress, apply_egress, open_egress
+from models.ids import new_id
 from models.ssrf_policy import parse_allowances
 from models.store import make_session_factory
 from tests.pool_proxies import ProxyFarm, dead_port
@@ -265,3 +269,29 @@ def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
         assert not direct.reachable and "directly" in direct.error
         for result in (reached, without_password, refused, down, nothing, direct):
             _no_secret(repr(result))
+
+
+def test_rotate_secrets_reseals_egress_credentials(settings, sessions):
+    """`run_admin.py rotate-secrets` (its function, on a scratch store) re-seals a target's
+    egress credentials with the new active key; the old key is no longer needed."""
+    with sessions() as session:
+        client = Client(name="Rotate")
+        session.add(client)
+        session.flush()
+        target = Target(id=new_id("target"), client_id=client.id, **_columns(target_body()))
+        apply_egress(target, KEY_RING, {"mode": "proxy", "url": f"socks5://{USERINFO}@h.test:1"})
+        session.add(target)
+        session.commit()
+        target_id = target.id
+    new_key = "knew:" + base64.b64encode(bytes(range(32, 64))).decode()
+    assert rotate_secrets(replace(settings, master_keys=f"{new_key},{TEST_MASTER_KEYS}")) == 1
+    with sessions() as session:
+        stored = session.get(Target, target_id)
+        assert stored.egress_secret_key_id == "knew"
+        opened = open_egress(stored, KeyRing.parse(new_key))
+        assert (opened.username, opened.password) == (USER, PASSWORD)
+
+
+def _columns(body: dict) -> dict:
+    return {"name": body["targetName"], "base_url": body["targetBaseURL"],
+            "region": body["targetRegion"]}  # fmt: skip
