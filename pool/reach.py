@@ -18,9 +18,10 @@ proxy inside the gateway's network resolving differently, cannot redirect the te
 
 Each proxy's own address passes `PORTCULLIS_POOL_ALLOW_PROXIES` as for the checkers, and its
 password is opened only in memory. `reachable` means an HTTP answer came from the URL's
-server, whatever its status; a proxy's own gateway error (502/504 in absolute form, a refused
-CONNECT) is not reachable. `fetch_through` (one proxy, one URL) is the building block, also
-used by the target form's "test through egress".
+server, whatever its status; a proxy's own answer (407: credentials refused; 502/504: it could
+not reach the URL, in absolute form; a refused CONNECT) is not reachable. `fetch_through`
+(one proxy, one URL) is the building block, also used by the target form's "test through
+egress".
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ MAX_TIMEOUT_S = 60
 MAX_URL_CHARS = 2000
 FIELDS = ("url", "count", "timeout_seconds", "protocol", "country", "anonymity", "min_score")
 PROXY_GATEWAY_ERRORS = (502, 504)  # an http proxy saying it could not reach the URL
+PROXY_AUTH_REQUIRED = 407  # an http proxy refusing its credentials (absolute form)
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ async def _ask(member: Member, url: CheckedUrl, timeout_s: float) -> int:
         status, _ = await read_head(reader)
     finally:
         await close(writer)
+    if target != url.target and status == PROXY_AUTH_REQUIRED:
+        raise HttpError("the proxy refused its username and password (407)")
     if target != url.target and status in PROXY_GATEWAY_ERRORS:
         raise HttpError(f"the proxy answered {status}: it could not reach the URL")
     return status

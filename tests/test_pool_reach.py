@@ -1,7 +1,8 @@
 """`POST /pool/proxies/test` (seed 003) against real loopback proxies (tests/pool_proxies.py)
 and a real upstream on 127.0.0.1, allowed by PORTCULLIS_ALLOW_TARGETS: an http proxy (absolute
-form, and CONNECT + TLS for an https URL), a SOCKS5 proxy with a sealed password, a dead
-member; the URL under the SSRF policy; bad bodies answered in seed 003's shape."""
+form, and CONNECT + TLS for an https URL) and a SOCKS5 proxy, both with sealed passwords, a
+dead member, one whose password is wrong (its 407 is not reachable), one on an address the
+pool may not use; the URL under the SSRF policy; bad bodies answered in seed 003's shape."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.upstream import RecordingUpstream
 
 LOOPBACK = "127.0.0.0/8"
 SOCKS_CREDENTIALS = ("reach-user", "reach-secret-pw")
+HTTP_CREDENTIALS = ("reach-http", "reach-http-pw")
 KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
 
 
@@ -47,30 +49,50 @@ def stack(tmp_path_factory):
         )
         try:
             tls_port = farm.tls_front(upstream.port, cert, key)
-            http = farm.http("http", "elite", "127.0.0.61")
+            http = farm.http("http", "elite", "127.0.0.61", credentials=HTTP_CREDENTIALS)
             socks = farm.socks("socks", "127.0.0.62", credentials=SOCKS_CREDENTIALS)
-            yield server, upstream, tls_port, http, socks
+            strict = farm.http("strict", "elite", "127.0.0.66", credentials=HTTP_CREDENTIALS)
+            yield server, upstream, tls_port, (http, socks, strict)
         finally:
             server.stop()
 
 
+def with_credentials(row: dict, username: str, password: str) -> dict:
+    """`row` with a user name and its password sealed as the scrape seals it."""
+    sealed = seal_password(KEY_RING, row["id"], password)
+    return {
+        **row,
+        "username": username,
+        "password_key_id": sealed.key_id,
+        "password_ciphertext": sealed.ciphertext,
+    }
+
+
 def test_proxies_reach_a_local_url_and_a_dead_one_counts_against_the_rate(stack):
-    server, upstream, tls_port, http, socks = stack
+    server, upstream, tls_port, (http, socks, strict) = stack
     user = create_user(server, "reach@example.test")
     key, _ = stored_key_user(server.database_url, user.email)
     pool = PoolApi(server.base_url, key)
-    socks_row = proxy_row(
-        host=socks.host, port=socks.port, protocol="socks5", status="active", score=0.9
-    )
-    socks_row["username"] = SOCKS_CREDENTIALS[0]
-    sealed = seal_password(KEY_RING, socks_row["id"], SOCKS_CREDENTIALS[1])
-    socks_row.update(password_key_id=sealed.key_id, password_ciphertext=sealed.ciphertext)
     rows = insert_proxies(
         server.database_url,
         [
-            proxy_row(host=http.host, port=http.port, status="active", score=0.8),
-            socks_row,
+            with_credentials(
+                proxy_row(host=http.host, port=http.port, status="active", score=0.8),
+                *HTTP_CREDENTIALS,
+            ),
+            with_credentials(
+                proxy_row(
+                    host=socks.host, port=socks.port, protocol="socks5", status="active", score=0.9
+                ),
+                *SOCKS_CREDENTIALS,
+            ),
             proxy_row(host="127.0.0.63", port=dead_port("127.0.0.63"), status="active", score=0.7),
+            # the wrong password: the proxy's own 407 is not the URL answering
+            with_credentials(
+                proxy_row(host=strict.host, port=strict.port, status="active", score=0.6),
+                HTTP_CREDENTIALS[0],
+                "not-the-password",
+            ),
             # neither dead-and-checked nor leased proxies are asked
             proxy_row(host="127.0.0.64", port=1, status="dead", score=1.0),
             proxy_row(host="127.0.0.65", port=1, status="active", score=1.0, leased_until=4e9),
@@ -88,7 +110,7 @@ def test_proxies_reach_a_local_url_and_a_dead_one_counts_against_the_rate(stack)
         body = answer.json()
         assert list(body) == ["url", "results", "success_rate"] and body["url"] == url
         results = {r["proxy_id"]: r for r in body["results"]}
-        assert set(results) == set(list(by_id)[:3]), body  # the free active ones only
+        assert set(results) == set(list(by_id)[:4]), body  # the free active ones only
         for result in body["results"]:
             assert list(result) == [
                 "proxy_id",
@@ -111,7 +133,10 @@ def test_proxies_reach_a_local_url_and_a_dead_one_counts_against_the_rate(stack)
         dead = results[rows[2]["id"]]
         assert (dead["reachable"], dead["status_code"], dead["latency_ms"]) == (False, None, None)
         assert "refused" in dead["error"], dead
-        assert body["success_rate"] == round(2 / 3, 4)
+        refused = results[rows[3]["id"]]
+        assert (refused["reachable"], refused["status_code"]) == (False, None)
+        assert "407" in refused["error"], refused
+        assert body["success_rate"] == 0.5
         arrived = upstream.wait_for(seen + 2)[seen:]
         assert [r.path for r in arrived] == [path, path]
 
