@@ -68,8 +68,7 @@ def pool_credits(
 ) -> tuple[str, int]:
     """Add `amount` credits (a grant or a purchase) to the pool account of the user with
     `email`; return the user's email and the new balance."""
-    from pool.credits import add_credits, balance
-    from pool.events import credits_changed
+    from pool.credits import grant_credits
 
     if not re.fullmatch(r"[0-9]{1,10}", amount.strip()):
         raise SystemExit("error: amount: must be a whole number of credits from 1 to 1000000000")
@@ -77,12 +76,12 @@ def pool_credits(
     with sessions() as session:
         user = _user(session, email)
         try:
-            add_credits(session, user.id, int(amount), tx_type, description, "cli")
+            _, new_balance = grant_credits(
+                session, settings, user.id, int(amount), tx_type, description, "cli"
+            )
         except PoolError as error:
             field = error.details.get("field", "")
             prefix = "" if field == "amount" else "--"
             raise SystemExit(f"error: {prefix}{error.message}") from None
-        new_balance = balance(session, user.id)
-        credits_changed(session, settings, user.id, new_balance)
         session.commit()
         return user.email, new_balance

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from models.base import isoformat_z, utcnow
 from models.names import name_problem
 from models.pool import TX_TYPES, PoolAccount, PoolCreditTransaction
+from models.settings import Settings
 from models.upsert import add_rows
 from pool.errors import invalid
+from pool.events import credits_changed
 
 GRANT_TYPES = tuple(t for t in TX_TYPES if t != "acquire")  # what an administrator adds
 MAX_GRANT = 10**9
@@ -83,6 +85,23 @@ def add_credits(
     session.add(transaction)
     session.flush()
     return transaction
+
+
+def grant_credits(
+    session: Session,
+    settings: Settings,
+    user_id: str,
+    amount: int,
+    tx_type: str,
+    description: str,
+    created_by: str,
+) -> tuple[PoolCreditTransaction, int]:
+    """`add_credits` and the pool's events about the new balance (one place for the API,
+    the CLI and the web); the transaction and the new balance. The caller commits."""
+    transaction = add_credits(session, user_id, amount, tx_type, description, created_by)
+    new_balance = balance(session, user_id)
+    credits_changed(session, settings, user_id, new_balance)
+    return transaction, new_balance
 
 
 def balance(session: Session, user_id: str) -> int:

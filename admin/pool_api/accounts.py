@@ -35,13 +35,7 @@ from pool.accounts import (
     registered_record,
     revoke_key,
 )
-from pool.credits import (
-    add_credits,
-    balance,
-    credits_record,
-    transaction_record,
-)
-from pool.events import credits_changed
+from pool.credits import credits_record, grant_credits, transaction_record
 from pool.leases import active_leases
 
 
@@ -143,16 +137,15 @@ def post_grant():
     require_platform_admin()
     data = _body()
     user = find_user(db.session, data.get("email"), data.get("user_id"))
-    transaction = add_credits(
+    transaction, new_balance = grant_credits(
         db.session,
+        settings(),
         user.id,
         data.get("amount"),
         data.get("tx_type", "grant"),
         data.get("description", ""),
         g.pool_user.id,
     )
-    new_balance = balance(db.session, user.id)
-    credits_changed(db.session, settings(), user.id, new_balance)
     db.session.commit()
     return {
         "user_id": user.id,
