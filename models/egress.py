@@ -108,7 +108,8 @@ def parse_egress(value: object) -> tuple[dict | None, dict | None]:
 def _no_unknown(value: dict, allowed: frozenset[str]) -> None:
     for key in value:
         if key not in allowed:
-            name = key if isinstance(key, str) and not _CONTROL.search(key) else "body"
+            plain = isinstance(key, str) and len(key) <= 64 and not _CONTROL.search(key)
+            name = key if plain else "body"
             raise EgressError(name, f"Unknown field for mode {value['mode']}.")
 
 
@@ -120,7 +121,10 @@ def _parse_proxy_url(raw: object) -> tuple[str, dict | None]:
         raise EgressError("url", f"Longer than {MAX_URL_LENGTH} characters.")
     if _CONTROL.search(raw):
         raise EgressError("url", "Must not contain whitespace or control characters.")
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise EgressError("url", "Not a valid URL.") from None
     scheme = parts.scheme.lower()
     if scheme not in FIXED_SCHEMES:
         raise EgressError("url", f"The scheme must be one of {', '.join(FIXED_SCHEMES)}.")
