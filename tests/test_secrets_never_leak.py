@@ -24,8 +24,9 @@ from models.egress import egress_aad
 from models.store import make_engine
 from tests import oauth_support
 from tests.oauth_support import CUSTOM_PASSWORD, CUSTOM_USERNAME
+from tests.pool_proxies import ProxyFarm
 from tests.pool_support import PoolApi
-from tests.proxy_support import start_proxy
+from tests.proxy_support import Setup, start_proxy
 from tests.support import (
     TEST_MASTER_KEYS,
     Api,
@@ -614,12 +615,39 @@ def _spellings(secret: str) -> list[bytes]:
     return [utf8, quote(secret, safe="").encode(), base64.b64encode(utf8)]
 
 
+def _egress_setups(api: Api, upstream, farm: ProxyFarm) -> dict[str, Setup]:
+    """Proxies whose target egresses through a real http / socks5 proxy on 127.0.0.1 that
+    asks for a username and password (right ones, and a wrong password: a 502)."""
+    http_proxy = farm.http("leak-http", "elite", EGRESS_HOST, credentials=GATEWAY_HTTP)
+    socks_proxy = farm.socks("leak-socks", EGRESS_HOST, credentials=GATEWAY_SOCKS)
+    made = {}
+    for name, proxy, (user, password) in (
+        ("http", http_proxy, GATEWAY_HTTP),
+        ("socks5", socks_proxy, GATEWAY_SOCKS),
+        ("wrong", http_proxy, (GATEWAY_HTTP[0], GATEWAY_WRONG)),
+    ):
+        made[name] = Setup(api, upstream)
+        egress = {"mode": "proxy", "url": f"{proxy.protocol}://{user}:{password}@"
+                  f"{proxy.host}:{proxy.port}"}  # fmt: skip
+        target = f"{made[name].base}/targets/{made[name].target['sKey']}"
+        changed = api.put(target, json={"targetEgress": egress})
+        assert changed.status_code == 200, changed.text
+    return made
+
+
+@pytest.fixture(scope="module")
+def farm():
+    with ProxyFarm() as running:
+        yield running
+
+
 def test_minted_tokens_and_the_secrets_minting_them_never_leak(
-    admin_server, api, oauth_server, tmp_path
+    admin_server, api, oauth_server, upstream, farm, tmp_path
 ):
-    """Client secret, refresh tokens, customToken fields and every minted access token:
-    never in mitmweb's flows, the data plane's output (flow_detail 4), the request log,
-    API answers, the admin's log or the store (unsealed)."""
+    """Client secret, refresh tokens, customToken fields and every minted access token, and
+    the username and password of the target's egress proxy: never in mitmweb's flows, the
+    data plane's output (flow_detail 4), the request log, API answers, the admin's log or
+    the store (unsealed)."""
     service = oauth_server.register_client("leak-svc", grant_types=["client_credentials"])
     person = oauth_server.register_client(
         "leak-app",
@@ -655,10 +683,14 @@ def test_minted_tokens_and_the_secrets_minting_them_never_leak(
             {**custom, "injectIn": "query", "queryParam": "access_token"},
         ),
     ]
+    egress = _egress_setups(api, upstream, farm)
     flow_file = tmp_path / "flows.mitm"
     gateway = start_proxy(admin_server, tmp_path, "-w", str(flow_file), "--set", "flow_detail=4")
     answers = []
     try:
+        for name in ("http", "socks5", "wrong"):
+            serve(gateway, egress[name])
+            answers.append(token_get(gateway, egress[name], f"/egress-{name}"))
         for each in made:
             serve(gateway, each)
             answers.append(token_get(gateway, each, "/first?page=1"))
@@ -671,11 +703,19 @@ def test_minted_tokens_and_the_secrets_minting_them_never_leak(
         answers.append(token_get(gateway, made[0], "/refused"))  # 502: the secret is refused
     finally:
         gateway.stop()
+    assert [a.status_code for a in answers[:2]] == [200, 200], answers[0].text
+    assert answers[2].status_code == 502 and answers[2].json()["error"]["code"] == (
+        "EGRESS_PROXY_FAILED"
+    )
+    egress_answers, answers = answers[:3], answers[3:]
     assert [a.status_code for a in answers][:-1] == [200] * (len(answers) - 1)
     assert answers[-1].status_code == 502
 
     issued = oauth_server.issued_secrets()
     secrets = [
+        *GATEWAY_HTTP,
+        *GATEWAY_SOCKS,
+        GATEWAY_WRONG,
         *issued["client_secrets"],
         service.client_secret,  # revoked since, still a secret
         *issued["access_tokens"],
@@ -685,15 +725,22 @@ def test_minted_tokens_and_the_secrets_minting_them_never_leak(
     ]
     assert len(issued["access_tokens"]) >= 4 and len(issued["refresh_tokens"]) >= 2
     logs = [
-        api.get(f"{each.base}/proxies/{each.id}/requests").text for each in made
+        api.get(f"{each.base}/proxies/{each.id}/requests").text
+        for each in [*made, *egress.values()]
     ]  # the request log as the API shows it
+    for carried in logs[len(made) : len(made) + 2]:  # which proxy carried it, no secrets
+        assert re.search(r'"address":\s*"127\.0\.0\.1:\d+"', carried), carried[:2000]
     credentials = [api.get(f"{each.base}/credentials?includeTemporary=true").text for each in made]
+    targets = [api.get(f"{each.base}/targets").text for each in egress.values()]
     places = {
         "flows": flow_file.read_bytes(),
         "data plane output": gateway.log_path.read_bytes(),
         "request logs": "".join(logs).encode(),
         "credential answers": "".join(credentials).encode(),
-        "caller answers": b"".join(a.content + str(a.headers).encode() for a in answers),
+        "target answers": "".join(targets).encode(),
+        "caller answers": b"".join(
+            a.content + str(a.headers).encode() for a in [*egress_answers, *answers]
+        ),
         "admin log": admin_server.log_text().encode(),
         "store": admin_server.store_bytes(),
     }
@@ -704,12 +751,23 @@ def test_minted_tokens_and_the_secrets_minting_them_never_leak(
         for secret in secrets:
             for spelling in _spellings(secret):
                 assert spelling not in content, f"a secret in the {place}"
+    pairs = (GATEWAY_HTTP, GATEWAY_SOCKS, (GATEWAY_HTTP[0], GATEWAY_WRONG))
+    proxy_authorizations = [base64.b64encode(f"{u}:{p}".encode()) for u, p in pairs]
+    for place, content in places.items():
+        for value in proxy_authorizations:
+            assert value not in content, f"a Proxy-Authorization in the {place}"
 
 
 # ---- a target's fixed egress proxy: its username and password (targetEgress) ----
 
 EGRESS_USER, EGRESS_PASSWORD = mark("egress-user"), mark("egress-pw")
 SOCKS_USER, SOCKS_PASSWORD = mark("socks-user"), mark("socks-pw")
+WEB_USER, WEB_PASSWORD = mark("web-egress-user"), mark("web-egress-pw")
+WEB_URL_PASSWORD = mark("web-egress-url-pw")
+# The data plane's egress proxies (real ones on 127.0.0.1 that check them).
+GATEWAY_HTTP = (mark("gw-http-user"), mark("gw-http-pw"))
+GATEWAY_SOCKS = (mark("gw-socks-user"), mark("gw-socks-pw"))
+GATEWAY_WRONG = mark("gw-wrong-pw")
 EGRESS_HOST = "127.0.0.1"
 
 
@@ -755,6 +813,7 @@ class EgressRun:
     responses: list[tuple[str, requests.Response]] = field(default_factory=list)
     errors: list[tuple[str, requests.Response]] = field(default_factory=list)
     pages: dict[str, str] = field(default_factory=dict)
+    refused_forms: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -795,12 +854,53 @@ def egress_run(admin_server, owner) -> EgressRun:
 
     web = WebClient(admin_server.base_url)
     assert web.sign_in_with_token(owner.token).status_code == 302
+    _web_egress_form(web, api, run)
     for name, target_id in run.target_ids.items():
         page = web.get(f"/ui/c/{run.client_id}/targets/{target_id}")
         assert page.status_code == 200, (name, page.status_code)
         run.pages[f"target {name}"] = page.text
+        test = f"/ui/c/{run.client_id}/targets/{target_id}/test-egress"
+        tried = web.post(test, {"csrf_token": web.csrf("/ui/account")})
+        assert tried.status_code == 200, (name, tried.status_code)
+        assert 'id="egress-test-result"' in tried.text, name  # nothing listens: not reachable
+        run.pages[f"test through egress {name}"] = tried.text
     run.pages["targets"] = web.get(f"/ui/c/{run.client_id}/targets").text
     return run
+
+
+def _web_egress_form(web: WebClient, api: Api, run: EgressRun) -> None:
+    """The target form's proxy username and password: refused forms do not show them back
+    (nor a URL's userinfo); a saved form seals them."""
+    created = api.post(
+        f"/api/clients/{run.client_id}/targets", json=target_body(targetName="egress-web")
+    )
+    assert created.status_code == 201, created.text
+    target_id = run.target_ids["web"] = created.json()["targets"][0]["targetId"]
+    path = f"/ui/c/{run.client_id}/targets/{target_id}"
+    form = {
+        "csrf_token": web.csrf(path),
+        "name": "egress-web",
+        "base_url": created.json()["targets"][0]["targetBaseURL"],
+        "test_path": "/",
+        "default_effect": "allow",
+        "active": "y",
+        "egress_mode": "proxy",
+    }
+    refused = {
+        "bad scheme": {"egress_url": f"ftp://{EGRESS_HOST}:21", "egress_username": WEB_USER,
+                       "egress_password": WEB_PASSWORD},
+        "path in url": {"egress_url": f"http://u:{WEB_URL_PASSWORD}@{EGRESS_HOST}:3128/p"},
+        "no port": {"egress_url": f"http://{EGRESS_HOST}", "egress_username": WEB_USER,
+                    "egress_password": WEB_PASSWORD},
+    }  # fmt: skip
+    for name, fields in refused.items():
+        page = web.post(path, {**form, **fields})
+        assert page.status_code == 200 and 'class="error"' in page.text, (name, page.status_code)
+        run.refused_forms[name] = page.text
+    fields = {"egress_url": f"http://{EGRESS_HOST}:3129", "egress_username": WEB_USER,
+              "egress_password": WEB_PASSWORD}  # fmt: skip
+    saved = web.post(path, {**form, **fields})
+    assert saved.status_code == 302, (saved.status_code, saved.text)
 
 
 def test_egress_proxy_credentials_never_come_back_out(egress_run, admin_server):
@@ -824,20 +924,23 @@ def test_egress_proxy_credentials_never_come_back_out(egress_run, admin_server):
         assert not leaked(response.text), (label, response.text)
     for name, html in egress_run.pages.items():
         assert EGRESS_HOST in html or name == "targets", name
-        assert not leaked(html), name
+    shown = {name: leaked(html) for name, html in egress_run.pages.items() if leaked(html)}
+    assert not shown, shown
+    assert EGRESS_HOST in "".join(egress_run.pages.values())
 
     log = admin_server.log_text()
     assert f"PUT /api/clients/{egress_run.client_id}/targets/" in log
     assert not leaked(log)
     store = admin_server.store_bytes()
     assert egress_run.client_id.encode() in store
-    for marker in (EGRESS_USER, EGRESS_PASSWORD, SOCKS_USER, SOCKS_PASSWORD):
+    pairs = (EGRESS_USER, EGRESS_PASSWORD), (SOCKS_USER, SOCKS_PASSWORD), (WEB_USER, WEB_PASSWORD)
+    for marker in (*(m for pair in pairs for m in pair), WEB_URL_PASSWORD):
         for form in _store_forms(marker):
             assert form not in store, marker
-    for pair in (f"{EGRESS_USER}:{EGRESS_PASSWORD}", f"{SOCKS_USER}:{SOCKS_PASSWORD}"):
+    for pair in (f"{user}:{password}" for user, password in pairs):
         assert base64.b64encode(pair.encode()) not in store  # a Proxy-Authorization value
 
-    expected = {"http": (EGRESS_USER, EGRESS_PASSWORD), "socks5": (SOCKS_USER, SOCKS_PASSWORD)}
+    expected = dict(zip(("http", "socks5", "web"), pairs, strict=True))
     ring = KeyRing.parse(TEST_MASTER_KEYS)
     engine = make_engine(admin_server.database_url)
     try:
@@ -855,6 +958,19 @@ def test_egress_proxy_credentials_never_come_back_out(egress_run, admin_server):
                 assert (opened["username"], opened["password"]) == expected[name], name
     finally:
         engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17 finding for the target form (helper D): a refused form renders the typed"
+    " proxy username, and a proxy URL's userinfo, back into the page; remove this mark when fixed",
+)
+def test_a_refused_target_form_does_not_show_the_proxy_credentials_back(egress_run):
+    """The target form sent back with an error keeps what was typed, but never the proxy's
+    username or password, nor a proxy URL's userinfo."""
+    assert len(egress_run.refused_forms) == 3
+    shown = {name: leaked(html) for name, html in egress_run.refused_forms.items() if leaked(html)}
+    assert not shown, shown
 
 
 # ---- pp_ keys of the pool API: in the answer (or page) that issues them, nowhere else ----
