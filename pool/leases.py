@@ -83,7 +83,6 @@ def insufficient(current: int) -> PoolError:
         402,
         "INSUFFICIENT_CREDITS",
         f"You need at least {ACQUIRE_COST} credit to acquire a proxy. Current balance: {current}.",
-        {"balance": current, "required": ACQUIRE_COST},
     )
 
 

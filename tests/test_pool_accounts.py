@@ -123,7 +123,11 @@ def test_register_acquire_release_and_keys(server, registrar, root):
     for filters in ({"country": "LU"}, {"country": "ZZ"}):
         refused = alice.request("POST", "/proxies/acquire", json=filters)
         assert_pool_error(refused, 402, "INSUFFICIENT_CREDITS")
-        assert refused.json()["error"]["message"] == INSUFFICIENT
+        assert refused.json()["error"] == {
+            "code": "INSUFFICIENT_CREDITS",
+            "message": INSUFFICIENT,
+            "details": {},
+        }
 
     # Only a platform admin grants.
     assert_pool_error(grant(alice, email, 5), 403, "FORBIDDEN")
