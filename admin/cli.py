@@ -1,5 +1,5 @@
 """`run_admin.py` commands: serve, migrate, create-user, rotate-secrets, purge, roll-ups,
-platform-admin, notify-system, pool-key and pool-check."""
+platform-admin, notify-system, pool-key, pool-credits, pool-notifier and pool-check."""
 
 from __future__ import annotations
 
