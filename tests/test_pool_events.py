@@ -223,6 +223,24 @@ def test_a_target_egressing_through_a_thin_pool_tells_its_client(stack):
     assert details["scope"] == "target" and details["targetId"] == target["sKey"]
     assert details["free"] == 0 and "country NL" in details["filters"]
 
+    # Platform notifiers are nobody's client's: the client notifier API neither lists nor
+    # reads, changes, tests or deletes them.
+    settings = server.settings(allow_targets=parse_allowances(LOOPBACK))
+    platform_id, _ = add_notifier(settings, "Platform only", None, ["ops@example.test"], "*")
+    base = f"/api/clients/{client_id}/notifiers"
+    listed = api.get(base)
+    assert listed.status_code == 200 and listed.json()["notifiers"] == [], listed.text
+    for method, path in (
+        ("GET", f"{base}/{platform_id}"),
+        ("PUT", f"{base}/{platform_id}"),
+        ("DELETE", f"{base}/{platform_id}"),
+        ("POST", f"{base}/{platform_id}/test"),
+        ("GET", f"{base}/{platform_id}/deliveries"),
+    ):
+        answer = api.request(method, path, json={"name": "taken"} if method == "PUT" else None)
+        assert answer.status_code == 404, (method, path, answer.text)
+    assert remove_notifier(settings, platform_id) == "Platform only"
+
 
 def test_a_platform_admin_manages_platform_notifiers_on_the_web(stack, browser):
     """Pool → Notifiers in Chromium: add a webhook (a refused URL is named next to its
