@@ -71,11 +71,23 @@ def test_a_target_egresses_through_a_fixed_proxy_then_the_pool(page: Page, stack
     expect(page.locator("#egress-summary")).to_contain_text("directly")
     expect(page.get_by_role("button", name="Test through egress")).to_have_count(0)
 
-    # Bad input shows next to its field, and nothing is saved.
+    # Bad input shows next to its field, nothing is saved, and the credentials typed (in
+    # their inputs or in the URL) are not written back into the page.
     _choose(page, "Requests leave", "Through a fixed proxy")
     page.get_by_label("Proxy URL").fill(f"socks5://{socks.host}")  # no port
+    page.get_by_label("Proxy username").fill(PROXY_USER)
+    page.get_by_label("Proxy password").fill(PROXY_PASSWORD)
     page.get_by_role("button", name="Save").click()
     expect(_field_error(page, "Proxy URL")).to_contain_text("port")
+    _no_secret(page)
+    page.get_by_label("Proxy URL").fill(
+        f"socks5://{PROXY_USER}:{PROXY_PASSWORD}@{socks.host}:{socks.port}/path"
+    )
+    page.get_by_role("button", name="Save").click()
+    expect(_field_error(page, "Proxy URL")).to_contain_text("path")
+    expect(page.get_by_label("Proxy URL")).to_have_value(f"socks5://{socks.host}:{socks.port}/path")
+    _no_secret(page)
+    expect(page.locator("#egress-summary")).to_contain_text("directly")
 
     # The fixed proxy with its username and password: shown masked, never echoed back.
     page.get_by_label("Proxy URL").fill(f"socks5://{socks.host}:{socks.port}")

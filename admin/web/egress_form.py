@@ -78,3 +78,21 @@ def egress_values(egress: dict | None) -> dict:
         "pool_rotation": egress.get("rotation") or "per_request",
         "pool_sticky_seconds": "" if sticky is None else str(sticky),
     }
+
+
+def without_userinfo(url: str) -> str:
+    """`url` with any `user:password@` removed from its authority."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.rpartition("@")[2] if "@" in url.split("/", 1)[0] else url
+    authority, slash, tail = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{tail}"
+
+
+def hide_credentials(form: TargetForm) -> TargetForm:
+    """Before the form is shown again (e.g. after a refusal): the proxy's username, password
+    and any userinfo typed into the URL are never written back into the page."""
+    form.egress_username.data = ""
+    form.egress_password.data = ""
+    form.egress_url.data = without_userinfo(form.egress_url.data or "")
+    return form

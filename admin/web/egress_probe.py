@@ -6,8 +6,8 @@ egress uses the member the data plane would pick first (`pool.egress_members.fre
 free, active, matching, best score). The fetch itself is the pool's reachability test
 (`pool.reach.fetch_through`): the target URL's host is resolved and checked with the SSRF
 policy (`PORTCULLIS_ALLOW_TARGETS`) and the proxy is asked for the checked address; the
-proxy's own address must be allowed too (a fixed proxy by `PORTCULLIS_ALLOW_TARGETS`, as
-the data plane's guard; a pool member by `PORTCULLIS_POOL_ALLOW_PROXIES`). Nothing here
+proxy's own address must be allowed by the same option (fixed proxy or pool member), as the
+data plane's one guard checks both. Nothing here
 holds a transaction while the network is used. An answer never carries a credential.
 """
 
@@ -28,7 +28,6 @@ from pool.errors import PoolError
 from pool.reach import fetch_through
 
 TIMEOUT_S = 10
-PROXY_AUTH_REQUIRED = 407
 NO_MEMBER = "No free active pool proxy matches this target's filters."
 
 
@@ -72,7 +71,7 @@ def probe_egress(
         member = Member(
             "proxy", egress.host, egress.port, egress.scheme, egress.username, egress.password
         )
-        via, allowed = f"proxy {egress.url}", settings.allow_targets
+        via = f"proxy {egress.url}"
     else:
         found = free_members(session, key_ring, egress, time.time(), limit=1)
         if not found:
@@ -82,20 +81,17 @@ def probe_egress(
             first.id, first.host, first.port, first.protocol, first.username, first.password
         )
         via = f"pool proxy {first.id} ({first.protocol}://{_display(first.host, first.port)})"
-        allowed = settings.pool_allow_proxies
     session.rollback()  # no transaction held while the proxy is asked
     try:
         result = fetch_through(
-            member, url, TIMEOUT_S, allowed_targets=settings.allow_targets, allowed_proxies=allowed
+            member,
+            url,
+            TIMEOUT_S,
+            allowed_targets=settings.allow_targets,
+            allowed_proxies=settings.allow_targets,  # the data plane's one guard checks both
         )
     except PoolError as exc:  # the URL itself is refused (SSRF policy) or unusable
         return EgressProbe(url, via, False, error=exc.message)
-    absolute_form = member.protocol in ("http", "https") and url.startswith("http://")
-    if absolute_form and result["reachable"] and result["status_code"] == PROXY_AUTH_REQUIRED:
-        # The http proxy's own answer to an absolute-form request: credentials refused.
-        return EgressProbe(
-            url, via, False, error="The proxy refused the username and password (407)."
-        )
     return EgressProbe(
         url,
         via,

@@ -9,7 +9,7 @@ from admin.extensions import db
 from admin.notify.producers import record_failed_test
 from admin.web import bp
 from admin.web.core_api import Answer, call, get, get_one
-from admin.web.egress_form import egress_body, egress_values
+from admin.web.egress_form import egress_body, egress_values, hide_credentials
 from admin.web.egress_probe import probe_egress
 from admin.web.forms import ConfirmForm, ProxyForm, TargetForm
 from admin.web.probe import probe
@@ -97,7 +97,9 @@ def new_target(client_id: str):
         body = {k: v for k, v in _target_body(form).items() if v is not None}
         if _created(call("POST", f"/clients/{client_id}/targets", body), "targets", form):
             return redirect(url_for("web.targets", client_id=client_id))
-    return render_template("web/target_edit.html", form=form, target=None, result=None)
+    return render_template(
+        "web/target_edit.html", form=hide_credentials(form), target=None, result=None
+    )
 
 
 @bp.route("/c/<client_id>/targets/<target_id>", methods=["GET", "POST"])
@@ -115,7 +117,9 @@ def target(client_id: str, target_id: str):
             flash("Target saved.")
             return redirect(url_for("web.target", client_id=client_id, target_id=target_id))
         form.show_errors(changed.field_errors, changed.message)
-    return render_template("web/target_edit.html", form=form, target=record, result=None)
+    return render_template(
+        "web/target_edit.html", form=hide_credentials(form), target=record, result=None
+    )
 
 
 @bp.post("/c/<client_id>/targets/<target_id>/test")
