@@ -154,6 +154,13 @@ def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_ser
     expect(theirs).to_contain_text(person.email)
     expect(theirs.get_by_role("button", name="Release")).to_have_count(0)
 
+    assert admin_page.goto(f"{base}/ui/pool/leases?cursor=not-a-cursor").status == 200
+    expect(admin_page.get_by_role("alert")).to_contain_text("cursor")
+    expect(admin_page.locator("#pool-leases")).to_have_count(0)
+    for path in ("/ui/pool/leases", f"/ui/account/pool-keys/{key_id}/revoke"):
+        answer = Client(base).get(path)  # signed out: the sign-in page
+        assert answer.status_code == 302 and "/ui/login" in answer.headers["Location"], path
+
     # Forged POSTs with a valid CSRF token of the person's session change nothing.
     forger = Client(base)
     assert forger.sign_in_with_token(person.token).status_code == 302
