@@ -7,12 +7,13 @@ notifiers with their health; a target egressing through a thin pool tells its ow
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from admin.cli_pool_notifiers import add_notifier, remove_notifier
+from admin.cli_pool_notifiers import add_notifier, remove_notifier, run
 from admin.notify.signing import signature
 from models.notification import Notification
 from models.notifier import Notifier, NotifierDelivery
@@ -81,7 +82,7 @@ def wait_for_events(receiver, path: str, wanted: dict[str, int]) -> list[tuple[d
     return found
 
 
-def test_pool_events_reach_platform_notifiers_once_each(stack):
+def test_pool_events_reach_platform_notifiers_once_each(stack, capsys):
     server, receiver = stack
     hook = "/hooks/platform"
     made = run_admin_cli(
@@ -190,9 +191,9 @@ def test_pool_events_reach_platform_notifiers_once_each(stack):
     ops_entry = next(n for n in listed if n["name"] == "Pool ops")
     assert ops_entry["subscribes_to"] == ["proxy.pool_low", "credits.*", "lease.expired"]
     assert {"name", "healthy", "subscribes_to", "kind", "id"} <= set(ops_entry)
-    listing = run_admin_cli(server, "pool-notifier", "list")
-    assert "Pool ops" in listing.stdout and "UNHEALTHY" in listing.stdout
-    assert secret not in listing.stdout
+    run(settings, Namespace(action="list"))  # `pool-notifier list`, in-process
+    listing = capsys.readouterr().out
+    assert "Pool ops" in listing and "UNHEALTHY" in listing and secret not in listing
 
     # removing one: gone from the list and from /stats/plugins
     assert remove_notifier(settings, broken.id) == "Broken"
