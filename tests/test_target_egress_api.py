@@ -265,6 +265,8 @@ def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
         assert not down.reachable and down.error
         nothing = probe({"mode": "pool", "country": "QQ"}, allowed)
         assert not nothing.reachable and "No free active pool proxy" in nothing.error
+        tls_proxy = probe({"mode": "proxy", "url": f"https://{proxy.host}:{proxy.port}"}, allowed)
+        assert not tls_proxy.reachable and "https:// proxy" in tls_proxy.error
         direct = probe(None, allowed)
         assert not direct.reachable and "directly" in direct.error
         for result in (reached, without_password, refused, down, nothing, direct):

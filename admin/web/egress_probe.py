@@ -28,6 +28,7 @@ from pool.errors import PoolError
 from pool.reach import fetch_through
 
 TIMEOUT_S = 10
+NO_TLS_PROXY = "Testing through an https:// proxy (TLS to the proxy itself) is not supported yet."
 NO_MEMBER = "No free active pool proxy matches this target's filters."
 
 
@@ -67,6 +68,8 @@ def probe_egress(
         return EgressProbe(
             url, None, False, error="This target sends directly: set an egress first."
         )
+    if isinstance(egress, FixedEgress) and egress.scheme == "https":
+        return EgressProbe(url, f"proxy {egress.url}", False, error=NO_TLS_PROXY)
     if isinstance(egress, FixedEgress):
         member = Member(
             "proxy", egress.host, egress.port, egress.scheme, egress.username, egress.password
