@@ -68,7 +68,7 @@ def parse_filters(filters: dict) -> ProxyQuery:
         if value is None:
             continue
         if name == "min_score":
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 1e9:
                 raise invalid(name, "must be a number between 0 and 1")
             args[name] = repr(float(value))
         elif not isinstance(value, str):

@@ -264,6 +264,7 @@ def test_bad_input_is_a_422_naming_the_field(server, registrar, root):
             ("min_score", 2),
             ("min_score", "0.5"),
             ("min_score", True),
+            ("min_score", 10**400),  # no float holds it
             ("lease_duration_seconds", 0),
             ("lease_duration_seconds", 3601),
             ("lease_duration_seconds", "300"),
