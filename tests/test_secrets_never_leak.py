@@ -960,11 +960,6 @@ def test_egress_proxy_credentials_never_come_back_out(egress_run, admin_server):
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17 finding for the target form (helper D): a refused form renders the typed"
-    " proxy username, and a proxy URL's userinfo, back into the page; remove this mark when fixed",
-)
 def test_a_refused_target_form_does_not_show_the_proxy_credentials_back(egress_run):
     """The target form sent back with an error keeps what was typed, but never the proxy's
     username or password, nor a proxy URL's userinfo."""

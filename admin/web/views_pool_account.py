@@ -10,7 +10,7 @@ same validation and the same refusals as the API, never an HTTP call to the admi
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from admin.extensions import db
 from admin.web import bp
@@ -112,8 +112,9 @@ def _grant(form: GrantForm) -> bool:
     """Add the form's credits to the person it names; whether it was done (errors set)."""
     try:
         person = accounts.find_user(db.session, email=form.email.data)
-        credits.add_credits(
+        credits.grant_credits(
             db.session,
+            current_app.config["PORTCULLIS_SETTINGS"],
             person.id,
             form.amount.data,
             form.tx_type.data,
