@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.base import isoformat_z, utcnow
@@ -210,9 +210,11 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
             )
         )
     counts: dict[PoolFilter, int] = {}
+    # A prefilter on the JSON's text (portable; "direct" may be stored as JSON null, which
+    # IS NOT NULL lets through); the mode is checked on the parsed value below.
     targets = session.execute(
         select(Target.id, Target.client_id, Target.name, Target.egress).where(
-            Target.egress.is_not(None)
+            Target.egress.is_not(None), cast(Target.egress, String).contains('"pool"')
         )
     ).all()
     for target_id, client_id, name, egress in targets:
