@@ -66,7 +66,8 @@ class EgressError(ValueError):
 
 
 MODES = ("direct", "proxy", "pool")
-PROXY_KEYS = frozenset({"mode", "url", "clearCredentials"})
+# `hasCredentials` is read-only: accepted and ignored, so a fetched target can be PUT back.
+PROXY_KEYS = frozenset({"mode", "url", "clearCredentials", "hasCredentials"})
 POOL_KEYS = frozenset(
     {"mode", "protocol", "country", "anonymity", "minScore", "rotation", "stickySeconds"}
 )

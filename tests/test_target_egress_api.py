@@ -189,6 +189,10 @@ def test_proxy_credentials_are_sealed_never_answered_and_kept_or_dropped(
     # Other fields change: the egress stays as it is.
     renamed = api.put(one, json={"targetName": "Renamed"}).json()["targets"][0]
     assert renamed["targetEgress"] == expected
+    # A fetched target PUT back as it is (hasCredentials included) keeps them.
+    fetched = api.get(one).json()["targets"][0]
+    assert api.put(one, json=fetched).json()["targets"][0]["targetEgress"] == expected
+    assert credentials() == (USER, PASSWORD)
     # The same host and port without userinfo (even another scheme): kept.
     assert put({"mode": "proxy", "url": "http://proxy.test:1080"})["hasCredentials"] is True
     assert credentials() == (USER, PASSWORD)
