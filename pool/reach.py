@@ -198,8 +198,9 @@ def _result(member: Member, status: int | None, latency_ms: float | None, error:
     }
 
 
-async def _ask(member: Member, url: CheckedUrl, timeout_s: float) -> int:
-    """The status of the URL's answer through `member` (only the head is read)."""
+async def _ask(member: Member, url: CheckedUrl, timeout_s: float, proxy_tls: bool) -> int:
+    """The status of the URL's answer through `member` (only the head is read); `proxy_tls`:
+    an http proxy spoken to over TLS."""
     headers = {"Connection": "close", "Accept": "*/*"}
     if member.protocol in SOCKS_TYPES:
         proxy = Proxy(
@@ -217,10 +218,10 @@ async def _ask(member: Member, url: CheckedUrl, timeout_s: float) -> int:
         target = url.target
     elif url.scheme == "https":
         judge = Judge(url.url, url.scheme, url.host, url.port, url.target)
-        reader, writer = await connect_tunnel(member, judge, url.address)
+        reader, writer = await connect_tunnel(member, judge, url.address, proxy_tls)
         target = url.target
     else:
-        reader, writer = await open_member(member)
+        reader, writer = await open_member(member, proxy_tls)
         target = url.absolute()
         headers.update(proxy_authorization(member))
     try:
@@ -237,7 +238,11 @@ async def _ask(member: Member, url: CheckedUrl, timeout_s: float) -> int:
 
 
 async def fetch_member(
-    member: Member, url: CheckedUrl, timeout_s: float, allowed_proxies: tuple[Network, ...]
+    member: Member,
+    url: CheckedUrl,
+    timeout_s: float,
+    allowed_proxies: tuple[Network, ...],
+    proxy_tls: bool = False,
 ) -> dict:
     """One proxy fetching the checked URL within `timeout_s`: a seed 003 `results` item."""
     started = time.monotonic()
@@ -246,7 +251,7 @@ async def fetch_member(
             if member.address is None:
                 ctx = Context(Judge.parse(url.url), frozenset(), timeout_s, allowed_proxies)
                 member.address = await resolve_member(member, ctx)
-            status = await _ask(member, url, timeout_s)
+            status = await _ask(member, url, timeout_s, proxy_tls)
     except Refused as exc:
         return _result(member, None, None, str(exc))
     except HttpError as exc:
@@ -266,12 +271,15 @@ def fetch_through(
     *,
     allowed_targets: tuple[Network, ...] = (),
     allowed_proxies: tuple[Network, ...] = (),
+    proxy_tls: bool = False,
 ) -> dict:
     """One proxy fetching one URL (blocking; runs its own event loop): the seed's `results`
     item. The URL is checked first (422 `URL_NOT_ALLOWED` as a `PoolError`), the member's
-    address too (`allowed_proxies`; a refusal is a failed result)."""
+    address too (`allowed_proxies`; a refusal is a failed result). `proxy_tls`: the member is
+    an http proxy reached over TLS (a fixed `https://` egress proxy; the pool's `https`
+    members are plain http proxies that tunnel, and never need it)."""
     checked = check_url(url, allowed_targets)
-    return asyncio.run(fetch_member(member, checked, timeout_s, allowed_proxies))
+    return asyncio.run(fetch_member(member, checked, timeout_s, allowed_proxies, proxy_tls))
 
 
 def candidates(session: Session, filters: Mapping[str, object], count: int) -> list[PoolProxy]:

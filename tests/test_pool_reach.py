@@ -6,15 +6,19 @@ pool may not use; the URL under the SSRF policy; bad bodies answered in seed 003
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import update
 
 from models.crypto import KeyRing
 from models.pool import PoolProxy
+from models.ssrf_policy import parse_allowances
 from models.store import make_session_factory
+from pool.checkers.base import Member
 from pool.errors import PoolError
 from pool.passwords import seal_password
-from pool.reach import check_url
+from pool.reach import check_url, fetch_through
 from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.pool_support import (
     PoolApi,
@@ -52,7 +56,10 @@ def stack(tmp_path_factory):
             http = farm.http("http", "elite", "127.0.0.61", credentials=HTTP_CREDENTIALS)
             socks = farm.socks("socks", "127.0.0.62", credentials=SOCKS_CREDENTIALS)
             strict = farm.http("strict", "elite", "127.0.0.66", credentials=HTTP_CREDENTIALS)
-            yield server, upstream, tls_port, (http, socks, strict)
+            # an http proxy spoken to over TLS (a fixed https:// egress proxy)
+            fronted = farm.http("fronted", "elite", "127.0.0.1")
+            tls_proxy_port = farm.tls_front(fronted.port, cert, key)
+            yield server, upstream, tls_port, (http, socks, strict), (ca, tls_proxy_port)
         finally:
             server.stop()
 
@@ -69,7 +76,7 @@ def with_credentials(row: dict, username: str, password: str) -> dict:
 
 
 def test_proxies_reach_a_local_url_and_a_dead_one_counts_against_the_rate(stack):
-    server, upstream, tls_port, (http, socks, strict) = stack
+    server, upstream, tls_port, (http, socks, strict), _ = stack
     user = create_user(server, "reach@example.test")
     key, _ = stored_key_user(server.database_url, user.email)
     pool = PoolApi(server.base_url, key)
@@ -230,3 +237,24 @@ def test_urls_the_ssrf_policy_refuses_and_bad_bodies(stack):
         "UNAUTHORIZED",
     )
     assert len(upstream.received) == seen
+
+
+def test_fetch_through_speaks_tls_to_an_https_proxy(stack, monkeypatch):
+    """`fetch_through` (the target form's "Test through egress") with `proxy_tls`: TLS to the
+    proxy, the request in absolute form inside it, or a CONNECT tunnel with the URL's own TLS
+    inside that; without it, a TLS proxy does not answer."""
+    _, upstream, tls_port, _, (ca, proxy_port) = stack
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the test process's CAs: the throwaway one
+    allowed = parse_allowances(LOOPBACK)
+    urls = (upstream.base_url + "/via-tls/plain", f"https://127.0.0.1:{tls_port}/via-tls/tunnel")
+    for url in urls:
+        seen = len(upstream.received)
+        member = Member("fixed", "127.0.0.1", proxy_port, "https")
+        result = fetch_through(
+            member, url, 10, allowed_targets=allowed, allowed_proxies=allowed, proxy_tls=True
+        )
+        assert (result["reachable"], result["status_code"], result["error"]) == (True, 200, None)
+        assert upstream.wait_for(seen + 1)[seen].path == urlsplit(url).path
+    member = Member("fixed", "127.0.0.1", proxy_port, "https")
+    plain = fetch_through(member, urls[0], 5, allowed_targets=allowed, allowed_proxies=allowed)
+    assert plain["reachable"] is False and plain["error"], plain

@@ -41,10 +41,15 @@ async def resolve_member(member: Member, ctx: Context) -> str:
     return addresses[0]
 
 
-async def open_member(member: Member) -> Streams:
-    """A connection to the member's pinned address (stage 1 resolved and checked it)."""
+async def open_member(member: Member, tls: bool = False) -> Streams:
+    """A connection to the member's pinned address (stage 1 resolved and checked it); with
+    `tls`, TLS to the proxy itself (an `https://` fixed egress proxy), verified for its name."""
     if member.address is None:
         raise OSError("the member was not resolved")
+    if tls:
+        return await asyncio.open_connection(
+            member.address, member.port, ssl=tls_context(), server_hostname=member.host
+        )
     return await asyncio.open_connection(member.address, member.port)
 
 
@@ -68,11 +73,14 @@ def proxy_authorization(member: Member) -> dict[str, str]:
     return {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
 
 
-async def connect_tunnel(member: Member, judge: Judge, address: str | None = None) -> Streams:
+async def connect_tunnel(
+    member: Member, judge: Judge, address: str | None = None, proxy_tls: bool = False
+) -> Streams:
     """A CONNECT tunnel through an http(s) member to the judge's host:port (TLS when the
     judge is https, for the judge's name). `address`: CONNECT to this checked address
-    instead of the name (pinned: the member does not resolve it)."""
-    reader, writer = await open_member(member)
+    instead of the name (pinned: the member does not resolve it). `proxy_tls`: TLS to the
+    proxy itself too (the judge's TLS then runs inside it)."""
+    reader, writer = await open_member(member, proxy_tls)
     try:
         host = address or judge.host
         target = f"{host if ':' not in host else f'[{host}]'}:{judge.port}"
