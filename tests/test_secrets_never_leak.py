@@ -1026,6 +1026,7 @@ def key_run(admin_server, owner) -> KeyRun:
     assert web.sign_in_with_token(owner.token).status_code == 302
     page = web.post("/ui/account", {"ppk-csrf_token": web.csrf("/ui/account"), "ppk-label": "web"})
     assert page.status_code == 200, page.status_code
+    assert page.headers["Cache-Control"] == "no-store"  # shown once, kept by no cache
     [on_web] = re.findall(r'<pre id="new-pool-key">(pp_[A-Za-z0-9]+)</pre>', page.text)
     run.issued.append(("web account page", on_web, page.text))
     for path in ("/ui/account", "/ui/pool/leases"):

@@ -134,7 +134,7 @@ def account():
     elif pool_key_form.submit_ok():
         new_pool_key = create_pool_key(pool_key_form)
     settings = current_app.config["PORTCULLIS_SETTINGS"]
-    return render_template(
+    page = render_template(
         "web/account.html",
         password_form=password_form,
         token_form=token_form,
@@ -148,6 +148,10 @@ def account():
         me=g.me,
         **pool_account_values(g.web_session.user),
     )
+    response = make_response(page)
+    if new_token or new_pool_key:  # a secret shown once: no copy in any cache
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/account/tokens/<token_id>/revoke", methods=["GET", "POST"])
