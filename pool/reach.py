@@ -73,7 +73,7 @@ PROXY_AUTH_REQUIRED = 407  # an http proxy refusing its credentials (absolute fo
 
 
 @dataclass(frozen=True)
-class TestRequest:
+class ReachRequest:
     """A validated `POST /proxies/test` body."""
 
     url: str
@@ -114,7 +114,7 @@ def _whole(data: Mapping, name: str, low: int, high: int, default: int) -> int:
     return int(value)
 
 
-def parse_test_body(data: object) -> TestRequest:
+def parse_test_body(data: object) -> ReachRequest:
     """Validate the body; a bad field is a 422 naming it."""
     if not isinstance(data, Mapping):
         raise PoolError(400, "INVALID_JSON", "The body must be a JSON object")
@@ -142,7 +142,7 @@ def parse_test_body(data: object) -> TestRequest:
         if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
             raise invalid("min_score", "must be a number between 0 and 1")
         filters["min_score"] = float(score)
-    return TestRequest(
+    return ReachRequest(
         url=url.strip(),
         count=_whole(data, "count", 1, MAX_COUNT, DEFAULT_COUNT),
         timeout_s=_whole(data, "timeout_seconds", 1, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S),
@@ -252,9 +252,7 @@ async def fetch_member(
                 ctx = Context(Judge.parse(url.url), frozenset(), timeout_s, allowed_proxies)
                 member.address = await resolve_member(member, ctx)
             status = await _ask(member, url, timeout_s, proxy_tls)
-    except Refused as exc:
-        return _result(member, None, None, str(exc))
-    except HttpError as exc:
+    except (Refused, HttpError) as exc:  # their words say what happened
         return _result(member, None, None, str(exc))
     except (*FAILURES, ProxyError, TimeoutError) as exc:
         return _result(member, None, None, failure_detail(exc))
