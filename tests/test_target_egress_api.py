@@ -18,7 +18,7 @@ from models.egress import FixedEgress, PoolEgress, apply_egress, open_egress
 from models.ids import new_id
 from models.ssrf_policy import parse_allowances
 from models.store import make_session_factory
-from tests.pool_proxies import ProxyFarm, dead_port
+from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.support import (
     TEST_MASTER_KEYS,
     assert_invalid,
@@ -231,7 +231,7 @@ def test_proxy_credentials_are_sealed_never_answered_and_kept_or_dropped(
 
 
 def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
-    api, client_id, admin_server, upstream
+    api, client_id, admin_server, upstream, tmp_path, monkeypatch
 ):
     """The admin's "Test through egress" (in process, on this admin's store): through a real
     proxy that demands the sealed password; the target URL under the SSRF policy (loopback
@@ -242,6 +242,8 @@ def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
     with ProxyFarm() as farm:
         proxy = farm.http("fixed", "elite", "127.0.0.73", credentials=(USER, PASSWORD))
         dead = dead_port("127.0.0.74")
+        ca, cert, key = tls_files(tmp_path)
+        tls_port = farm.tls_front(farm.http("fronted", "elite", "127.0.0.1").port, cert, key)
 
         def probe(egress: dict | None, settings) -> EgressProbe:
             body = target_body(
@@ -269,8 +271,10 @@ def test_test_through_egress_checks_the_url_and_uses_the_sealed_credentials(
         assert not down.reachable and down.error
         nothing = probe({"mode": "pool", "country": "QQ"}, allowed)
         assert not nothing.reachable and "No free active pool proxy" in nothing.error
-        tls_proxy = probe({"mode": "proxy", "url": f"https://{proxy.host}:{proxy.port}"}, allowed)
-        assert not tls_proxy.reachable and "https:// proxy" in tls_proxy.error
+        # An https:// proxy: TLS to the proxy itself (its certificate from a throwaway CA).
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        tls_proxy = probe({"mode": "proxy", "url": f"https://127.0.0.1:{tls_port}"}, allowed)
+        assert (tls_proxy.reachable, tls_proxy.status) == (True, 204), tls_proxy
         direct = probe(None, allowed)
         assert not direct.reachable and "directly" in direct.error
         for result in (reached, without_password, refused, down, nothing, direct):

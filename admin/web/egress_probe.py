@@ -28,7 +28,6 @@ from pool.errors import PoolError
 from pool.reach import fetch_through
 
 TIMEOUT_S = 10
-NO_TLS_PROXY = "Testing through an https:// proxy (TLS to the proxy itself) is not supported yet."
 NO_MEMBER = "No free active pool proxy matches this target's filters."
 
 
@@ -68,13 +67,12 @@ def probe_egress(
         return EgressProbe(
             url, None, False, error="This target sends directly: set an egress first."
         )
-    if isinstance(egress, FixedEgress) and egress.scheme == "https":
-        return EgressProbe(url, f"proxy {egress.url}", False, error=NO_TLS_PROXY)
     if isinstance(egress, FixedEgress):
         member = Member(
             "proxy", egress.host, egress.port, egress.scheme, egress.username, egress.password
         )
         via = f"proxy {egress.url}"
+        proxy_tls = egress.scheme == "https"  # TLS to the proxy itself, as the data plane
     else:
         found = free_members(session, key_ring, egress, time.time(), limit=1)
         if not found:
@@ -84,6 +82,7 @@ def probe_egress(
             first.id, first.host, first.port, first.protocol, first.username, first.password
         )
         via = f"pool proxy {first.id} ({first.protocol}://{_display(first.host, first.port)})"
+        proxy_tls = False  # the pool's https members are plain http proxies that tunnel
     session.rollback()  # no transaction held while the proxy is asked
     try:
         result = fetch_through(
@@ -92,6 +91,7 @@ def probe_egress(
             TIMEOUT_S,
             allowed_targets=settings.allow_targets,
             allowed_proxies=settings.allow_targets,  # the data plane's one guard checks both
+            proxy_tls=proxy_tls,
         )
     except PoolError as exc:  # the URL itself is refused (SSRF policy) or unusable
         return EgressProbe(url, via, False, error=exc.message)
