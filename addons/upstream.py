@@ -226,7 +226,14 @@ class UpstreamClient:
         # By name: aiohttp resolves the proxy's host through the guard, as any other.
         options["proxy"] = URL.build(scheme=egress.scheme, host=egress.host, port=egress.port)
         if egress.username is not None:
-            options["proxy_auth"] = aiohttp.BasicAuth(egress.username, egress.password or "")
+            try:
+                credentials = aiohttp.encode_basic_auth(egress.username, egress.password or "")
+            except ValueError as exc:  # a ':' in the username cannot be sent in Basic
+                raise EgressFailure("the egress proxy's username cannot be sent") from exc
+            if url.scheme == "https":  # on the CONNECT request only, never inside the tunnel
+                options["proxy_headers"] = {"Proxy-Authorization": credentials}
+            else:
+                headers.append(("Proxy-Authorization", credentials))
         return await self._exchange(
             self._session, request.method, url, headers, body, max_body, timeouts, egress, options
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from tests.pool_proxies import Listening
 from tests.pool_support import insert_proxies, proxy_row
@@ -54,15 +58,22 @@ class _Server(ThreadingHTTPServer):
 
 
 class WhoUpstream:
-    """An HTTP upstream on `address` recording each request's peer address."""
+    """An HTTP upstream on `address` recording each request's peer address; HTTPS with
+    `tls` (certificate and key files, see `tls_files_for`)."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, tls: tuple[Path, Path] | None = None):
         self.seen: list[Seen] = []
         self._arrived = threading.Condition()
         self._server = _Server((address, 0), _Handler)
         self._server.owner = self
         self.port = self._server.server_address[1]
-        self.base_url = f"http://{address}:{self.port}"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://{address}:{self.port}"
 
     def record(self, seen: Seen) -> None:
         with self._arrived:
@@ -82,6 +93,49 @@ class WhoUpstream:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def tls_files_for(directory: Path, address: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for the IP `address` it signed: (ca, cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def issue(subject, issuer, public_key, signing_key, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress test CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    ca = issue(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    cert = issue(name, ca_name, key.public_key(), ca_key, False)
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
 
 
 def pool_members(database_url: str, proxies: list[Listening], country: str) -> list[dict]:

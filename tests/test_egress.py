@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from models.pool import PoolProxy
 from tests.async_support import finished, schedule, submit, wait_for_job
-from tests.egress_support import WhoUpstream, poll, pool_members
+from tests.egress_support import WhoUpstream, poll, pool_members, tls_files_for
 from tests.pool_proxies import ProxyFarm, dead_port
 from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, Setup, call, logged, start_proxy
 from tests.support import AdminServer, Api, create_user, start_admin
@@ -52,7 +52,13 @@ def who():
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def tls(tmp_path_factory):
+    """(ca, cert, key) for an HTTPS upstream on the upstream's address; the gateway trusts it."""
+    return tls_files_for(tmp_path_factory.mktemp("egress-tls"), UPSTREAM_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tls):
     admin = start_admin(
         tmp_path_factory.mktemp("egress-admin"),
         PORTCULLIS_POOL_JUDGE_URL="http://127.0.0.1:9/no-judge",
@@ -62,6 +68,8 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("egress-proxy"),
         "--set",
         f"portcullis_allow_targets={UPSTREAM_ADDRESS}/32,{PROXY_NET}",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={tls[0]}",
         *schedule(),
         allow_loopback=False,
     )
@@ -150,6 +158,51 @@ def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential
     assert PASSWORD not in stack.gateway.log_text()
     # Telemetry counts the target leg under `proxy` (a fixed proxy), off the loop in batches.
     poll(lambda: counted_egress(stack.admin, made.id).get("proxy", 0) >= 2, what="telemetry")
+
+
+def test_https_targets_through_a_connect_tunnel_and_socks5_verify_the_target(
+    stack, farm, tls, tmp_path
+):
+    http_proxy = farm.http("tls-http", "elite", "127.0.1.51", credentials=(USER, PASSWORD))
+    socks_proxy = farm.socks("tls-socks", "127.0.1.52")
+    with WhoUpstream(UPSTREAM_ADDRESS, tls=(tls[1], tls[2])) as secure:
+        made = Setup(stack.api, secure)
+        for proxy in (http_proxy, socks_proxy):
+            userinfo = f"{USER}:{PASSWORD}@" if proxy is http_proxy else ""
+            url = f"{proxy.protocol}://{userinfo}{proxy.host}:{proxy.port}"
+            set_egress(stack, made, {"mode": "proxy", "url": url})
+            response, seen = through(stack, secure, made, {proxy.host})
+            assert response.status_code == 200, response.text
+            assert response.content == seen.answered
+            assert seen.headers["Authorization"] == f"Bearer {TARGET_TOKEN}"
+    # A certificate the gateway does not trust: refused through the tunnel as when direct,
+    # and it is the target's failure, not the proxy's.
+    untrusted = tls_files_for(tmp_path, UPSTREAM_ADDRESS)
+    with WhoUpstream(UPSTREAM_ADDRESS, tls=(untrusted[1], untrusted[2])) as impostor:
+        made = Setup(stack.api, impostor)
+        for proxy in (http_proxy, socks_proxy):
+            userinfo = f"{USER}:{PASSWORD}@" if proxy is http_proxy else ""
+            url = f"{proxy.protocol}://{userinfo}{proxy.host}:{proxy.port}"
+            set_egress(stack, made, {"mode": "proxy", "url": url})
+            refused = answer_when(
+                stack,
+                made,
+                lambda r, at=f"{proxy.host}:{proxy.port}": (
+                    r.status_code == 502 and _egress_url(stack, made).endswith(at)
+                ),
+                f"the untrusted target through {url}",
+            )
+            assert refused.json()["error"]["code"] == "TARGET_UNREACHABLE", refused.text
+            assert TARGET_TOKEN not in impostor_text(impostor)
+
+
+def _egress_url(stack, made: Setup) -> str:
+    path = f"{made.base}/targets/{made.target['sKey']}"
+    return stack.api.get(path).json()["targets"][0]["targetEgress"]["url"]
+
+
+def impostor_text(upstream: WhoUpstream) -> str:
+    return json.dumps([seen.headers for seen in upstream.seen])
 
 
 def test_pool_rotation_per_request_then_sticky_and_a_dead_member_is_skipped(stack, who, farm):
