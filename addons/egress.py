@@ -217,10 +217,16 @@ class EgressRouter:
             await asyncio.wait_for(event.wait(), FIRST_LOAD_WAIT_S)
 
     def _announce(self) -> None:
+        """After a refresh, on the loop: wake first loads; forget filters nobody asks for."""
         for egress, event in list(self._waiting.items()):
             if egress in self._views:
                 event.set()
                 del self._waiting[egress]
+        now = time.monotonic()
+        for egress, at in list(self._wanted.items()):
+            if now - at >= FORGET_AFTER_S:
+                del self._wanted[egress]
+                self._turns.pop(egress, None)
 
     # -- threads --
 

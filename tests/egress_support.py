@@ -23,6 +23,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     answered: bytes  # the body the upstream sent back
+    body_bytes: int  # how much request body arrived
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,12 +33,24 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    def _read_body(self) -> bytes:
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        return b"".join(chunks)
+
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        received = len(self._read_body())
         body = json.dumps({"path": self.path, "n": len(self.server.owner.seen)}).encode()
         self.server.owner.record(
-            Seen(self.client_address[0], self.command, self.path, dict(self.headers), body)
+            Seen(
+                self.client_address[0], self.command, self.path, dict(self.headers), body, received
+            )
         )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -155,6 +155,13 @@ def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential
             assert secret not in refused.text and secret not in str(refused.headers)
         failed_entry = logged(stack.api, made, refused.headers["portcullis-request-id"])
         assert PASSWORD not in json.dumps(failed_entry)
+        if proxy is socks_proxy:  # a streamed body (over 1 MB) goes through the tunnel whole
+            big = b"x" * (3 * 1024 * 1024)
+            set_egress(stack, made, {"mode": "proxy", "url": url})
+            through(stack, who, made, {proxy.host})
+            streamed = call(stack.gateway, "POST", f"/api/{made.id}/v1/big", headers=AUTH, data=big)
+            assert streamed.status_code == 200, streamed.text
+            assert (who.seen[-1].peer, who.seen[-1].body_bytes) == (proxy.host, len(big))
     assert PASSWORD not in stack.gateway.log_text()
     # Telemetry counts the target leg under `proxy` (a fixed proxy), off the loop in batches.
     poll(lambda: counted_egress(stack.admin, made.id).get("proxy", 0) >= 2, what="telemetry")
