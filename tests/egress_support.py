@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.pool_proxies import Listening
+from tests.pool_proxies import HttpProxy, Listening, ProxyFarm, _splice
 from tests.pool_support import insert_proxies, proxy_row
 
 
@@ -179,3 +181,54 @@ def poll(condition, timeout: float = 10, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         time.sleep(0.05)  # polling real processes for a real change, bounded by the deadline
+
+
+class AskingHttpProxy(HttpProxy):
+    """The test HTTP proxy (mode elite), recording the target of each request line."""
+
+    def __init__(self, address: str, asked: list[str]):
+        super().__init__("elite", address)
+        self.asked = asked
+
+    async def _connect(self, target: str, reader, writer) -> None:
+        self.asked.append(f"CONNECT {target}")
+        await super()._connect(target, reader, writer)
+
+    async def _forward(self, method, target, headers, reader, writer) -> None:
+        self.asked.append(f"{method} {target}")
+        await super()._forward(method, target, headers, reader, writer)
+
+
+def asking_proxies(farm: ProxyFarm, address: str) -> tuple[Listening, Listening, list[str]]:
+    """An HTTP and a SOCKS5 proxy on `address` that record what they were asked to reach:
+    `METHOD target` for HTTP, `socks5 ip|name host:port` for SOCKS5."""
+    asked: list[str] = []
+
+    async def socks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _, count = await reader.readexactly(2)
+            await reader.readexactly(count)
+            writer.write(b"\x05\x00")
+            _, _, _, kind = await reader.readexactly(4)
+            if kind == 1:
+                host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
+            elif kind == 4:
+                host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
+            else:
+                (length,) = await reader.readexactly(1)
+                host = (await reader.readexactly(length)).decode()
+            (port,) = struct.unpack("!H", await reader.readexactly(2))
+            asked.append(f"socks5 {'name' if kind == 3 else 'ip'} {host}:{port}")
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+            writer.write(b"\x05\x00\x00\x01" + bytes(6))
+            await writer.drain()
+            await _splice(reader, writer, up_reader, up_writer)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            writer.close()
+
+    http = AskingHttpProxy(address, asked)
+    return (
+        Listening("asking-http", address, farm._listen(http.handle, address), "http"),
+        Listening("asking-socks", address, farm._listen(socks, address), "socks5"),
+        asked,
+    )

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 
 from models.pool import PoolProxy
 from tests.async_support import finished, schedule, submit, wait_for_job
-from tests.egress_support import WhoUpstream, poll, pool_members, tls_files_for
+from tests.egress_support import (
+    WhoUpstream,
+    asking_proxies,
+    poll,
+    pool_members,
+    tls_files_for,
+)
 from tests.pool_proxies import ProxyFarm, dead_port
 from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, Setup, call, logged, start_proxy
 from tests.support import AdminServer, Api, create_user, start_admin
@@ -370,3 +376,31 @@ def test_async_jobs_are_delivered_through_the_egress(stack, who, farm):
     delivered = [s for s in who.seen if s.path.endswith("/v1/jobs")]
     assert [s.peer for s in delivered] == [proxy.host]
     assert delivered[0].headers["Authorization"] == f"Bearer {TARGET_TOKEN}"
+
+
+def test_a_proxy_is_asked_for_the_checked_address_never_the_name(api, gateway, upstream, farm):
+    """Through a proxy, a target's name is resolved and checked by the gateway, and the proxy
+    is asked for that address: it cannot resolve the name to somewhere else (the session's
+    gateway may reach 127.0.0.1, which `localhost` resolves to)."""
+    http_proxy, socks_proxy, asked = asking_proxies(farm, "127.0.0.1")
+    made = Setup(api, upstream)
+    port = upstream.port
+    path = f"{made.base}/targets/{made.target['sKey']}"
+    assert api.put(path, json={"targetBaseURL": f"http://localhost:{port}/base"}).ok
+    expected = {
+        "GET": f"GET http://127.0.0.1:{port}/base/v1/pinned",
+        "socks5": f"socks5 ip 127.0.0.1:{port}",
+    }
+    for proxy, kind in ((http_proxy, "GET"), (socks_proxy, "socks5")):
+        url = f"{proxy.protocol}://{proxy.host}:{proxy.port}"
+        assert api.put(path, json={"targetEgress": {"mode": "proxy", "url": url}}).ok
+
+        def in_use(kind=kind):
+            response = call(gateway, "GET", f"/api/{made.id}/v1/pinned", headers=AUTH)
+            return response if asked and asked[-1].split()[0] == kind else None
+
+        response = poll(in_use, what=f"the {kind} proxy in use")
+        assert response.status_code == 200, response.text
+        assert asked[-1] == expected[kind]
+        assert ("Host", f"localhost:{port}") in upstream.received[-1].headers
+    assert not any("localhost" in line for line in asked), asked
