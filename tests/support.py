@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -141,6 +143,49 @@ def run_admin_cli(server: AdminServer, *args: str, **env: str) -> subprocess.Com
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    """`os.environ` is exactly `env` inside the block, as it was again after it."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_admin_cli_in_process(
+    server: AdminServer, *args: str, **env: str
+) -> subprocess.CompletedProcess:
+    """`run_admin.py ARGS` as `run_admin_cli` runs it, but in the test process: the same
+    `admin.cli.main` under the server's environment, its output captured, and `SystemExit`
+    turned into the exit status and stderr line the interpreter would give. For the cases a
+    command refuses while it checks its arguments (a process per case cost ~1 s of CPU);
+    each test using it also runs its command through `run_admin_cli`, a real process."""
+    from admin.cli import main as admin_cli_main  # the admin's code: only when it is run here
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _environment({**server.env, **env}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            status = admin_cli_main(list(args))
+        except SystemExit as exit_:
+            status = exit_.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):  # SystemExit("message"): printed to stderr, status 1
+        err.write(f"{status}\n")
+        status = 1
+    return subprocess.CompletedProcess(
+        ["run_admin.py", *args], status, out.getvalue(), err.getvalue()
     )
 
 

@@ -14,6 +14,7 @@ from tests.support import (
     credential_body,
     new_client,
     run_admin_cli,
+    run_admin_cli_in_process,
     start_admin,
 )
 
@@ -53,7 +54,7 @@ def test_create_user_prints_only_the_token_on_its_last_line(admin_server):
 
     duplicate = run_admin_cli(admin_server, "create-user", "script@example.test")
     assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
-    invalid = run_admin_cli(admin_server, "create-user", "not-an-email")
+    invalid = run_admin_cli_in_process(admin_server, "create-user", "not-an-email")
     assert invalid.returncode != 0 and "not an email address" in invalid.stderr
 
 

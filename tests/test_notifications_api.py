@@ -20,6 +20,7 @@ from tests.support import (
     assert_invalid,
     new_client,
     run_admin_cli,
+    run_admin_cli_in_process,
     start_admin,
 )
 from tests.team_support import token_of, user_on
@@ -124,7 +125,7 @@ def test_three_kinds_read_per_user_paged_and_fenced_by_tenant(own_admin):
     assert first["event"] == "system.announcement"
     cli = run_admin_cli(own_admin, "notify-system", "--title", "Notice 3", "--message", "from CLI")
     assert cli.returncode == 0 and "Posted system notification notif_" in cli.stdout, cli.stderr
-    bad_cli = run_admin_cli(own_admin, "notify-system", "--title", "", "--message", "x")
+    bad_cli = run_admin_cli_in_process(own_admin, "notify-system", "--title", "", "--message", "x")
     assert bad_cli.returncode != 0 and "--title" in bad_cli.stderr
     assert run_admin_cli(own_admin, "platform-admin", "nobody@example.test").returncode != 0
 
