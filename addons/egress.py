@@ -100,7 +100,8 @@ class EgressRouter:
         self._waiting: dict[PoolEgress, asyncio.Event] = {}  # on the loop: first loads
         self._down: dict[str, float] = {}  # member id → until (monotonic); on the loop
         self._turns: dict[PoolEgress, itertools.count] = {}
-        self._sticky: dict[str, tuple[str, float]] = {}  # gateway proxy id → (member, until)
+        # gateway proxy id → (member id, until (monotonic), the setting it was held under)
+        self._sticky: dict[str, tuple[str, float, PoolEgress]] = {}
         self._refresh_s = 5.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -174,12 +175,13 @@ class EgressRouter:
             raise NoEgressProxy("no free active pool proxy matches the target's egress filters")
         if egress.rotation == "sticky":
             held = self._sticky.get(proxy_id)
-            if held is not None and held[1] > now:
+            # A hold made under another setting (filters, stickySeconds) ends with it.
+            if held is not None and held[1] > now and held[2] == egress:
                 member = next((m for m in members if m.id == held[0]), None)
                 if member is not None:
                     return member_route(member)
             member = self._next(egress, members, after=held[0] if held else None)
-            self._sticky[proxy_id] = (member.id, now + egress.sticky_seconds)
+            self._sticky[proxy_id] = (member.id, now + egress.sticky_seconds, egress)
             return member_route(member)
         return member_route(self._next(egress, members))
 

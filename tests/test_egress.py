@@ -280,6 +280,18 @@ def test_pool_rotation_per_request_then_sticky_and_a_dead_member_is_skipped(stac
 
     row = poll(marked_dead, what="the dead member marked in the store")
     assert row.dead_since is not None
+    # Once `stickySeconds` is over, the next member takes over (1 s here).
+    set_egress(
+        stack, made, {"mode": "pool", "country": "AQ", "rotation": "sticky", "stickySeconds": 1}
+    )
+    now_held = who.seen[-1].peer
+
+    def another() -> str | None:
+        peer = _last_peers(stack, who, made, 1).pop()
+        return peer if peer != now_held else None
+
+    moved = poll(another, what="the sticky member replaced after stickySeconds")
+    assert moved in addresses - {kept}
     # Telemetry counts the pool members by id on the target leg.
     poll(lambda: set(counted_egress(stack.admin, made.id)) >= set(ids.values()), what="telemetry")
 
