@@ -275,8 +275,8 @@ class UpstreamClient:
                 **(options or {}),
             ) as response:
                 headers_at = time.time()
-                if egress is not None and response.status == 407:
-                    # A plain-http proxy answers for itself; a target never asks for this.
+                if response.status == 407 and _proxy_answers(egress, url):
+                    # Without a tunnel, the proxy's own refusal comes back as an answer.
                     raise EgressFailure("the egress proxy refused its credentials (407)")
                 content = await self._read_bounded(response, method, max_body)
                 return UpstreamResponse(
@@ -326,6 +326,12 @@ class UpstreamClient:
                 raise ResponseTooLarge(response.status, announced)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _proxy_answers(egress: EgressRoute | None, url: URL) -> bool:
+    """Whether an answer may be the proxy's own: an http(s) proxy and a plain-http target
+    (absolute-form requests); through a CONNECT tunnel or SOCKS, every answer is the target's."""
+    return egress is not None and egress.scheme not in SOCKS_SCHEMES and url.scheme == "http"
 
 
 def new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:

@@ -168,6 +168,10 @@ def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential
             streamed = call(stack.gateway, "POST", f"/api/{made.id}/v1/big", headers=AUTH, data=big)
             assert streamed.status_code == 200, streamed.text
             assert (who.seen[-1].peer, who.seen[-1].body_bytes) == (proxy.host, len(big))
+    socks4 = farm.socks("socks4", "127.0.1.3", protocol="socks4")
+    set_egress(stack, made, {"mode": "proxy", "url": f"socks4://{socks4.host}:{socks4.port}"})
+    response, seen = through(stack, who, made, {socks4.host})
+    assert response.status_code == 200 and response.content == seen.answered
     assert PASSWORD not in stack.gateway.log_text()
     # Telemetry counts the target leg under `proxy` (a fixed proxy), off the loop in batches.
     poll(lambda: counted_egress(stack.admin, made.id).get("proxy", 0) >= 2, what="telemetry")
