@@ -49,6 +49,42 @@ def start_proxy(
     port: int | None = None,
 ) -> ProxyServer:
     """Start `run_proxy.py` on the admin's store; wait until it listens with a config loaded."""
+    return _wait_started(_launch(admin_server, var_dir, extra_args, allow_loopback, port))
+
+
+def start_proxies(
+    admin_server: AdminServer, var_dirs: list[Path], *extra_args: str
+) -> list[ProxyServer]:
+    """`start_proxy` for each of `var_dirs` with the same arguments: every process launched
+    first, then each waited for, so their start-ups overlap instead of adding up. If one
+    fails to start, the others are stopped."""
+    ports: list[int] = []
+    while len(ports) < len(var_dirs):  # none listens yet: the kernel may offer a port twice
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    launched = [
+        _launch(admin_server, var_dir, extra_args, True, port)
+        for var_dir, port in zip(var_dirs, ports, strict=True)
+    ]
+    started = []
+    try:
+        for proxy in launched:
+            started.append(_wait_started(proxy))
+    except BaseException:
+        for proxy in launched:
+            proxy.stop()
+        raise
+    return started
+
+
+def _launch(
+    admin_server: AdminServer,
+    var_dir: Path,
+    extra_args: tuple[str, ...],
+    allow_loopback: bool,
+    port: int | None,
+) -> ProxyServer:
     var_dir.mkdir(parents=True, exist_ok=True)
     log_path = var_dir / "proxy.log"
     port = port or free_port()
@@ -67,16 +103,21 @@ def start_proxy(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    return ProxyServer(f"http://127.0.0.1:{port}", process, log_path)
+
+
+def _wait_started(proxy: ProxyServer) -> ProxyServer:
+    """`proxy` once it listens with a configuration loaded; RuntimeError if it exits first."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
+        text = proxy.log_text()
         if LISTENING.search(text) and READY.search(text):
-            return ProxyServer(f"http://127.0.0.1:{port}", process, log_path)
-        if process.poll() is not None:
+            return proxy
+        if proxy.process.poll() is not None:
             raise RuntimeError(f"proxy exited early:\n{text}")
         time.sleep(0.05)  # polling for the start-up lines, not standing in for them
-    process.kill()
-    raise RuntimeError(f"proxy did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()}")
+    proxy.process.kill()
+    raise RuntimeError(f"proxy did not start in {START_TIMEOUT_S}s:\n{proxy.log_text()}")
 
 
 CALLER_KEY = "caller-key-e2e-0001"

@@ -31,7 +31,14 @@ from tests.async_support import (
     user_api,
     wait_for_job,
 )
-from tests.proxy_support import CALLER_KEY, ProxyServer, Setup, start_proxy, wait_until_served
+from tests.proxy_support import (
+    CALLER_KEY,
+    ProxyServer,
+    Setup,
+    start_proxies,
+    start_proxy,
+    wait_until_served,
+)
 from tests.support import AdminServer, Api, start_admin
 
 SHORT_LEASE_MS = 2000
@@ -233,7 +240,7 @@ def test_an_attempt_longer_than_the_lease_is_not_delivered_twice(lone, upstream,
         portcullis_async_lease_ms=SHORT_LEASE_MS, portcullis_async_attempt_timeout_ms=20000
     )
     made = Setup(api, upstream)
-    gateways = [start_proxy(admin_server, tmp_path / name, *options) for name in ("a", "b")]
+    gateways = start_proxies(admin_server, [tmp_path / name for name in ("a", "b")], *options)
     try:
         for proxy in gateways:
             wait_until_served(proxy, f"/api/{made.id}/status/200", AUTH)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.proxy_support import CALLER_KEY, Setup, call, start_proxy
+from tests.proxy_support import CALLER_KEY, Setup, call, start_proxies, start_proxy
 from tests.support import assert_error
 from tests.test_budgets import budget, entries, grant, ledger_sum, until
 from tests.test_limit import received
@@ -24,7 +24,7 @@ PATIENT = ("--set", "portcullis_redis_timeout_ms=3000")
 
 def test_two_processes_share_one_balance_exactly(shared, upstream, tmp_path):  # noqa: F811
     server, api = shared
-    gateways = [start_proxy(server, tmp_path / f"proxy{n}", *PATIENT) for n in (1, 2)]
+    gateways = start_proxies(server, [tmp_path / f"proxy{n}" for n in (1, 2)], *PATIENT)
     try:
         made = Setup(api, upstream)
         price = api.put(f"{made.base}/proxies/{made.id}/price", json={"perRequest": "0.05"})

@@ -11,7 +11,7 @@ import pytest
 
 from tests.async_support import user_api
 from tests.clock_support import TestClock
-from tests.proxy_support import CALLER_KEY, Setup, call, start_proxy
+from tests.proxy_support import CALLER_KEY, Setup, call, start_proxies
 from tests.redis_support import RedisServer
 from tests.support import start_admin
 from tests.test_meters import TOKENS_METER, add_meter, arrived, synced, wait_used
@@ -31,9 +31,8 @@ def stack(tmp_path_factory):
     try:
         # Patient with Redis on a loaded test machine: a timeout would answer 503 (fail closed).
         patient = ("--set", "portcullis_redis_timeout_ms=3000")
-        gateways = [
-            start_proxy(server, directory / f"proxy{n}", *clock.args, *patient) for n in (1, 2)
-        ]
+        dirs = [directory / f"proxy{n}" for n in (1, 2)]
+        gateways = start_proxies(server, dirs, *clock.args, *patient)
         yield server, user_api(server), gateways, clock
     finally:
         for gateway in gateways:

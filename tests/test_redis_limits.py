@@ -19,7 +19,15 @@ import pytest
 
 from tests.async_support import user_api
 from tests.clock_support import TestClock
-from tests.proxy_support import CALLER_KEY, Setup, call, logged, start_proxy, wait_until_served
+from tests.proxy_support import (
+    CALLER_KEY,
+    Setup,
+    call,
+    logged,
+    start_proxies,
+    start_proxy,
+    wait_until_served,
+)
 from tests.redis_support import RedisServer
 from tests.support import answering, assert_error, poll, start_admin
 from tests.test_health import HEALTH, admin_health
@@ -50,7 +58,8 @@ def test_two_processes_admit_exactly_the_limit_together(shared, upstream, tmp_pa
     clock = TestClock(tmp_path / "clock")
     # Patient with Redis on a loaded test machine: a timeout would answer 503 (fail closed).
     patient = ("--set", "portcullis_redis_timeout_ms=3000")
-    gateways = [start_proxy(server, tmp_path / f"proxy{n}", *clock.args, *patient) for n in (1, 2)]
+    dirs = [tmp_path / f"proxy{n}" for n in (1, 2)]
+    gateways = start_proxies(server, dirs, *clock.args, *patient)
     try:
         limit = 20
         made = Setup(api, upstream, proxyMaxRequestsPerMinute=limit)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.async_support import AUTH, job_of, schedule, submit, user_api
-from tests.proxy_support import ProxyServer, Setup, call, start_proxy
+from tests.proxy_support import ProxyServer, Setup, call, start_proxies
 from tests.support import AdminServer, Api, run_admin_cli, start_admin
 from tests.upstream import RecordingUpstream
 
@@ -61,7 +61,7 @@ def own_store(directory: Path) -> Iterator[tuple[AdminServer, Api]]:
 
 @contextmanager
 def two_proxies(server: AdminServer, directory: Path) -> Iterator[list[ProxyServer]]:
-    proxies = [start_proxy(server, directory / name, *OPTIONS) for name in ("one", "two")]
+    proxies = start_proxies(server, [directory / name for name in ("one", "two")], *OPTIONS)
     try:
         yield proxies
     finally:

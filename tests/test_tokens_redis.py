@@ -10,7 +10,7 @@ import redis
 
 from tests import oauth_support
 from tests.async_support import user_api
-from tests.proxy_support import start_proxy
+from tests.proxy_support import start_proxies
 from tests.redis_support import RedisServer
 from tests.support import start_admin
 from tests.token_support import (
@@ -36,7 +36,7 @@ def shared(tmp_path_factory):
         # A patient Redis timeout for the limit counters: 40 callers at once on a busy test
         # machine are not what this module tests.
         patient = ("--set", "portcullis_redis_timeout_ms=3000")
-        gateways = [start_proxy(server, directory / f"proxy{n}", *patient) for n in (1, 2)]
+        gateways = start_proxies(server, [directory / f"proxy{n}" for n in (1, 2)], *patient)
         yield user_api(server), gateways, redis_server
     finally:
         for gateway in gateways:
