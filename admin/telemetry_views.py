@@ -39,6 +39,8 @@ class PeriodSums:
     country_ms: Counter = field(default_factory=Counter)
     latency: defaultdict = field(default_factory=lambda: defaultdict(Counter))  # leg → histogram
     async_count: Counter = field(default_factory=Counter)  # leg → Async API requests
+    egress_count: Counter = field(default_factory=Counter)  # "proxy" / pool proxy id → requests
+    egress_ms: Counter = field(default_factory=Counter)
 
     def add(self, leg: str, dimension: str, member: str, count: int, total_ms: float) -> None:
         key = f"{member}:{leg}"
@@ -57,6 +59,9 @@ class PeriodSums:
             self.latency[leg][int(member)] += count
         elif dimension == "async":
             self.async_count[leg] += count
+        elif dimension == "egress":
+            self.egress_count[member] += count
+            self.egress_ms[member] += total_ms
 
 
 def telemetry_records(
@@ -117,6 +122,8 @@ def _record(period: int, resolution: str, owner: Mapping, sums: PeriodSums, ewma
             if sums.latency[leg]
         },
         "asyncCountMap": {leg: sums.async_count[leg] for leg in legs if sums.async_count[leg]},
+        "egressCountMap": dict(sorted(sums.egress_count.items())),
+        "egressTotalRTMap": rounded(sums.egress_ms),
         "ewmaResponseTime": None if ewma is None else round(ewma, 4),
     }
 

@@ -114,17 +114,16 @@ def answer_when(stack, made: Setup, wanted, what: str):
     return poll(attempt, what=what)
 
 
-def counted_egress(admin: AdminServer, proxy_id: str) -> dict[str, int]:
-    """The target leg's `egress` telemetry of a gateway proxy, as stored."""
-    with Session(admin.engine) as session:
-        rows = session.execute(
-            text(
-                "SELECT member, SUM(count) FROM telemetry_counters WHERE proxy_id = :p "
-                "AND leg = 'target' AND dimension = 'egress' GROUP BY member"
-            ),
-            {"p": proxy_id},
-        ).all()
-    return {member: int(count) for member, count in rows}
+def counted_egress(stack: Stack, made: Setup) -> dict[str, int]:
+    """The proxy's target-leg requests by egress, as the Core API's telemetry answers them."""
+    path = f"{made.base}/proxies/{made.id}/telemetry"
+    response = stack.api.get(path, params={"interval": "minute"})
+    assert response.status_code == 200, response.text
+    counted: dict[str, int] = {}
+    for record in response.json()["telemetry"]:
+        for member, count in record["egressCountMap"].items():
+            counted[member] = counted.get(member, 0) + count
+    return counted
 
 
 def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential(stack, who, farm):
@@ -174,7 +173,7 @@ def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential
     assert response.status_code == 200 and response.content == seen.answered
     assert PASSWORD not in stack.gateway.log_text()
     # Telemetry counts the target leg under `proxy` (a fixed proxy), off the loop in batches.
-    poll(lambda: counted_egress(stack.admin, made.id).get("proxy", 0) >= 2, what="telemetry")
+    poll(lambda: counted_egress(stack, made).get("proxy", 0) >= 2, what="telemetry")
 
 
 def test_https_targets_through_a_connect_tunnel_and_socks5_verify_the_target(
@@ -297,7 +296,7 @@ def test_pool_rotation_per_request_then_sticky_and_a_dead_member_is_skipped(stac
     moved = poll(another, what="the sticky member replaced after stickySeconds")
     assert moved in addresses - {kept}
     # Telemetry counts the pool members by id on the target leg.
-    poll(lambda: set(counted_egress(stack.admin, made.id)) >= set(ids.values()), what="telemetry")
+    poll(lambda: set(counted_egress(stack, made)) >= set(ids.values()), what="telemetry")
 
 
 def _last_peers(stack, who, made: Setup, count: int) -> set[str]:

@@ -58,6 +58,10 @@ class TelemetryRecordSchema(ApiSchema):
     responseTimeBucketCountMap = fields.Dict(dump_only=True)
     percentileResponseTimeMap = fields.Dict(dump_only=True)
     asyncCountMap = fields.Dict(dump_only=True)
+    # Target-leg requests by the egress that carried them: "proxy" (a fixed proxy) or a
+    # pool proxy's id; requests sent directly are not counted here.
+    egressCountMap = fields.Dict(dump_only=True)
+    egressTotalRTMap = fields.Dict(dump_only=True)
     ewmaResponseTime = fields.Float(dump_only=True, allow_none=True)
 
 
