@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session
 
 from models import User
 from models.base import isoformat_z, utcnow
+from models.crypto import KeyRing
 from models.pool import PoolLease, PoolProxy
 from pool.credits import balance, charge
 from pool.errors import PoolError, invalid
+from pool.passwords import open_password
 from pool.query import (
     MAX_LIMIT,
     UUID_PATTERN,
@@ -112,11 +114,22 @@ def proxy_summary(p: PoolProxy) -> dict:
     }
 
 
-def acquire(session: Session, user: User, key_id: str | None, filters: dict, duration_s: int):
+def acquire(
+    session: Session,
+    user: User,
+    key_id: str | None,
+    filters: dict,
+    duration_s: int,
+    key_ring: KeyRing,
+):
     """Lease the best-scoring free active proxy matching `filters` for `duration_s` seconds
     and charge one credit, in the session's transaction (the caller commits); seed 003's
     answer. Refusals, in this order: 402 INSUFFICIENT_CREDITS, 404 NO_MATCHING_PROXY (no
-    active proxy matches), 409 ALL_PROXIES_LEASED. A refusal rolls the session back."""
+    active proxy matches), 409 ALL_PROXIES_LEASED. A refusal rolls the session back.
+
+    A proxy that needs a username and password is of no use without them: the answer (and
+    only this answer, to the lessee) carries them as `proxy.credentials`, opened from their
+    sealed form with `key_ring`."""
     query = parse_filters(filters)
     duration_s = lease_duration(duration_s)
     current = balance(session, user.id)
@@ -139,7 +152,8 @@ def acquire(session: Session, user: User, key_id: str | None, filters: dict, dur
             now_s = time.time()
             until_s = now_s + duration_s
             if _claim(session, proxy_id, lease_id, until_s, now_s):
-                return _lease(session, user, key_id, proxy_id, lease_id, now_s, until_s)
+                leased = _lease(session, user, key_id, proxy_id, lease_id, now_s, until_s)
+                return with_credentials(leased, session.get(PoolProxy, proxy_id), key_ring)
     session.rollback()
     if session.scalar(matching.limit(1)) is None:
         raise PoolError(404, "NO_MATCHING_PROXY", "No active proxy matches these filters")
@@ -180,6 +194,15 @@ def _lease(
         "expires_at": isoformat_z(lease.expires_at),
         "credits_remaining": remaining,
     }
+
+
+def with_credentials(leased: dict, proxy: PoolProxy, key_ring: KeyRing) -> dict:
+    """`leased` with the proxy's username and password added, when it has them."""
+    password = open_password(key_ring, proxy)
+    if proxy.username is None and password is None:
+        return leased
+    credentials = {"username": proxy.username, "password": password}
+    return {**leased, "proxy": {**leased["proxy"], "credentials": credentials}}
 
 
 def _datetime(epoch_s: float) -> datetime:

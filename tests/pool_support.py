@@ -12,9 +12,12 @@ from sqlalchemy import Engine, select
 
 from models import User
 from models.base import utcnow
+from models.crypto import KeyRing
 from models.pool import PoolCheck, PoolProxy
 from models.store import make_engine, make_session_factory
 from pool.keys import issue_key
+from pool.passwords import seal_password
+from tests.support import TEST_MASTER_KEYS
 
 _hosts = itertools.count(1)
 # Rows a test writes are not due a check before 2100: the admin's check cycle (a scheduler
@@ -53,6 +56,18 @@ def insert_proxies(database_url: str, rows: list[dict]) -> list[dict]:
         session.add_all(PoolProxy(**row) for row in rows)
         session.commit()
     return rows
+
+
+def with_credentials(row: dict, username: str, password: str) -> dict:
+    """`row` with a user name and its password sealed as the scrape seals it (the test
+    admins' key ring)."""
+    sealed = seal_password(KeyRing.parse(TEST_MASTER_KEYS), row["id"], password)
+    return {
+        **row,
+        "username": username,
+        "password_key_id": sealed.key_id,
+        "password_ciphertext": sealed.ciphertext,
+    }
 
 
 def insert_checks(database_url: str, proxy_id: str, checks: list[dict]) -> None:

@@ -23,6 +23,7 @@ from tests.pool_support import (
     insert_proxies,
     proxy_row,
     stored_key_user,
+    with_credentials,
 )
 from tests.support import AdminServer, run_admin_cli, start_admin
 
@@ -195,6 +196,24 @@ def test_register_acquire_release_and_keys(server, registrar, root):
         f"Proxy acquired: {best['host']}:{best['port']}"
     )
     assert second["id"] != best["id"] and dead["status"] == "dead"
+
+    # A proxy that needs a username and password: the lessee gets them in the acquire answer
+    # (they are of no use otherwise), and nowhere else.
+    (locked,) = insert_proxies(
+        server.database_url,
+        [with_credentials(proxy_row(status="active", country="LI"), "lessee", "Pw-Of-The-Proxy")],
+    )
+    root_grant = grant(root, email, 1)
+    assert root_grant.status_code == 201, root_grant.text
+    with_login = alice.request("POST", "/proxies/acquire", json={"country": "LI"})
+    assert with_login.status_code == 200, with_login.text
+    assert with_login.json()["proxy"]["id"] == locked["id"]
+    assert with_login.json()["proxy"]["credentials"] == {
+        "username": "lessee",
+        "password": "Pw-Of-The-Proxy",
+    }
+    assert "Pw-Of-The-Proxy" not in alice.get("/account/leases").text
+    assert "Pw-Of-The-Proxy" not in alice.get("/account/credits").text
 
     # Keys: create (shown once), list (never the key), revoke; someone else's is not found.
     created = alice.request("POST", "/auth/keys", json={"label": "ci"})

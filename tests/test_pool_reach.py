@@ -11,13 +11,11 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import update
 
-from models.crypto import KeyRing
 from models.pool import PoolProxy
 from models.ssrf_policy import parse_allowances
 from models.store import make_session_factory
 from pool.checkers.base import Member
 from pool.errors import PoolError
-from pool.passwords import seal_password
 from pool.reach import check_url, fetch_through
 from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.pool_support import (
@@ -26,14 +24,14 @@ from tests.pool_support import (
     insert_proxies,
     proxy_row,
     stored_key_user,
+    with_credentials,
 )
-from tests.support import TEST_MASTER_KEYS, create_user, start_admin
+from tests.support import create_user, start_admin
 from tests.upstream import RecordingUpstream
 
 LOOPBACK = "127.0.0.0/8"
 SOCKS_CREDENTIALS = ("reach-user", "reach-secret-pw")
 HTTP_CREDENTIALS = ("reach-http", "reach-http-pw")
-KEY_RING = KeyRing.parse(TEST_MASTER_KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +60,6 @@ def stack(tmp_path_factory):
             yield server, upstream, tls_port, (http, socks, strict), (ca, tls_proxy_port)
         finally:
             server.stop()
-
-
-def with_credentials(row: dict, username: str, password: str) -> dict:
-    """`row` with a user name and its password sealed as the scrape seals it."""
-    sealed = seal_password(KEY_RING, row["id"], password)
-    return {
-        **row,
-        "username": username,
-        "password_key_id": sealed.key_id,
-        "password_ciphertext": sealed.ciphertext,
-    }
 
 
 def test_proxies_reach_a_local_url_and_a_dead_one_counts_against_the_rate(stack):

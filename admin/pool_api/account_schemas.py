@@ -104,6 +104,21 @@ class PoolLeasedProxySchema(Ordered):
     id = fields.String(metadata={"description": "the pool proxy's id"})
 
 
+class PoolProxyCredentialsSchema(Ordered):
+    username = fields.String(allow_none=True)
+    password = fields.String(allow_none=True)
+
+
+class PoolAcquiredProxySchema(PoolLeasedProxySchema):
+    credentials = fields.Nested(
+        PoolProxyCredentialsSchema,
+        metadata={
+            "description": "only for a proxy that needs them, and only in the acquire answer "
+            "(to the lessee); lease lists never show them"
+        },
+    )
+
+
 class PoolAcquireBodySchema(Ordered):
     protocol = fields.String(metadata={"enum": list(PROTOCOLS)})
     country = fields.String(metadata={"description": "ISO 3166-1 alpha-2"})
@@ -116,7 +131,7 @@ class PoolAcquireBodySchema(Ordered):
 
 class PoolAcquiredSchema(Ordered):
     lease_id = fields.String()
-    proxy = fields.Nested(PoolLeasedProxySchema)
+    proxy = fields.Nested(PoolAcquiredProxySchema)
     expires_at = fields.String(metadata={"format": "date-time"})
     credits_remaining = fields.Integer()
 

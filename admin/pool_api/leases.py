@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g
 
 from admin.extensions import db
 from admin.openapi import pool_doc
@@ -31,7 +31,12 @@ def post_acquire():
     """402 INSUFFICIENT_CREDITS, then 404 NO_MATCHING_PROXY, then 409 ALL_PROXIES_LEASED."""
     data = optional_body()
     leased = acquire(
-        db.session, g.pool_user, g.pool_key.id, data, data.get("lease_duration_seconds")
+        db.session,
+        g.pool_user,
+        g.pool_key.id,
+        data,
+        data.get("lease_duration_seconds"),
+        current_app.config["PORTCULLIS_KEY_RING"],
     )
     credits_changed(db.session, settings(), g.pool_user.id, leased["credits_remaining"])
     db.session.commit()
