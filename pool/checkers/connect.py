@@ -99,6 +99,12 @@ async def connect_tunnel(
 
 
 async def close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection whose answer was read; how the closing goes is of no interest.
+
+    Besides OSError and SSLError, CPython 3.12.1's asyncio raises TypeError
+    (`SSLProtocol._abort() takes 1 positional argument`) when TLS inside TLS (a CONNECT
+    tunnel through an https:// proxy) is torn down while the peer still sends.
+    """
     writer.close()
-    with contextlib.suppress(OSError, ssl.SSLError):
+    with contextlib.suppress(OSError, ssl.SSLError, TypeError):
         await writer.wait_closed()
