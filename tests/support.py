@@ -164,9 +164,10 @@ def run_admin_cli_in_process(
 ) -> subprocess.CompletedProcess:
     """`run_admin.py ARGS` as `run_admin_cli` runs it, but in the test process: the same
     `admin.cli.main` under the server's environment, its output captured, and `SystemExit`
-    turned into the exit status and stderr line the interpreter would give. For the cases a
-    command refuses while it checks its arguments (a process per case cost ~1 s of CPU);
-    each test using it also runs its command through `run_admin_cli`, a real process."""
+    turned into the exit status and stderr line the interpreter would give (a process per
+    run cost ~1 s of CPU). For arguments refused before the store is opened, and for commands
+    that close their own engine (purge, roll-up-telemetry) run again; each test using it also
+    runs its command through `run_admin_cli`, a real process."""
     from admin.cli import main as admin_cli_main  # the admin's code: only when it is run here
 
     out, err = io.StringIO(), io.StringIO()
