@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -18,6 +18,7 @@ from models.crypto import KeyRing
 from models.egress import PoolEgress
 from models.pool import PoolProxy
 from pool.passwords import open_password
+from pool.query import BEST_FIRST, egress_query, free_proxies
 
 log = logging.getLogger("portcullis.pool.egress")
 MAX_MEMBERS = 50  # per filter: the best-scoring ones; a view, not the whole pool
@@ -43,19 +44,7 @@ def free_members(
     A leased proxy belongs to its lessee until the lease ends (`leased_until` in the past);
     a member whose sealed password cannot be opened is left out (and logged), never used.
     """
-    query = select(PoolProxy).where(
-        PoolProxy.status == "active",
-        or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= now),
-    )
-    if egress.protocol is not None:
-        query = query.where(PoolProxy.protocol == egress.protocol)
-    if egress.country is not None:
-        query = query.where(PoolProxy.country == egress.country.upper())
-    if egress.anonymity is not None:
-        query = query.where(PoolProxy.anonymity == egress.anonymity)
-    if egress.min_score is not None:
-        query = query.where(PoolProxy.score >= egress.min_score)
-    query = query.order_by(PoolProxy.score.desc(), PoolProxy.id).limit(limit)
+    query = free_proxies(egress_query(egress), now).order_by(*BEST_FIRST).limit(limit)
     members = []
     for proxy in session.scalars(query):
         try:

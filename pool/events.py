@@ -13,17 +13,18 @@ make a condition reported once however many admin processes see it:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from models.base import isoformat_z, utcnow
+from models.egress import EgressError, PoolEgress, load_egress
 from models.events import Event, record_event
 from models.pool import PoolCreditTransaction, PoolLease, PoolProxy
 from models.settings import Settings
 from models.target import Target
+from pool.query import ProxyQuery, egress_query, filter_values, free_proxies
 
 log = logging.getLogger("portcullis.pool")
 LEASE_BATCH = 500
@@ -120,66 +121,17 @@ def scan_expired_leases(session: Session, now: datetime | None = None) -> int:
             return reported
 
 
-@dataclass(frozen=True)
-class PoolFilter:
-    """A target's pool egress filters (the stored `egress` JSON's), as a hashable key."""
-
-    protocol: str | None = None
-    country: str | None = None
-    anonymity: str | None = None
-    min_score: float | None = None
-
-    @classmethod
-    def of(cls, egress: dict) -> PoolFilter:
-        def text(name: str) -> str | None:
-            value = egress.get(name)
-            return value if isinstance(value, str) and value else None
-
-        score = egress.get("minScore")
-        if isinstance(score, bool) or not isinstance(score, int | float):
-            score = None
-        country = text("country")
-        return cls(
-            text("protocol"),
-            country.upper() if country else None,
-            text("anonymity"),
-            None if score is None else float(score),
-        )
-
-    def describe(self) -> str:
-        parts = [
-            f"{name} {value}"
-            for name, value in (
-                ("protocol", self.protocol),
-                ("country", self.country),
-                ("anonymity", self.anonymity),
-                ("min score", self.min_score),
-            )
-            if value is not None
-        ]
-        return ", ".join(parts) or "any proxy"
+def free_active_count(session: Session, query: ProxyQuery, now_s: float) -> int:
+    """Active proxies matching `query` that nobody leases at `now_s`."""
+    free = free_proxies(query, now_s).with_only_columns(PoolProxy.id).subquery()
+    return int(session.scalar(select(func.count()).select_from(free)) or 0)
 
 
-def free_active_count(session: Session, filters: PoolFilter, now_s: float) -> int:
-    """Active proxies matching `filters` that nobody leases now (`leased_until` None or past)."""
-    query = (
-        select(func.count())
-        .select_from(PoolProxy)
-        .where(
-            PoolProxy.status == "active",
-            or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= now_s),
-        )
+def describe(query: ProxyQuery) -> str:
+    """`query`'s filters in words, e.g. "country US, min_score 0.5"."""
+    return ", ".join(f"{name} {value}" for name, value in filter_values(query).items()) or (
+        "any proxy"
     )
-    for column, value in (
-        (PoolProxy.protocol, filters.protocol),
-        (PoolProxy.country, filters.country),
-        (PoolProxy.anonymity, filters.anonymity),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if filters.min_score is not None:
-        query = query.where(PoolProxy.score >= filters.min_score)
-    return int(session.scalar(query) or 0)
 
 
 def _hour(now: datetime) -> str:
@@ -195,7 +147,7 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
     hour = _hour(now)
     events = []
     total = int(session.scalar(select(func.count()).select_from(PoolProxy)) or 0)
-    free = free_active_count(session, PoolFilter(), now_s)
+    free = free_active_count(session, ProxyQuery(status="active"), now_s)
     if total and free < threshold:
         events.append(
             Event(
@@ -209,7 +161,7 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
                 dedup_key=f"proxy.pool_low:pool:{hour}",
             )
         )
-    counts: dict[PoolFilter, int] = {}
+    counts: dict[ProxyQuery, int] = {}
     # A prefilter on the JSON's text (portable; "direct" may be stored as JSON null, which
     # IS NOT NULL lets through); the mode is checked on the parsed value below.
     targets = session.execute(
@@ -217,10 +169,15 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
             Target.egress.is_not(None), cast(Target.egress, String).contains('"pool"')
         )
     ).all()
-    for target_id, client_id, name, egress in targets:
-        if not isinstance(egress, dict) or egress.get("mode") != "pool":
+    for target_id, client_id, name, stored in targets:
+        try:
+            egress = load_egress(stored)
+        except EgressError:  # unreadable: the data plane refuses its requests; nothing to count
+            log.warning("target %s: its egress setting cannot be read", target_id)
             continue
-        filters = PoolFilter.of(egress)
+        if not isinstance(egress, PoolEgress):
+            continue
+        filters = egress_query(egress)
         if filters not in counts:
             counts[filters] = free_active_count(session, filters, now_s)
         matching = counts[filters]
@@ -231,7 +188,7 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
                 name="proxy.pool_low",
                 title=f"Target {name}: {matching} free pool proxies match its egress",
                 message=(
-                    f"Target {name} sends through pool proxies matching {filters.describe()}; "
+                    f"Target {name} sends through pool proxies matching {describe(filters)}; "
                     f"{matching} are active and not leased, below the threshold of {threshold}."
                 ),
                 details={
@@ -239,7 +196,7 @@ def pool_low_events(session: Session, settings: Settings, now: datetime) -> list
                     "targetId": target_id,
                     "free": matching,
                     "threshold": threshold,
-                    "filters": filters.describe(),
+                    "filters": describe(filters),
                 },
                 client_id=client_id,
                 dedup_key=f"proxy.pool_low:{target_id}:{hour}",

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import User
@@ -33,18 +32,18 @@ from pool.credits import balance, charge
 from pool.errors import PoolError, invalid
 from pool.passwords import open_password
 from pool.query import (
+    BEST_FIRST,
     MAX_LIMIT,
     UUID_PATTERN,
-    ProxyQuery,
     filtered_proxies,
+    free_at,
     page_of,
-    parse_proxy_query,
+    parse_pool_filters,
 )
 
 DEFAULT_DURATION_S = 300
 MAX_DURATION_S = 3600
 ACQUIRE_COST = 1
-FILTERS = ("protocol", "country", "anonymity", "min_score")  # seed 003's acquire filters
 CANDIDATES = 20  # free proxies read per round; a round's losers are skipped in the next
 MAX_ROUNDS = 5
 
@@ -61,25 +60,6 @@ def lease_duration(value: object) -> int:
     return value
 
 
-def parse_filters(filters: dict) -> ProxyQuery:
-    """Seed 003's acquire filters, validated as `GET /proxies` validates them (one place);
-    active proxies only, best score first. Other body fields are ignored."""
-    args: dict[str, str] = {}
-    for name in FILTERS:
-        value = filters.get(name)
-        if value is None:
-            continue
-        if name == "min_score":
-            if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 1e9:
-                raise invalid(name, "must be a number between 0 and 1")
-            args[name] = repr(float(value))
-        elif not isinstance(value, str):
-            raise invalid(name, "must be a string")
-        else:
-            args[name] = value
-    return replace(parse_proxy_query(args), status="active")
-
-
 def insufficient(current: int) -> PoolError:
     return PoolError(
         402,
@@ -88,14 +68,10 @@ def insufficient(current: int) -> PoolError:
     )
 
 
-def _free(now_s: float):
-    return or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= now_s)
-
-
 def _claim(session: Session, proxy_id: str, lease_id: str, until_s: float, now_s: float) -> bool:
     claimed = session.execute(
         update(PoolProxy)
-        .where(PoolProxy.id == proxy_id, _free(now_s))
+        .where(PoolProxy.id == proxy_id, free_at(now_s))
         .values(leased_until=until_s, lease_id=lease_id)
         .execution_options(synchronize_session=False)
     )
@@ -130,21 +106,20 @@ def acquire(
     A proxy that needs a username and password is of no use without them: the answer (and
     only this answer, to the lessee) carries them as `proxy.credentials`, opened from their
     sealed form with `key_ring`."""
-    query = parse_filters(filters)
+    query = parse_pool_filters(filters)
     duration_s = lease_duration(duration_s)
     current = balance(session, user.id)
     if current < ACQUIRE_COST:
         raise insufficient(current)
     matching = filtered_proxies(query).with_only_columns(PoolProxy.id)
-    order = (PoolProxy.score.desc(), PoolProxy.id.desc())
     lease_id = str(uuid.uuid4())
     tried: set[str] = set()
     for _ in range(MAX_ROUNDS):
         now_s = time.time()
-        free = matching.where(_free(now_s))
+        free = matching.where(free_at(now_s))
         if tried:
             free = free.where(PoolProxy.id.not_in(tried))
-        candidates = session.scalars(free.order_by(*order).limit(CANDIDATES)).all()
+        candidates = session.scalars(free.order_by(*BEST_FIRST).limit(CANDIDATES)).all()
         if not candidates:
             break
         for proxy_id in candidates:

@@ -20,14 +20,15 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, TypeDecorator, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, TypeDecorator, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from models.base import utcnow
+from models.egress import PoolEgress
 from models.json_limits import loads
 from models.pool import ANONYMITIES, PROTOCOLS, STATUSES, PoolCheck, PoolProxy
 from pool.errors import invalid, not_found
@@ -132,6 +133,59 @@ def parse_proxy_query(args: Mapping[str, str]) -> ProxyQuery:
     if cursor is not None:  # refuse a malformed cursor before any query runs
         decode_cursor(cursor, proxy_order(query))
     return query
+
+
+POOL_FILTERS = ("protocol", "country", "anonymity", "min_score")  # seed 003's body filters
+
+
+def parse_pool_filters(body: Mapping[str, Any]) -> ProxyQuery:
+    """Seed 003's filters in a JSON body (acquire, test), validated as `GET /proxies`
+    validates them: one place for the rules. Active proxies only; other fields are ignored."""
+    args: dict[str, str] = {}
+    for name in POOL_FILTERS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if name == "min_score":
+            if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 1e9:
+                raise invalid(name, "must be a number between 0 and 1")
+            args[name] = repr(float(value))
+        elif not isinstance(value, str):
+            raise invalid(name, "must be a string")
+        else:
+            args[name] = value
+    return replace(parse_proxy_query(args), status="active")
+
+
+def filter_values(query: ProxyQuery) -> dict[str, Any]:
+    """The seed's body filters `query` sets, e.g. for a 404's details."""
+    values = {name: getattr(query, name) for name in POOL_FILTERS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def egress_query(egress: PoolEgress) -> ProxyQuery:
+    """The active proxies a target's pool egress may use (its filters are validated already)."""
+    return ProxyQuery(
+        status="active",
+        protocol=egress.protocol,
+        anonymity=egress.anonymity,
+        country=egress.country.upper() if egress.country else None,
+        min_score=egress.min_score,
+    )
+
+
+def free_at(now_s: float) -> ColumnElement[bool]:
+    """Nobody leases the proxy at `now_s` (epoch s): no lease, or its time is over, so an
+    expired lease frees a proxy without a sweeper."""
+    return or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= now_s)
+
+
+def free_proxies(query: ProxyQuery, now_s: float) -> Select:
+    """`SELECT pool_proxies` matching `query` that nobody leases at `now_s` (no order)."""
+    return filtered_proxies(query).where(free_at(now_s))
+
+
+BEST_FIRST = (PoolProxy.score.desc(), PoolProxy.id)
 
 
 def proxy_order(query: ProxyQuery) -> list[OrderColumn]:

@@ -37,11 +37,10 @@ from urllib.parse import urlsplit
 
 from python_socks import ProxyError
 from python_socks.async_.asyncio import Proxy
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models.crypto import KeyRing
-from models.pool import ANONYMITIES, PROTOCOLS, PoolProxy
+from models.pool import PoolProxy
 from models.settings import Settings
 from models.ssrf_policy import Network, address_class, first_refused
 from pool.checkers.base import Context, Judge, Member
@@ -58,7 +57,13 @@ from pool.checkers.connect import (
 from pool.checkers.http1 import HttpError, read_head, request_bytes
 from pool.errors import PoolError, invalid
 from pool.passwords import open_password
-from pool.query import COUNTRY_PATTERN
+from pool.query import (
+    BEST_FIRST,
+    ProxyQuery,
+    filter_values,
+    free_proxies,
+    parse_pool_filters,
+)
 
 log = logging.getLogger("portcullis.pool")
 
@@ -77,9 +82,9 @@ class ReachRequest:
     """A validated `POST /proxies/test` body."""
 
     url: str
-    count: int = DEFAULT_COUNT
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    filters: Mapping[str, object] | None = None
+    count: int
+    timeout_s: float
+    filters: ProxyQuery
 
 
 @dataclass(frozen=True)
@@ -125,23 +130,7 @@ def parse_test_body(data: object) -> ReachRequest:
     url = data.get("url")
     if not isinstance(url, str) or not url.strip():
         raise invalid("url", "is required: the http(s) URL to reach")
-    filters: dict[str, object] = {}
-    for name, allowed in (("protocol", PROTOCOLS), ("anonymity", ANONYMITIES)):
-        value = data.get(name)
-        if value is not None:
-            if value not in allowed:
-                raise invalid(name, f"must be one of {', '.join(allowed)}", allowed=list(allowed))
-            filters[name] = value
-    country = data.get("country")
-    if country is not None:
-        if not isinstance(country, str) or not COUNTRY_PATTERN.fullmatch(country):
-            raise invalid("country", "must be an ISO 3166-1 alpha-2 code such as US")
-        filters["country"] = country.upper()
-    score = data.get("min_score")
-    if score is not None:
-        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
-            raise invalid("min_score", "must be a number between 0 and 1")
-        filters["min_score"] = float(score)
+    filters = parse_pool_filters(data)
     return ReachRequest(
         url=url.strip(),
         count=_whole(data, "count", 1, MAX_COUNT, DEFAULT_COUNT),
@@ -280,18 +269,9 @@ def fetch_through(
     return asyncio.run(fetch_member(member, checked, timeout_s, allowed_proxies, proxy_tls))
 
 
-def candidates(session: Session, filters: Mapping[str, object], count: int) -> list[PoolProxy]:
+def candidates(session: Session, filters: ProxyQuery, count: int) -> list[PoolProxy]:
     """Up to `count` free active proxies matching `filters`, best score first."""
-    query = select(PoolProxy).where(
-        PoolProxy.status == "active",
-        or_(PoolProxy.leased_until.is_(None), PoolProxy.leased_until <= time.time()),
-    )
-    for name in ("protocol", "country", "anonymity"):
-        if filters.get(name) is not None:
-            query = query.where(getattr(PoolProxy, name) == filters[name])
-    if filters.get("min_score") is not None:
-        query = query.where(PoolProxy.score >= filters["min_score"])
-    query = query.order_by(PoolProxy.score.desc(), PoolProxy.id).limit(count)
+    query = free_proxies(filters, time.time()).order_by(*BEST_FIRST).limit(count)
     return list(session.scalars(query))
 
 
@@ -325,7 +305,7 @@ def test_reachability(
     url: str,
     count: int,
     timeout_s: float,
-    filters: Mapping[str, object],
+    filters: ProxyQuery,
 ) -> dict:
     """Seed 003's answer: {"url", "results", "success_rate"} (reachable / tried). 422
     `URL_NOT_ALLOWED` for a URL the policy refuses; 404 `NO_MATCHING_PROXY` when no free
@@ -334,7 +314,10 @@ def test_reachability(
     rows = candidates(session, filters, count)
     if not rows:
         raise PoolError(
-            404, "NO_MATCHING_PROXY", "No free active proxy matches the filters", dict(filters)
+            404,
+            "NO_MATCHING_PROXY",
+            "No free active proxy matches the filters",
+            filter_values(filters),
         )
     members = [_member(row, key_ring) for row in rows]
     session.rollback()

@@ -73,5 +73,5 @@ def post_proxies_test():
         request.url,
         request.count,
         request.timeout_s,
-        request.filters or {},
+        request.filters,
     )
