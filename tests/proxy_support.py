@@ -49,7 +49,7 @@ def start_proxy(
     port: int | None = None,
 ) -> ProxyServer:
     """Start `run_proxy.py` on the admin's store; wait until it listens with a config loaded."""
-    return _wait_started(_launch(admin_server, var_dir, extra_args, allow_loopback, port))
+    return wait_started(launch_proxy(admin_server, var_dir, extra_args, allow_loopback, port))
 
 
 def start_proxies(
@@ -64,13 +64,13 @@ def start_proxies(
         if port not in ports:
             ports.append(port)
     launched = [
-        _launch(admin_server, var_dir, extra_args, True, port)
+        launch_proxy(admin_server, var_dir, extra_args, True, port)
         for var_dir, port in zip(var_dirs, ports, strict=True)
     ]
     started = []
     try:
         for proxy in launched:
-            started.append(_wait_started(proxy))
+            started.append(wait_started(proxy))
     except BaseException:
         for proxy in launched:
             proxy.stop()
@@ -78,13 +78,14 @@ def start_proxies(
     return started
 
 
-def _launch(
+def launch_proxy(
     admin_server: AdminServer,
     var_dir: Path,
     extra_args: tuple[str, ...],
-    allow_loopback: bool,
-    port: int | None,
+    allow_loopback: bool = True,
+    port: int | None = None,
 ) -> ProxyServer:
+    """`run_proxy.py` launched, not waited for: `wait_started` next (several may start at once)."""
     var_dir.mkdir(parents=True, exist_ok=True)
     log_path = var_dir / "proxy.log"
     port = port or free_port()
@@ -106,7 +107,7 @@ def _launch(
     return ProxyServer(f"http://127.0.0.1:{port}", process, log_path)
 
 
-def _wait_started(proxy: ProxyServer) -> ProxyServer:
+def wait_started(proxy: ProxyServer) -> ProxyServer:
     """`proxy` once it listens with a configuration loaded; RuntimeError if it exits first."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
