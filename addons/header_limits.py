@@ -129,7 +129,13 @@ def validate(options, updated: set[str]) -> None:
     for name in OPTIONS:
         if name in updated and getattr(options, name) < 1:
             raise exceptions.OptionsError(f"{name} must be positive")
-    if options.portcullis_max_header_field_bytes > options.portcullis_max_header_bytes:
+    pair = {"portcullis_max_header_field_bytes", "portcullis_max_header_bytes"}
+    # Only when one of the two changed: mitmproxy's rollback re-sends the options that
+    # failed, and a check of values nobody changed would fail it again, without end.
+    if (
+        updated & pair
+        and options.portcullis_max_header_field_bytes > options.portcullis_max_header_bytes
+    ):
         raise exceptions.OptionsError(
             "portcullis_max_header_field_bytes must not exceed portcullis_max_header_bytes"
         )
