@@ -29,20 +29,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from python_socks import ProxyError
 from python_socks.async_.asyncio import Proxy
 from sqlalchemy.orm import Session
 
 from models.crypto import KeyRing
+from models.guarded_http import OutboundError, resolve_allowed
 from models.pool import PoolProxy
 from models.settings import Settings
-from models.ssrf_policy import Network, address_class, first_refused
+from models.ssrf_policy import Network
 from pool.checkers.base import Context, Judge, Member
 from pool.checkers.checks import FAILURES, SOCKS_TYPES, failure_detail
 from pool.checkers.connect import (
@@ -64,6 +63,7 @@ from pool.query import (
     free_proxies,
     parse_pool_filters,
 )
+from pool.urls import http_url
 
 log = logging.getLogger("portcullis.pool")
 
@@ -71,7 +71,6 @@ DEFAULT_COUNT = 5
 MAX_COUNT = 20
 DEFAULT_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 60
-MAX_URL_CHARS = 2000
 FIELDS = ("url", "count", "timeout_seconds", "protocol", "country", "anonymity", "min_score")
 PROXY_GATEWAY_ERRORS = (502, 504)  # an http proxy saying it could not reach the URL
 PROXY_AUTH_REQUIRED = 407  # an http proxy refusing its credentials (absolute form)
@@ -146,33 +145,17 @@ def _not_allowed(message: str) -> PoolError:
 def check_url(url: str, allowed: tuple[Network, ...]) -> CheckedUrl:
     """Parse `url`, resolve its host (blocking) and check every address with the SSRF policy
     (`allowed`: the operator's `PORTCULLIS_ALLOW_TARGETS`). 422 naming `url` otherwise."""
-    if len(url) > MAX_URL_CHARS or any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise invalid("url", f"must be one URL of at most {MAX_URL_CHARS} characters")
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        raise invalid("url", "is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise invalid("url", "must be an http or https URL with a host")
+    parts = http_url(url)
+    host = parts.hostname
     if parts.username is not None or parts.password is not None:
         raise invalid("url", "must not carry a user name or password (the test sends none)")
-    port = port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise _not_allowed(f"{host} could not be resolved, so it cannot be checked") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not addresses:
-        raise _not_allowed(f"{host} could not be resolved, so it cannot be checked")
-    refused = first_refused(addresses, allowed)
-    if refused is not None:
-        raise _not_allowed(
-            f"{host} resolves to {refused} ({address_class(refused)}), which the pool may "
-            "not be asked to reach (PORTCULLIS_ALLOW_TARGETS)"
-        )
+        address = resolve_allowed(host, port, allowed)
+    except OutboundError as exc:
+        raise _not_allowed(str(exc)) from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return CheckedUrl(url, parts.scheme, host, port, target, addresses[0].split("%", 1)[0])
+    return CheckedUrl(url, parts.scheme, host, port, target, address.split("%", 1)[0])
 
 
 def _result(member: Member, status: int | None, latency_ms: float | None, error: str | None):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
@@ -30,9 +29,9 @@ from pool.fetch import fetch_source
 from pool.parsers import PARSERS, detect
 from pool.query import page_of
 from pool.records import source_record
+from pool.urls import http_url
 
 DEFAULT_CRON = "*/30 * * * *"
-MAX_URL_CHARS = 2048
 MAX_CRON_CHARS = 120
 FIELDS = ("url", "parser_name", "cron_schedule", "default_protocol", "is_active")
 DEFAULT_LIMIT = 50
@@ -113,15 +112,7 @@ def check_url(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise invalid("url", "is required: the http(s) URL of a proxy list")
     url = value.strip()
-    if len(url) > MAX_URL_CHARS or any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise invalid("url", f"must be one URL of at most {MAX_URL_CHARS} characters")
-    try:
-        parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port
-    except ValueError:
-        raise invalid("url", "is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise invalid("url", "must be an http or https URL with a host")
+    http_url(url)
     return url
 
 

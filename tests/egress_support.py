@@ -10,7 +10,6 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -74,7 +73,7 @@ class _Server(ThreadingHTTPServer):
 
 class WhoUpstream:
     """An HTTP upstream on `address` recording each request's peer address; HTTPS with
-    `tls` (certificate and key files, see `tls_files_for`)."""
+    `tls` (certificate and key files, see `tests.pool_proxies.tls_files`)."""
 
     def __init__(self, address: str, tls: tuple[Path, Path] | None = None):
         self.seen: list[Seen] = []
@@ -108,49 +107,6 @@ class WhoUpstream:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-def tls_files_for(directory: Path, address: str) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for the IP `address` it signed: (ca, cert, key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.now(UTC)
-
-    def issue(subject, issuer, public_key, signing_key, ca: bool):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(signing_key, hashes.SHA256())
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress test CA")])
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-    ca = issue(ca_name, ca_name, ca_key.public_key(), ca_key, True)
-    cert = issue(name, ca_name, key.public_key(), ca_key, False)
-    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
 
 
 def pool_members(database_url: str, proxies: list[Listening], country: str) -> list[dict]:

@@ -303,8 +303,9 @@ def dead_port(address: str) -> int:
         return probe.getsockname()[1]
 
 
-def tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem)."""
+def tls_files(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for the IP `address` it signed:
+    (ca.pem, cert.pem, key.pem)."""
     from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
@@ -326,15 +327,13 @@ def tls_files(directory: Path) -> tuple[Path, Path, Path]:
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
         if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))])
+            builder = builder.add_extension(san, critical=False)
         return builder.sign(signing_key, hashes.SHA256())
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pool test CA")])
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
     ca = issue(ca_name, ca_name, ca_key.public_key(), ca_key, True)
     cert = issue(name, ca_name, key.public_key(), ca_key, False)
     paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"

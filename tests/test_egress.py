@@ -26,9 +26,8 @@ from tests.egress_support import (
     asking_proxies,
     poll,
     pool_members,
-    tls_files_for,
 )
-from tests.pool_proxies import ProxyFarm, dead_port
+from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, Setup, call, logged, start_proxy
 from tests.support import AdminServer, Api, create_user, start_admin
 
@@ -60,7 +59,7 @@ def who():
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """(ca, cert, key) for an HTTPS upstream on the upstream's address; the gateway trusts it."""
-    return tls_files_for(tmp_path_factory.mktemp("egress-tls"), UPSTREAM_ADDRESS)
+    return tls_files(tmp_path_factory.mktemp("egress-tls"), UPSTREAM_ADDRESS)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +192,7 @@ def test_https_targets_through_a_connect_tunnel_and_socks5_verify_the_target(
             assert seen.headers["Authorization"] == f"Bearer {TARGET_TOKEN}"
     # A certificate the gateway does not trust: refused through the tunnel as when direct,
     # and it is the target's failure, not the proxy's.
-    untrusted = tls_files_for(tmp_path, UPSTREAM_ADDRESS)
+    untrusted = tls_files(tmp_path, UPSTREAM_ADDRESS)
     with WhoUpstream(UPSTREAM_ADDRESS, tls=(untrusted[1], untrusted[2])) as impostor:
         made = Setup(stack.api, impostor)
         for proxy in (http_proxy, socks_proxy):

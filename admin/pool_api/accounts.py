@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import g, request
 
 from admin.extensions import db
 from admin.openapi import pool_doc
@@ -22,7 +22,7 @@ from admin.pool_api.account_schemas import (
     PoolRegisteredSchema,
 )
 from admin.pool_api.auth import require_key, require_platform_admin
-from admin.pool_api.sources import _body
+from admin.pool_api.bodies import body, optional_body, settings
 from pool.accounts import (
     account_record,
     check_registration_open,
@@ -39,15 +39,6 @@ from pool.credits import credits_record, grant_credits, transaction_record
 from pool.leases import active_leases
 
 
-def settings():
-    return current_app.config["PORTCULLIS_SETTINGS"]
-
-
-def optional_body() -> dict:
-    """The request's JSON object; an empty body is `{}`."""
-    return _body() if request.get_data(cache=True).strip() else {}
-
-
 @bp.post("/auth/register")
 @pool_doc(
     "Register: a user, its account (0 credits) and a first key, shown only here; no key needed",
@@ -61,7 +52,7 @@ def post_register():
     past `pool_register_per_hour` attempts from one address; 409 EMAIL_TAKEN; 422."""
     check_registration_open(settings())
     count_registration(db.session, settings(), request.remote_addr)
-    data = _body()
+    data = body()
     user, key, raw = register(db.session, settings(), data.get("email"), data.get("display_name"))
     return registered_record(user, key, raw), 201
 
@@ -135,7 +126,7 @@ def get_leases():
 def post_grant():
     """Body `{"email" or "user_id", "amount", "tx_type", "description"}`; 404 USER_NOT_FOUND."""
     require_platform_admin()
-    data = _body()
+    data = body()
     user = find_user(db.session, data.get("email"), data.get("user_id"))
     transaction, new_balance = grant_credits(
         db.session,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import g
 
 from admin.extensions import db
 from admin.openapi import pool_doc
@@ -13,8 +13,8 @@ from admin.pool_api.account_schemas import (
     PoolAcquiredSchema,
     PoolLeaseSchema,
 )
-from admin.pool_api.accounts import optional_body, settings
 from admin.pool_api.auth import require_key
+from admin.pool_api.bodies import key_ring, optional_body, settings
 from pool.events import credits_changed
 from pool.leases import acquire, release
 
@@ -36,7 +36,7 @@ def post_acquire():
         g.pool_key.id,
         data,
         data.get("lease_duration_seconds"),
-        current_app.config["PORTCULLIS_KEY_RING"],
+        key_ring(),
     )
     credits_changed(db.session, settings(), g.pool_user.id, leased["credits_remaining"])
     db.session.commit()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from marshmallow import Schema, fields
 
 from admin.extensions import db
 from admin.openapi import pool_doc
 from admin.pool_api import bp
 from admin.pool_api.auth import require_key
-from admin.pool_api.sources import _body
+from admin.pool_api.bodies import body, key_ring, settings
 from models.pool import ANONYMITIES, PROTOCOLS
 from pool.reach import DEFAULT_COUNT, DEFAULT_TIMEOUT_S, MAX_COUNT, MAX_TIMEOUT_S, parse_test_body
 from pool.reach import test_reachability as reachability
@@ -65,10 +64,10 @@ class PoolReachSchema(Schema):
 @require_key
 def post_proxies_test():
     """Up to `count` free active matching proxies fetch `url` concurrently."""
-    request = parse_test_body(_body())
+    request = parse_test_body(body())
     return reachability(
-        current_app.config["PORTCULLIS_SETTINGS"],
-        current_app.config["PORTCULLIS_KEY_RING"],
+        settings(),
+        key_ring(),
         db.session,
         request.url,
         request.count,

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 
-from admin.errors import ApiError
 from admin.extensions import db
-from admin.http import json_body
 from admin.openapi import pool_doc
 from admin.pool_api import bp
 from admin.pool_api.auth import require_key, require_platform_admin
+from admin.pool_api.bodies import body, key_ring, settings
 from admin.pool_api.source_schemas import (
     SOURCES_QUERY,
     PoolScrapeResultSchema,
@@ -20,7 +19,6 @@ from admin.pool_api.source_schemas import (
     PoolSourceSchema,
 )
 from models.store import make_session_factory
-from pool.errors import PoolError, invalid
 from pool.records import source_record
 from pool.scrape import claimant_id, scrape_source
 from pool.sources import (
@@ -33,22 +31,6 @@ from pool.sources import (
 )
 
 CLAIMANT = claimant_id()  # this process's name on the scrape leases it takes
-
-
-def _body() -> dict:
-    """The request's JSON object; a bad body is a 400 INVALID_JSON in the pool's shape."""
-    try:
-        return json_body()
-    except ApiError as exc:
-        fields = exc.details.get("fields") or {}
-        if fields:  # a NUL character in a field: the pool names fields its own way
-            field = next(iter(fields))
-            raise invalid(field, fields[field][0]) from None
-        raise PoolError(exc.status, exc.code, exc.message, exc.details) from None
-
-
-def _settings():
-    return current_app.config["PORTCULLIS_SETTINGS"]
 
 
 @bp.get("/sources")
@@ -72,9 +54,9 @@ def get_sources():
 def post_source():
     """Add a source (201 with the source); `parser_name` omitted → auto-detected."""
     require_platform_admin()
-    data = _body()
+    data = body()
     db.session.rollback()  # no transaction held while the URL may be fetched (auto-detect)
-    source = create_source(db.session, _settings(), data)
+    source = create_source(db.session, settings(), data)
     db.session.commit()
     return source_record(source), 201
 
@@ -90,10 +72,10 @@ def post_source():
 def patch_source(source_id: str):
     """Change only the fields given."""
     require_platform_admin()
-    data = _body()
+    data = body()
     db.session.rollback()  # as in POST: a `parser_name: null` fetches the URL
     source = get_source(db.session, source_id)
-    update_source(db.session, _settings(), source, data)
+    update_source(db.session, settings(), source, data)
     db.session.commit()
     return source_record(source)
 
@@ -124,5 +106,4 @@ def post_scrape(source_id: str):
     get_source(db.session, source_id)  # 404 before any lease
     db.session.rollback()  # hold no transaction while the source is fetched
     sessions = make_session_factory(db.engine)
-    key_ring = current_app.config["PORTCULLIS_KEY_RING"]
-    return scrape_source(sessions, _settings(), key_ring, source_id, CLAIMANT)
+    return scrape_source(sessions, settings(), key_ring(), source_id, CLAIMANT)
