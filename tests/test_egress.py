@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from tests.egress_support import (
 from tests.pool_proxies import ProxyFarm, dead_port, tls_files
 from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, Setup, call, logged, start_proxy
 from tests.support import AdminServer, Api, create_user, start_admin
+from tests.web_support import sign_in
 
 AUTH = {"X-API-Key": CALLER_KEY}
 UPSTREAM_ADDRESS = "127.0.0.2"
@@ -125,7 +127,9 @@ def counted_egress(stack: Stack, made: Setup) -> dict[str, int]:
     return counted
 
 
-def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential(stack, who, farm):
+def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential(
+    stack, who, farm, page: Page
+):
     http_proxy = farm.http("http", "elite", "127.0.1.1", credentials=(USER, PASSWORD))
     socks_proxy = farm.socks("socks", "127.0.1.2", credentials=(USER, PASSWORD))
     made = Setup(stack.api, who)
@@ -147,6 +151,17 @@ def test_fixed_http_and_socks5_proxies_carry_requests_with_the_target_credential
             "protocol": proxy.protocol,
         }
         assert PASSWORD not in json.dumps(entry) and USER not in json.dumps(entry)
+        if proxy is http_proxy:  # the web admin's request page names the proxy, not its login
+            sign_in(page, stack.admin.base_url, stack.api.token)
+            request_id = response.headers["portcullis-request-id"]
+            page.goto(
+                f"{stack.admin.base_url}/ui/c/{made.client_id}/proxies/{made.id}"
+                f"/requests/{request_id}"
+            )
+            expect(page.get_by_text("through the fixed http proxy")).to_contain_text(
+                f"{proxy.host}:{proxy.port}"
+            )
+            assert PASSWORD not in page.content() and USER not in page.content()
         # Wrong credentials: a 502 of the gateway's own, naming neither them nor the proxy.
         wrong = f"{proxy.protocol}://{USER}:Wrong-{PASSWORD}@{proxy.host}:{proxy.port}"
         set_egress(stack, made, {"mode": "proxy", "url": wrong})
