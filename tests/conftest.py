@@ -64,6 +64,7 @@ SLOW_FILES_FIRST = (
     "test_web_oauth.py",
     "test_web_pool.py",
     "test_oauth_connect.py",
+    "test_egress.py",  # ~15 s alone: data planes and egress proxies
     "test_header_limits.py",
     "test_tokens_redis.py",
     "test_make_run_workers.py",
@@ -79,6 +80,7 @@ SLOW_FILES_FIRST = (
     "test_request_logs.py",
     "test_store_down_at_start.py",
     "test_redis_limits.py",
+    "test_pool_events.py",
     "test_sign_in_throttle.py",  # ~14 s and ~9 s once their users were made in-process
     "test_notifications_api.py",
 )
