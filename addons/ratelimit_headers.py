@@ -58,7 +58,9 @@ def ratelimit_headers(check: LimitCheck) -> list[tuple[str, str]]:
     outcome = check.outcome
     if not outcome.windows:
         return []
-    now = check.now()
+    # A refusal is answered at once, and its `t` must agree with its Retry-After, which was
+    # computed when the request was counted (a later clock read can cross a second).
+    now = check.clock_at if outcome.refused is not None else check.now()
     policies = ", ".join(
         f'"{w.limit.window.value}";q={w.limit.limit};w={_length(w)}' for w in outcome.windows
     )
