@@ -32,8 +32,9 @@ from tests.support import AdminServer, Api, run_admin_cli, run_admin_cli_in_proc
 from tests.upstream import RecordingUpstream
 
 JOBS = 400
-# Deliveries slower than acceptance (8 at a time per process, 250 ms each: about 6 s for
-# all), so the kill lands in the middle of delivery, with the victim's 8 in flight.
+# Deliveries of 250 ms, 8 at a time per process (about 6 s for all once they may go); the
+# target holds the first ones until every job is accepted, so the kill lands in the middle
+# of delivery, with the victim's 8 in flight, however slow acceptance is on a busy machine.
 DELIVERY_DELAY_MS = 250
 CONCURRENCY = 8
 # Short leases so the survivor takes the killed process's jobs over quickly; attempts may
@@ -141,22 +142,26 @@ def test_async_jobs_through_two_processes_survive_a_sigkill(store, target, pair)
     def accept(number: int) -> tuple[str, str]:
         proxy = pair[number % 2]  # spread over both processes
         path = paths[number]
-        response = submit(proxy, made, f"{path}?delay_ms={DELIVERY_DELAY_MS}", data=b"x")
+        response = submit(proxy, made, f"{path}?delay_ms={DELIVERY_DELAY_MS}&held=1", data=b"x")
         assert response.status_code == 202, response.text
         return f"/base{path}", response.json()["requestId"]
 
-    with ThreadPoolExecutor(8) as pool:
-        accepted = dict(pool.map(accept, range(JOBS)))
-    assert len(set(accepted.values())) == JOBS
+    target.gate.clear()  # the first deliveries wait at the target until every job is in
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            accepted = dict(pool.map(accept, range(JOBS)))
+        assert len(set(accepted.values())) == JOBS
 
-    # Kill the victim in the middle of delivery: some jobs arrived, many still to go.
-    def job_arrivals() -> int:
-        return sum(1 for received in list(target.received) if received.path in accepted)
+        # Kill the victim in the middle of delivery: each process has its first 8 in flight.
+        def job_arrivals() -> int:
+            return sum(1 for received in list(target.received) if received.path in accepted)
 
-    poll(lambda: job_arrivals() >= CONCURRENCY * 2, 60, "first deliveries")
-    victim.process.send_signal(signal.SIGKILL)
-    victim.process.wait()
-    assert job_arrivals() < JOBS * 3 // 4, "the kill came too late to test anything"
+        poll(lambda: job_arrivals() >= CONCURRENCY * 2, 60, "first deliveries")
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        assert job_arrivals() < JOBS * 3 // 4, "the kill came too late to test anything"
+    finally:
+        target.gate.set()
 
     def all_done() -> list[dict] | None:
         listed = api.get(f"{made.base}/proxies/{made.id}/async", params={"limit": 1000}).json()[

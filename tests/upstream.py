@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+HELD_MAX_S = 60
+
 
 @dataclass(frozen=True)
 class Received:
@@ -57,6 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
             extra = [item.split(":", 1) for item in params.get("header", [])]
             if "delay_ms" in params:
                 time.sleep(int(params["delay_ms"][0]) / 1000)  # the upstream being slow, on purpose
+            if "held" in params:  # ?held=1 answers once the test opens `upstream.gate`
+                self.server.upstream.gate.wait(HELD_MAX_S)
             code = int(tail[1])
             body = b"" if code in (204, 304) else json.dumps({"status": code}).encode()
             return self._send(code, body, "application/json", extra)
@@ -158,6 +162,9 @@ class RecordingUpstream:
         self.started: list[str] = []  # paths whose request head arrived, in order
         self.counts: dict[str, int] = {}  # requests per /flaky/ key
         self.jwks: dict = {"keys": []}
+        # `?held=1` answers wait for this (open unless a test closes it; bounded by HELD_MAX_S).
+        self.gate = threading.Event()
+        self.gate.set()
         self._arrived = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.upstream = self
