@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import ssl
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.pool_proxies import HttpProxy, Listening, ProxyFarm, _splice
+from tests.pool_proxies import HttpProxy, Listening, ProxyFarm, _splice, read_socks5_address
 from tests.pool_support import insert_proxies, proxy_row
 
 
@@ -166,14 +164,7 @@ def asking_proxies(farm: ProxyFarm, address: str) -> tuple[Listening, Listening,
             await reader.readexactly(count)
             writer.write(b"\x05\x00")
             _, _, _, kind = await reader.readexactly(4)
-            if kind == 1:
-                host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
-            elif kind == 4:
-                host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
-            else:
-                (length,) = await reader.readexactly(1)
-                host = (await reader.readexactly(length)).decode()
-            (port,) = struct.unpack("!H", await reader.readexactly(2))
+            host, port = await read_socks5_address(reader, kind)
             asked.append(f"socks5 {'name' if kind == 3 else 'ip'} {host}:{port}")
             up_reader, up_writer = await asyncio.open_connection(host, port)
             writer.write(b"\x05\x00\x00\x01" + bytes(6))

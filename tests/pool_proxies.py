@@ -55,6 +55,20 @@ async def _splice(r1, w1, r2, w2) -> None:
     await asyncio.gather(_pipe(r1, w2), _pipe(r2, w1))
 
 
+async def read_socks5_address(reader: asyncio.StreamReader, kind: int) -> tuple[str, int]:
+    """The destination of a SOCKS5 request whose address type is `kind` (1 IPv4, 4 IPv6,
+    3 a name), read after the request's first four bytes."""
+    if kind == 1:
+        host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
+    elif kind == 4:
+        host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
+    else:
+        (length,) = await reader.readexactly(1)
+        host = (await reader.readexactly(length)).decode()
+    (port,) = struct.unpack("!H", await reader.readexactly(2))
+    return host, port
+
+
 class HttpProxy:
     """An HTTP forward proxy in one of the modes above."""
 
@@ -208,14 +222,7 @@ class SocksProxy:
                 writer.close()
                 return
         _, command, _, kind = await reader.readexactly(4)
-        if kind == 1:
-            host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
-        elif kind == 4:
-            host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
-        else:
-            (length,) = await reader.readexactly(1)
-            host = (await reader.readexactly(length)).decode()
-        (port,) = struct.unpack("!H", await reader.readexactly(2))
+        host, port = await read_socks5_address(reader, kind)
         if command != 1:
             writer.write(b"\x05\x07\x00\x01" + bytes(6))
             writer.close()

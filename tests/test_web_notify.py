@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from tests.support import Api, add_member, create_user, new_client, start_admin
 from tests.upstream import RecordingUpstream
-from tests.web_support import WAIT_S, reload_until
+from tests.web_support import reload_until, signed_in_page
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +41,6 @@ def user(signals, email: str, platform_admin: bool = False) -> SimpleNamespace:
     made = create_user(signals.admin, email, platform_admin=platform_admin)
     api = Api(signals.admin.base_url, made.token)
     return SimpleNamespace(id=made.id, email=email, token=made.token, api=api)
-
-
-def signed_in_page(browser: Browser, base_url: str, token: str) -> Page:
-    page = browser.new_context().new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-    return page
 
 
 def bell(page: Page, unread: int):

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,8 @@ from tests.pool_support import (
     store_engine,
 )
 from tests.support import create_user, start_admin
-from tests.web_support import WAIT_S
 from tests.web_support import Browser as Client
+from tests.web_support import signed_in_page
 
 NEVER_FIRES = "0 0 29 2 *"  # cron: 29 February (no scheduled scrape during the test)
 PASSWORD = "s3cret-list-token"
@@ -90,16 +90,6 @@ def person(admin, email: str, platform_admin: bool) -> SimpleNamespace:
     return SimpleNamespace(email=made.email, token=made.token)
 
 
-def signed_in(browser: Browser, base_url: str, token: str) -> Page:
-    page = browser.new_context().new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-    return page
-
-
 def store_proxies(admin) -> dict[str, str]:
     """Test data: 6 graded proxies (2 socks5) and a check history for one; their ids by name."""
     checked = minutes_ago(5)
@@ -137,7 +127,7 @@ def test_a_platform_admin_adds_previews_scrapes_and_browses_the_pool(
 ):
     base = pool_admin.base_url
     boss = person(pool_admin, "pool.boss@example.test", platform_admin=True)
-    page = signed_in(browser, base, boss.token)
+    page = signed_in_page(browser, base, boss.token)
     page.locator("#nav-pool").click()
     expect(page.get_by_role("heading", name="Proxy pool")).to_be_visible()
     for chart in ("By status", "By protocol", "By anonymity"):
@@ -302,7 +292,7 @@ def test_a_user_who_is_not_a_platform_admin_reads_the_pool_but_changes_nothing(
 def reads_but_cannot_change(browser: Browser, pool_admin, lists, source_id: str) -> None:
     base = pool_admin.base_url
     reader = person(pool_admin, "pool.reader@example.test", platform_admin=False)
-    page = signed_in(browser, base, reader.token)
+    page = signed_in_page(browser, base, reader.token)
     page.locator("#nav-pool").click()
     expect(page.get_by_role("heading", name="Proxy pool")).to_be_visible()
     page.locator("nav[aria-label=Pool]").get_by_role("link", name="Sources").click()

@@ -18,27 +18,17 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from models.pool import PoolCreditTransaction, PoolProxy
 from models.store import make_session_factory
 from tests.pool_support import PoolApi, assert_pool_error, insert_proxies, proxy_row
 from tests.support import create_user
-from tests.web_support import WAIT_S
 from tests.web_support import Browser as Client
+from tests.web_support import signed_in_page
 
 KEY = re.compile(r"pp_[A-Za-z0-9]{48}")
-
-
-def signed_in(browser: Browser, base_url: str, token: str) -> Page:
-    page = browser.new_context().new_page()
-    page.set_default_timeout(WAIT_S * 1000)
-    page.goto(f"{base_url}/ui/login")
-    page.locator("#token-login").get_by_label("User token").fill(token)
-    page.locator("#token-login").get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
-    return page
 
 
 def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_server):
@@ -54,7 +44,7 @@ def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_ser
     ])  # fmt: skip
 
     # A new key: shown once with a copy button; after a reload only its prefix.
-    page = signed_in(browser, base, person.token)
+    page = signed_in_page(browser, base, person.token)
     page.goto(f"{base}/ui/account")
     pool_part = page.locator("#pool-key-form")
     expect(page.get_by_text("No pool keys yet.")).to_be_visible()
@@ -80,7 +70,7 @@ def test_a_person_keys_credits_and_leases_on_the_web(browser: Browser, admin_ser
     ), details
 
     # A platform admin grants credits from the lease list; bad input stays next to its field.
-    admin_page = signed_in(browser, base, boss.token)
+    admin_page = signed_in_page(browser, base, boss.token)
     admin_page.locator("#nav-pool").click()
     admin_page.locator("nav[aria-label=Pool]").get_by_role("link", name="Leases").click()
     grant = admin_page.locator("#grant-form")

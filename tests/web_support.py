@@ -16,6 +16,7 @@ import time
 import zlib
 
 import requests
+from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import Page, expect
 from requests.adapters import HTTPAdapter
 
@@ -139,6 +140,14 @@ def sign_in(page: Page, base_url: str, token: str) -> None:
     page.locator("#token-login").get_by_label("User token").fill(token)
     page.locator("#token-login").get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Your clients")).to_be_visible()
+
+
+def signed_in_page(browser: PlaywrightBrowser, base_url: str, token: str) -> Page:
+    """A page of a new browser context (cookies of its own), signed in with `token`."""
+    page = browser.new_context().new_page()
+    page.set_default_timeout(WAIT_S * 1000)
+    sign_in(page, base_url, token)
+    return page
 
 
 def reload_until(page: Page, locator, timeout: float = WAIT_S) -> None:

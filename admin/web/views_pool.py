@@ -114,22 +114,31 @@ def pool_overview():
     )
 
 
+def page_view(fetch: Callable[[], dict], cursor: str) -> dict:
+    """A keyset page's template values: its items and paging, or an empty page and the
+    reason when the cursor is refused."""
+    try:
+        page, paging_error = fetch(), ""
+    except PoolError as exc:
+        page, paging_error = {"items": [], "next_cursor": None, "total_count": 0}, exc.message
+    return {
+        "items": page["items"],
+        "next_cursor": page.get("next_cursor"),
+        "total": page.get("total_count", 0),
+        "first_page": not cursor,
+        "paging_error": paging_error,
+    }
+
+
 @bp.get("/pool/sources")
 @signed_in
 def pool_sources():
     cursor = request.args.get("cursor", "")
-    try:
-        page = sources.list_sources(db.session, None, SOURCES_PER_PAGE, cursor or None)
-        paging_error = ""
-    except PoolError as exc:
-        page, paging_error = {"items": [], "next_cursor": None, "total_count": 0}, exc.message
     return render_template(
         "web/pool/sources.html",
-        items=page["items"],
-        next_cursor=page.get("next_cursor"),
-        total=page.get("total_count", 0),
-        first_page=not cursor,
-        paging_error=paging_error,
+        **page_view(
+            lambda: sources.list_sources(db.session, None, SOURCES_PER_PAGE, cursor or None), cursor
+        ),
         can_change=platform_admin(),
     )
 

@@ -17,6 +17,7 @@ from admin.web import bp
 from admin.web.forms import ConfirmForm
 from admin.web.forms_pool_account import GrantForm, PoolKeyForm
 from admin.web.session import signed_in
+from admin.web.views_pool import page_view
 from models import User
 from models.pool import PoolApiKey
 from pool import accounts, credits, leases
@@ -146,20 +147,12 @@ def pool_leases():
         if form.submit_ok() and _grant(form):
             return redirect(url_for("web.pool_leases"))
     cursor = request.args.get("cursor", "")
-    paging_error = ""
-    try:
-        page = leases.lease_page(
-            db.session, None if admin else _me().id, LEASES_PER_PAGE, cursor or None
-        )
-    except PoolError as exc:
-        page, paging_error = {"items": [], "next_cursor": None, "total_count": 0}, exc.message
+    owner = None if admin else _me().id
     return render_template(
         "web/pool/leases.html",
-        items=page["items"],
-        next_cursor=page.get("next_cursor"),
-        total=page.get("total_count", 0),
-        first_page=not cursor,
-        paging_error=paging_error,
+        **page_view(
+            lambda: leases.lease_page(db.session, owner, LEASES_PER_PAGE, cursor or None), cursor
+        ),
         everyone=admin,
         form=form if admin else None,
         me_id=_me().id,
