@@ -68,7 +68,14 @@ def to_row(m: Material) -> dict:
         "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
         "async": state.is_async,
         "responseHeaders": response_headers(m.response_fields, secrets),
+        "proxyCode": state.proxy_code,
+        "streamed": state.streamed,
+        "responseBytes": state.response_bytes,
     }
+    if state.stream_outcome is not None:  # a streamed answer broken off, and why
+        proxy_data["streamOutcome"] = state.stream_outcome
+    if state.mcp_calls:
+        proxy_data["mcp"] = mcp_record(state)
     if state.attempt:
         proxy_data["asyncRequestId"], proxy_data["attempt"] = state.attempt
     target_data = None
@@ -96,6 +103,12 @@ def to_row(m: Material) -> dict:
         "request_body": bounded_body(m.request_body, m.body_limit, secrets),
         "response_body": bounded_body(m.response_body, m.body_limit, secrets),
     }
+
+
+def mcp_record(state: FlowState) -> dict:
+    """`proxyData.mcp`: the JSON-RPC method and tool of the call, or of each call of a batch."""
+    calls = [{"method": call.method, "tool": call.tool} for call in state.mcp_calls]
+    return {"batch": calls} if state.mcp_batch else calls[0]
 
 
 def response_headers(fields, secrets) -> dict[str, str]:
@@ -169,7 +182,11 @@ class Record:
                 status=response.status_code if response else None,
                 message=message,
                 request_body=flow.request.raw_content,
-                response_body=response.raw_content if response else None,
+                response_body=(
+                    state.response_preview
+                    if state.streamed
+                    else (response.raw_content if response else None)
+                ),
                 response_fields=response.headers.fields if response else (),
             )
         except Exception:

@@ -95,6 +95,15 @@ class ProxyView:
     max_requests_per_day: int
     meters: tuple[CompiledMeter, ...] = ()  # active usage meters (addons/meters.py)
     filters: tuple[FilterStep, ...] = ()  # payload filters, in order (addons/filters.py)
+    # The largest target answer passed on: None the gateway's default, 0 no limit (issue 18).
+    max_response_bytes: int | None = None
+    mcp: bool = False  # the target is an MCP server: JSON-RPC bodies are parsed (issue 18)
+
+    @cached_property
+    def reads_body(self) -> bool:
+        """Whether the proxy's policy needs the request body before anything is checked:
+        some rule of its four scopes checks the body or an MCP call, or it is an MCP proxy."""
+        return self.mcp or any(rule.reads_body for scope in self.scopes for rule in scope.rules)
 
     @cached_property
     def injection_plan(self) -> InjectionPlan:
@@ -202,6 +211,8 @@ def build_snapshot(session: Session, key_ring: KeyRing) -> Snapshot:
             max_requests_per_day=proxy.max_requests_per_day,
             meters=tuple(meters[proxy.id]),
             filters=filters.get(proxy.id, ()),
+            max_response_bytes=proxy.max_response_bytes,
+            mcp=proxy.mcp,
         )
         views[proxy.id] = view
         if proxy.alias:

@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl
 from mitmproxy import http
 
 from addons.injection import Injection
+from addons.response_watch import ResponseWatcher
 from addons.snapshot import ProxyView, Snapshot
 from addons.upstream import UpstreamRequest
-from models.rule_engine import Decision
+from models.mcp import McpCall
+from models.rule_engine import BodyFacts, Decision
 
 if TYPE_CHECKING:
     from addons.egress import EgressRoute
@@ -116,6 +118,18 @@ class FlowState:
     validation: dict[str, bool] = field(
         default_factory=lambda: dict.fromkeys(VALIDATION_FLAGS, False)
     )
+    # Issue 18. The proxy's policy reads the body: the checks after authenticate run in
+    # `request`, once it is in (addons/body_first.py), and see it parsed once here.
+    body_first: bool = False
+    body: BodyFacts | None = None
+    mcp_calls: tuple[McpCall, ...] = ()  # the JSON-RPC messages of an MCP proxy's request
+    mcp_batch: bool = False  # they came as a JSON-RPC batch (an array)
+    # Stages that want to see the target's answer (addons/response_watch.py).
+    watchers: list[ResponseWatcher] = field(default_factory=list)
+    streamed: bool = False  # the answer went to the caller as it arrived
+    response_bytes: int | None = None  # the target's body bytes passed on, once complete
+    stream_outcome: str | None = None  # a streamed answer broken off: the proxy code saying why
+    response_preview: bytes | None = None  # a streamed answer's first bytes, for the request log
 
     @property
     def caller_headers(self) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin
@@ -32,6 +32,11 @@ class Proxy(ConfigEntity, TimestampMixin, Base):
     additional_data: Mapped[dict] = mapped_column(JSON, default=dict)
     max_requests_per_minute: Mapped[int]
     max_requests_per_day: Mapped[int]
+    # The largest target answer passed on (bytes): None the gateway's default
+    # (`portcullis_max_response_bytes`), 0 no limit (streamed answers only; see README).
+    max_response_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The target is an MCP server: JSON-RPC requests are parsed for rules, meters and logs.
+    mcp: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     proxy_credential: Mapped[Credential] = relationship(foreign_keys=[proxy_credential_id])
     target_credential: Mapped[Credential] = relationship(foreign_keys=[target_credential_id])

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from models.enums import RuleEffect
+from models.mcp import McpCall
 from models.patterns import compile_pattern
 from models.target_url import path_readings
 
@@ -28,13 +30,27 @@ SCOPE_ORDER = ("proxyCredential", "targetCredential", "proxy", "target")
 
 
 @dataclass(frozen=True)
+class BodyFacts:
+    """The request body as body checks see it (read only for proxies whose rules need it)."""
+
+    document: Any  # the parsed JSON; models.meter_engine.NOT_JSON when absent or not JSON
+    text: str  # the body as text (invalid UTF-8 as U+FFFD), for `bodyPattern`
+
+
+@dataclass(frozen=True)
 class RequestFacts:
-    """What rules look at. `path` is the path below the proxy, e.g. `/v1/customers`."""
+    """What rules look at. `path` is the path below the proxy, e.g. `/v1/customers`.
+
+    `body` is None when no rule reads the body; `mcp` is the JSON-RPC call being
+    decided (one element of a batch at a time) on a proxy marked `mcp`, else None.
+    """
 
     method: str
     path: str
     headers: Sequence[tuple[str, str]]
     query: Sequence[tuple[str, str]]
+    body: BodyFacts | None = None
+    mcp: McpCall | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", matchable(self.method))
@@ -86,6 +102,20 @@ class CompiledRule:
     path_present: bool
     header_checks: tuple[CompiledCheck, ...]
     query_checks: tuple[CompiledCheck, ...]
+    # Issue 18: request body checks, a raw-body pattern, and MCP method/tool checks.
+    body_checks: tuple = ()
+    body_pattern: object | None = None
+    body_pattern_present: bool = True
+    mcp_methods: frozenset[str] = frozenset()
+    mcp_tools: frozenset[str] = frozenset()
+    mcp_tools_present: bool = True
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether matching needs the request body (or the MCP call parsed from it)."""
+        return bool(
+            self.body_checks or self.body_pattern is not None or self.mcp_methods or self.mcp_tools
+        )
 
     def matches(self, facts: RequestFacts) -> bool:
         if self.methods and facts.method.upper() not in self.methods:

@@ -20,6 +20,7 @@ DIMENSIONS = {
     "latency": "bucket index",
     "async": "1: Async API traffic (also counted under code, country and latency)",
     "egress": "the egress that carried it: `proxy` (a fixed proxy) or a pool proxy's id",
+    "tool": "an MCP tools/call's tool name (proxies marked `mcp`)",
 }
 
 
@@ -43,7 +44,7 @@ class TelemetryCounter(Base):
     period: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch s, period start
     leg: Mapped[str] = mapped_column(String(8), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(8), primary_key=True)
-    member: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member: Mapped[str] = mapped_column(String(128), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(BigInteger)
     total_ms: Mapped[float] = mapped_column(Float)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from admin.schemas.common import (
     OwnedSchema,
@@ -16,6 +16,7 @@ from admin.schemas.common import (
     string_map,
 )
 
+MAX_RESPONSE_BYTES = 2**40  # 1 TiB: larger is a typing error, not a limit
 ALIAS = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -58,5 +59,13 @@ class ProxySchema(OwnedSchema):
         strict=True,
         validate=_within("max_requests_per_day"),
     )
+    # Issue 18: the largest target answer passed on (null: the gateway's default, 0: no limit)
+    proxyMaxResponseBytes = fields.Integer(
+        attribute="max_response_bytes",
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_RESPONSE_BYTES),
+    )
+    proxyMcp = fields.Boolean(attribute="mcp")  # the target is an MCP server (JSON-RPC)
     proxyCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     proxyUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
