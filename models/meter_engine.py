@@ -17,48 +17,19 @@ a path selecting several values, or a body that is not JSON counts 0, and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from models.body_checks import NOT_JSON, BodyCheck, compile_body_checks
 from models.json_paths import JsonPath, parse_path, select
-from models.patterns import compile_pattern
 from models.rule_engine import CompiledRule, RequestFacts, compile_rule
 from models.windows import WINDOWS
 
 REQUEST_COUNT = "request_count"
 RESPONSE_VALUE = "response_value"
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class BodyCheck:
-    """A JSON body field that must equal `equals` or match `pattern` (some selected value)."""
-
-    path: JsonPath
-    equals: Any = _MISSING
-    pattern: object | None = None
-
-    def holds(self, document: Any) -> bool:
-        if document is _MISSING:
-            return False
-        for value in select(document, self.path):
-            if self.pattern is not None:
-                if isinstance(value, str) and self.pattern.search(value):
-                    return True
-            elif same_json(value, self.equals):
-                return True
-        return False
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """JSON equality: `true` is not `1`, `1` is `1.0`."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and a == b
+_MISSING = NOT_JSON
 
 
 @dataclass(frozen=True)
@@ -125,9 +96,6 @@ class CompiledMeter:
         return all(check.holds(document) for check in self.body_checks)
 
 
-NOT_JSON = _MISSING  # what callers pass as `document` for an absent or non-JSON body
-
-
 def compile_predicates(predicates: dict, meter_id: str = "meter") -> CompiledRule | None:
     """The method/path/header/query part as a rule, or None if it checks nothing."""
     keys = ("methods", "pathPattern", "headerChecks", "queryChecks")
@@ -146,18 +114,6 @@ def compile_predicates(predicates: dict, meter_id: str = "meter") -> CompiledRul
             regex_flags=predicates.get("regexFlags") or "",
         )
     )
-
-
-def compile_body_checks(checks: Sequence[dict], flags: str = "") -> tuple[BodyCheck, ...]:
-    """Raises JsonPathError (bad path) or PatternError (bad pattern)."""
-    compiled = []
-    for check in checks or []:
-        path = parse_path(check["path"])
-        if check.get("valuePattern") is not None:
-            compiled.append(BodyCheck(path, pattern=compile_pattern(check["valuePattern"], flags)))
-        else:
-            compiled.append(BodyCheck(path, equals=check.get("equals")))
-    return tuple(compiled)
 
 
 def compile_extraction(extraction: dict | None) -> Extraction | None:
