@@ -13,6 +13,13 @@ request only if it allows both readings; a denial in either names its rule.
 Header and query values reach the rules as text; bytes that are not UTF-8
 (which mitmproxy hands over as lone surrogates) are read as U+FFFD, so a
 pattern can still match the rest of the value and matching never fails.
+
+Rules may also read the request body (issue 18): `body_checks` test JSON fields
+(models/body_checks.py) of `facts.body.document`, `body_pattern` searches
+`facts.body.text`; without a body the document is NOT_JSON and the text "".
+On a proxy marked `mcp`, `mcp_methods`/`mcp_tools` test the JSON-RPC call being
+decided (`facts.mcp`); a rule with them never matches a request that is no call.
+A call without a tool (not `tools/call`) has none of `mcp_tools`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from models.body_checks import NOT_JSON, BodyCheck, compile_body_checks
 from models.enums import RuleEffect
 from models.mcp import McpCall
 from models.patterns import compile_pattern
@@ -33,7 +41,7 @@ SCOPE_ORDER = ("proxyCredential", "targetCredential", "proxy", "target")
 class BodyFacts:
     """The request body as body checks see it (read only for proxies whose rules need it)."""
 
-    document: Any  # the parsed JSON; models.meter_engine.NOT_JSON when absent or not JSON
+    document: Any  # the parsed JSON; models.body_checks.NOT_JSON when absent or not JSON
     text: str  # the body as text (invalid UTF-8 as U+FFFD), for `bodyPattern`
 
 
@@ -103,7 +111,7 @@ class CompiledRule:
     header_checks: tuple[CompiledCheck, ...]
     query_checks: tuple[CompiledCheck, ...]
     # Issue 18: request body checks, a raw-body pattern, and MCP method/tool checks.
-    body_checks: tuple = ()
+    body_checks: tuple[BodyCheck, ...] = ()
     body_pattern: object | None = None
     body_pattern_present: bool = True
     mcp_methods: frozenset[str] = frozenset()
@@ -122,9 +130,33 @@ class CompiledRule:
             return False
         if self.path is not None and bool(self.path.search(facts.path)) != self.path_present:
             return False
-        return all(c.holds(facts.headers) for c in self.header_checks) and all(
-            c.holds(facts.query) for c in self.query_checks
-        )
+        if not (
+            all(c.holds(facts.headers) for c in self.header_checks)
+            and all(c.holds(facts.query) for c in self.query_checks)
+        ):
+            return False
+        if (self.mcp_methods or self.mcp_tools) and not self._mcp_matches(facts.mcp):
+            return False
+        if self.body_checks or self.body_pattern is not None:
+            return self._body_matches(facts.body)
+        return True
+
+    def _mcp_matches(self, call: McpCall | None) -> bool:
+        """The call's method is one of mcp_methods and its tool is (not) one of mcp_tools."""
+        if call is None:
+            return False
+        if self.mcp_methods and call.method not in self.mcp_methods:
+            return False
+        return not self.mcp_tools or (call.tool in self.mcp_tools) == self.mcp_tools_present
+
+    def _body_matches(self, body: BodyFacts | None) -> bool:
+        """Body checks on the JSON document and the pattern on the text (no body: "", not JSON)."""
+        if self.body_pattern is not None:
+            text = body.text if body is not None else ""
+            if bool(self.body_pattern.search(text)) != self.body_pattern_present:
+                return False
+        document = body.document if body is not None else NOT_JSON
+        return all(check.holds(document) for check in self.body_checks)
 
 
 @dataclass(frozen=True)
@@ -190,7 +222,22 @@ def compile_rule(rule) -> CompiledRule:
         path_present=rule.path_presence != "absent",
         header_checks=checks(rule.header_checks, flags + "i"),
         query_checks=checks(rule.query_checks, flags),
+        **_body_and_mcp_fields(rule, flags),
     )
+
+
+def _body_and_mcp_fields(rule, flags: str) -> dict[str, Any]:
+    """The issue-18 fields of a compiled rule; absent attributes (e.g. meter predicates that
+    check no body) compile to the defaults, which cost nothing when matching."""
+    body_pattern = getattr(rule, "body_pattern", None)
+    return {
+        "body_checks": compile_body_checks(getattr(rule, "body_checks", None) or [], flags),
+        "body_pattern": compile_pattern(body_pattern, flags) if body_pattern is not None else None,
+        "body_pattern_present": getattr(rule, "body_pattern_presence", None) != "absent",
+        "mcp_methods": frozenset(getattr(rule, "mcp_methods", None) or ()),
+        "mcp_tools": frozenset(getattr(rule, "mcp_tools", None) or ()),
+        "mcp_tools_present": getattr(rule, "mcp_tools_presence", None) != "absent",
+    }
 
 
 def build_scope(name: str, default_effect: str, rules: Iterable) -> Scope:
