@@ -22,6 +22,12 @@ RULE_DEFAULTS = {
     "path_presence": "present",
     "header_checks": [],
     "query_checks": [],
+    "body_checks": [],
+    "body_pattern": None,
+    "body_pattern_presence": "present",
+    "mcp_methods": [],
+    "mcp_tools": [],
+    "mcp_tools_presence": "present",
     "regex_flags": "",
     "notes": None,
 }

@@ -6,10 +6,11 @@ at write time (RE2, with `regexFlags`), so the data plane never meets a bad one.
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, pre_load, validate
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from admin.schemas.common import ApiSchema, OwnedSchema, Timestamp
+from admin.schemas.common import ApiSchema, OwnedSchema, Timestamp, validate_no_control_chars
 from models.enums import RuleEffect
+from models.json_paths import JsonPathError, parse_path
 from models.patterns import PatternError, check_flags, compile_pattern
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -22,6 +23,9 @@ PRESENCE_ALIASES = {
     "mustNotExist": "absent",
 }
 PRESENCE = fields.String(validate=validate.OneOf(sorted(PRESENCE_ALIASES)))
+MAX_BODY_CHECKS = 50
+MAX_MCP_NAMES = 50
+MAX_MCP_NAME_LENGTH = 128
 
 
 def _pattern_of(value):
@@ -53,6 +57,50 @@ class CheckSchema(ApiSchema):
         return data
 
 
+def _json_path(value: str) -> None:
+    try:
+        parse_path(value)
+    except JsonPathError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class BodyCheckSchema(ApiSchema):
+    """A JSON field of the request body: a string matching `valuePattern`, a value equal to
+    `equals`, or (neither) any value at that path; `presence` absent inverts the check."""
+
+    path = fields.String(
+        required=True,
+        validate=_json_path,
+        metadata={"description": "JSON path, e.g. `model` or `params.name` (as meters')"},
+    )
+    valuePattern = fields.String(allow_none=True, validate=validate.Length(min=1, max=1000))
+    equals = fields.Raw(
+        allow_none=True, metadata={"description": "a string, number, boolean or null"}
+    )
+    presence = fields.String(
+        load_default="present", validate=validate.OneOf(sorted(PRESENCE_ALIASES))
+    )
+
+    @validates_schema
+    def _at_most_one_test(self, data, **kwargs):
+        if data.get("valuePattern") is not None and "equals" in data:
+            raise ValidationError("Give at most one of equals and valuePattern.", "equals")
+        if isinstance(data.get("equals"), dict | list):
+            raise ValidationError("Must be a string, number, boolean or null.", "equals")
+
+
+def _mcp_names(attribute: str, description: str) -> fields.List:
+    name = fields.String(
+        validate=[validate.Length(min=1, max=MAX_MCP_NAME_LENGTH), validate_no_control_chars]
+    )
+    return fields.List(
+        name,
+        attribute=attribute,
+        validate=validate.Length(max=MAX_MCP_NAMES),
+        metadata={"description": description},
+    )
+
+
 class RuleSchema(OwnedSchema):
     ruleId = fields.String(attribute="id", dump_only=True)
     pKey = fields.String(attribute="parent_id", dump_only=True)
@@ -69,6 +117,30 @@ class RuleSchema(OwnedSchema):
     )
     headerChecks = fields.List(fields.Nested(CheckSchema), attribute="header_checks")
     queryChecks = fields.List(fields.Nested(CheckSchema), attribute="query_checks")
+    bodyChecks = fields.List(
+        fields.Nested(BodyCheckSchema),
+        attribute="body_checks",
+        validate=validate.Length(max=MAX_BODY_CHECKS),
+        metadata={"description": "JSON request-body checks; the body is read (bounded) for them"},
+    )
+    bodyPattern = fields.String(
+        attribute="body_pattern",
+        allow_none=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "RE2 pattern over the raw request body as text"},
+    )
+    bodyPatternPresence = fields.String(
+        attribute="body_pattern_presence", validate=validate.OneOf(sorted(PRESENCE_ALIASES))
+    )
+    mcpMethods = _mcp_names(
+        "mcp_methods", "JSON-RPC methods (exact), e.g. tools/call; MCP proxies only"
+    )
+    mcpTools = _mcp_names("mcp_tools", "tool names (exact) of tools/call; MCP proxies only")
+    mcpToolsPresence = fields.String(
+        attribute="mcp_tools_presence",
+        validate=validate.OneOf(sorted(PRESENCE_ALIASES)),
+        metadata={"description": "present: the tool is one of mcpTools; absent: none of them"},
+    )
     regexFlags = fields.String(attribute="regex_flags", validate=validate.Length(max=8))
     notes = fields.String(allow_none=True, validate=validate.Length(max=2000))
     ruleCreatedAt = Timestamp(attribute="created_at", dump_only=True)
@@ -129,7 +201,26 @@ def normalize_rule(values: dict) -> dict:
             ]
     if "methods" in values:
         values["methods"] = sorted(set(values["methods"]), key=METHODS.index)
+    for key in ("body_pattern_presence", "mcp_tools_presence"):
+        if key in values:
+            values[key] = PRESENCE_ALIASES[values[key]]
+    if "body_checks" in values:
+        values["body_checks"] = [_body_check(check) for check in values["body_checks"]]
+    for key in ("mcp_methods", "mcp_tools"):
+        if key in values:
+            values[key] = list(dict.fromkeys(values[key]))
     return values
+
+
+def _body_check(check: dict) -> dict:
+    """A body check as stored: path, at most one test, canonical presence."""
+    stored: dict = {"path": check["path"]}
+    if check.get("valuePattern") is not None:
+        stored["valuePattern"] = check["valuePattern"]
+    elif "equals" in check:
+        stored["equals"] = check["equals"]
+    stored["presence"] = PRESENCE_ALIASES[check.get("presence", "present")]
+    return stored
 
 
 def check_rule_patterns(rule: dict) -> None:
@@ -148,6 +239,13 @@ def check_rule_patterns(rule: dict) -> None:
                 _compile_into(
                     errors, (api_name, index, "valuePattern"), check["valuePattern"], flags
                 )
+    for index, check in enumerate(rule.get("body_checks") or []):
+        if check.get("valuePattern") is not None:
+            _compile_into(
+                errors, ("bodyChecks", index, "valuePattern"), check["valuePattern"], flags
+            )
+    if rule.get("body_pattern") is not None:
+        _compile_into(errors, ("bodyPattern",), rule["body_pattern"], flags)
     if errors:
         raise ValidationError(errors)
 
