@@ -65,6 +65,12 @@ class RequestFacts:
         object.__setattr__(self, "headers", matchable_items(self.headers))
         object.__setattr__(self, "query", matchable_items(self.query))
 
+    def for_call(self, call: McpCall) -> RequestFacts:
+        """These facts deciding one JSON-RPC call: `mcp` is the call, body checks see its
+        message (one element of a batch) and `bodyPattern` still the whole body's text."""
+        text = self.body.text if self.body is not None else ""
+        return replace(self, mcp=call, body=BodyFacts(document=call.document, text=text))
+
     def readings(self) -> tuple[RequestFacts, ...]:
         """These facts once per reading of the path (one unless it carries `;` parameters)."""
         paths = path_readings(self.path)
