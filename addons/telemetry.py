@@ -24,21 +24,50 @@ from models.store import make_engine
 
 log = logging.getLogger("portcullis.telemetry")
 FORWARDED_FOR = "x-forwarded-for"
+TOOLS_CALL = "tools/call"  # the MCP method whose tool the `tool` dimension counts
+TOOL_MEMBER_CHARS = 128  # telemetry_counters.member
+MAX_TOOLS_PER_REQUEST = 16
+OTHER_TOOLS = "(other)"
 
 
-def body_bytes(flow: http.HTTPFlow) -> int:
+def body_bytes(flow: http.HTTPFlow, state: FlowState) -> int:
     request = flow.request
     if request.raw_content is not None:
         size = len(request.raw_content)
     else:  # streamed: not kept, so its announced length
         length = request.headers.get("content-length", "")
         size = int(length) if length.isdigit() else 0
+    if state.streamed:  # not kept either: what passed, counted by the pump
+        return size + (state.response_bytes or 0)
     return size + len(flow.response.raw_content or b"")
 
 
 def egress_member(state: FlowState) -> str | None:
     """The telemetry `egress` member of the target leg, when a proxy carried it."""
     return None if state.egress is None else state.egress.telemetry_member
+
+
+def tool_members(state: FlowState) -> tuple[str, ...]:
+    """The telemetry `tool` members of an MCP request: each tools/call's tool name (a batch may
+    repeat one: each call counts), made storable (no NUL, no lone surrogate) and cut to the
+    column's 128 characters. Names are the caller's: past MAX_TOOLS_PER_REQUEST distinct
+    names, the rest count as OTHER_TOOLS, so one request cannot add rows without bound."""
+    members: list[str] = []
+    distinct: set[str] = set()
+    for call in state.mcp_calls:
+        if call.method != TOOLS_CALL or not isinstance(call.tool, str):
+            continue
+        name = storable(call.tool[:TOOL_MEMBER_CHARS])
+        if name not in distinct and len(distinct) >= MAX_TOOLS_PER_REQUEST:
+            name = OTHER_TOOLS
+        distinct.add(name)
+        members.append(name)
+    return tuple(members)
+
+
+def storable(text: str) -> str:
+    """`text` as both stores keep it: lone surrogates become `?`, NUL becomes U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def peer_host(client: connection.Client) -> str:
@@ -85,9 +114,19 @@ class Telemetry:
             self.writer.stop()
 
     def response(self, flow: http.HTTPFlow) -> None:
+        self._count(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """A streamed answer broken off (too large, the target's timeout or failure, the caller
+        gone) ends here rather than in `response`: its head went out, so it counts."""
+        self._count(flow, streamed_only=True)
+
+    def _count(self, flow: http.HTTPFlow, streamed_only: bool = False) -> None:
         # Never raises into mitmproxy: counting must not touch the answer.
         try:
             state = state_of(flow)
+            if streamed_only and not (state and state.streamed and flow.response is not None):
+                return
             if self.writer is not None and state is not None and state.finished_at is not None:
                 proxy = state.proxy or next(iter(state.candidates), None)
                 if proxy is not None:
@@ -129,10 +168,11 @@ class Telemetry:
             proxy_ms=state.proxy_seconds * 1000,
             target_status=state.upstream_status,
             target_ms=None if target_seconds is None else target_seconds * 1000,
-            bytes=body_bytes(flow),
+            bytes=body_bytes(flow, state),
             new_connection=new_connection,
             is_async=state.is_async,
             egress=egress_member(state),
+            tools=tool_members(state),
         )
 
     def count_attempt(self, state: FlowState) -> None:

@@ -47,6 +47,7 @@ class Sample:
     new_connection: bool  # the first request for this proxy on its client connection
     is_async: bool = False  # an Async API acceptance or delivery attempt
     egress: str | None = None  # the egress proxy of the target leg: `proxy` or a pool id
+    tools: tuple[str, ...] = ()  # an MCP request's tools/call tool names, one per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class Batch:
                 members.append(("async", "1"))
             if leg == "target" and sample.egress is not None:
                 members.append(("egress", sample.egress))
+            if leg == "proxy":  # every call the caller made, whatever became of it
+                members.extend(("tool", tool) for tool in sample.tools)
             for dimension, member in members:
                 cell = self.counters[
                     (sample.proxy_id, sample.client_id, minute, leg, dimension, member)

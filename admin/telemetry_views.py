@@ -41,6 +41,8 @@ class PeriodSums:
     async_count: Counter = field(default_factory=Counter)  # leg → Async API requests
     egress_count: Counter = field(default_factory=Counter)  # "proxy" / pool proxy id → requests
     egress_ms: Counter = field(default_factory=Counter)
+    tool_count: Counter = field(default_factory=Counter)  # MCP tool name → tools/call calls
+    tool_ms: Counter = field(default_factory=Counter)
 
     def add(self, leg: str, dimension: str, member: str, count: int, total_ms: float) -> None:
         key = f"{member}:{leg}"
@@ -62,6 +64,9 @@ class PeriodSums:
         elif dimension == "egress":
             self.egress_count[member] += count
             self.egress_ms[member] += total_ms
+        elif dimension == "tool":
+            self.tool_count[member] += count
+            self.tool_ms[member] += total_ms
 
 
 def telemetry_records(
@@ -124,6 +129,8 @@ def _record(period: int, resolution: str, owner: Mapping, sums: PeriodSums, ewma
         "asyncCountMap": {leg: sums.async_count[leg] for leg in legs if sums.async_count[leg]},
         "egressCountMap": dict(sorted(sums.egress_count.items())),
         "egressTotalRTMap": rounded(sums.egress_ms),
+        "toolCountMap": dict(sorted(sums.tool_count.items())),
+        "toolTotalRTMap": rounded(sums.tool_ms),
         "ewmaResponseTime": None if ewma is None else round(ewma, 4),
     }
 

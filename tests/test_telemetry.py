@@ -6,6 +6,7 @@ here because 127.0.0.1 is configured as a trusted proxy in front of it.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ EXPECTED = {
         "US:proxy": 6, "AU:proxy": 2, "XX:proxy": 2,
         "US:target": 4, "AU:target": 2, "XX:target": 2,
     },
+    "toolCountMap": {},  # not an MCP proxy
 }  # fmt: skip
 SUMMED_MAPS = tuple(EXPECTED)
 
@@ -259,3 +261,50 @@ def test_two_proxy_processes_on_one_store_add_up(admin_server, api, upstream, ga
         assert points[-1]["ttl"] == 10, "each call opened its own client connection"
     finally:
         second.stop()
+
+
+def rpc(method: str, tool: str | None = None, id_: int = 1) -> dict:
+    params = {"name": tool, "arguments": {}} if tool is not None else {}
+    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
+
+
+MANY_TOOLS = [f"t{number:02d}" for number in range(20)]
+# (JSON-RPC body, what it adds to toolCountMap); one POST each to an MCP proxy
+MCP_TRAFFIC = [
+    (rpc("tools/call", "search"), {"search": 1}),
+    (rpc("tools/call", "search"), {"search": 1}),
+    (rpc("tools/list"), {}),  # not a tool call
+    (rpc("initialize"), {}),
+    (  # a batch: each call counts, the same tool twice too
+        [rpc("tools/call", "read_file", 1), rpc("tools/call", "search", 2),
+         rpc("tools/call", "search", 3), rpc("tools/list", None, 4)],
+        {"read_file": 1, "search": 2},
+    ),
+    (rpc("tools/call", "x" * 200), {"x" * 128: 1}),  # cut to the column's 128 characters
+    (rpc("tools/call", "nul\u0000here"), {"nul\ufffdhere": 1}),  # storable on both stores
+    (rpc("tools/call", "lone\ud800"), {"lone?": 1}),
+    (  # a caller's names cannot add rows without bound: past 16 in one request, "(other)"
+        [rpc("tools/call", name, n) for n, name in enumerate(MANY_TOOLS)],
+        {**dict.fromkeys(MANY_TOOLS[:16], 1), "(other)": 4},
+    ),
+]  # fmt: skip
+
+
+def test_mcp_tool_calls_are_counted_per_tool(api, upstream, gateway):
+    made = Setup(api, upstream, proxyMcp=True)
+    headers = {**AUTH, "Content-Type": "application/json"}
+    wait_until_served(gateway, f"/api/{made.id}/status/204", AUTH)
+    expected: Counter = Counter()
+    for body, adds in MCP_TRAFFIC:
+        data = json.dumps(body).encode()  # ensure_ascii: the lone surrogate travels escaped
+        response = call(gateway, "POST", f"/api/{made.id}/mcp", headers=headers, data=data)
+        assert response.status_code == 200, response.text
+        expected.update(adds)
+    path = f"{made.base}/proxies/{made.id}/telemetry"
+    records = wait_for_count(api, path, 1 + len(MCP_TRAFFIC), interval="minute")
+    assert summed(records, "toolCountMap") == dict(expected)
+    totals = summed(records, "toolTotalRTMap")
+    assert set(totals) == set(expected) and all(ms > 0 for ms in totals.values())
+    # The client's telemetry answers the same map.
+    client_records = telemetry(api, f"{made.base}/telemetry", interval="minute")["telemetry"]
+    assert summed(client_records, "toolCountMap") == dict(expected)

@@ -62,6 +62,19 @@ class TelemetryRecordSchema(ApiSchema):
     # pool proxy's id; requests sent directly are not counted here.
     egressCountMap = fields.Dict(dump_only=True)
     egressTotalRTMap = fields.Dict(dump_only=True)
+    # MCP proxies (issue 18): proxy-leg tools/call calls by tool name (each call of a batch
+    # counts; names cut to 128 characters; past 16 distinct names in one request the rest
+    # count as "(other)"), whatever became of them (see codeCountMap for the outcomes).
+    toolCountMap = fields.Dict(
+        dump_only=True,
+        metadata={"description": "MCP tools/call calls by tool name (proxy leg).",
+                  "example": {"search": 12, "read_file": 3}},
+    )  # fmt: skip
+    toolTotalRTMap = fields.Dict(
+        dump_only=True,
+        metadata={"description": "Total response time (ms) of the requests carrying each "
+                  "tool's calls, by tool name (proxy leg)."},
+    )  # fmt: skip
     ewmaResponseTime = fields.Float(dump_only=True, allow_none=True)
 
 
