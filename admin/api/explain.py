@@ -7,6 +7,12 @@ what the limit stage and the payload filters would apply to the request: the
 proxy's rate limits (capped as the data plane caps them), its active meters
 (matched by `models.meter_engine`, as the data plane matches them) and its
 filters in the order they run (`models.payload_filter.filter_chains`).
+
+With a `body`, rules that read the body see it as the data plane does
+(`models.request_body.facts`); on a proxy marked `mcp`, a POST's JSON-RPC
+call(s) are parsed by the data plane's parser (`models.mcp.parse_calls`) and
+each call is decided on its own (`RequestFacts.for_call`): any denied call
+denies the request.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from admin.http import envelope
 from admin.openapi import doc
 from admin.schemas.explain import ExplainRequestSchema, ExplanationSchema
 from models import Meter, Proxy, Rule
-from models.meter_engine import compile_meter
+from models.mcp import McpCall, parse_calls
+from models.meter_engine import NOT_JSON, compile_meter
 from models.payload_filter import SCOPE_ORDER
-from models.rule_engine import RequestFacts, authorize
+from models.request_body import facts as body_facts
+from models.rule_engine import Decision, RequestFacts, Scope, authorize
 from models.rule_scopes import proxy_scopes
 from models.target_url import PathEscapeError, canonical_path, path_readings
 
@@ -59,40 +67,68 @@ def explain(client_id: str, proxy_id: str):
     rules: dict[str, list[Rule]] = defaultdict(list)
     for rule in db.session.scalars(select(Rule).where(of_proxy)):
         rules[rule.parent_id].append(rule)
+    body = body_facts(values["body"].encode()) if values.get("body") is not None else None
     facts = RequestFacts(
         method=values["method"].upper(),
         path=path,
         headers=list(values["headers"].items()),
         query=parse_qsl(values["query"].lstrip("?"), keep_blank_values=True),
+        body=body,
     )
     scopes = proxy_scopes(proxy, rules)
-    decision = authorize(scopes, facts)
+    calls = _calls(proxy, facts)
+    candidates = [facts.for_call(call) for call in calls] or [facts]
+    verdicts = [authorize(scopes, candidate) for candidate in candidates]
+    shown = next((i for i, verdict in enumerate(verdicts) if not verdict.allowed), 0)
+    decision = verdicts[shown]
     explanation = {
         "allowed": decision.allowed,
         "scope": decision.scope,
         "ruleId": decision.rule_id,
         "path": path,
         "readings": list(path_readings(path)),
-        "scopes": [
-            {
-                "scope": scope.name,
-                "allowed": (verdict := scope.decide(facts)).allowed,
-                "ruleId": verdict.rule_id,
-                "defaultEffect": scope.default_effect.value,
-                "matchedRules": [
-                    {"ruleId": rule.id, "effect": rule.effect.value, "priority": rule.priority}
-                    for rule in scope.matching(facts)
-                ],
-            }
-            for scope in scopes
-        ],
+        "scopes": [_scope(scope, candidates[shown]) for scope in scopes],
+        "mcpCalls": [_call(call, verdict) for call, verdict in zip(calls, verdicts, strict=False)],
     }
     explanation |= {
         "rateLimits": _rate_limits(proxy),
-        "meters": _meters(proxy, facts),
+        "meters": _meters(proxy, candidates[0]),
         "filters": _filters(proxy),
     }
     return envelope("explanations", [ExplanationSchema().dump(explanation)])
+
+
+def _calls(proxy: Proxy, facts: RequestFacts) -> tuple[McpCall, ...]:
+    """The JSON-RPC calls the data plane would decide one by one (MCP proxies' POSTs)."""
+    if not proxy.mcp or facts.method != "POST" or facts.body is None:
+        return ()
+    parsed = parse_calls(facts.body.document) if facts.body.document is not NOT_JSON else None
+    return parsed[0] if parsed else ()
+
+
+def _scope(scope: Scope, facts: RequestFacts) -> dict:
+    verdict = scope.decide(facts)
+    return {
+        "scope": scope.name,
+        "allowed": verdict.allowed,
+        "ruleId": verdict.rule_id,
+        "defaultEffect": scope.default_effect.value,
+        "matchedRules": [
+            {"ruleId": rule.id, "effect": rule.effect.value, "priority": rule.priority}
+            for rule in scope.matching(facts)
+        ],
+    }
+
+
+def _call(call: McpCall, decision: Decision) -> dict:
+    return {
+        "method": call.method,
+        "tool": call.tool,
+        "id": call.id,
+        "allowed": decision.allowed,
+        "scope": decision.scope,
+        "ruleId": decision.rule_id,
+    }
 
 
 def _rate_limits(proxy: Proxy) -> list[dict]:
@@ -108,9 +144,9 @@ def _rate_limits(proxy: Proxy) -> list[dict]:
 def _meters(proxy: Proxy, facts: RequestFacts) -> list[dict]:
     """Every active meter of the proxy and whether the request would count toward it.
 
-    The explainer has no request body: a meter whose method/path/header/query part
-    matches but which also checks body fields is `dependsOnBody` (it counts only if
-    the body passes its checks)."""
+    Without a request body, a meter whose method/path/header/query part matches but
+    which also checks body fields is `dependsOnBody` (it counts only if the body
+    passes its checks); with one, its body checks are applied."""
     rows = db.session.scalars(
         select(Meter)
         .where(Meter.proxy_id == proxy.id, Meter.active.is_(True))
@@ -119,11 +155,14 @@ def _meters(proxy: Proxy, facts: RequestFacts) -> list[dict]:
     answer = []
     for row in rows:
         meter = compile_meter(row)
-        matches = (
-            not meter.conditional
-            or meter.rule is None
-            or any(meter.rule.matches(reading) for reading in facts.readings())
-        )
+        if facts.body is not None:
+            matches = meter.matches(facts, facts.body.document)
+        else:
+            matches = (
+                not meter.conditional
+                or meter.rule is None
+                or any(meter.rule.matches(reading) for reading in facts.readings())
+            )
         answer.append(
             {
                 "meterId": meter.id,
@@ -131,7 +170,7 @@ def _meters(proxy: Proxy, facts: RequestFacts) -> list[dict]:
                 "meterType": meter.meter_type,
                 "limits": dict(meter.limits),
                 "applies": matches,
-                "dependsOnBody": matches and meter.needs_body,
+                "dependsOnBody": matches and meter.needs_body and facts.body is None,
             }
         )
     return answer

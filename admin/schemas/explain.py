@@ -1,8 +1,16 @@
 """The rule explainer's request and answer."""
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from admin.schemas.common import ApiSchema, validate_no_control_chars
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _body_text(value: str) -> None:
+    """At most MAX_BODY_BYTES as UTF-8 (the admin's JSON parser refuses lone surrogates)."""
+    if len(value) > MAX_BODY_BYTES or len(value.encode()) > MAX_BODY_BYTES:
+        raise ValidationError(f"Longer than {MAX_BODY_BYTES} bytes (UTF-8).")
 
 
 class ExplainRequestSchema(ApiSchema):
@@ -25,6 +33,14 @@ class ExplainRequestSchema(ApiSchema):
         load_default="",
         validate=[validate.Length(max=4096), validate_no_control_chars],
         metadata={"description": "the raw query string, e.g. a=1&b=2"},
+    )
+    body = fields.String(
+        allow_none=True,
+        validate=_body_text,
+        metadata={
+            "description": "the request body as text (at most 1 MiB), for rules that read "
+            "the body; on an MCP proxy a POST's JSON-RPC call(s) are decided from it"
+        },
     )
 
 
@@ -59,8 +75,17 @@ class MeterExplanationSchema(ApiSchema):
     )
     dependsOnBody = fields.Boolean(
         dump_only=True,
-        metadata={"description": "it also checks body fields, which the explainer cannot see"},
+        metadata={"description": "it also checks body fields and no `body` was given"},
     )
+
+
+class McpCallExplanationSchema(ApiSchema):
+    method = fields.String(dump_only=True, metadata={"description": "e.g. `tools/call`"})
+    tool = fields.String(dump_only=True, allow_none=True)
+    id = fields.Raw(dump_only=True, metadata={"description": "the JSON-RPC id; null: notification"})
+    allowed = fields.Boolean(dump_only=True)
+    scope = fields.String(dump_only=True, allow_none=True)
+    ruleId = fields.String(dump_only=True, allow_none=True)
 
 
 class FilterExplanationSchema(ApiSchema):
@@ -83,7 +108,18 @@ class ExplanationSchema(ApiSchema):
         dump_only=True,
         metadata={"description": "the paths rules were matched on (two if `;` parameters)"},
     )
-    scopes = fields.List(fields.Nested(ScopeExplanationSchema), dump_only=True)
+    scopes = fields.List(
+        fields.Nested(ScopeExplanationSchema),
+        dump_only=True,
+        metadata={
+            "description": "per scope; for JSON-RPC calls, the first denied call's (or the first)"
+        },
+    )
+    mcpCalls = fields.List(
+        fields.Nested(McpCallExplanationSchema),
+        dump_only=True,
+        metadata={"description": "MCP proxies: each JSON-RPC call of the body, decided alone"},
+    )
     rateLimits = fields.List(
         fields.Nested(RateLimitExplanationSchema),
         dump_only=True,
