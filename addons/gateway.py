@@ -1,7 +1,10 @@
 """The addon chain, loaded by mitmdump/mitmweb with `-s addons/gateway.py`.
 
 Order is the pipeline of DESIGN.md: route, authenticate, authorize, limit,
-forward, respond, record. The protocol guard acts before any of them, on the HTTP/1
+forward, respond, record. For proxies whose policy reads the request body,
+`BodyFirst` reads it right after authenticate and the stages wrapped in
+`AfterBody` do their `requestheaders` work in `request`, once it is in
+(addons/body_first.py). The protocol guard acts before any of them, on the HTTP/1
 connection itself (head limits, malformed requests); the health answer
 (`/_portcullis/health`) comes before route. Each stage leaves a
 flow alone once an earlier one has answered it. The async queue and its
@@ -17,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
+from addons.body_first import AfterBody, BodyFirst
 from addons.budget import Budget, BudgetWarning
 from addons.config import Config
 from addons.connect_guard import ConnectGuard
@@ -28,6 +32,7 @@ from addons.filters import PayloadFilters
 from addons.forward import Forward
 from addons.health import Health
 from addons.limit import RateLimit
+from addons.mcp_policy import McpPolicy
 from addons.meters import Meters
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
@@ -55,12 +60,14 @@ addons = [
     queue,
     Route(config),
     Authenticate(Fetcher(forward.upstream_client)),
-    Authorize(),
-    RateLimit(counters, events),
-    meters,
-    budget,
+    BodyFirst(forward.start),  # body-reading proxies: the checks below wait for the body
+    AfterBody(Authorize()),
+    AfterBody(RateLimit(counters, events)),
+    AfterBody(meters),
+    AfterBody(budget),
     forward.tokens,  # oauth2 / customToken target tokens: minted, cached, shared (Redis)
-    forward,
+    AfterBody(forward),
+    McpPolicy(),  # an MCP tools/list answer cut to the tools the caller may call
     PayloadFilters(),  # retain/destroy JSON fields of 2xx answers (issue 13)
     Respond(),
     BudgetWarning(),  # the low-budget header on the settled answer

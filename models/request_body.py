@@ -1,0 +1,139 @@
+"""A request body as body-reading rules see it: decoded within a bound, parsed once (issue 18).
+
+`inspect_body(raw, content_encoding, limit)` gives the `BodyFacts` rules match
+(`models/rule_engine.py`), or a `BodyRefusal` the caller can act on:
+
+- 413 `REQUEST_BODY_TOO_LARGE`: the body (or what it decodes to) is over `limit`;
+- 415 `BODY_NOT_INSPECTABLE`: a `Content-Encoding` other than gzip / x-gzip /
+  deflate / br (or several stacked), or a corrupt or truncated encoded body.
+
+Decoding never produces more than `limit + 1` bytes, however well the body
+compresses. JSON is parsed with `models.json_limits.loads` (nesting limit,
+I-JSON); a body that is not JSON has the document `NOT_JSON`; the text is
+UTF-8 with invalid bytes as U+FFFD, for `bodyPattern`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import brotli
+
+from models.body_checks import NOT_JSON
+from models.json_limits import loads
+from models.rule_engine import BodyFacts
+
+TOO_LARGE_CODE = "REQUEST_BODY_TOO_LARGE"
+NOT_INSPECTABLE_CODE = "BODY_NOT_INSPECTABLE"
+GZIP = frozenset({"gzip", "x-gzip"})
+DECODABLE = GZIP | {"deflate", "br"}
+EMPTY = BodyFacts(document=NOT_JSON, text="")
+
+
+@dataclass(frozen=True)
+class BodyRefusal:
+    """Why a body-reading proxy refuses a request body: status, machine code, message."""
+
+    status: int
+    code: str
+    message: str
+    details: dict = field(default_factory=dict)
+
+
+def too_large(limit: int, size: int | None = None) -> BodyRefusal:
+    """413: the body is over the inspection bound (`size` when announced)."""
+    details: dict = {"limit": limit}
+    if size is not None:
+        details["size"] = size
+    return BodyRefusal(
+        413,
+        TOO_LARGE_CODE,
+        f"The request body is larger than {limit} bytes, the most this gateway reads to "
+        "check this proxy's rules; it was not forwarded",
+        details,
+    )
+
+
+def not_inspectable(reason: str) -> BodyRefusal:
+    return BodyRefusal(
+        415,
+        NOT_INSPECTABLE_CODE,
+        f"The request body cannot be checked against this proxy's rules ({reason}); "
+        "send it unencoded or as gzip, deflate or br",
+        {"reason": reason},
+    )
+
+
+def inspect_body(raw: bytes, content_encoding: str | None, limit: int) -> BodyFacts | BodyRefusal:
+    """The facts of a complete request body, or why it is refused."""
+    if len(raw) > limit:
+        return too_large(limit, len(raw))
+    body = decode(raw, content_encoding, limit)
+    if isinstance(body, BodyRefusal):
+        return body
+    return facts(body)
+
+
+def facts(body: bytes) -> BodyFacts:
+    """`body` (identity-encoded) parsed once: JSON document (or NOT_JSON) and text."""
+    if not body:
+        return EMPTY
+    try:
+        document = loads(body)
+    except ValueError:
+        document = NOT_JSON
+    return BodyFacts(document=document, text=body.decode("utf-8", "replace"))
+
+
+def decode(raw: bytes, content_encoding: str | None, limit: int) -> bytes | BodyRefusal:
+    """`raw` without its content coding, never more than `limit` bytes."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return raw
+    if len(codings) > 1:
+        return not_inspectable(f"stacked content encodings {content_encoding!r}")
+    coding = codings[0]
+    if coding not in DECODABLE:
+        return not_inspectable(f"content encoding {coding!r}")
+    try:
+        if coding == "br":
+            out = _unbrotli(raw, limit)
+        elif coding in GZIP:
+            out = _inflate(raw, 16 + zlib.MAX_WBITS, limit, members=True)
+        else:
+            try:
+                out = _inflate(raw, zlib.MAX_WBITS, limit)
+            except zlib.error:
+                out = _inflate(raw, -zlib.MAX_WBITS, limit)  # raw deflate, as some clients send
+    except (zlib.error, brotli.error) as error:
+        return not_inspectable(f"the {coding} body is corrupt or truncated: {error}")
+    return too_large(limit) if out is None else out
+
+
+def _inflate(body: bytes, wbits: int, limit: int, members: bool = False) -> bytes | None:
+    """zlib-decompressed `body` (every gzip member with `members`); None past `limit` bytes."""
+    out = bytearray()
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(wbits)
+        out += inflater.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit or inflater.unconsumed_tail:
+            return None
+        if not inflater.eof:
+            raise zlib.error("the compressed data is truncated")
+        rest = inflater.unused_data if members else b""
+    return bytes(out)
+
+
+def _unbrotli(body: bytes, limit: int) -> bytes | None:
+    """Brotli-decompressed `body`; None past `limit` bytes."""
+    decompressor = brotli.Decompressor()
+    out = bytearray(decompressor.process(body, output_buffer_limit=limit + 1))
+    while len(out) <= limit and not decompressor.is_finished():
+        more = decompressor.process(b"", output_buffer_limit=limit + 1 - len(out))
+        if not more:
+            raise brotli.error("the compressed data is truncated")
+        out += more
+    return None if len(out) > limit else bytes(out)

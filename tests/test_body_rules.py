@@ -1,0 +1,168 @@
+"""Rules that read the request body (issue 18), end to end: a real admin, a real mitmdump,
+the recording upstream. The body is read (within `portcullis_max_inspected_body_bytes`,
+1 MiB) only for proxies whose rules need it; what the rules refuse, or cannot read, never
+reaches the target."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import uuid
+import zlib
+
+import brotli
+
+from tests.proxy_support import CALLER_KEY, Setup, call, logged
+
+AUTH = {"X-API-Key": CALLER_KEY}
+BOUND = 1024 * 1024
+DEADLINE_S = 10
+
+
+def arrived(upstream, marker: str) -> list:
+    return [r for r in upstream.received if marker in r.query]
+
+
+def chunked(body: bytes, size: int = 64 * 1024):
+    """`body` as a generator: requests sends it with Transfer-Encoding: chunked."""
+    for at in range(0, len(body), size):
+        yield body[at : at + size]
+
+
+def served(gateway, path: str, expect_status: int, **kwargs):
+    """Poll until the data plane applies a new rule (a real change, bounded)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        response = call(gateway, "POST", path, **kwargs)
+        if response.status_code == expect_status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)  # polling a real process for the snapshot, bounded by the deadline
+
+
+def body_rule_proxy(api, upstream, gateway, **proxy_fields) -> Setup:
+    """A proxy denying `model` ^gpt-4o and raw bodies holding DROP TABLE, rules applied."""
+    made = Setup(api, upstream, **proxy_fields)
+    scope = f"proxies/{made.id}"
+    made.rule(
+        scope, {"effect": "deny", "bodyChecks": [{"path": "model", "valuePattern": "^gpt-4o"}]}
+    )
+    made.rule(scope, {"effect": "deny", "bodyPattern": "DROP TABLE", "regexFlags": "i"})
+    probe = json.dumps({"model": "gpt-4o"}).encode()
+    ready = served(gateway, f"/api/{made.id}/probe", 403, headers=AUTH, data=probe)
+    assert ready.status_code == 403, ready.text
+    return made
+
+
+def test_body_rules_decide_on_json_fields_and_raw_text(api, upstream, gateway):
+    made = body_rule_proxy(api, upstream, gateway)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/v1/chat?m={marker}"
+    json_headers = {**AUTH, "Content-Type": "application/json"}
+    denied_bodies = {
+        "json": (json.dumps({"model": "gpt-4o"}).encode(), {}),
+        "json variant": (json.dumps({"model": "gpt-4o-mini", "n": 1}).encode(), {}),
+        "gzip": (gzip.compress(b'{"model": "gpt-4o"}'), {"Content-Encoding": "gzip"}),
+        "deflate": (zlib.compress(b'{"model": "gpt-4o"}'), {"Content-Encoding": "deflate"}),
+        "br": (brotli.compress(b'{"model": "gpt-4o"}'), {"Content-Encoding": "br"}),
+        "raw text": (b"name=x; drop table users", {"Content-Type": "text/plain"}),
+        "raw invalid utf-8": (b"\xff\xfe DROP TABLE \xc3", {"Content-Type": "text/plain"}),
+    }
+    for name, (body, extra) in denied_bodies.items():
+        refused = call(gateway, "POST", path, headers={**json_headers, **extra}, data=body)
+        assert refused.status_code == 403, (name, refused.text)
+        assert refused.json()["error"]["code"] == "FORBIDDEN", name
+        assert refused.headers["requestrocket-proxy-code"] == "proxy-access-denied", name
+    # A chunked body is read whole before the rules decide, too.
+    refused = call(
+        gateway, "POST", path, headers=json_headers, data=chunked(b'{"model": "gpt-4o"}', 4)
+    )
+    assert refused.status_code == 403, refused.text
+    assert arrived(upstream, marker) == [], "a denied body reached the target"
+
+    allowed_bodies = [
+        json.dumps({"model": "small"}).encode(),
+        json.dumps({"messages": [{"model": "gpt-4o"}]}).encode(),  # another path
+        b"model=gpt-4o",  # not JSON: no `model` field, no DROP TABLE
+        b"",
+    ]
+    for body in allowed_bodies:
+        answered = call(gateway, "POST", path, headers=json_headers, data=body)
+        assert answered.status_code == 200, (body, answered.text)
+    encoded = gzip.compress(b'{"model": "small"}')
+    answered = call(
+        gateway, "POST", path, headers={**json_headers, "Content-Encoding": "gzip"}, data=encoded
+    )
+    assert answered.status_code == 200, answered.text
+    received = upstream.wait_for(len(upstream.received))
+    sent = [r.body for r in received if marker in r.query]
+    # The target gets the bodies byte for byte as sent (still encoded when they were).
+    assert sent == [*allowed_bodies, encoded]
+    entry = logged(api, made, refused.headers["portcullis-request-id"])
+    assert entry["proxyData"]["proxyCode"] == "proxy-access-denied"
+
+
+def test_bodies_over_the_bound_or_unreadable_are_refused_and_never_forwarded(
+    api, upstream, gateway
+):
+    made = body_rule_proxy(api, upstream, gateway)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/upload?m={marker}"
+    big = json.dumps({"model": "small", "pad": "x" * (2 * 1024 * 1024)}).encode()
+    for name, data in (("content-length", big), ("chunked", chunked(big))):
+        refused = call(gateway, "POST", path, headers=AUTH, data=data)
+        assert refused.status_code == 413, (name, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "REQUEST_BODY_TOO_LARGE", name
+        assert error["details"]["limit"] == BOUND, name
+        assert refused.headers["requestrocket-proxy-code"] == "request-too-large", name
+    # Decoding is bounded too: a small gzip body inflating past the bound.
+    bomb = gzip.compress(b'{"model": "small", "pad": "' + b"x" * (4 * BOUND) + b'"}')
+    refused = call(gateway, "POST", path, headers={**AUTH, "Content-Encoding": "gzip"}, data=bomb)
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"]["code"] == "REQUEST_BODY_TOO_LARGE"
+    for encoding, body in (("zstd", b"(\xb5/\xfd"), ("gzip", b"not gzip"), ("gzip, br", b"x")):
+        refused = call(
+            gateway, "POST", path, headers={**AUTH, "Content-Encoding": encoding}, data=body
+        )
+        assert refused.status_code == 415, (encoding, refused.text)
+        assert refused.json()["error"]["code"] == "BODY_NOT_INSPECTABLE", encoding
+    entry = logged(api, made, refused.headers["portcullis-request-id"])
+    assert entry["proxyData"]["proxyCode"] == "proxy-access-denied"
+    # A body exactly at the bound is read and checked, and passes.
+    at_bound = b'{"model": "small", "pad": "' + b"y" * (BOUND - 29) + b'"}'
+    assert len(at_bound) == BOUND
+    answered = call(gateway, "POST", path, headers=AUTH, data=at_bound)
+    assert answered.status_code == 200, answered.text
+    received = upstream.wait_for(len(upstream.received))
+    assert [len(r.body) for r in received if marker in r.query] == [BOUND]
+
+
+def test_proxies_without_body_rules_still_stream_large_uploads(api, upstream, gateway):
+    body_rule_proxy(api, upstream, gateway)  # another proxy on the same data plane has them
+    plain = Setup(api, upstream)
+    plain.rule(f"proxies/{plain.id}", {"effect": "deny", "pathPattern": "^/never"})
+    marker = uuid.uuid4().hex
+    big = json.dumps({"model": "gpt-4o", "pad": "z" * (3 * 1024 * 1024)}).encode()
+    for data in (big, chunked(big)):
+        answered = served(
+            gateway, f"/api/{plain.id}/upload?m={marker}", 200, headers=AUTH, data=data
+        )
+        assert answered.status_code == 200, answered.text
+    received = upstream.wait_for(len(upstream.received))
+    assert [r.body == big for r in received if marker in r.query] == [True, True]
+
+
+def test_a_request_the_body_rules_deny_is_not_counted_by_the_rate_limit(api, upstream, gateway):
+    made = body_rule_proxy(api, upstream, gateway, proxyMaxRequestsPerMinute=3)
+    path = f"/api/{made.id}/v1/chat"
+    for _ in range(5):
+        refused = call(gateway, "POST", path, headers=AUTH, data=b'{"model": "gpt-4o"}')
+        assert refused.status_code == 403, refused.text
+        assert "RateLimit" not in refused.headers
+    # The probe that saw the rules applied was denied too: all three minutes' requests are left.
+    statuses = [
+        call(gateway, "POST", path, headers=AUTH, data=b'{"model": "small"}').status_code
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
