@@ -163,6 +163,9 @@ class Budget:
 class BudgetWarning:
     """Adds the low-budget warning to the answer, after the respond stage settled it."""
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self.response(flow)  # a streamed answer's head goes out now, before `response`
+
     def response(self, flow: http.HTTPFlow) -> None:
         if _warned.get(flow) and flow.response is not None:
             if WARNING not in flow.response.headers:

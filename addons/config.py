@@ -31,7 +31,10 @@ class Config:
             "portcullis_max_response_bytes",
             int,
             6 * 1024 * 1024,
-            "Largest target response passed through; larger ones answer 413.",
+            "Largest target response passed through, unless a proxy sets its own "
+            "(proxyMaxResponseBytes; 0 there: none): a larger announced length answers 413 "
+            "before anything is sent; a streamed answer growing past it is cut; an answer "
+            "read whole (payload filters, JSON meters) is never read past it.",
         )
 
     def configure(self, updated) -> None:

@@ -13,10 +13,11 @@ with a body; each filter's output feeds the next (models/json_paths.py does the 
 - answers of proxies without filters, non-2xx answers, HEAD answers, 204/205 and
   empty bodies are left exactly as they came, byte for byte.
 
-This step is the only one that needs the whole body: today the forward stage reads
-every answer whole anyway (within `portcullis_max_response_bytes`); a streaming
-forward stage must buffer only when `filters_apply` says so. Large bodies are
-filtered in a worker thread so the event loop keeps serving other flows.
+Answers stream to the caller unless some stage needs them whole: this step
+registers a watcher (`FilterWatcher`) that asks for the whole body exactly when
+`filters_apply` says so, so a filtered answer is always buffered (within the
+size limit) and never streams past the filters. Large bodies are filtered in a
+worker thread so the event loop keeps serving other flows.
 
 Async deliveries get the same treatment before their answer is stored
 (`filtered_delivery`, called by the dispatcher).
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from mitmproxy import ctx, http
 
 from addons.failsafe import fail_closed
+from addons.response_watch import WHOLE, ResponseHead, Whole
 from addons.responses import GATEWAY_ERROR, GRANTED, TOO_LARGE, internal_error, proxy_error
 from addons.responses import too_large as too_large_response
 from addons.state import FlowState, state_of
@@ -176,8 +178,26 @@ def _replace(response: http.Response, replacement: http.Response) -> None:
     response.headers["content-length"] = str(len(replacement.raw_content or b""))
 
 
+@dataclass(frozen=True)
+class FilterWatcher:
+    """Asks the forward stage for the whole body of each answer the filters apply to."""
+
+    steps: tuple[FilterStep, ...]
+
+    def watch(self, head: ResponseHead) -> Whole | None:
+        return WHOLE if filters_apply(self.steps, head.method, head.status) else None
+
+
 class PayloadFilters:
     """The filter step: rewrites the settled answer of a granted Proxy API request."""
+
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Before anything is sent: filtered answers must be buffered, never streamed."""
+        state = state_of(flow)
+        if state is None or state.is_async or state.proxy is None or not state.proxy.filters:
+            return
+        state.watchers.append(FilterWatcher(tuple(state.proxy.filters)))
 
     @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:

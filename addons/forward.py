@@ -36,6 +36,8 @@ from addons.outbound import (
     upstream_request,
     with_additional_data,
 )
+from addons.response_stream import ResponseStream, discard, register, stream_of
+from addons.response_watch import ResponseHead, run_watches, watches_for
 from addons.responses import (
     GATEWAY_ERROR,
     GRANTED,
@@ -45,6 +47,7 @@ from addons.responses import (
     internal_error,
     proxy_error,
 )
+from addons.snapshot import ProxyView
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable, parse_allowances
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
@@ -54,11 +57,14 @@ from addons.tokens.source import TokenSource
 from addons.upstream import (
     EgressFailure,
     NoEgressProxy,
+    ResponseTooLarge,
     Timeouts,
     UpstreamClient,
     UpstreamFailure,
     UpstreamRequest,
     UpstreamResponse,
+    UpstreamStream,
+    read_bounded,
 )
 from models.credential_parts import UnsupportedInjection, mints_token
 
@@ -100,7 +106,8 @@ class Forward:
             "portcullis_target_timeout_ms",
             int,
             60_000,
-            "Milliseconds a target may take to start answering, or between reads; then 504.",
+            "Milliseconds a target may take to start answering (then 504), or between two "
+            "reads of its answer (then a streamed answer is cut); there is no total timeout.",
         )
 
     def configure(self, updated) -> None:
@@ -197,11 +204,23 @@ class Forward:
         body = flow.request.raw_content or b""
         if state.is_async:
             flow.response = state.final_response = await self.queue.accept(state, body)
+            return
+        response = await self._send(flow, state, body)
+        if response is None:
+            # The answer streams: mitmproxy fetches it from the bridge, chunk by chunk.
+            flow.request.url = self.bridge.route(flow)
         else:
-            flow.response = await self._send(flow, state, body)
+            flow.response = response
 
-    async def _from_bridge(self, flow: http.HTTPFlow, chunks: AsyncIterator[bytes]) -> None:
-        """The stream bridge's handler: queue or send a streamed body; never raises."""
+    async def _from_bridge(
+        self, flow: http.HTTPFlow, chunks: AsyncIterator[bytes]
+    ) -> ResponseStream | None:
+        """The stream bridge's handler: the answer to stream, if it streams; else the settled
+        answer is `state.final_response`. A streamed request body is queued or sent first.
+        Never raises."""
+        stream = stream_of(flow)
+        if stream is not None:
+            return stream  # the request was sent already (`request`); its answer streams
         state = state_of(flow)
         try:
             if state.is_async:
@@ -210,14 +229,17 @@ class Forward:
                 await self._send(flow, state, chunks)
         except Exception:
             log.exception("handling a streamed request failed")
+            discard(flow)
             state.mark("systemError")
             state.proxy_code = GATEWAY_ERROR
             state.final_response = internal_error(state.request_id)
+        return stream_of(flow)
 
     async def _send(
         self, flow: http.HTTPFlow, state: FlowState, body: bytes | AsyncIterator[bytes]
-    ) -> http.Response:
-        """Send the prepared request; the answer the caller gets, also kept as `final_response`."""
+    ) -> http.Response | None:
+        """Send the prepared request; the answer the caller gets, also kept as
+        `final_response`, or None when the answer streams (`stream_of(flow)`)."""
         original = body
         if isinstance(body, bytes):
             try:
@@ -229,26 +251,70 @@ class Forward:
         state.mark("requestSent")
         state.sent_at = time.time()
         try:
-            upstream = await self.send(
-                state, state.upstream, body, ctx.options.portcullis_max_response_bytes
-            )
+            opened = await self._open(state, state.upstream, body)
             if isinstance(original, bytes) and retry_with_new_token(
-                state.upstream.method, upstream.status, state.injection
+                state.upstream.method, opened.status, state.injection
             ):
-                upstream = await self._with_new_token(state, original)
+                opened.close()
+                opened = await self._with_new_token(state, original)
+            state.final_response = await self._answer(flow, state, opened)
         except (UpstreamFailure, TargetRefused) as exc:
             state.final_response = failure_response(state, exc)
         except TokenError as exc:
             state.final_response = token_refusal(state, exc)
-        else:
-            state.mark("responseReceived")
-            state.upstream_status = upstream.status
-            state.target_answered_at = upstream.finished_at
-            state.final_response = to_flow_response(upstream, state.upstream.method)
         show_target_url(flow.request, state.upstream.url, state.injection)
         return state.final_response
 
-    async def _with_new_token(self, state: FlowState, body: bytes) -> UpstreamResponse:
+    async def _answer(
+        self, flow: http.HTTPFlow, state: FlowState, opened: UpstreamStream
+    ) -> http.Response | None:
+        """Buffered or streamed, decided on the target's head (design §1, in this order):
+        no body; an announced length over the limit (413); a watcher needs the body whole
+        (read bounded); the body came complete at once; else it streams (None)."""
+        limit = response_limit(state.proxy)
+        streaming = False
+        try:
+            head = ResponseHead(opened.method, opened.status, opened.headers)
+            if opened.bodyless:
+                whole, watches = watches_for(state.watchers, head)
+                body = b""
+            else:
+                announced = opened.content_length
+                if limit and announced is not None and announced > limit:
+                    raise ResponseTooLarge(opened.status, announced, limit)
+                whole, watches = watches_for(state.watchers, head)
+                if whole:  # never unbounded, even without a limit on streams
+                    bound = limit or ctx.options.portcullis_max_response_bytes
+                    body = (await read_bounded(opened, opened.method, bound)).body
+                else:
+                    body = opened.available()
+                    if limit and len(body) > limit:
+                        raise ResponseTooLarge(opened.status, None, limit)
+                    if not opened.at_eof:
+                        streaming = True
+            state.mark("responseReceived")
+            state.upstream_status = opened.status
+            if streaming:
+                register(flow, ResponseStream(
+                    state, opened, watches, limit, body, ctx.options.portcullis_log_body_bytes
+                ))  # fmt: skip
+                return None
+        finally:
+            if not streaming:
+                opened.close()
+        state.target_answered_at = time.time()
+        body = run_watches(watches, body, final=True)
+        upstream = UpstreamResponse(
+            status=opened.status,
+            reason=opened.reason,
+            headers=opened.headers,
+            body=body,
+            headers_at=opened.headers_at,
+            finished_at=state.target_answered_at,
+        )
+        return to_flow_response(upstream, opened.method)
+
+    async def _with_new_token(self, state: FlowState, body: bytes) -> UpstreamStream:
         """The target refused the minted token (401): mint anew, send once more.
 
         Raises `TokenError` when no new token can be had (the caller gets that answer).
@@ -266,9 +332,7 @@ class Forward:
         )
         state.upstream, body = with_additional_data(proxy, state.upstream, body)
         state.sent_at = time.time()
-        return await self.send(
-            state, state.upstream, body, ctx.options.portcullis_max_response_bytes
-        )
+        return await self._open(state, state.upstream, body)
 
     async def send(
         self,
@@ -278,7 +342,20 @@ class Forward:
         max_body: int,
         timeouts: Timeouts | None = None,
     ) -> UpstreamResponse:
-        """Send one attempt for `state`'s proxy through its target's egress (`state.egress`).
+        """One attempt for `state`'s proxy, its answer read whole (at most `max_body` bytes);
+        see `_open`. Raises `UpstreamFailure` (`ResponseTooLarge` among them)."""
+        opened = await self._open(state, request, body, timeouts)
+        return await read_bounded(opened, request.method, max_body)
+
+    async def _open(
+        self,
+        state: FlowState,
+        request: UpstreamRequest,
+        body: bytes | AsyncIterator[bytes],
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamStream:
+        """Send one attempt for `state`'s proxy through its target's egress (`state.egress`);
+        the answer once its head is in.
 
         A pool member that cannot carry it is marked down, and a buffered request goes once
         more through another member when nothing reached the target or the method may be
@@ -287,7 +364,7 @@ class Forward:
         proxy = state.proxy
         state.egress = route = await self.egress.route(proxy.id, proxy.target.egress)
         try:
-            return await self.client.send(request, body, max_body, timeouts, egress=route)
+            return await self.client.open(request, body, timeouts, egress=route)
         except EgressFailure as failure:
             self.egress.failed(route, in_store=not failure.refused_address)
             again = route.kind == "pool" and isinstance(body, bytes)
@@ -298,7 +375,7 @@ class Forward:
             except NoEgressProxy:
                 raise failure from None  # no other member: the first failure is the answer
         try:
-            return await self.client.send(request, body, max_body, timeouts, egress=route)
+            return await self.client.open(request, body, timeouts, egress=route)
         except EgressFailure as failure:
             self.egress.failed(route, in_store=not failure.refused_address)
             raise
@@ -318,10 +395,10 @@ class Forward:
         if self._ready:
             return
         if self._started is None:
-            self._started = asyncio.ensure_future(self._open())
+            self._started = asyncio.ensure_future(self._start_client())
         await asyncio.shield(self._started)
 
-    async def _open(self) -> None:
+    async def _start_client(self) -> None:
         self.client = UpstreamClient(self.guard, self._timeouts(), upstream_ssl_context())
         await self.bridge.start()
         self._ready = True
@@ -349,3 +426,11 @@ def upstream_ssl_context() -> ssl.SSLContext | bool:
         cafile=options.ssl_verify_upstream_trusted_ca,
         capath=options.ssl_verify_upstream_trusted_confdir,
     )
+
+
+def response_limit(proxy: ProxyView) -> int:
+    """The bytes of a target's answer this proxy's callers may get: the proxy's own
+    `max_response_bytes`, else the gateway's option; 0 means no limit (streams only)."""
+    if proxy.max_response_bytes is not None:
+        return proxy.max_response_bytes
+    return ctx.options.portcullis_max_response_bytes

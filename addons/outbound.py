@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 
-from mitmproxy import ctx, http
+from mitmproxy import http
 from mitmproxy.http import Headers
 
 from addons.injection import Injection, inject_target_credential
@@ -116,7 +116,7 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
         state.mark("responseReceived")
         state.upstream_status = exc.status
         state.proxy_code = TOO_LARGE
-        return too_large(exc.size, ctx.options.portcullis_max_response_bytes, request_id)
+        return too_large(exc.size, exc.limit, request_id)
     state.validation["requestSent"] = isinstance(exc, UpstreamFailure) and exc.reached
     if isinstance(exc, NoEgressProxy | EgressFailure | EgressUnusable):
         return egress_failure(state, exc)

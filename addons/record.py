@@ -15,6 +15,7 @@ from mitmproxy import ctx, http
 
 from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
+from addons.response_stream import OUTCOME_MESSAGES
 from addons.responses import GRANTED, PROXY_MESSAGE
 from addons.state import FlowState, decode_fields, state_of
 from models import RequestLog
@@ -171,7 +172,9 @@ class Record:
             if state is None or not (state.proxy or state.candidates):
                 return
             response = flow.response
-            if state.proxy_code == GRANTED:
+            if state.stream_outcome is not None:  # a streamed answer that did not end cleanly
+                message = OUTCOME_MESSAGES.get(state.stream_outcome, state.stream_outcome)
+            elif state.proxy_code == GRANTED:
                 message = LOGGED
             else:
                 message = (response.headers.get(PROXY_MESSAGE) if response else None) or (

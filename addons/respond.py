@@ -5,8 +5,9 @@ from __future__ import annotations
 from mitmproxy import http
 
 from addons.failsafe import fail_closed
-from addons.injection import conceal_caller_credential
+from addons.injection import conceal_caller_credential, show_target_url
 from addons.ratelimit_headers import ratelimit_headers
+from addons.response_stream import discard, stream_of
 from addons.responses import (
     GATEWAY_ERROR,
     GRANTED,
@@ -29,7 +30,26 @@ class Respond:
         self._conceal(flow)
 
     @fail_closed
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """A streamed answer's head, settled before mitmproxy sends it on: the target's
+        status and headers (mitmproxy's own from the bridge never reach the caller), the
+        proxy-code, request-id and RateLimit headers; its body then streams."""
+        stream = stream_of(flow)
+        state = state_of(flow)
+        if stream is None or state is None or flow.response is None:
+            return
+        stream.caller_head(flow.response, http2=flow.request.is_http2)
+        state.final_response = flow.response
+        self._settle(flow)
+        self._limit_headers(flow)
+        # The request went to the bridge; the flow shows where it really went.
+        show_target_url(flow.request, state.upstream.url, state.injection)
+
+    @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
+        if state_of(flow) is not None and stream_of(flow) is not None:
+            self._annotate(flow)  # the head was settled in `responseheaders`, the body passed
+            return
         try:
             self._settle(flow)
             self._limit_headers(flow)
@@ -37,6 +57,9 @@ class Respond:
             self._annotate(flow)  # even if settling failed: mitmdump prints the flow next
 
     def error(self, flow: http.HTTPFlow) -> None:
+        stream = stream_of(flow)
+        if stream is not None and not stream.started:
+            discard(flow)  # never fetched from the bridge: the target's answer is dropped
         self._annotate(flow)
 
     @staticmethod

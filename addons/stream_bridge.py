@@ -5,10 +5,13 @@ mitmproxy streams a large request body (or a chunked one that grows past
 So every granted flow points there at a one-time bridge address until the
 forward stage has sent it itself; a streamed body then arrives here, and the
 bridge hands it, still streaming, to the same send function the buffered path
-uses. The bridge answers with an empty 200; the respond stage swaps in the
-real response (see `Respond._settle`). Nothing mitmproxy does by itself can
-reach a target. A refused request whose body is still coming is drained into
-the bridge's sink the same way (see `responses.answer`).
+uses. The bridge answers with an empty 200 and the respond stage swaps in the
+real response (see `Respond._settle`) — unless the answer streams: then the
+bridge passes it on as it arrives (addons/response_stream.py). A granted request
+sent from the `request` hook whose answer streams comes here too, for that.
+Nothing mitmproxy does by itself can reach a target. A refused request whose
+body is still coming is drained into the bridge's sink the same way (see
+`responses.answer`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import secrets
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 from mitmproxy import http
@@ -26,7 +30,13 @@ CHUNK_BYTES = 64 * 1024
 HOST = "127.0.0.1"
 SINK_PATH = "/sink"
 
-Handler = Callable[[http.HTTPFlow, AsyncIterator[bytes]], Awaitable[None]]
+
+class Streamed(Protocol):
+    async def serve(self, request: web.BaseRequest) -> web.StreamResponse: ...
+
+
+# Sends or queues the flow's request (its body streamed in); what streams back, if anything.
+Handler = Callable[[http.HTTPFlow, AsyncIterator[bytes]], Awaitable[Streamed | None]]
 
 
 class StreamBridge:
@@ -39,7 +49,9 @@ class StreamBridge:
         self.port: int | None = None
 
     async def start(self) -> None:
-        self._runner = web.ServerRunner(web.Server(self._serve, access_log=None))
+        # A cancelled handler is how a caller's disconnect reaches a streamed answer's pump.
+        server = web.Server(self._serve, access_log=None, handler_cancellation=True)
+        self._runner = web.ServerRunner(server)
         await self._runner.setup()
         await web.TCPSite(self._runner, HOST, 0).start()
         self.port = self._runner.addresses[0][1]
@@ -79,7 +91,9 @@ class StreamBridge:
         if flow is None or self.handle is None:
             return web.Response(status=404, text="unknown bridge token")
         flow.metadata.pop("portcullis.bridge", None)
-        await self.handle(flow, request.content.iter_chunked(CHUNK_BYTES))
+        streamed = await self.handle(flow, request.content.iter_chunked(CHUNK_BYTES))
+        if streamed is not None:
+            return await streamed.serve(request)
         return web.Response(status=200)
 
 

@@ -8,8 +8,10 @@ rules for the upstream leg live here once:
   then resolve elsewhere;
 - connect and read timeouts end in `TargetTimeout`, connection failures in
   `TargetUnreachable`, both of which the caller turns into JSON 504 / 502;
-- the response body is read with a bound: past `max_body` bytes it stops
-  reading and raises `ResponseTooLarge`, whether or not a Content-Length was sent;
+- `open` returns once the status and headers are in, the body still to read
+  (`UpstreamStream`), so the forward stage can stream it; `send` reads it whole with a
+  bound: past `max_body` bytes it stops reading and raises `ResponseTooLarge`, whether
+  or not a Content-Length was sent;
 - no cookie jar, no redirects followed, no headers invented, bodies passed
   through still encoded;
 - through a target's egress proxy (`EgressRoute`): http/https proxies by aiohttp's own
@@ -20,13 +22,16 @@ rules for the upstream leg live here once:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -191,9 +196,24 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """Send `request` with `body`; the complete response, or an `UpstreamFailure`.
 
-        `timeouts` replaces the client's for this request; `egress` is the proxy it goes
-        through (None: directly). `TargetRefused` (from the SSRF guard) passes through
-        unchanged; the egress proxy's failures raise `EgressFailure`.
+        `open` and then `read_bounded`: past `max_body` bytes `ResponseTooLarge`.
+        """
+        opened = await self.open(request, body, timeouts, egress)
+        return await read_bounded(opened, request.method, max_body)
+
+    async def open(
+        self,
+        request: UpstreamRequest,
+        body: bytes | AsyncIterable[bytes] | None,
+        timeouts: Timeouts | None = None,
+        egress: EgressRoute | None = None,
+    ) -> UpstreamStream:
+        """Send `request` with `body`; the response once its status and headers are in.
+
+        The body is still to read (`UpstreamStream.chunks`); the caller closes the
+        stream. `timeouts` replaces the client's for this request; `egress` is the proxy
+        it goes through (None: directly). `TargetRefused` (from the SSRF guard) passes
+        through unchanged; the egress proxy's failures raise `EgressFailure`.
         """
         timeouts = timeouts or self.timeouts
         url = URL(request.url, encoded=True)
@@ -206,15 +226,20 @@ class UpstreamClient:
         streamed = body is not None and not isinstance(body, bytes)
         headers = forwardable(request.headers, streamed)
         if egress is None:
-            return await self._exchange(
-                self._session, request.method, url, headers, body, max_body, timeouts
-            )
+            return await self._exchange(self._session, request.method, url, headers, body, timeouts)
         proxy_ip = await self._proxy_address(egress)
         if egress.scheme in SOCKS_SCHEMES:  # the connector pins the target's address itself
-            async with self._socks.session(egress, proxy_ip) as session:
-                return await self._exchange(
-                    session, request.method, url, headers, body, max_body, timeouts, egress
+            held = contextlib.AsyncExitStack()
+            session = await held.enter_async_context(self._socks.session(egress, proxy_ip))
+            try:
+                opened = await self._exchange(
+                    session, request.method, url, headers, body, timeouts, egress
                 )
+            except BaseException:
+                await held.aclose()
+                raise
+            opened.held = held  # the session stays in use until the body is read or dropped
+            return opened
         options: dict = {}
         if str(addresses[0]) != host:
             # The proxy is asked for the checked address, never the name (it could resolve
@@ -235,7 +260,7 @@ class UpstreamClient:
             else:
                 headers.append(("Proxy-Authorization", credentials))
         return await self._exchange(
-            self._session, request.method, url, headers, body, max_body, timeouts, egress, options
+            self._session, request.method, url, headers, body, timeouts, egress, options
         )
 
     async def _proxy_address(self, egress: EgressRoute) -> str:
@@ -251,21 +276,21 @@ class UpstreamClient:
             raise EgressFailure("the egress proxy's host name does not resolve") from exc
         return str(addresses[0])
 
+    @staticmethod
     async def _exchange(
-        self,
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
         headers: list[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] | None,
-        max_body: int,
         timeouts: Timeouts,
         egress: EgressRoute | None = None,
         options: dict | None = None,
-    ) -> UpstreamResponse:
-        """One request on `session`; its failures sorted into the target's and the proxy's."""
+    ) -> UpstreamStream:
+        """One request on `session`, up to the response's head; failures sorted into the
+        target's and the proxy's."""
         try:
-            async with session.request(
+            response = await session.request(
                 method,
                 url,
                 headers=headers,
@@ -273,59 +298,155 @@ class UpstreamClient:
                 allow_redirects=False,
                 timeout=client_timeout(timeouts),
                 **(options or {}),
-            ) as response:
-                headers_at = time.time()
-                if response.status == 407 and _proxy_answers(egress, url):
-                    # Without a tunnel, the proxy's own refusal comes back as an answer.
-                    raise EgressFailure("the egress proxy refused its credentials (407)")
-                content = await self._read_bounded(response, method, max_body)
-                return UpstreamResponse(
-                    status=response.status,
-                    reason=response.reason or "",
-                    headers=response_headers(response.raw_headers),
-                    body=content,
-                    headers_at=headers_at,
-                    finished_at=time.time(),
-                )
-        except TargetUnresolvable as exc:
-            raise TargetUnreachable(str(exc)) from exc
-        except aiohttp.ClientProxyConnectionError as exc:
-            # Not the OS error's text: asyncio's names the proxy's address.
-            errno = exc.os_error.errno
-            reason = os.strerror(errno) if errno else type(exc.os_error).__name__
-            raise EgressFailure(f"could not connect to the egress proxy ({reason})") from exc
-        except aiohttp.ClientHttpProxyError as exc:
-            what = "its credentials" if exc.status == 407 else "the tunnel"
-            raise EgressFailure(f"the egress proxy refused {what} ({exc.status})") from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            if egress is not None and isinstance(exc, aiohttp.ConnectionTimeoutError):
-                raise EgressFailure("the egress proxy did not accept a connection in time") from exc
-            raise TargetTimeout(_timeout_message(exc, timeouts)) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise TargetUnreachable(f"could not connect to the target: {exc.os_error}") from exc
-        except aiohttp.ClientError as exc:
-            failure = TargetUnreachable(
-                f"the target's answer was broken off or invalid: {_what_broke(exc)}"
             )
-            failure.reached = True
-            raise failure from exc
+        except Exception as exc:
+            _reraise(exc, timeouts, egress)
+        if response.status == 407 and _proxy_answers(egress, url):
+            response.close()
+            # Without a tunnel, the proxy's own refusal comes back as an answer.
+            raise EgressFailure("the egress proxy refused its credentials (407)")
+        return UpstreamStream(response, method, timeouts, time.time())
 
-    @staticmethod
-    async def _read_bounded(response: aiohttp.ClientResponse, method: str, max_body: int) -> bytes:
-        if method == "HEAD" or response.status in BODYLESS_STATUSES:
+
+class UpstreamStream:
+    """A target's answer whose status and headers are in and whose body is still to read.
+
+    Close it (`close`) whether or not the body was read: an unread body drops the
+    connection, a completely read one returns it to the pool.
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        method: str,
+        timeouts: Timeouts,
+        headers_at: float,
+    ):
+        self._response = response
+        self._timeouts = timeouts
+        self.method = method
+        self.status = response.status
+        self.reason = response.reason or ""
+        self.headers = response_headers(response.raw_headers)
+        self.headers_at = headers_at
+        self.content_length = response.content_length
+        self.held: contextlib.AsyncExitStack | None = None  # a SOCKS session in use
+        self._closed = False
+
+    @property
+    def bodyless(self) -> bool:
+        """HEAD, 204 and 304 answers have no body, whatever their headers say."""
+        return self.method == "HEAD" or self.status in BODYLESS_STATUSES
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether every byte of the body has been read."""
+        return self.bodyless or self._response.content.at_eof()
+
+    def available(self) -> bytes:
+        """What of the body is already buffered, without waiting for more."""
+        if self.bodyless or self._response.content.at_eof():
             return b""
-        announced = response.content_length
-        if announced is not None and announced > max_body:
-            response.close()  # drop the connection rather than read what is refused
-            raise ResponseTooLarge(response.status, announced)
-        chunks, size = [], 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > max_body:
-                response.close()
-                raise ResponseTooLarge(response.status, announced)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return self._response.content.read_nowait()
+        except Exception as exc:  # the connection broke already
+            _reraise(exc, self._timeouts, None, reached=True)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The rest of the body as it arrives; `UpstreamFailure` if the target breaks off
+        or is idle longer than the read timeout."""
+        if self.bodyless:
+            return
+        content = self._response.content
+        while True:
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                _reraise(exc, self._timeouts, None, reached=True)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Done with the answer: a fully read one's connection is reused, any other closed."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.at_eof:
+            self._response.release()
+        else:
+            self._response.close()
+        if self.held is not None:
+            held, self.held = self.held, None
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(held.aclose())
+
+
+async def read_bounded(opened: UpstreamStream, method: str, max_body: int) -> UpstreamResponse:
+    """`opened`'s whole body, at most `max_body` bytes (else `ResponseTooLarge`); closed after."""
+    try:
+        if opened.bodyless:
+            content = b""
+        else:
+            announced = opened.content_length
+            if announced is not None and announced > max_body:
+                raise ResponseTooLarge(opened.status, announced, max_body)
+            chunks, size = [], 0
+            async for chunk in opened.chunks():
+                size += len(chunk)
+                if size > max_body:
+                    raise ResponseTooLarge(opened.status, None, max_body)
+                chunks.append(chunk)
+            content = b"".join(chunks)
+    finally:
+        opened.close()  # an answer refused before its end drops its connection
+    return UpstreamResponse(
+        status=opened.status,
+        reason=opened.reason,
+        headers=opened.headers,
+        body=content,
+        headers_at=opened.headers_at,
+        finished_at=time.time(),
+    )
+
+
+def _reraise(
+    exc: Exception, timeouts: Timeouts, egress: EgressRoute | None, reached: bool = False
+) -> NoReturn:
+    failure = upstream_failure(exc, timeouts, egress, reached)
+    if failure is exc:
+        raise exc
+    raise failure from exc
+
+
+def upstream_failure(
+    exc: BaseException, timeouts: Timeouts, egress: EgressRoute | None, reached: bool = False
+) -> UpstreamFailure | BaseException:
+    """What an exception of aiohttp's (or the guard's) means for the caller; others unchanged."""
+    if isinstance(exc, UpstreamFailure | TargetRefused):
+        return exc
+    if isinstance(exc, TargetUnresolvable):
+        return TargetUnreachable(str(exc))
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        # Not the OS error's text: asyncio's names the proxy's address.
+        errno = exc.os_error.errno
+        reason = os.strerror(errno) if errno else type(exc.os_error).__name__
+        return EgressFailure(f"could not connect to the egress proxy ({reason})")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        what = "its credentials" if exc.status == 407 else "the tunnel"
+        return EgressFailure(f"the egress proxy refused {what} ({exc.status})")
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        if egress is not None and isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return EgressFailure("the egress proxy did not accept a connection in time")
+        return TargetTimeout(_timeout_message(exc, timeouts))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TargetUnreachable(f"could not connect to the target: {exc.os_error}")
+    if isinstance(exc, aiohttp.ClientError) or reached:
+        what = _what_broke(exc) if isinstance(exc, aiohttp.ClientError) else type(exc).__name__
+        failure = TargetUnreachable(f"the target's answer was broken off or invalid: {what}")
+        failure.reached = True
+        return failure
+    return exc
 
 
 def _proxy_answers(egress: EgressRoute | None, url: URL) -> bool:

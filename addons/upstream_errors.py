@@ -33,10 +33,11 @@ class ResponseTooLarge(UpstreamFailure):
 
     reached = True
 
-    def __init__(self, status: int, size: int | None):
+    def __init__(self, status: int, size: int | None, limit: int):
         super().__init__(f"target response larger than the limit ({size or 'unknown'} bytes)")
         self.status = status
         self.size = size
+        self.limit = limit  # the limit it went past
 
 
 class EgressFailure(UpstreamFailure):
