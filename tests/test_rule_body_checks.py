@@ -7,15 +7,27 @@ Engine tests run without processes; the API tests share the session's real admin
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
+from playwright.sync_api import expect
 
 from models.body_checks import NOT_JSON
 from models.mcp import McpCall, parse_calls
 from models.request_body import facts as body_facts
 from models.rule_engine import BodyFacts, RequestFacts, authorize, build_scope, compile_rule
-from tests.support import assert_error, assert_has, assert_invalid, create, new_proxy
+from tests.support import (
+    Api,
+    assert_error,
+    assert_has,
+    assert_invalid,
+    create,
+    new_client,
+    new_proxy,
+)
+from tests.test_web_admin import choose
+from tests.web_support import signed_in_page
 
 _ids = iter(range(1, 10_000))
 
@@ -393,3 +405,78 @@ def test_the_explainer_decides_bodies_and_each_mcp_call_as_the_data_plane(api, c
     surrogate = b'{"method": "POST", "path": "/", "body": "\\ud800"}'
     response = api.post(explain, data=surrogate, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "INVALID_JSON")  # no text a request could carry
+
+
+# Web admin (one Chromium story) -----------------------------------------------------------
+
+LIMIT = "Max response bytes (empty = default, 0 = no limit)"
+MCP = "MCP server (its JSON-RPC calls are decided one by one)"
+
+
+def test_a_body_and_mcp_rule_made_in_the_form_denies_in_the_explainer(browser, admin_server, owner):
+    """The rule form's body-check rows and MCP lists, the proxy form's response limit and MCP
+    flag, and the explainer's body: what the API keeps is what the pages show."""
+    api = Api(admin_server.base_url, owner.token)
+    client_id = new_client(api, "Agents")
+    proxy_id = new_proxy(api, client_id)["proxyId"]
+    base = f"{admin_server.base_url}/ui/c/{client_id}/proxies/{proxy_id}"
+    page = signed_in_page(browser, admin_server.base_url, owner.token)
+
+    # The proxy: a bad limit is refused next to its field; 0 (no limit) and MCP are kept.
+    page.goto(base)
+    page.get_by_label(LIMIT).fill("lots")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".field.has-error")).to_contain_text("Max response bytes")
+    page.get_by_label(LIMIT).fill("0")
+    page.get_by_label(MCP).check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Proxy saved.")).to_be_visible()
+    page.goto(base)
+    expect(page.get_by_label(LIMIT)).to_have_value("0")
+    expect(page.get_by_label(MCP)).to_be_checked()
+    stored = api.get(f"/api/clients/{client_id}/proxies/{proxy_id}").json()["proxies"][0]
+    assert (stored["proxyMaxResponseBytes"], stored["proxyMcp"]) == (0, True)
+
+    # A deny rule: tools/call of any tool but search and read_file on a prod- repository.
+    page.goto(f"{base}/rules/new")
+    choose(page, "Effect", "deny")
+    page.get_by_label("Body 1 json path").fill("params..repo")
+    page.get_by_label("Body 1 value pattern (optional)").fill("^prod-")
+    page.get_by_label("MCP methods, e.g. tools/call (comma-separated; empty: any)").fill(
+        "tools/call"
+    )
+    page.get_by_label("MCP tools (comma- or line-separated; empty: any)").fill("search\nread_file")
+    choose(page, "MCP tool", "the tool must be none of them")
+    page.get_by_role("button", name="Add rule").click()
+    row_error = page.locator("tr.check-row td.has-error")
+    expect(row_error).to_have_count(1)  # the API's message, by the path it names
+    expect(row_error.get_by_role("alert")).to_contain_text("empty segment")
+    page.get_by_label("Body 1 json path").fill("params.arguments.repo")
+    page.get_by_role("button", name="Add rule").click()
+    added = page.get_by_text(re.compile(r"Rule rule_[0-9a-f]+ added"))
+    expect(added).to_be_visible()
+    rule_id = re.search(r"Rule (rule_[0-9a-f]+) added", added.inner_text()).group(1)
+    listed = page.locator("tr", has=page.get_by_text(rule_id))
+    expect(listed.locator("td.body-checks")).to_contain_text("params.arguments.repo ~ ^prod-")
+    expect(listed.locator("td.mcp")).to_contain_text("tool none of search, read_file")
+
+    # The explainer with a body: each call decided as the gateway decides it.
+    def explain(tool: str, repo: str) -> None:
+        page.goto(f"{base}/explain")
+        choose(page, "Method", "POST")
+        page.get_by_label("Path below the proxy").fill("/mcp")
+        call = {"name": tool, "arguments": {"repo": repo}}
+        page.get_by_label(re.compile("^Body \\(optional")).fill(
+            json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call})
+        )
+        page.get_by_role("button", name="Explain").click()
+
+    explain("delete_repo", "prod-api")
+    expect(page.locator("#decision")).to_have_text("denied")
+    expect(page.locator("#explain-mcp-calls")).to_contain_text("delete_repo")
+    expect(page.locator("#explain-mcp-calls")).to_contain_text(rule_id)
+    explain("search", "prod-api")
+    expect(page.locator("#decision")).to_have_text("allowed")
+    explain("delete_repo", "test-api")
+    expect(page.locator("#decision")).to_have_text("allowed")
+    page.context.close()

@@ -166,6 +166,8 @@ class TargetForm(ApiForm):
     test_path = StringField("Test path (for the Test button)")
     default_effect = SelectField("When no rule matches", choices=EFFECTS)
     active = BooleanField("Active", default=True)
+    max_response_bytes = StringField("Max response bytes (empty = default, 0 = no limit)")
+    mcp = BooleanField("MCP server (its JSON-RPC calls are decided one by one)")
     # Egress (models/egress.py): how requests leave for the target.
     egress_mode = SelectField("Requests leave", choices=EGRESS_MODES, default="direct")
     egress_url = StringField("Proxy URL")
@@ -190,6 +192,8 @@ class ProxyForm(ApiForm):
         "proxyTargetCredentialId": "target_credential",
         "proxyDefaultRuleEffect": "default_effect",
         "proxyActive": "active",
+        "proxyMaxResponseBytes": "max_response_bytes",
+        "proxyMcp": "mcp",
     }
     name = StringField("Name", validators=[DataRequired()])
     alias = StringField("Alias (optional, used in the URL instead of the id)")
@@ -199,6 +203,8 @@ class ProxyForm(ApiForm):
     target_credential = SelectField("Target credential (what the gateway injects)")
     default_effect = SelectField("When no rule matches", choices=EFFECTS)
     active = BooleanField("Active", default=True)
+    max_response_bytes = StringField("Max response bytes (empty = default, 0 = no limit)")
+    mcp = BooleanField("MCP server (its JSON-RPC calls are decided one by one)")
 
 
 class CheckForm(Form):
@@ -212,6 +218,29 @@ class CheckForm(Form):
         return not (self.name.data or "").strip() and not (self.value.data or "").strip()
 
 
+class BodyCheckForm(Form):
+    """One request-body check of a rule: a JSON path and an optional value test."""
+
+    path = StringField("JSON path")
+    value = StringField("Value pattern (optional)")
+    equals = StringField("Equals (optional)")
+    presence = SelectField("Must be", choices=PRESENCE, default="present")
+
+    def is_blank(self) -> bool:
+        return not any((f.data or "").strip() for f in (self.path, self.value, self.equals))
+
+
+MCP_TOOLS_PRESENCE = [
+    ("present", "the tool must be one of them"),
+    ("absent", "the tool must be none of them"),
+]
+
+
+def name_list(text: str | None) -> list[str]:
+    """Names typed as a comma- or line-separated list, blanks dropped."""
+    return [n.strip() for line in (text or "").splitlines() for n in line.split(",") if n.strip()]
+
+
 class RuleForm(ApiForm):
     """A rule, new or changed; header and query checks are lists of rows (empty rows are
     ignored, so the form works without script: it always has a few spare rows)."""
@@ -223,6 +252,11 @@ class RuleForm(ApiForm):
         "methods": "methods",
         "pathPattern": "path_pattern",
         "pathPresence": "path_presence",
+        "bodyPattern": "body_pattern",
+        "bodyPatternPresence": "body_pattern_presence",
+        "mcpMethods": "mcp_methods",
+        "mcpTools": "mcp_tools",
+        "mcpToolsPresence": "mcp_tools_presence",
         "regexFlags": "regex_flags",
         "notes": "notes",
     }
@@ -235,12 +269,20 @@ class RuleForm(ApiForm):
     )
     header_checks = FieldList(FormField(CheckForm))
     query_checks = FieldList(FormField(CheckForm))
+    body_checks = FieldList(FormField(BodyCheckForm))
+    body_pattern = StringField("Body pattern (RE2 over the raw request body)")
+    body_pattern_presence = SelectField(
+        "Body pattern", choices=[("present", "must match"), ("absent", "must not match")]
+    )
+    mcp_methods = StringField("MCP methods, e.g. tools/call (comma-separated; empty: any)")
+    mcp_tools = TextAreaField("MCP tools (comma- or line-separated; empty: any)")
+    mcp_tools_presence = SelectField("MCP tool", choices=MCP_TOOLS_PRESENCE)
     regex_flags = StringField("Regex flags (i, m, s)")
     notes = StringField("Notes")
 
     def add_spare_rows(self) -> None:
         """The filled rows first (in their order), then empty ones to type new checks into."""
-        for rows in (self.header_checks, self.query_checks):
+        for rows in (self.header_checks, self.query_checks, self.body_checks):
             filled = self.filled_rows(rows)
             rows.entries = filled + [row for row in rows.entries if row.form.is_blank()]
             while len(rows) < len(filled) + self.SPARE_ROWS:
@@ -253,13 +295,24 @@ class RuleForm(ApiForm):
     def show_errors(self, api_errors: dict[str, list[str]], message: str = "") -> None:
         """`headerChecks.1.namePattern` goes next to the second filled header row's name."""
         rest = {}
-        lists = {"headerChecks": self.header_checks, "queryChecks": self.query_checks}
-        subfields = {"namePattern": "name", "valuePattern": "value", "presence": "presence"}
+        lists = {
+            "headerChecks": self.header_checks,
+            "queryChecks": self.query_checks,
+            "bodyChecks": self.body_checks,
+        }
+        subfields = {
+            "namePattern": "name",
+            "path": "path",
+            "valuePattern": "value",
+            "equals": "equals",
+            "presence": "presence",
+        }
         for api_name, messages in api_errors.items():
             parts = api_name.split(".")
             rows = self.filled_rows(lists[parts[0]]) if parts[0] in lists else []
             if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
-                field = getattr(rows[int(parts[1])].form, subfields.get(parts[2], "name"))
+                row = rows[int(parts[1])].form
+                field = getattr(row, subfields.get(parts[2], ""), None) or next(iter(row))
                 field.errors = [*field.errors, *(plain(parts[2], m) for m in messages)]
             else:
                 rest[api_name] = messages
@@ -272,6 +325,7 @@ class ExplainForm(ApiForm):
         "path": "path",
         "headers": "headers",
         "query": "query",
+        "body": "body",
     }
     method = SelectField(
         "Method", choices=[(m, m) for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")]
@@ -279,3 +333,4 @@ class ExplainForm(ApiForm):
     path = StringField("Path below the proxy", default="/", validators=[DataRequired()])
     headers = TextAreaField("Headers, one 'Name: value' per line")
     query = StringField("Query string, e.g. page=2&debug=1")
+    body = TextAreaField("Body (optional: for rules that read it, and an MCP proxy's calls)")

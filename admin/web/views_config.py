@@ -233,7 +233,18 @@ def _proxy_body(form: ProxyForm) -> dict:
         "proxyTargetCredentialId": form.target_credential.data,
         "proxyDefaultRuleEffect": form.default_effect.data,
         "proxyActive": form.active.data,
+        "proxyMaxResponseBytes": _whole_number(form.max_response_bytes.data),
+        "proxyMcp": form.mcp.data,
     }
+
+
+def _whole_number(text: str | None) -> int | str | None:
+    """Empty: None (the default); digits: the number; anything else as typed, for the API
+    to refuse next to the field."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() and text.isascii() else text
 
 
 @bp.route("/c/<client_id>/proxies/new", methods=["GET", "POST"])
@@ -268,6 +279,10 @@ def proxy(client_id: str, proxy_id: str):
         target_credential=record["proxyTargetCredentialId"],
         default_effect=record["proxyDefaultRuleEffect"],
         active=record["proxyActive"],
+        max_response_bytes=(
+            "" if record.get("proxyMaxResponseBytes") is None else record["proxyMaxResponseBytes"]
+        ),
+        mcp=record.get("proxyMcp", False),
     )
     if form.submit_ok():
         require("admin")

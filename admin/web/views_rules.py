@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from flask import flash, redirect, render_template, url_for
 
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get, get_one
-from admin.web.forms import ExplainForm, RuleForm, name_value_lines
+from admin.web.forms import ExplainForm, RuleForm, name_list, name_value_lines
 from admin.web.scopes import scope_parent
 from admin.web.session import load_client, require, signed_in
+from models.json_limits import loads
 
 
 def _checks(form: RuleForm, rows) -> list[dict]:
@@ -23,6 +27,33 @@ def _checks(form: RuleForm, rows) -> list[dict]:
     ]
 
 
+def _body_checks(form: RuleForm) -> list[dict]:
+    checks = []
+    for row in form.filled_rows(form.body_checks):
+        check: dict[str, Any] = {"path": row.form.path.data.strip()}
+        if (row.form.value.data or "").strip():
+            check["valuePattern"] = row.form.value.data.strip()
+        if (row.form.equals.data or "").strip():
+            check["equals"] = equals_value(row.form.equals.data.strip())
+        checks.append(check | {"presence": row.form.presence.data})
+    return checks
+
+
+def equals_value(text: str) -> Any:
+    """A typed `equals`: JSON if it reads as JSON (`1`, `true`, `null`, `"1"`), else the text."""
+    try:
+        return loads(text)
+    except ValueError:
+        return text
+
+
+def equals_text(value: Any) -> str:
+    """`equals` as typed back: a string as itself unless it would read as other JSON."""
+    if isinstance(value, str) and equals_value(value) == value:
+        return value
+    return json.dumps(value)
+
+
 def rule_body(form: RuleForm) -> dict:
     """The API's rule from the form: every field is sent, so an update can also clear one."""
     methods = [m.strip().upper() for m in (form.methods.data or "").split(",") if m.strip()]
@@ -34,6 +65,12 @@ def rule_body(form: RuleForm) -> dict:
         "pathPresence": form.path_presence.data,
         "headerChecks": _checks(form, form.header_checks),
         "queryChecks": _checks(form, form.query_checks),
+        "bodyChecks": _body_checks(form),
+        "bodyPattern": form.body_pattern.data or None,
+        "bodyPatternPresence": form.body_pattern_presence.data,
+        "mcpMethods": name_list(form.mcp_methods.data),
+        "mcpTools": name_list(form.mcp_tools.data),
+        "mcpToolsPresence": form.mcp_tools_presence.data,
         "regexFlags": form.regex_flags.data or "",
         "notes": form.notes.data or None,
     }
@@ -52,6 +89,12 @@ def rule_form(rule: dict | None = None) -> RuleForm:
             path_presence=rule.get("pathPresence") or "present",
             header_checks=[_row(c) for c in rule.get("headerChecks") or []],
             query_checks=[_row(c) for c in rule.get("queryChecks") or []],
+            body_checks=[_body_row(c) for c in rule.get("bodyChecks") or []],
+            body_pattern=rule.get("bodyPattern") or "",
+            body_pattern_presence=rule.get("bodyPatternPresence") or "present",
+            mcp_methods=", ".join(rule.get("mcpMethods") or []),
+            mcp_tools="\n".join(rule.get("mcpTools") or []),
+            mcp_tools_presence=rule.get("mcpToolsPresence") or "present",
             regex_flags=rule.get("regexFlags") or "",
             notes=rule.get("notes") or "",
         )
@@ -62,6 +105,15 @@ def _row(check: dict) -> dict:
     return {
         "name": check["namePattern"],
         "value": check.get("valuePattern") or "",
+        "presence": check.get("presence") or "present",
+    }
+
+
+def _body_row(check: dict) -> dict:
+    return {
+        "path": check["path"],
+        "value": check.get("valuePattern") or "",
+        "equals": equals_text(check["equals"]) if "equals" in check else "",
         "presence": check.get("presence") or "present",
     }
 
@@ -150,7 +202,8 @@ def explain(client_id: str, proxy_id: str):
                 "path": form.path.data,
                 "headers": name_value_lines(form.headers.data),
                 "query": form.query.data or "",
-            },
+            }
+            | ({"body": form.body.data} if form.body.data else {}),
         )
         if answer.ok:
             explanation = answer.item("explanations")
