@@ -67,10 +67,16 @@ def _credential(kind: str, auth_type: str, secret: dict) -> dict:
 
 
 def configure(
-    api: CoreApi, target_url: str, proxies: int, *, governed: bool = False
+    api: CoreApi,
+    target_url: str,
+    proxies: int,
+    *,
+    governed: bool = False,
+    proxy_fields: dict | None = None,
 ) -> list[Proxy]:
     """`proxies` proxies to `target_url`, each with its own key and three rules, and when
-    `governed` a conditional meter and a payload filter."""
+    `governed` a conditional meter and a payload filter; `proxy_fields` are added to each
+    proxy (e.g. `proxyMaxResponseBytes`)."""
     client = api.create("/api/clients", {"clientName": "bench"}, "clients")["clientId"]
     base = f"/api/clients/{client}"
     target_credential = api.create(
@@ -100,6 +106,7 @@ def configure(
                 "proxyTargetCredentialId": target_credential,
                 "proxyMaxRequestsPerMinute": BENCH_LIMIT,
                 "proxyMaxRequestsPerDay": BENCH_LIMIT,
+                **(proxy_fields or {}),
             },
             "proxies",
         )["sKey"]

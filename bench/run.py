@@ -10,6 +10,11 @@ D+. as D, and every proxy also has a conditional usage meter and a payload filte
 E. the Async API: enqueue rate, and how fast the queued jobs are delivered
 F. as C through HAProxy (the layout of `make run WORKERS=N`): 1 worker, 2 workers
 C on PostgreSQL: as C with the store on a throwaway PostgreSQL server
+S. and L. (issue 18, bench/streaming.py): SSE time to first byte, and a 100 MiB streamed
+   download's throughput, against direct and bare mitmdump
+
+`bench/run.py --only sse,download` runs only S and L (`main` is A to F, the latency,
+memory and Core API figures); `make bench` runs everything.
 
 Each round measures B, C, D, D+, E, F and C on PostgreSQL in turn, so drift of the
 machine falls on all of them. The ratios are to B of the same round (F and C on
@@ -22,12 +27,12 @@ end, bench/core_api.py times the Core API's list of 10,000 proxies on both store
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,24 +45,35 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import streaming
 from bench.balancer import (
     consecutive_free_ports,
     haproxy_command,
     start_postgresql,
     trusted_balancer_args,
 )
-from bench.configure import LIMITS_ENV, CoreApi, configure
+from bench.configure import configure
+from bench.processes import (
+    BENCH,
+    DATA_PLANE_CORE,
+    LOAD_CORE,
+    ROOT,
+    Processes,
+    answers,
+    free_port,
+    pinned,
+    rss_mb,
+    start_admin,
+    start_gateway,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-DATA_PLANE_CORE, LOAD_CORE = "0", "1"
 ROUNDS = 3
 WARMUP_S, MEASURE_S = 2, 8
 CONNECTIONS = 50
 LATENCY_ROUNDS = 2
 MEMORY_MARKS = (20_000, 200_000)
 SPREAD_PROXIES = 100
-START_TIMEOUT_S = 60
 DRAIN_TIMEOUT_S = 180
 
 
@@ -68,16 +84,6 @@ class Run:
     p99_ms: float
     requests: int
     cpu_ms: float | None = None  # CPU of the measured process per request, all its threads
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pinned(core: str, *command) -> list[str]:
-    return ["taskset", "-c", core, *map(str, command)]
 
 
 def ensure_wrk() -> None:
@@ -131,83 +137,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_for(check, what: str, timeout: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+SCENARIOS = ("main", *streaming.SCENARIOS)  # main: A to F, latency, memory and the Core API
 
 
-def answers(url: str, headers: dict | None = None) -> bool:
-    try:
-        return requests.get(url, headers=headers, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+def chosen_scenarios(argv: list[str] | None = None) -> set[str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios to run, of {', '.join(SCENARIOS)} (default: all)",
+    )
+    chosen = {name.strip() for name in parser.parse_args(argv).only.split(",") if name.strip()}
+    if not chosen or chosen - set(SCENARIOS):
+        parser.error(f"--only: choose from {', '.join(SCENARIOS)}")
+    return chosen
 
 
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-
-
-class Processes:
-    """Everything the benchmark starts, stopped at the end whatever happens."""
-
-    def __init__(self, var_dir: Path):
-        self.var_dir = var_dir
-        self.env = {**os.environ, "PORTCULLIS_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
-        self.env.update(LIMITS_ENV)  # rate limits far above what the bench sends
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = (self.var_dir / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=log
-        )
-        self.started.append(process)
-        return process
-
-    def log(self, name: str) -> str:
-        return (self.var_dir / f"{name}.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        for process in self.started:
-            process.terminate()
-        for process in self.started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def start_gateway(
-    processes: Processes,
-    name: str,
-    port: int,
-    *extra: str,
-    core: str = DATA_PLANE_CORE,
-    env: dict | None = None,
-) -> subprocess.Popen:
-    return processes.start(
-        name,
-        pinned(
-            core, sys.executable, "run_proxy.py", "--port", port, "-q",
-            "--set", "portcullis_allow_targets=127.0.0.1", *extra,
-        ),
-        env,
-    )  # fmt: skip
-
-
-def main() -> int:
-    ensure_wrk()
+def main(argv: list[str] | None = None) -> int:
+    chosen = chosen_scenarios(argv)
     var_dir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     processes = Processes(var_dir)
+    code = 0
     try:
-        code = benchmark(processes)
+        if "main" in chosen:
+            ensure_wrk()
+            code = benchmark(processes)
+        if chosen & set(streaming.SCENARIOS):
+            print("\nStreaming (issue 18): starting a target, bare mitmdump and Portcullis ...",
+                  flush=True)  # fmt: skip
+            for name, met, value in streaming.run(processes, chosen):
+                print(f"target {name}: {'met' if met else 'MISSED'} ({value})")
     finally:
         processes.stop()
-    core_api()
+    if "main" in chosen:
+        core_api()
     return code
 
 
@@ -224,10 +187,7 @@ def benchmark(processes: Processes) -> int:
     up_port, admin_port, bare_port, gw_port = (free_port() for _ in range(4))
     upstream = f"http://127.0.0.1:{up_port}"
     processes.start("responder", pinned(LOAD_CORE, sys.executable, BENCH / "responder.py", up_port))
-    processes.start("admin", [sys.executable, "run_admin.py", "serve", "--port", str(admin_port)])
-    wait_for(lambda: "listening on" in processes.log("admin"), "the admin")
-    token = re.search(r"\b(u-[\w-]+)", processes.log("admin")).group(1)
-    api = CoreApi(f"http://127.0.0.1:{admin_port}", token)
+    api = start_admin(processes, "admin", admin_port)
     print("Configuring 1 + 100 + 100 proxies through the Core API ...", flush=True)
     [single] = configure(api, upstream, 1)
     spread = configure(api, upstream, SPREAD_PROXIES)
@@ -337,12 +297,7 @@ def start_on_postgresql(processes: Processes, upstream: str) -> tuple:
     var_dir.mkdir()
     env = {"DATABASE_URL": database_url, "PORTCULLIS_VAR_DIR": str(var_dir)}
     admin_port, port = free_port(), free_port()
-    processes.start(
-        "admin-pg", [sys.executable, "run_admin.py", "serve", "--port", str(admin_port)], env
-    )
-    wait_for(lambda: "listening on" in processes.log("admin-pg"), "the admin on PostgreSQL")
-    token = re.search(r"\b(u-[\w-]+)", processes.log("admin-pg")).group(1)
-    [proxy] = configure(CoreApi(f"http://127.0.0.1:{admin_port}", token), upstream, 1)
+    [proxy] = configure(start_admin(processes, "admin-pg", admin_port, env), upstream, 1)
     start_gateway(processes, "gateway-pg", port, env=env)
     url = f"http://127.0.0.1:{port}/api/{proxy.id}/items"
     wait_for(lambda: answers(url, {"X-API-Key": proxy.key}), "Portcullis on PostgreSQL")
