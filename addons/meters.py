@@ -15,7 +15,20 @@
   it is in. A body that cannot be read before forwarding (streamed because it is
   large, or content-encoded) counts as matching, so a meter is never bypassed.
 - Async API: checked and counted at accept; values are added for each delivered
-  attempt's answer (`count_response`, called by the dispatcher).
+  attempt's answer (`count_delivery`, called by the dispatcher).
+- Streams (issue 18): a response_value meter reading the body registers a
+  `StreamCount` watcher (addons/response_watch.py). On an event-stream answer it
+  reads each event as it passes (nothing is held back) and adds each value found
+  at once (models/meter_engine.py `Extraction.event_units`); the `response` hook
+  waits for those additions, so they are in before the caller sees the end of
+  the answer, and counts nothing of the body again. Any other answer (JSON, or a
+  content-encoded event stream) is needed whole, and counted in `response` as
+  before; an event-stream body that arrives whole there (or in an async
+  delivery) is read event by event the same way.
+- MCP proxies: predicates on the JSON-RPC call (`mcpMethods`, `mcpTools`) see
+  each call of the request; a request_count meter counts a batch once per call
+  that matches (several meters with different counts in one batch are counted
+  one group at a time, not all or none).
 
 Every meter counts in all four windows (minute, hour, day, month), limited or
 not; each count goes to the store in batches for the Core API's usage read-out.
@@ -23,11 +36,12 @@ not; each count goes to the store in batches for the Core API's usage read-out.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import http
@@ -47,6 +61,7 @@ from addons.failsafe import fail_closed
 from addons.limit import limits_unavailable
 from addons.meter_usage import UsageNotes, meter_key, write_usage
 from addons.outbound import to_flow_response
+from addons.response_watch import WHOLE, ResponseHead, Watch, Whole
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follows, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
@@ -54,6 +69,7 @@ from models.json_limits import loads
 from models.meter_engine import NOT_JSON, REQUEST_COUNT, RESPONSE_VALUE, CompiledMeter
 from models.rule_engine import RequestFacts
 from models.settings import Settings
+from models.sse import SseEvent, SseListener, parse_all
 from models.store import make_engine
 
 log = logging.getLogger("portcullis.meters")
@@ -68,6 +84,7 @@ UNREADABLE = object()  # a request body that cannot be read before forwarding
 _pending: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[CompiledMeter, ...]] = (
     weakref.WeakKeyDictionary()
 )
+_streams: weakref.WeakKeyDictionary[http.HTTPFlow, StreamCount] = weakref.WeakKeyDictionary()
 
 
 def counting(meter: CompiledMeter) -> tuple[Limit, ...]:
@@ -135,23 +152,38 @@ def body_document(body: bytes, encoding: str | None) -> Any:
 
 def matching(meters: Sequence[CompiledMeter], state: FlowState, document: Any):
     """The meters the request counts toward."""
+    return [meter for meter, _times in matching_times(meters, state, document)]
+
+
+def matching_times(
+    meters: Sequence[CompiledMeter], state: FlowState, document: Any
+) -> list[tuple[CompiledMeter, int]]:
+    """The meters the request counts toward, each with how many times: once, or for a
+    JSON-RPC batch on an MCP proxy, once per call its MCP predicates match."""
     if not any(m.conditional for m in meters):
-        return list(meters)
+        return [(meter, 1) for meter in meters]
     reads_headers, reads_query = state.proxy.meters_read
     facts = RequestFacts(
         state.method,
         state.path,
         state.caller_headers if reads_headers else (),  # only what the predicates look at
         state.caller_query if reads_query else (),
+        body=state.body,
     )
+    calls = [facts.for_call(call) for call in state.mcp_calls] or [facts]
     found = []
     for meter in meters:
         if document is UNREADABLE and meter.needs_body:
             # The body checks cannot be read before forwarding: the rest decide.
             if meter.rule is None or any(meter.rule.matches(r) for r in facts.readings()):
-                found.append(meter)
-        elif meter.matches(facts, document):
-            found.append(meter)
+                found.append((meter, 1))
+            continue
+        if meter.reads_mcp:
+            times = sum(1 for each in calls if meter.matches(each, document))
+        else:
+            times = 1 if meter.matches(calls[0], document) else 0
+        if times:
+            found.append((meter, times))
     return found
 
 
@@ -228,7 +260,8 @@ class Meters:
             await self._check(flow, state, meters, request_document(flow.request))
 
     async def _check(self, flow, state: FlowState, meters, document: Any) -> None:
-        found = matching(meters, state, document)
+        times = dict((m.id, n) for m, n in matching_times(meters, state, document))
+        found = [m for m in meters if m.id in times]
         _pending[flow] = tuple(m for m in found if m.meter_type == RESPONSE_VALUE)
         if not found:
             return
@@ -241,14 +274,19 @@ class Meters:
                     if refused is not None:
                         return self._refuse(flow, state, meter, refused[0], now)
             counted = [m for m in found if m.meter_type == REQUEST_COUNT]
-            if counted:
-                limits = [limit for m in counted for limit in counting(m)]
-                outcome = await self.shared.counters.consume(limits, 1, now=now)
+            for cost in sorted({times[m.id] for m in counted}):  # one group unless a batch
+                group = [m for m in counted if times[m.id] == cost]
+                limits = [limit for m in group for limit in counting(m)]
+                outcome = await self.shared.counters.consume(limits, cost, now=now)
                 if not outcome.allowed:
                     key = outcome.refused.limit.key
-                    meter = next(m for m in counted if meter_key(m.id) == key)
+                    meter = next(m for m in group if meter_key(m.id) == key)
                     return self._refuse(flow, state, meter, outcome.refused, now)
                 self._write(outcome)
+            reading_body = tuple(m for m in _pending[flow] if m.extraction.location == "body")
+            if reading_body:
+                _streams[flow] = watcher = StreamCount(self, state, reading_body)
+                state.watchers.append(watcher)
         except CountersUnavailable:
             state.mark("systemError")
             state.proxy_code = GATEWAY_ERROR
@@ -274,46 +312,65 @@ class Meters:
         a failure to count it costs its value (and a traceback in the log)."""
         try:
             meters = _pending.pop(flow, ())
+            stream = _streams.pop(flow, None)
             state = state_of(flow)
+            if stream is not None:
+                await stream.settled()
+                if stream.listened:  # its events were counted as they passed
+                    meters = tuple(m for m in meters if m.extraction.location != "body")
             if not meters or state is None or state.upstream_status is None:
                 return  # the target did not answer: nothing to add
-            answer_ = state.final_response or flow.response
-            await self.count_response(
-                state, meters, answer_.headers.get, lambda: response_document(answer_)
-            )
+            await self.count_response(state, meters, state.final_response or flow.response)
         except Exception:
             log.exception("counting meters of %s failed", flow.request.path.split("?")[0])
 
+    async def error(self, flow: http.HTTPFlow) -> None:
+        """A streamed answer broken off: the values of the events that passed are added."""
+        stream = _streams.pop(flow, None)
+        _pending.pop(flow, None)
+        if stream is not None:
+            await stream.settled()
+
     async def count_response(
-        self,
-        state: FlowState,
-        meters: Sequence[CompiledMeter],
-        header: Callable[[str], str | None],
-        document: Callable[[], Any],
+        self, state: FlowState, meters: Sequence[CompiledMeter], response: http.Response
     ) -> None:
-        """Add each response_value meter's value read from a target's answer. Counters that
-        are unavailable cost the value (logged); the callers catch anything else."""
+        """Add each response_value meter's value read from a target's whole answer (an
+        event stream: the sum of its events' values). Counters that are unavailable cost
+        the value (logged); the callers catch anything else."""
+        events: list[SseEvent] | None = None
         parsed: Any = None
         for meter in meters:
-            if meter.extraction.location == "body" and parsed is None:
-                parsed = document()
-            value, why = meter.extraction.extract(header, parsed)
+            extraction = meter.extraction
+            if extraction.location == "body" and is_event_stream(response):
+                if events is None:
+                    events = parse_all(response.get_content(strict=False) or b"")
+                value, why = extraction.stream_units(events)
+            else:
+                if extraction.location == "body" and parsed is None:
+                    parsed = response_document(response)
+                value, why = extraction.extract(response.headers.get, parsed)
             if why is not None:
                 log.info("meter %s counts 0 for this answer: %s", meter.id, why)
                 continue
-            now = self._now()
-            try:
+            await self.add_value(state, meter, value, answer=True)
+
+    async def add_value(
+        self, state: FlowState, meter: CompiledMeter, value: int, answer: bool
+    ) -> None:
+        """Add `value` units to a response_value meter (and, with `answer`, one answer to its
+        count of answers) and charge them. Counters that are unavailable cost the value."""
+        now = self._now()
+        try:
+            if answer:
                 await self.shared.counters.consume(answering(meter.id), 1, now=now)
-                if value == 0:
-                    continue
-                outcome = await self.shared.counters.consume(counting_all(meter.id), value, now=now)
-            except CountersUnavailable:
-                log.warning(
-                    "meter %s: %d units not counted (counters unavailable)", meter.id, value
-                )
-                continue
-            self._write(outcome)
-            await self._charge(state, meter, value)
+            if value == 0:
+                return
+            outcome = await self.shared.counters.consume(counting_all(meter.id), value, now=now)
+        except CountersUnavailable:
+            log.warning("meter %s: %d units not counted (counters unavailable)", meter.id, value)
+            return
+        self._write(outcome)
+        await self._charge(state, meter, value)
 
     async def _charge(self, state: FlowState, meter: CompiledMeter, value: int) -> None:
         """The budget's debit for `value` units (nothing when the proxy has no unit price)."""
@@ -338,10 +395,7 @@ class Meters:
             headers = http.Headers(state.caller_fields)
             document = body_document(body or b"", headers.get("content-encoding"))
             meters = matching(meters, state, document)
-            response = to_flow_response(answer_, state.method)
-            await self.count_response(
-                state, meters, response.headers.get, lambda: response_document(response)
-            )
+            await self.count_response(state, meters, to_flow_response(answer_, state.method))
         except Exception:
             log.exception("counting meters of async attempt %s failed", state.request_id)
 
@@ -360,6 +414,65 @@ def counting_all(meter_id: str) -> tuple[Limit, ...]:
 def answering(meter_id: str) -> tuple[Limit, ...]:
     """Adding one answer to a response_value meter's count of answers, in every window."""
     return tuple(Limit(answers_key(meter_id), w, UNLIMITED) for w in Window)
+
+
+def is_event_stream(response: http.Response) -> bool:
+    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "text/event-stream"
+
+
+class StreamCount:
+    """The watcher of a request's body-reading response_value meters (see the module).
+
+    On an event-stream answer: a listener adding each event's values as it passes
+    (scheduled on the event loop at once; `settled` waits for them). Otherwise the
+    answer is needed whole and counted in `Meters.response`.
+    """
+
+    def __init__(self, stage: Meters, state: FlowState, meters: tuple[CompiledMeter, ...]):
+        self.stage, self.state, self.meters = stage, state, meters
+        self.listened = False  # the answer's events were read as they passed
+        self._answered: set[str] = set()  # meters that counted this answer already
+        self._adding: list[asyncio.Future] = []
+        self._loop = asyncio.get_running_loop()
+
+    def watch(self, head: ResponseHead) -> Watch | Whole | None:
+        if head.is_event_stream and not head.encoded:
+            self.listened = True
+            return SseListener(self._event)
+        return WHOLE  # JSON (or an encoded stream): read whole in `response`, as before
+
+    def _event(self, event: SseEvent) -> None:
+        for meter in self.meters:
+            reading = meter.extraction.event_units(event)
+            if reading is None:
+                continue
+            value, why = reading
+            if why is not None:
+                log.info("meter %s counts 0 for this event: %s", meter.id, why)
+                continue
+            answer = meter.id not in self._answered
+            self._answered.add(meter.id)
+            self._schedule(self.stage.add_value(self.state, meter, value, answer))
+
+    def _schedule(self, adding) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._adding.append(self._loop.create_task(adding))
+        else:  # a watch run off the event loop (a thread): hand it over
+            future = asyncio.run_coroutine_threadsafe(adding, self._loop)
+            self._adding.append(asyncio.wrap_future(future, loop=self._loop))
+
+    async def settled(self) -> None:
+        """Wait for the values of the events so far to be added (failures are logged)."""
+        while self._adding:
+            adding, self._adding = self._adding, []
+            for outcome in await asyncio.gather(*adding, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    log.error("adding a streamed meter value failed: %r", outcome)
 
 
 def response_document(response: http.Response) -> Any:

@@ -289,3 +289,13 @@ class SseRewriter:
         if sent is None:
             return b""
         return block.raw if sent == block.event else sent.encode()
+
+
+def parse_all(body: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> list[SseEvent]:
+    """Every event of a complete event-stream body (a last one without its blank line too)."""
+    parser = SseParser(max_event_bytes)
+    events = parser.feed(body)
+    last = parser.finish()
+    if last is not None and last.event is not None:
+        events.append(last.event)
+    return events

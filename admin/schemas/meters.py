@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from admin.schemas.common import ApiSchema, OwnedSchema, Timestamp, name_field
+from admin.schemas.common import (
+    ApiSchema,
+    OwnedSchema,
+    Timestamp,
+    name_field,
+    validate_no_control_chars,
+)
 from admin.schemas.rules import METHODS, PRESENCE_ALIASES, CheckSchema, check_rule_patterns
+from admin.schemas.rules import _mcp_names as mcp_names
 from models.json_paths import JsonPathError, parse_path
 from models.meter import EXTRACTION_LOCATIONS, METER_MODES, METER_TYPES
 from models.patterns import PatternError, check_flags, compile_pattern
@@ -43,6 +50,14 @@ class ExtractionSchema(ApiSchema):
     location = fields.String(required=True, validate=validate.OneOf(EXTRACTION_LOCATIONS))
     path = fields.String(validate=_json_path)  # location body
     name = fields.String(validate=validate.Regexp(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,200}$"))
+    event = fields.String(
+        allow_none=True,
+        validate=[validate.Length(min=1, max=200), validate_no_control_chars],
+        metadata={
+            "description": "location body on an event-stream answer: read only events of "
+            "this name (e.g. message_delta); omitted: every event"
+        },
+    )
 
     @validates_schema
     def _one_source(self, data, **kwargs):
@@ -51,11 +66,16 @@ class ExtractionSchema(ApiSchema):
                 raise ValidationError("Required for location body.", "path")
             if "name" in data:
                 raise ValidationError("Only for location header.", "name")
+            if data.get("event") is None:
+                data.pop("event", None)
         elif data.get("location") == "header":
             if "name" not in data:
                 raise ValidationError("Required for location header.", "name")
             if "path" in data:
                 raise ValidationError("Only for location body.", "path")
+            if data.get("event") is not None:
+                raise ValidationError("Only for location body.", "event")
+            data.pop("event", None)
 
 
 class BodyCheckSchema(ApiSchema):
@@ -82,6 +102,9 @@ class PredicatesSchema(ApiSchema):
     headerChecks = fields.List(fields.Nested(CheckSchema))
     queryChecks = fields.List(fields.Nested(CheckSchema))
     bodyChecks = fields.List(fields.Nested(BodyCheckSchema))
+    mcpMethods = mcp_names("mcpMethods", "JSON-RPC methods (exact), e.g. tools/call; MCP proxies")
+    mcpTools = mcp_names("mcpTools", "tool names (exact) of tools/call; MCP proxies")
+    mcpToolsPresence = fields.String(validate=validate.OneOf(sorted(PRESENCE_ALIASES)))
     regexFlags = fields.String(validate=validate.Length(max=8))
 
 
@@ -114,7 +137,15 @@ def check_meter(values: dict) -> dict:
         raise ValidationError({"extraction": ["Only response_value meters take an extraction."]})
     if values["mode"] == "conditional" and not any(
         predicates.get(key)
-        for key in ("methods", "pathPattern", "headerChecks", "queryChecks", "bodyChecks")
+        for key in (
+            "methods",
+            "pathPattern",
+            "headerChecks",
+            "queryChecks",
+            "bodyChecks",
+            "mcpMethods",
+            "mcpTools",
+        )
     ):
         raise ValidationError({"predicates": ["A conditional meter needs at least one predicate."]})
     if values["mode"] == "all" and any(v not in (None, [], "") for v in predicates.values()):
@@ -125,8 +156,12 @@ def check_meter(values: dict) -> dict:
         raise ValidationError({"predicates": {"regexFlags": [str(exc)]}}) from None
     if predicates:
         predicates["regexFlags"] = flags
-        if "pathPresence" in predicates:
-            predicates["pathPresence"] = PRESENCE_ALIASES[predicates["pathPresence"]]
+        for key in ("pathPresence", "mcpToolsPresence"):
+            if key in predicates:
+                predicates[key] = PRESENCE_ALIASES[predicates[key]]
+        for key in ("mcpMethods", "mcpTools"):
+            if key in predicates:
+                predicates[key] = list(dict.fromkeys(predicates[key]))
         try:
             check_rule_patterns(
                 {

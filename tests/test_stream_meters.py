@@ -1,0 +1,209 @@
+"""Meters reading event streams (issue 18) on a real data plane: a real admin, a real
+mitmdump, real targets on 127.0.0.1 (a chunked SSE target here, the recording upstream),
+on both stores.
+
+A `response_value` meter reads its path in each SSE event's data as the event passes
+(nothing held back; the caller gets the target's bytes unchanged) and the count applies
+to the meter's limits as for JSON answers (a window refuses once the average answer would
+take it past its limit). MCP proxies: predicates on the JSON-RPC method and tool.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.async_support import finished, submit, wait_for_job
+from tests.proxy_support import CALLER_KEY, Setup, call
+from tests.support import create, poll
+from tests.test_meters import arrived, metered_proxy, synced, usage
+
+AUTH = {"X-API-Key": CALLER_KEY}
+
+
+def openai_stream(total_tokens: int) -> list[bytes]:
+    """An OpenAI-style streamed completion, one event per chunk: `usage: null` on every
+    chunk but the last, which carries the usage; then `data: [DONE]`."""
+    chunk = {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "Hi"}}]}
+    return [
+        b"data: " + json.dumps({**chunk, "usage": None}).encode() + b"\n\n",
+        b"data: " + json.dumps({**chunk, "usage": None}).encode() + b"\n\n",
+        b"data: "
+        + json.dumps({**chunk, "choices": [], "usage": {"total_tokens": total_tokens}}).encode()
+        + b"\n\n",
+        b"data: [DONE]\n\n",
+    ]
+
+
+def anthropic_stream(output_tokens: int, line_end: bytes = b"\n") -> bytes:
+    """An Anthropic-style stream; another event also carries `usage.output_tokens`, which a
+    meter reading only `message_delta` must not count."""
+    events = [
+        ("message_start", {"type": "message_start", "message": {"usage": {"output_tokens": 1}}}),
+        ("content_block_delta", {"type": "content_block_delta", "usage": {"output_tokens": 999}}),
+        ("message_delta", {"type": "message_delta", "usage": {"output_tokens": output_tokens}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    n = line_end
+    return b"".join(
+        b"event: " + name.encode() + n + b"data: " + json.dumps(data).encode() + n + n
+        for name, data in events
+    )
+
+
+class _SseHandler(BaseHTTPRequestHandler):
+    """POST any path: the request body is a JSON list of strings, sent back as a
+    `text/event-stream`, each string in its own HTTP chunk (flushed)."""
+
+    protocol_version = "HTTP/1.1"
+    server: _SseServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.seen[self.path.partition("?")[2]] += 1
+        chunks = [part.encode() for part in json.loads(body)]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class _SseServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _SseHandler)
+        self.lock = threading.Lock()
+        self.seen: Counter[str] = Counter()  # requests per query string
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def sse_target():
+    server = _SseServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def stream_call(gateway, made: Setup, chunks: list[bytes], marker: str):
+    body = json.dumps([c.decode() for c in chunks])
+    return call(gateway, "POST", f"/api/{made.id}/chat?m={marker}", headers=AUTH, data=body)
+
+
+def test_an_openai_stream_is_counted_and_limited_before_the_target(
+    api, sse_target, gateway, admin_server
+):
+    tokens = {
+        "meterName": "Streamed tokens",
+        "meterType": "response_value",
+        "extraction": {"location": "body", "path": "usage.total_tokens"},
+        "limits": {"day": 1000},
+    }
+    made, _ = metered_proxy(api, sse_target, gateway, admin_server, tokens)
+    marker = uuid.uuid4().hex
+    chunks = openai_stream(420)
+    first = stream_call(gateway, made, chunks, marker)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"].startswith("text/event-stream")
+    assert first.content == b"".join(chunks), "the meter changed the stream"
+    answers = [stream_call(gateway, made, chunks, marker) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
+    refused = answers[1].json()["error"]
+    assert refused["code"] == "METER_LIMIT_EXCEEDED"
+    assert refused["details"]["used"] == 840 and refused["details"]["limit"] == 1000
+    assert sse_target.seen[f"m={marker}"] == 2, "the refused request reached the target"
+
+
+def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway, admin_server):
+    """The event name picks the events read; an SSE answer that arrives whole (with a
+    Content-Length, from the recording upstream) and an async delivery's stored answer are
+    read the same way; a JSON meter on the same proxy reads nothing from a stream."""
+    named = {
+        "meterName": "output tokens",
+        "meterType": "response_value",
+        "extraction": {"location": "body", "path": "usage.output_tokens", "event": "message_delta"},
+    }
+    every = {
+        "meterName": "any event",
+        "meterType": "response_value",
+        "extraction": {"location": "body", "path": "usage.output_tokens"},
+    }
+    made, [meter, unnamed] = metered_proxy(api, upstream, gateway, admin_server, named, every)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/mirror/x?content_type=text/event-stream&m={marker}"
+    for line_end in (b"\n", b"\r\n", b"\r"):
+        body = anthropic_stream(15, line_end)
+        answer = call(gateway, "POST", path, headers=AUTH, data=body)
+        assert answer.status_code == 200 and answer.content == body
+    accepted = submit(
+        gateway, made, "/mirror/x?content_type=text/event-stream", data=anthropic_stream(7)
+    )
+    assert accepted.status_code == 202, accepted.text
+    wait_for_job(api, made, accepted.json()["requestId"], finished)
+    assert arrived(upstream, marker) == 3
+
+    def counted():  # the usage read-out is written in batches: one wait for both meters
+        used = usage(api, made, meter)["day"]["used"], usage(api, made, unnamed)["day"]["used"]
+        return used if used == (3 * 15 + 7, 3 * (15 + 999) + 7 + 999) else None
+
+    assert poll(counted), (usage(api, made, meter), usage(api, made, unnamed))
+
+
+def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway, admin_server):
+    """On an MCP proxy: `tools/call` of `search` only, once per matching call of a batch."""
+    made = Setup(api, upstream, proxyMcp=True)
+    searches = create(
+        api,
+        f"{made.base}/proxies/{made.id}/meters",
+        {
+            "meterName": "search calls",
+            "meterType": "request_count",
+            "meterMode": "conditional",
+            "predicates": {"mcpMethods": ["tools/call"], "mcpTools": ["search"]},
+            "limits": {"day": 3},
+        },
+        "meters",
+    )
+    synced(admin_server, gateway)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/mirror/mcp?m={marker}"
+
+    def rpc(method: str, tool: str | None = None, id_: int = 1) -> dict:
+        params = {"name": tool, "arguments": {}} if tool else {}
+        return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
+
+    def send(body) -> int:
+        return call(gateway, "POST", path, headers=AUTH, json=body).status_code
+
+    assert send(rpc("tools/call", "search")) == 200
+    assert send(rpc("tools/call", "delete_repo")) == 200  # another tool: not counted
+    assert send(rpc("tools/list")) == 200  # another method: not counted
+    batch = [rpc("tools/call", "search", 2), rpc("tools/call", "read_file", 3),
+             rpc("tools/call", "search", 4)]  # fmt: skip
+    assert send(batch) == 200  # two searches: 3 of 3
+    refused = call(gateway, "POST", path, headers=AUTH, json=rpc("tools/call", "search"))
+    assert refused.status_code == 429, refused.text
+    details = refused.json()["error"]["details"]
+    assert details["meterId"] == searches["meterId"] and details["used"] == 3
+    assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
+    assert arrived(upstream, marker) == 4
