@@ -442,6 +442,9 @@ def test_a_body_and_mcp_rule_made_in_the_form_denies_in_the_explainer(browser, a
     choose(page, "Effect", "deny")
     page.get_by_label("Body 1 json path").fill("params..repo")
     page.get_by_label("Body 1 value pattern (optional)").fill("^prod-")
+    page.get_by_label("Body 2 json path").fill("params.arguments.force")
+    page.get_by_label("Body 2 equals (optional)").fill("true")  # JSON: the boolean
+    choose(page, "Body 2 must be", "must be absent")
     page.get_by_label("MCP methods, e.g. tools/call (comma-separated; empty: any)").fill(
         "tools/call"
     )
@@ -459,6 +462,27 @@ def test_a_body_and_mcp_rule_made_in_the_form_denies_in_the_explainer(browser, a
     listed = page.locator("tr", has=page.get_by_text(rule_id))
     expect(listed.locator("td.body-checks")).to_contain_text("params.arguments.repo ~ ^prod-")
     expect(listed.locator("td.mcp")).to_contain_text("tool none of search, read_file")
+    rules_url = f"/api/clients/{client_id}/proxies/{proxy_id}/rules/{rule_id}"
+    rule = api.get(rules_url).json()["rules"][0]
+    assert rule["bodyChecks"][1] == {
+        "path": "params.arguments.force",
+        "equals": True,
+        "presence": "absent",
+    }
+    assert (rule["mcpMethods"], rule["mcpTools"]) == (["tools/call"], ["search", "read_file"])
+    # Its edit page shows what is stored, and saving it unchanged changes nothing.
+    listed.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Body 1 json path")).to_have_value("params.arguments.repo")
+    expect(page.get_by_label("Body 2 equals (optional)")).to_have_value("true")
+    expect(page.get_by_label("MCP tools (comma- or line-separated; empty: any)")).to_have_value(
+        "search\nread_file"
+    )
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.get_by_text(f"Rule {rule_id} saved.")).to_be_visible()
+    again = api.get(rules_url).json()["rules"][0]
+    assert {k: v for k, v in again.items() if k != "ruleUpdatedAt"} == {
+        k: v for k, v in rule.items() if k != "ruleUpdatedAt"
+    }
 
     # The explainer with a body: each call decided as the gateway decides it.
     def explain(tool: str, repo: str) -> None:
