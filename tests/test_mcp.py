@@ -8,13 +8,20 @@ the client raises as McpError for any other tool; batches are decided element by
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from mcp.shared.exceptions import McpError
 
-from tests.mcp_support import McpServer, with_session
+from addons.mcp_policy import ToolsListFilter
+from addons.response_watch import WHOLE, ResponseHead, run_watches, watches_for
+from models.mcp import McpCall
+from models.rule_engine import RequestFacts, build_scope
+from models.sse import SseParser
+from tests.mcp_support import TOOLS, McpServer, with_session
 from tests.proxy_support import CALLER_KEY, Setup, call, logged
 from tests.support import Api
 
@@ -146,3 +153,40 @@ def test_batches_and_odd_calls_are_decided_element_by_element(owner_api, mcp_ser
         refused = refused[0] if isinstance(refused, list) else refused
         assert refused["error"]["code"] == -32001, (body, refused)
     assert mcp_server.calls[len(before) :] == [], "a refused call reached the MCP server"
+
+
+def test_a_streamed_tools_list_is_cut_event_by_event_whatever_the_chunking():
+    """The watch the forward stage runs over a streamed `tools/list` answer (no process:
+    the same ToolsListFilter the data plane registers, over every chunk size)."""
+    rule = SimpleNamespace(
+        id="rule_only_search", effect="deny", priority=0, methods=[], path_pattern=None,
+        path_presence="present", header_checks=[], query_checks=[], regex_flags="",
+        mcp_methods=["tools/call"], mcp_tools=["search"], mcp_tools_presence="absent",
+    )  # fmt: skip
+    scopes = [build_scope("proxyCredential", "allow", [rule])]
+    calls = (McpCall("tools/list", None, 3, jsonrpc("tools/list", 3)),)
+    facts = RequestFacts("POST", "/mcp", (), ())
+    listed = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {"tools": [{"name": name, "inputSchema": {}} for name in (*TOOLS, 5)]},
+    }
+    other = b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n'
+    body = b": keep-alive\n\n" + other + f"event: message\ndata: {json.dumps(listed)}\n\n".encode()
+    head = ResponseHead("POST", 200, ((b"content-type", b"text/event-stream"),))
+    for size in (1, 7, 64, len(body)):
+        watcher = ToolsListFilter(scopes, facts, calls)
+        whole, watches = watches_for([watcher], head)
+        assert not whole and len(watches) == 1
+        out = b"".join(
+            run_watches(watches, body[at : at + size]) for at in range(0, len(body), size)
+        ) + run_watches(watches, b"", final=True)
+        assert out.startswith(b": keep-alive\n\n" + other), size
+        events = SseParser().feed(out)
+        assert [json.loads(e.data).get("id") for e in events] == [None, 3]
+        assert [t["name"] for t in json.loads(events[1].data)["result"]["tools"]] == ["search"]
+    json_head = ResponseHead("POST", 200, ((b"content-type", b"application/json"),))
+    encoded = ResponseHead("POST", 200, (*head.headers, (b"content-encoding", b"gzip")))
+    refused = ResponseHead("POST", 404, json_head.headers)
+    needs = [ToolsListFilter(scopes, facts, calls).watch(h) for h in (json_head, encoded, refused)]
+    assert needs == [WHOLE, WHOLE, None]
