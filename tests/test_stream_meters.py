@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.support import create, poll
 from tests.test_meters import arrived, metered_proxy, synced, usage
 
 AUTH = {"X-API-Key": CALLER_KEY}
+GATE_MAX_S = 10
 
 
 def openai_stream(total_tokens: int) -> list[bytes]:
@@ -58,7 +60,8 @@ def anthropic_stream(output_tokens: int, line_end: bytes = b"\n") -> bytes:
 
 class _SseHandler(BaseHTTPRequestHandler):
     """POST any path: the request body is a JSON list of strings, sent back as a
-    `text/event-stream`, each string in its own HTTP chunk (flushed)."""
+    `text/event-stream`, each string in its own HTTP chunk (flushed). With `hold` in the
+    query the rest waits after the first chunk until the test opens `gate`."""
 
     protocol_version = "HTTP/1.1"
     server: _SseServer
@@ -69,16 +72,18 @@ class _SseHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with self.server.lock:
-            self.server.seen[self.path.partition("?")[2]] += 1
+            self.server.seen[parse_qs(self.path.partition("?")[2])["m"][0]] += 1
         chunks = [part.encode() for part in json.loads(body)]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.flush()
+            if index == 0 and "hold" in self.path:
+                self.server.held.append(self.server.gate.wait(GATE_MAX_S))
         self.wfile.write(b"0\r\n\r\n")
 
 
@@ -88,7 +93,9 @@ class _SseServer(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _SseHandler)
         self.lock = threading.Lock()
-        self.seen: Counter[str] = Counter()  # requests per query string
+        self.seen: Counter[str] = Counter()  # requests per `m` (marker) query parameter
+        self.gate = threading.Event()
+        self.held: list[bool] = []  # per held answer: whether the gate opened in time
 
     @property
     def base_url(self) -> str:
@@ -105,9 +112,10 @@ def sse_target():
     server.server_close()
 
 
-def stream_call(gateway, made: Setup, chunks: list[bytes], marker: str):
+def stream_call(gateway, made: Setup, chunks: list[bytes], marker: str, **kwargs):
     body = json.dumps([c.decode() for c in chunks])
-    return call(gateway, "POST", f"/api/{made.id}/chat?m={marker}", headers=AUTH, data=body)
+    path = f"/api/{made.id}/chat?m={marker}"
+    return call(gateway, "POST", path, headers=AUTH, data=body, **kwargs)
 
 
 def test_an_openai_stream_is_counted_and_limited_before_the_target(
@@ -122,16 +130,25 @@ def test_an_openai_stream_is_counted_and_limited_before_the_target(
     made, _ = metered_proxy(api, sse_target, gateway, admin_server, tokens)
     marker = uuid.uuid4().hex
     chunks = openai_stream(420)
-    first = stream_call(gateway, made, chunks, marker)
-    assert first.status_code == 200, first.text
-    assert first.headers["content-type"].startswith("text/event-stream")
-    assert first.content == b"".join(chunks), "the meter changed the stream"
+    # The meter holds nothing back: the first event reaches the caller while the target
+    # still waits to send the rest (it waits for the test, which waits for that event).
+    with stream_call(gateway, made, chunks, f"{marker}&hold", stream=True) as first:
+        assert first.status_code == 200, first.text
+        assert first.headers["content-type"].startswith("text/event-stream")
+        received = b""
+        pieces = first.iter_content(chunk_size=None)
+        while b"\n\n" not in received:
+            received += next(pieces)
+        sse_target.gate.set()
+        received += b"".join(pieces)
+    assert sse_target.held == [True], "the first event was held back until the target finished"
+    assert received == b"".join(chunks), "the meter changed the stream"
     answers = [stream_call(gateway, made, chunks, marker) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
     refused = answers[1].json()["error"]
     assert refused["code"] == "METER_LIMIT_EXCEEDED"
     assert refused["details"]["used"] == 840 and refused["details"]["limit"] == 1000
-    assert sse_target.seen[f"m={marker}"] == 2, "the refused request reached the target"
+    assert sse_target.seen[marker] == 2, "the refused request reached the target"
 
 
 def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway, admin_server):
