@@ -100,6 +100,12 @@ def test_body_rules_decide_on_json_fields_and_raw_text(api, upstream, gateway):
     assert sent == [*allowed_bodies, encoded]
     entry = logged(api, made, refused.headers["portcullis-request-id"])
     assert entry["proxyData"]["proxyCode"] == "proxy-access-denied"
+    # The Async API decides on the body the same way, before anything is queued.
+    async_path = f"/async/{made.id}/v1/chat?m={marker}"
+    refused = call(gateway, "POST", async_path, headers=AUTH, data=b'{"model": "gpt-4o"}')
+    assert refused.status_code == 403, refused.text
+    accepted = call(gateway, "POST", async_path, headers=AUTH, data=b'{"model": "small"}')
+    assert accepted.status_code == 202, accepted.text
 
 
 def test_bodies_over_the_bound_or_unreadable_are_refused_and_never_forwarded(
