@@ -53,6 +53,23 @@ def test_conditional_meter_keeps_its_predicates(api, meters):
     assert meter["predicates"]["bodyChecks"] == [{"path": "model", "equals": "big"}]
 
 
+def test_stream_extraction_and_mcp_predicates_are_kept(api, meters):
+    body = {**TOKENS, "meterMode": "conditional",
+            "extraction": {"location": "body", "path": "usage.output_tokens",
+                           "event": "message_delta"},
+            "predicates": {"mcpMethods": ["tools/call", "tools/call"], "mcpTools": ["search"],
+                           "mcpToolsPresence": "must_not_exist"}}  # fmt: skip
+    meter = create(api, meters, body, "meters")
+    assert meter["extraction"]["event"] == "message_delta"
+    assert meter["predicates"]["mcpMethods"] == ["tools/call"]
+    assert meter["predicates"]["mcpTools"] == ["search"]
+    assert meter["predicates"]["mcpToolsPresence"] == "absent"
+    url = f"{meters}/{meter['meterId']}"
+    changed = api.put(url, json={"extraction": {"location": "body", "path": "usage.total_tokens"}})
+    assert changed.status_code == 200, changed.text
+    assert "event" not in changed.json()["meters"][0]["extraction"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -86,6 +103,24 @@ def test_conditional_meter_keeps_its_predicates(api, meters):
         ({**TOKENS, "meterMode": "conditional",
           "predicates": {"methods": ["GET"], "regexFlags": "x"}}, "predicates.regexFlags"),
         ({**TOKENS, "meterName": ""}, "meterName"),
+        ({**TOKENS, "extraction": {"location": "header", "name": "x", "event": "e"}},
+         "extraction.event"),
+        ({**TOKENS, "extraction": {"location": "body", "path": "a", "event": ""}},
+         "extraction.event"),
+        ({**TOKENS, "extraction": {"location": "body", "path": "a", "event": "a\nb"}},
+         "extraction.event"),
+        ({**TOKENS, "extraction": {"location": "body", "path": "a", "event": 5}},
+         "extraction.event"),
+        ({**TOKENS, "meterMode": "conditional", "predicates": {"mcpTools": [""]}},
+         "predicates.mcpTools.0"),
+        ({**TOKENS, "meterMode": "conditional", "predicates": {"mcpTools": "search"}},
+         "predicates.mcpTools"),
+        ({**TOKENS, "meterMode": "conditional", "predicates": {"mcpMethods": [1]}},
+         "predicates.mcpMethods.0"),
+        ({**TOKENS, "meterMode": "conditional",
+          "predicates": {"mcpTools": ["a"], "mcpToolsPresence": "maybe"}},
+         "predicates.mcpToolsPresence"),
+        ({**TOKENS, "predicates": {"mcpTools": ["a"]}}, "predicates"),
         ({k: v for k, v in TOKENS.items() if k != "meterType"}, "meterType"),
     ],
 )  # fmt: skip
