@@ -303,6 +303,7 @@ class Forward:
             if not streaming:
                 opened.close()
         state.target_answered_at = time.time()
+        state.response_bytes = len(body)
         body = run_watches(watches, body, final=True)
         upstream = UpstreamResponse(
             status=opened.status,

@@ -40,7 +40,9 @@ class Respond:
             return
         stream.caller_head(flow.response, http2=flow.request.is_http2)
         state.final_response = flow.response
-        self._settle(flow)
+        # Granted: the pump may already have cut the stream (its proxy code says so in the
+        # request log), but the head the caller gets is the granted one it was.
+        self._granted(flow.response.headers, state.request_id)
         self._limit_headers(flow)
         # The request went to the bridge; the flow shows where it really went.
         show_target_url(flow.request, state.upstream.url, state.injection)
@@ -76,10 +78,13 @@ class Respond:
                 state.final_response = internal_error(state.request_id)
             flow.response = state.final_response
         if state.proxy_code == GRANTED:
-            headers = flow.response.headers
-            headers[PROXY_CODE] = GRANTED
-            headers[PROXY_MESSAGE] = "Proxy authentication successful"
-            headers[REQUEST_ID] = state.request_id
+            Respond._granted(flow.response.headers, state.request_id)
+
+    @staticmethod
+    def _granted(headers: http.Headers, request_id: str) -> None:
+        headers[PROXY_CODE] = GRANTED
+        headers[PROXY_MESSAGE] = "Proxy authentication successful"
+        headers[REQUEST_ID] = request_id
 
     @staticmethod
     def _limit_headers(flow: http.HTTPFlow) -> None:
