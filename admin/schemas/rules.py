@@ -89,7 +89,8 @@ class BodyCheckSchema(ApiSchema):
             raise ValidationError("Must be a string, number, boolean or null.", "equals")
 
 
-def _mcp_names(attribute: str, description: str) -> fields.List:
+def mcp_names(attribute: str, description: str) -> fields.List:
+    """A list of at most MAX_MCP_NAMES exact JSON-RPC method or tool names (rules, meters)."""
     name = fields.String(
         validate=[validate.Length(min=1, max=MAX_MCP_NAME_LENGTH), validate_no_control_chars]
     )
@@ -99,6 +100,9 @@ def _mcp_names(attribute: str, description: str) -> fields.List:
         validate=validate.Length(max=MAX_MCP_NAMES),
         metadata={"description": description},
     )
+
+
+_mcp_names = mcp_names  # the old name, until admin/schemas/meters.py imports mcp_names (H2)
 
 
 class RuleSchema(OwnedSchema):
@@ -132,10 +136,10 @@ class RuleSchema(OwnedSchema):
     bodyPatternPresence = fields.String(
         attribute="body_pattern_presence", validate=validate.OneOf(sorted(PRESENCE_ALIASES))
     )
-    mcpMethods = _mcp_names(
+    mcpMethods = mcp_names(
         "mcp_methods", "JSON-RPC methods (exact), e.g. tools/call; MCP proxies only"
     )
-    mcpTools = _mcp_names("mcp_tools", "tool names (exact) of tools/call; MCP proxies only")
+    mcpTools = mcp_names("mcp_tools", "tool names (exact) of tools/call; MCP proxies only")
     mcpToolsPresence = fields.String(
         attribute="mcp_tools_presence",
         validate=validate.OneOf(sorted(PRESENCE_ALIASES)),
