@@ -54,6 +54,14 @@ ERROR_FLAGS = (
     ("requestConfigError", "No configuration error", "A configuration error stopped it"),
 )
 COUNTRY_WORDS = {"XX": "unknown"}  # the data plane's code for loopback and unknown addresses
+# proxyData.streamOutcome: why a streamed answer ended before the target's end (issue 18)
+STREAM_OUTCOMES = {
+    "response-too-large": "cut: the answer grew past the proxy's size limit",
+    "target-timeout": "cut: the target sent nothing for longer than the read timeout",
+    "target-unreachable": "cut: the target broke off",
+    "caller-disconnected": "the caller left before the end (the target's request was closed)",
+}
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,50 @@ def outcome(entry: dict) -> tuple[bool, str]:
     return False, f"Stopped by the gateway ({status}): {message}"
 
 
+def human_bytes(size: int | None) -> str:
+    """`1.5 MiB`: a byte count as a reader takes it in; `—` when none was recorded."""
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in BYTE_UNITS:
+        if value < 1024 or unit == BYTE_UNITS[-1]:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def mcp_calls(entry: dict) -> list[dict]:
+    """The JSON-RPC calls of an MCP request as `{method, tool}` each (a batch: every element);
+    none for other requests."""
+    mcp = entry["proxyData"].get("mcp")
+    if not isinstance(mcp, dict):
+        return []
+    calls = mcp["batch"] if isinstance(mcp.get("batch"), list) else [mcp]
+    return [c for c in calls if isinstance(c, dict)]
+
+
+def mcp_words(call: dict) -> str:
+    """`tools/call search`, `tools/list`: one call as the log shows it."""
+    return " ".join(str(part) for part in (call.get("method"), call.get("tool")) if part)
+
+
+def stream_words(entry: dict) -> str:
+    """How the answer went to the caller: `streamed`, `streamed, cut: …`, or `buffered`."""
+    data = entry["proxyData"]
+    if not data.get("streamed"):
+        return "buffered"
+    outcome = data.get("streamOutcome")
+    return f"streamed, {STREAM_OUTCOMES.get(outcome, outcome)}" if outcome else "streamed"
+
+
+TRAFFIC_HELPERS = {
+    "human_bytes": human_bytes,
+    "mcp_calls": mcp_calls,
+    "mcp_words": mcp_words,
+    "stream_words": stream_words,
+}
+
+
 def _proxy(client_id: str, proxy_id: str) -> dict:
     load_client(client_id)
     return get_one(f"/clients/{client_id}/proxies/{proxy_id}", "proxies")
@@ -148,7 +200,7 @@ def request_log(client_id: str, proxy_id: str):
     ]  # fmt: skip
     return render_template(
         "web/requests.html", proxy=proxy, entries=entries, filters=filters, error=None
-        if answer.ok else answer.message,
+        if answer.ok else answer.message, **TRAFFIC_HELPERS,
     )  # fmt: skip
 
 
@@ -163,6 +215,7 @@ def request_detail(client_id: str, proxy_id: str, request_id: str):
         entry=entry,
         checks=checklist(entry["validationData"]),
         outcome=outcome(entry),
+        **TRAFFIC_HELPERS,
     )
 
 
@@ -173,6 +226,14 @@ def _summed(records: list[dict], name: str, leg: str = "proxy") -> list[tuple[st
             member, _, record_leg = key.rpartition(":")
             if record_leg == leg:
                 total[member] += value
+    return total.most_common()
+
+
+def _summed_members(records: list[dict], name: str) -> list[tuple[str, int]]:
+    """A map keyed by member only (`toolCountMap`, `egressCountMap`), summed over records."""
+    total: Counter = Counter()
+    for record in records:
+        total.update(record.get(name, {}))
     return total.most_common()
 
 
@@ -221,6 +282,9 @@ def telemetry(client_id: str, proxy_id: str):
         bar_chart("Countries", [COUNTRY_WORDS.get(c, c) for c, _ in countries],
                   [n for _, n in countries]),
     ]  # fmt: skip
+    tools = _summed_members(records, "toolCountMap")
+    if tools:  # an MCP proxy's tools/call calls by tool
+        charts.append(bar_chart("MCP tool calls", [t for t, _ in tools], [n for _, n in tools]))
     return render_template(
         "web/telemetry.html",
         proxy=proxy,
