@@ -79,7 +79,8 @@ def explain(client_id: str, proxy_id: str):
     calls = _calls(proxy, facts)
     candidates = [facts.for_call(call) for call in calls] or [facts]
     verdicts = [authorize(scopes, candidate) for candidate in candidates]
-    shown = next((i for i, verdict in enumerate(verdicts) if not verdict.allowed), 0)
+    # As the data plane: the first denied call decides, else the last call's allowance.
+    shown = next((i for i, verdict in enumerate(verdicts) if not verdict.allowed), -1)
     decision = verdicts[shown]
     explanation = {
         "allowed": decision.allowed,
