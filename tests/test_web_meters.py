@@ -83,20 +83,28 @@ def test_a_meter_made_in_the_form_shows_its_use_then_is_edited_and_deleted(
     choose(page, "Mode", "conditional (predicates below)")
     page.get_by_label("Request body field (JSON path), e.g. model").fill("model")
     page.get_by_label("equals (a JSON value; plain text is taken as a string)").fill("big")
+    page.get_by_label("MCP methods, e.g. tools/call (comma-separated; MCP proxies)").fill(
+        "tools/call"
+    )
+    page.get_by_label("MCP tools, e.g. search (comma-separated; MCP proxies)").fill("search, x")
+    choose(page, "MCP tool", "the tool must be none of them")
     page.get_by_role("button", name="Save meter").click()
     expect(page.get_by_text("Meter Calls saved.")).to_be_visible()
     card = meter_card(page, "Calls")
-    expect(card).to_contain_text('counts only where model = "big"')
+    expect(card).to_contain_text('counts only where model = "big"; MCP tools/call tools other')
     expect(window_row(page, "Calls", "day").locator(".usage")).to_have_text("3 / 50")
     expect(window_row(page, "Calls", "minute").get_by_role("meter")).to_have_count(0)
     meters = made.api.get(f"{made.base}/proxies/{made.id}/meters").json()["meters"]
     assert meters[0]["predicates"]["bodyChecks"] == [{"path": "model", "equals": "big"}]
+    assert meters[0]["predicates"]["mcpTools"] == ["search", "x"]
+    assert meters[0]["predicates"]["mcpToolsPresence"] == "absent"
     assert meters[0]["limits"] == {"day": 50}
 
     card.get_by_role("link", name="Edit").click()  # the stored values come back as typed
     expect(
         page.get_by_label("equals (a JSON value; plain text is taken as a string)")
     ).to_have_value("big")
+    expect(page.get_by_label("MCP tool", exact=True)).to_have_value("absent")
     page.get_by_role("link", name="Cancel").click()
 
     meter_card(page, "Calls").get_by_role("link", name="Delete").click()
@@ -126,6 +134,21 @@ BAD_METERS = [
         },
         "JSON path in the response body, e.g. usage.total_tokens",
         {"meterType": "response_value", "extraction": {"location": "body", "path": "usage..total"}},
+    ),
+    (
+        {
+            "Type": "response_value (a number read from the response)",
+            "Read the value from": "response header",
+            "Response header name": "x-tokens",
+            "Event-stream answers: only events named, e.g. message_delta (empty: every event)": (
+                "message_delta"
+            ),
+        },
+        "Event-stream answers: only events named, e.g. message_delta (empty: every event)",
+        {
+            "meterType": "response_value",
+            "extraction": {"location": "header", "name": "x-tokens", "event": "message_delta"},
+        },
     ),
     (
         {"Mode": "conditional (predicates below)"},

@@ -8,7 +8,7 @@ from typing import ClassVar
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, Optional
 
-from admin.web.forms import ApiForm
+from admin.web.forms import MCP_TOOLS_PRESENCE, ApiForm
 from models.windows import WINDOWS
 
 TYPE_CHOICES = [
@@ -56,12 +56,16 @@ class MeterForm(ApiForm):
         "predicates.pathPattern": "path_pattern",
         "predicates.pathPresence": "path_presence",
         "predicates.regexFlags": "regex_flags",
+        "predicates.mcpMethods": "mcp_methods",
+        "predicates.mcpTools": "mcp_tools",
+        "predicates.mcpToolsPresence": "mcp_tools_presence",
         "predicates.bodyChecks.0.equals": "body_equals",
         "predicates.bodyChecks.0.valuePattern": "body_equals",
         "predicates.bodyChecks": "body_path",
         "predicates": "mode",
         "extraction.path": "extraction_path",
         "extraction.name": "extraction_name",
+        "extraction.event": "extraction_event",
         "extraction": "extraction_location",
         **{f"limits.{window}": f"limit_{window}" for window in WINDOWS},
         "limits": "limit_day",
@@ -76,9 +80,15 @@ class MeterForm(ApiForm):
     body_path = StringField("Request body field (JSON path), e.g. model")
     body_equals = StringField("equals (a JSON value; plain text is taken as a string)")
     regex_flags = StringField("Regex flags, e.g. i")
+    mcp_methods = StringField("MCP methods, e.g. tools/call (comma-separated; MCP proxies)")
+    mcp_tools = StringField("MCP tools, e.g. search (comma-separated; MCP proxies)")
+    mcp_tools_presence = SelectField("MCP tool", choices=MCP_TOOLS_PRESENCE)
     extraction_location = SelectField("Read the value from", choices=LOCATION_CHOICES)
     extraction_path = StringField("JSON path in the response body, e.g. usage.total_tokens")
     extraction_name = StringField("Response header name")
+    extraction_event = StringField(
+        "Event-stream answers: only events named, e.g. message_delta (empty: every event)"
+    )
     limit_minute = IntegerField("Limit per minute", validators=[Optional()])
     limit_hour = IntegerField("Limit per hour", validators=[Optional()])
     limit_day = IntegerField("Limit per day", validators=[Optional()])

@@ -9,6 +9,7 @@ from flask import current_app, flash, redirect, render_template, url_for
 from admin.web import bp
 from admin.web.confirm import confirm_then_delete
 from admin.web.core_api import call, get, get_one
+from admin.web.forms import name_list
 from admin.web.forms_meters import LimitsForm, MeterForm, PriceForm
 from admin.web.session import load_client, require, signed_in
 from models.json_limits import loads
@@ -122,6 +123,11 @@ def meter_body(form: MeterForm, meter: dict | None = None) -> dict:
         predicates["bodyChecks"] = body_checks
     if form.regex_flags.data:
         predicates["regexFlags"] = form.regex_flags.data
+    for key, field in (("mcpMethods", form.mcp_methods), ("mcpTools", form.mcp_tools)):
+        if name_list(field.data):
+            predicates[key] = name_list(field.data)
+    if predicates.get("mcpTools"):
+        predicates["mcpToolsPresence"] = form.mcp_tools_presence.data
     extraction = None
     if form.extraction_location.data:
         extraction = {"location": form.extraction_location.data}
@@ -129,6 +135,8 @@ def meter_body(form: MeterForm, meter: dict | None = None) -> dict:
             extraction["path"] = form.extraction_path.data
         if form.extraction_name.data:
             extraction["name"] = form.extraction_name.data
+        if form.extraction_event.data:
+            extraction["event"] = form.extraction_event.data
     return {
         "meterName": form.name.data,
         "meterType": form.meter_type.data,
@@ -163,9 +171,13 @@ def _form_from(meter: dict) -> MeterForm:
         body_path=body_check.get("path", ""),
         body_equals=_equals_text(body_check),
         regex_flags=predicates.get("regexFlags") or "",
+        mcp_methods=", ".join(predicates.get("mcpMethods") or []),
+        mcp_tools=", ".join(predicates.get("mcpTools") or []),
+        mcp_tools_presence=predicates.get("mcpToolsPresence") or "present",
         extraction_location=extraction.get("location", ""),
         extraction_path=extraction.get("path", ""),
         extraction_name=extraction.get("name", ""),
+        extraction_event=extraction.get("event", ""),
         **{f"limit_{w}": (meter.get("limits") or {}).get(w) for w in WINDOWS},
     )
 
