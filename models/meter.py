@@ -47,6 +47,13 @@ class Meter(ConfigEntity, TimestampMixin, Base):
     extraction: Mapped[dict | None] = mapped_column(JSON)
     # {"minute": int, "hour": int, "day": int, "month": int}, any subset
     limits: Mapped[dict] = mapped_column(JSON, default=dict)
+    # How a response_value meter's limit refuses (issue 18): "reached" once the window's count
+    # has reached it (the answer that crosses it is let through, as most gateways do);
+    # "estimate" also when the average answer counted so far would take it past (issue 13).
+    # Meters created before the choice existed keep "estimate".
+    limit_mode: Mapped[str] = mapped_column(
+        String(16), default="reached", server_default="estimate"
+    )
 
 
 class MeterUsage(Base):

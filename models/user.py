@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, false
@@ -11,8 +12,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from models.ids import new_id
 
-# Checked against when a user has no password, so the answer takes as long either way.
-DUMMY_HASH = generate_password_hash("no password is set for this user")
+
+@functools.cache
+def dummy_hash() -> str:
+    """Checked against when a user has no password, so the answer takes as long either way.
+
+    Made on first use, not at import: hashing costs ~75 ms of CPU, which every admin,
+    data-plane and CLI process would otherwise pay at start.
+    """
+    return generate_password_hash("no password is set for this user")
 
 
 class User(TimestampMixin, Base):
@@ -62,6 +70,6 @@ class UserToken(Base):
 def password_matches(user: User | None, password: str) -> bool:
     """Whether `password` is `user`'s; as slow for unknown users and users without one."""
     if user is None or user.password_hash is None:
-        check_password_hash(DUMMY_HASH, password)
+        check_password_hash(dummy_hash(), password)
         return False
     return check_password_hash(user.password_hash, password)

@@ -17,6 +17,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("meters", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("limit_mode", sa.String(length=16), server_default="estimate", nullable=False)
+        )
+
     with op.batch_alter_table("proxies", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_response_bytes", sa.BigInteger(), nullable=True))
         batch_op.add_column(
@@ -73,6 +78,9 @@ def downgrade() -> None:
         batch_op.drop_column("body_pattern_presence")
         batch_op.drop_column("body_pattern")
         batch_op.drop_column("body_checks")
+
+    with op.batch_alter_table("meters", schema=None) as batch_op:
+        batch_op.drop_column("limit_mode")
 
     with op.batch_alter_table("proxies", schema=None) as batch_op:
         batch_op.drop_column("mcp")
