@@ -391,12 +391,37 @@ def test_the_explainer_decides_bodies_and_each_mcp_call_as_the_data_plane(api, c
     assert ask({"body": '{"jsonrpc": "2.0", "id": 1, "result": {}}'})["mcpCalls"] == []
     assert ask({"body": "delete_repo"})["allowed"]
 
-    plain = new_proxy(api, client_id)  # not an MCP proxy: its POSTs carry no calls
-    answer = api.post(
-        f"/api/clients/{client_id}/proxies/{plain['proxyId']}/explain",
-        json={"method": "POST", "path": "/", "body": json.dumps(call(1, "delete_repo"))},
+    # Not an MCP proxy and no body rules: its POSTs carry no calls and the body decides
+    # nothing, but its meters still read the body for their own checks.
+    plain = new_proxy(api, client_id)
+    meter = create(
+        api,
+        f"/api/clients/{client_id}/proxies/{plain['proxyId']}/meters",
+        {
+            "meterName": "Big model",
+            "meterType": "request_count",
+            "meterMode": "conditional",
+            "predicates": {"bodyChecks": [{"path": "model", "equals": "big"}]},
+        },
+        "meters",
     )
-    assert answer.status_code == 200 and answer.json()["explanations"][0]["mcpCalls"] == []
+    plain_explain = f"/api/clients/{client_id}/proxies/{plain['proxyId']}/explain"
+    for body, counts in (
+        ({"body": json.dumps({**call(1, "delete_repo"), "model": "big"})}, True),
+        ({"body": '{"model": "small"}'}, False),
+    ):
+        answer = api.post(plain_explain, json={"method": "POST", "path": "/", **body})
+        explained = answer.json()["explanations"][0]
+        assert (explained["allowed"], explained["mcpCalls"], explained["bodyRefusal"]) == (
+            True,
+            [],
+            None,
+        )
+        assert [(m["meterId"], m["applies"], m["dependsOnBody"]) for m in explained["meters"]] == [
+            (meter["meterId"], counts, False)
+        ]
+    no_body = api.post(plain_explain, json={"method": "POST", "path": "/"}).json()
+    assert no_body["explanations"][0]["meters"][0]["dependsOnBody"] is True
 
     assert_invalid(api.post(explain, json={"method": "POST", "path": "/", "body": 5}), "body")
     # Over 1 MiB: the admin's own request-body limit (1 MiB by default) answers first.

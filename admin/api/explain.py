@@ -9,15 +9,17 @@ proxy's rate limits (capped as the data plane caps them), its active meters
 filters in the order they run (`models.payload_filter.filter_chains`).
 
 With a `body`, rules that read the body see it as the data plane does
-(`models.request_body.facts`); on a proxy marked `mcp`, a POST's JSON-RPC
-call(s) are parsed by the data plane's parser (`models.mcp.parse_calls`) and
-each call is decided on its own (`RequestFacts.for_call`): any denied call
+(`models.request_body.inspect_body`, whose refusals it reports, only for
+proxies whose policy reads the body); on a proxy marked `mcp`, a POST's
+JSON-RPC call(s) are parsed by the data plane's parser (`models.mcp.parse_calls`)
+and each call is decided on its own (`RequestFacts.for_call`): any denied call
 denies the request.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from urllib.parse import parse_qsl
 
 from flask import current_app
@@ -30,13 +32,14 @@ from admin.errors import invalid
 from admin.extensions import db
 from admin.http import envelope
 from admin.openapi import doc
-from admin.schemas.explain import ExplainRequestSchema, ExplanationSchema
+from admin.schemas.explain import MAX_BODY_BYTES, ExplainRequestSchema, ExplanationSchema
 from models import Meter, Proxy, Rule
 from models.mcp import McpCall, parse_calls
 from models.meter_engine import NOT_JSON, compile_meter
 from models.payload_filter import SCOPE_ORDER
+from models.request_body import BodyRefusal, inspect_body
 from models.request_body import facts as body_facts
-from models.rule_engine import Decision, RequestFacts, Scope, authorize
+from models.rule_engine import BodyFacts, Decision, RequestFacts, Scope, authorize
 from models.rule_scopes import proxy_scopes
 from models.target_url import PathEscapeError, canonical_path, path_readings
 
@@ -67,25 +70,29 @@ def explain(client_id: str, proxy_id: str):
     rules: dict[str, list[Rule]] = defaultdict(list)
     for rule in db.session.scalars(select(Rule).where(of_proxy)):
         rules[rule.parent_id].append(rule)
-    body = body_facts(values["body"].encode()) if values.get("body") is not None else None
+    scopes = proxy_scopes(proxy, rules)
+    body = _body(proxy, scopes, values.get("body"))
     facts = RequestFacts(
         method=values["method"].upper(),
         path=path,
         headers=list(values["headers"].items()),
         query=parse_qsl(values["query"].lstrip("?"), keep_blank_values=True),
-        body=body,
+        body=body if isinstance(body, BodyFacts) else None,
     )
-    scopes = proxy_scopes(proxy, rules)
     calls = _calls(proxy, facts)
     candidates = [facts.for_call(call) for call in calls] or [facts]
     verdicts = [authorize(scopes, candidate) for candidate in candidates]
     # As the data plane: the first denied call decides, else the last call's allowance.
     shown = next((i for i, verdict in enumerate(verdicts) if not verdict.allowed), -1)
     decision = verdicts[shown]
+    refused = body if isinstance(body, BodyRefusal) else None
     explanation = {
-        "allowed": decision.allowed,
+        "allowed": decision.allowed and refused is None,
         "scope": decision.scope,
         "ruleId": decision.rule_id,
+        "bodyRefusal": None
+        if refused is None
+        else {"status": refused.status, "code": refused.code, "message": refused.message},
         "path": path,
         "readings": list(path_readings(path)),
         "scopes": [_scope(scope, candidates[shown]) for scope in scopes],
@@ -93,10 +100,26 @@ def explain(client_id: str, proxy_id: str):
     }
     explanation |= {
         "rateLimits": _rate_limits(proxy),
-        "meters": _meters(proxy, candidates[0]),
+        "meters": _meters(proxy, _with_body(candidates[0], values.get("body"))),
         "filters": _filters(proxy),
     }
     return envelope("explanations", [ExplanationSchema().dump(explanation)])
+
+
+def _body(proxy: Proxy, scopes: list[Scope], text: str | None) -> BodyFacts | BodyRefusal | None:
+    """The body as the data plane reads it: only for proxies whose policy needs it (an MCP
+    proxy, or a rule that checks the body or a call), through the same inspection."""
+    reads = proxy.mcp or any(rule.reads_body for scope in scopes for rule in scope.rules)
+    if text is None or not reads:
+        return None
+    return inspect_body(text.encode(), None, MAX_BODY_BYTES)
+
+
+def _with_body(facts: RequestFacts, text: str | None) -> RequestFacts:
+    """The facts meters see: they read the body for their own checks whatever the rules do."""
+    if text is None or facts.body is not None:
+        return facts
+    return replace(facts, body=body_facts(text.encode()))
 
 
 def _calls(proxy: Proxy, facts: RequestFacts) -> tuple[McpCall, ...]:

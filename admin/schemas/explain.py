@@ -98,10 +98,22 @@ class FilterExplanationSchema(ApiSchema):
     paths = fields.List(fields.String(), dump_only=True)
 
 
+class BodyRefusalSchema(ApiSchema):
+    status = fields.Integer(dump_only=True, metadata={"description": "e.g. 413 or 415"})
+    code = fields.String(dump_only=True, metadata={"description": "e.g. BODY_NOT_INSPECTABLE"})
+    message = fields.String(dump_only=True)
+
+
 class ExplanationSchema(ApiSchema):
     allowed = fields.Boolean(dump_only=True)
     scope = fields.String(dump_only=True, allow_none=True)
     ruleId = fields.String(dump_only=True, allow_none=True)
+    bodyRefusal = fields.Nested(
+        BodyRefusalSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "why the gateway would refuse the body before any rule"},
+    )
     path = fields.String(dump_only=True)
     readings = fields.List(
         fields.String(),
