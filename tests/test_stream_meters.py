@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from models.meter_engine import compile_extraction
+from models.sse import SseEvent
 from tests.async_support import finished, submit, wait_for_job
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import create, poll
@@ -224,3 +226,28 @@ def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway,
     assert details["meterId"] == searches["meterId"] and details["used"] == 3
     assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
     assert arrived(upstream, marker) == 4
+
+
+def test_the_values_an_event_carries():
+    """Extraction.event_units, the one reading of streamed and whole event streams."""
+    named = compile_extraction(
+        {"location": "body", "path": "usage.output_tokens", "event": "message_delta"}
+    )
+    delta = SseEvent("message_delta", '{"usage": {"output_tokens": 15}}')
+    assert named.event_units(delta) == (15, None)
+    assert named.event_units(SseEvent("message_start", delta.data)) is None  # another name
+    assert named.event_units(SseEvent(None, delta.data)) is None
+    every = compile_extraction({"location": "body", "path": "usage.total_tokens"})
+    for data in ("[DONE]", '{"usage": null}', '{"usage": {"total_tokens": null}}', "{}", ""):
+        assert every.event_units(SseEvent(None, data)) is None, data  # carries nothing
+    assert every.event_units(SseEvent("x", '{"usage": {"total_tokens": 2.1}}')) == (3, None)
+    for data, why in (
+        ('{"usage": {"total_tokens": "12"}}', "value is not a number"),
+        ('{"usage": {"total_tokens": -1}}', "value is negative"),
+        ('{"usage": {"total_tokens": true}}', "value is not a number"),
+    ):
+        assert every.event_units(SseEvent(None, data)) == (0, why)
+    stream = [SseEvent(None, f'{{"usage": {{"total_tokens": {n}}}}}') for n in (1, 2, 40)]
+    assert every.stream_units([*stream, SseEvent(None, "[DONE]")]) == (43, None)
+    done_only = every.stream_units([SseEvent(None, "[DONE]")])
+    assert done_only == (0, "no event carried usage.total_tokens")

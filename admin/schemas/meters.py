@@ -14,8 +14,13 @@ from admin.schemas.common import (
     name_field,
     validate_no_control_chars,
 )
-from admin.schemas.rules import METHODS, PRESENCE_ALIASES, CheckSchema, check_rule_patterns
-from admin.schemas.rules import _mcp_names as mcp_names
+from admin.schemas.rules import (
+    METHODS,
+    PRESENCE_ALIASES,
+    CheckSchema,
+    check_rule_patterns,
+    mcp_names,
+)
 from models.json_paths import JsonPathError, parse_path
 from models.meter import EXTRACTION_LOCATIONS, METER_MODES, METER_TYPES
 from models.patterns import PatternError, check_flags, compile_pattern
