@@ -83,7 +83,7 @@ class ExtractionSchema(ApiSchema):
             data.pop("event", None)
 
 
-class BodyCheckSchema(ApiSchema):
+class MeterBodyCheckSchema(ApiSchema):
     """A JSON field of the request body: equal to `equals`, or a string matching `valuePattern`."""
 
     path = fields.String(required=True, validate=_json_path)
@@ -106,7 +106,7 @@ class PredicatesSchema(ApiSchema):
     pathPresence = fields.String(validate=validate.OneOf(sorted(PRESENCE_ALIASES)))
     headerChecks = fields.List(fields.Nested(CheckSchema))
     queryChecks = fields.List(fields.Nested(CheckSchema))
-    bodyChecks = fields.List(fields.Nested(BodyCheckSchema))
+    bodyChecks = fields.List(fields.Nested(MeterBodyCheckSchema))
     mcpMethods = mcp_names("mcpMethods", "JSON-RPC methods (exact), e.g. tools/call; MCP proxies")
     mcpTools = mcp_names("mcpTools", "tool names (exact) of tools/call; MCP proxies")
     mcpToolsPresence = fields.String(validate=validate.OneOf(sorted(PRESENCE_ALIASES)))
