@@ -156,25 +156,31 @@ class AfterBody:
     """A later stage whose `requestheaders` work waits for the body on body-first flows.
 
     Every other attribute (options, lifecycle and response hooks) is the stage's own.
+    The hooks are plain functions handing back the stage's own result (a coroutine
+    for async hooks), which mitmproxy awaits: other flows pay no extra coroutine.
     """
 
     def __init__(self, stage: Any):
         self._stage = stage
+        self._own_request = getattr(stage, "request", None)
         self.name = getattr(stage, "name", type(stage).__name__.lower())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stage, name)
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = state_of(flow)
         if state is not None and state.body_first:
-            return  # run in `request`, once the body is in
-        await _run(self._stage.requestheaders, flow)
+            return None  # run in `request`, once the body is in
+        return self._stage.requestheaders(flow)
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = state_of(flow)
         if state is not None and state.body_first:
-            await _run(self._stage.requestheaders, flow)  # each stage skips an answered flow
-        own = getattr(self._stage, "request", None)
-        if own is not None:
-            await _run(own, flow)
+            return self._after_body(flow)
+        return None if self._own_request is None else self._own_request(flow)
+
+    async def _after_body(self, flow: http.HTTPFlow) -> None:
+        await _run(self._stage.requestheaders, flow)  # each stage skips an answered flow
+        if self._own_request is not None:
+            await _run(self._own_request, flow)
