@@ -2,8 +2,8 @@
 
     python bench/stream_responder.py PORT
 
-`GET /…/sse`: `200 text/event-stream`, chunked; the head at once, then the first event
-after THINK_MS (as a model's first token follows its head), then the rest EVENT_GAP_MS
+`GET /…/sse[?think_ms=T]`: `200 text/event-stream`, chunked; the head at once, then the first
+event after T ms (THINK_MS; as a model's first token follows its head), then the rest EVENT_GAP_MS
 apart, then the end. The first event arrives on its own, after the head: it takes the
 streaming path through a gateway, never the "whole body already here" one.
 
@@ -33,10 +33,10 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-async def sse(writer: asyncio.StreamWriter) -> None:
+async def sse(writer: asyncio.StreamWriter, think_ms: float) -> None:
     writer.write(SSE_HEAD)
     await writer.drain()
-    await asyncio.sleep(THINK_MS / 1000)  # the target thinking, on purpose
+    await asyncio.sleep(think_ms / 1000)  # the target thinking, on purpose
     for number, event in enumerate(EVENTS):
         if number:
             await asyncio.sleep(EVENT_GAP_MS / 1000)
@@ -69,10 +69,11 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 if name.strip().lower() == b"content-length" and int(value):
                     await reader.readexactly(int(value))
             url = urlsplit(target)
+            query = parse_qs(url.query)
             if url.path.endswith("/sse"):
-                await sse(writer)
+                await sse(writer, float(query.get("think_ms", [THINK_MS])[0]))
             elif url.path.endswith("/download"):
-                await download(writer, int(parse_qs(url.query)["bytes"][0]))
+                await download(writer, int(query["bytes"][0]))
             else:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
