@@ -23,6 +23,7 @@ import requests
 from models.meter_engine import compile_extraction
 from models.sse import SseEvent
 from tests.async_support import finished, submit, wait_for_job
+from tests.mcp_support import McpServer, with_session
 from tests.proxy_support import CALLER_KEY, Setup, call
 from tests.support import create
 from tests.test_meters import arrived, metered_proxy, synced
@@ -263,6 +264,41 @@ def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway,
     assert details["meterId"] == searches["meterId"] and details["used"] == 3
     assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
     assert arrived(upstream, marker) == 4
+
+
+def test_a_per_tool_meter_counts_the_sdk_clients_calls(api, gateway, admin_server):
+    """The official MCP SDK's server and client (tests/mcp_support.py): a per-tool meter
+    counts the client's `tools/call search`, not its other calls, and refuses past its
+    limit before the server sees the call."""
+    with McpServer() as server:
+        made = Setup(api, server, proxyMcp=True)
+        create(
+            api,
+            f"{made.base}/proxies/{made.id}/meters",
+            {
+                "meterName": "search calls",
+                "meterType": "request_count",
+                "meterMode": "conditional",
+                "predicates": {"mcpMethods": ["tools/call"], "mcpTools": ["search"]},
+                "limits": {"day": 2},
+            },
+            "meters",
+        )
+        synced(admin_server, gateway)
+
+        async def use(session):
+            await session.list_tools()
+            for query in ("a", "b"):
+                await session.call_tool("search", {"query": query})
+            await session.call_tool("read_file", {"path": "x"})
+
+        with_session(f"{gateway.base_url}/api/{made.id}/mcp", AUTH, use)
+        probe = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                 "params": {"name": "search", "arguments": {"query": "c"}}}  # fmt: skip
+        refused = call(gateway, "POST", f"/api/{made.id}/mcp", headers=AUTH, json=probe)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["details"]["used"] == 2
+        assert server.called("search") == 2 and server.called("read_file") == 1
 
 
 def test_the_values_an_event_carries():
