@@ -3,8 +3,9 @@
 One story: a Server-Sent Events answer that is really streamed (the target holds its
 last event until the caller has the first one, through the gateway) and an MCP batch
 on a proxy marked as an MCP server; the log lists both with whether they were streamed,
-their size, duration and the JSON-RPC methods and tools, and each request's page says
-the same in words. Real admin, real mitmdump, real upstreams on 127.0.0.1.
+their size, duration and the JSON-RPC methods and tools, each request's page says the
+same in words, and the MCP proxy's telemetry page charts its tool calls. Real admin,
+real mitmdump, real upstreams on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -125,3 +126,13 @@ def test_the_log_shows_streamed_answers_and_mcp_calls(page: Page, admin_server, 
     expect(calls).to_have_text(["method tools/call, tool search", "method tools/list"])
     expect(page.locator("#answer")).to_contain_text("MCP batch")
     expect(page.locator("#answer-stream")).to_have_text("buffered")
+
+    # The telemetry page charts the MCP proxy's tool calls (tools/list is not one).
+    page.goto(f"{ui}/{mcp.client_id}/proxies/{mcp.id}/telemetry?interval=minute")
+    bar = page.locator('figure[data-chart="MCP tool calls"] rect[data-label="search"]')
+    reload_until(page, bar)
+    expect(bar).to_have_attribute("data-value", "1")
+    expect(page.locator('figure[data-chart="MCP tool calls"] rect')).to_have_count(1)
+    page.goto(f"{ui}/{streamed.client_id}/proxies/{streamed.id}/telemetry?interval=minute")
+    expect(page.locator('figure[data-chart="Status codes"]')).to_be_visible()
+    expect(page.locator('figure[data-chart="MCP tool calls"]')).to_have_count(0)
