@@ -36,7 +36,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, answer, answered, body_follows, proxy_error
+from addons.responses import DENIED, answer, answered, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
 from models.mcp import parse_calls
@@ -103,9 +103,15 @@ class BodyFirst:
         if length is not None and length > bound:
             self._refuse(flow, state, too_large(bound, length))
             return
-        if body_follows(flow.request):
-            # Until the checks are done, whatever mitmproxy streams by itself goes to the sink.
-            flow.request.url = BRIDGE.sink_url()
+        # Until the checks are done, whatever mitmproxy streams by itself goes to the sink.
+        # Always: an HTTP/2 body need not be announced (no length, no chunked framing).
+        flow.request.url = BRIDGE.sink_url()
+        request = flow.request
+        if (request.is_http2 or request.is_http3) and "content-length" not in request.headers:
+            # mitmproxy passes such a body to the sink (HTTP/1.1) unframed unless told it is
+            # chunked. Only what mitmproxy sends changes: the target's headers are built
+            # from the caller's as received (`state.caller_fields`).
+            request.headers["transfer-encoding"] = "chunked"
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:

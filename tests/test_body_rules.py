@@ -14,6 +14,7 @@ import zlib
 import brotli
 
 from tests.proxy_support import CALLER_KEY, Setup, call, logged
+from tests.test_streaming import h2_client  # HTTP/2 from the caller (TLS, ALPN h2 only)
 
 AUTH = {"X-API-Key": CALLER_KEY}
 BOUND = 1024 * 1024
@@ -172,3 +173,25 @@ def test_a_request_the_body_rules_deny_is_not_counted_by_the_rate_limit(api, ups
         for _ in range(4)
     ]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_http2_callers_get_the_same_body_decisions(api, upstream, gateway):
+    """Over HTTP/2 (TLS with ALPN h2 on the same listener) a body has no chunked framing:
+    DATA frames without a length; the same rules, bound and sink apply."""
+    made = body_rule_proxy(api, upstream, gateway)
+    marker = uuid.uuid4().hex
+    port = gateway.base_url.rsplit(":", 1)[1]
+    url = f"https://127.0.0.1:{port}/api/{made.id}/v1/chat?m={marker}"
+    big = json.dumps({"model": "small", "pad": "x" * (2 * 1024 * 1024)}).encode()
+    with h2_client() as client:
+        denied = client.post(url, headers=AUTH, content=b'{"model": "gpt-4o"}')
+        assert denied.http_version == "HTTP/2"
+        assert denied.status_code == 403, denied.text
+        for name, content in (("announced", big), ("unannounced", iter(chunked(big)))):
+            refused = client.post(url, headers=AUTH, content=content)
+            assert refused.status_code == 413, (name, refused.text)
+            assert refused.json()["error"]["code"] == "REQUEST_BODY_TOO_LARGE", name
+        allowed = client.post(url, headers=AUTH, content=iter([b'{"model":', b' "small"}']))
+        assert allowed.status_code == 200, allowed.text
+    received = upstream.wait_for(len(upstream.received))
+    assert [r.body for r in received if marker in r.query] == [b'{"model": "small"}']
