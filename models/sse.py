@@ -109,8 +109,13 @@ class SseParser:
                 self._keep(b"\n")
             at = 1
         self._after_cr = False
+        cr = lf = -2  # the next CR and LF at or after `at` (-1: none; -2: not looked for)
         while at < end:
-            cr, lf = chunk.find(b"\r", at), chunk.find(b"\n", at)
+            # Each is looked for again only once passed: a chunk is scanned about once.
+            if -1 != cr < at:
+                cr = chunk.find(b"\r", at)
+            if -1 != lf < at:
+                lf = chunk.find(b"\n", at)
             if cr < 0 and lf < 0:
                 self._extend(chunk[at:])
                 break
