@@ -214,6 +214,15 @@ def test_a_caller_leaving_mid_stream_closes_the_targets_connection(
     assert closed_at is not None and closed_at - left_at < 1.0
     entry = logged(mapi, setup, request_id)["proxyData"]
     assert entry["streamed"] is True and entry["streamOutcome"] == "caller-disconnected"
+    # The same over HTTP/2: the caller's connection closes with the stream open.
+    url = f"https://127.0.0.1:{port}/api/{setup.id}/hold?id=leaving-h2"
+    with h2_client() as client, client.stream("GET", url, headers=AUTH) as response:
+        assert response.http_version == "HTTP/2"
+        next(response.iter_raw())
+        client.close()
+        left_at = time.time()
+    closed_at = target.closed_at("leaving-h2")
+    assert closed_at is not None and closed_at - left_at < 1.0
 
 
 def test_a_stalled_stream_is_cut_after_the_read_timeout(mapi, target, stream_gateway, proxies):
