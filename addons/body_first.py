@@ -36,7 +36,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons.failsafe import fail_closed
-from addons.responses import DENIED, answer, answered, proxy_error
+from addons.responses import DENIED, PROXY_CODE, answer, answered, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
 from models.mcp import parse_calls
@@ -143,7 +143,7 @@ class BodyFirst:
         flow: http.HTTPFlow, state: FlowState, refusal: BodyRefusal, drained: bool = False
     ) -> None:
         response = refusal_response(refusal, state.request_id)
-        state.proxy_code = response.headers["requestrocket-proxy-code"]
+        state.proxy_code = response.headers[PROXY_CODE]
         if drained:
             # The body already went into the sink; the respond stage sends this answer.
             state.final_response = response

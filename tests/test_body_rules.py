@@ -14,6 +14,7 @@ import zlib
 import brotli
 
 from tests.proxy_support import CALLER_KEY, Setup, call, logged
+from tests.stream_support import StreamingTarget
 from tests.test_streaming import h2_client  # HTTP/2 from the caller (TLS, ALPN h2 only)
 
 AUTH = {"X-API-Key": CALLER_KEY}
@@ -195,3 +196,17 @@ def test_http2_callers_get_the_same_body_decisions(api, upstream, gateway):
         assert allowed.status_code == 200, allowed.text
     received = upstream.wait_for(len(upstream.received))
     assert [r.body for r in received if marker in r.query] == [b'{"model": "small"}']
+
+
+def test_a_body_checked_request_still_gets_a_streamed_answer(api, gateway):
+    """The body is read first; the answer is not held back for it: an SSE answer streams."""
+    with StreamingTarget() as target:
+        made = body_rule_proxy(api, target, gateway)
+        path = f"/api/{made.id}/sse?n=3&gap=0.1"
+        refused = call(gateway, "POST", path, headers=AUTH, data=b'{"model": "gpt-4o"}')
+        assert refused.status_code == 403, refused.text
+        answered = call(gateway, "POST", path, headers=AUTH, data=b'{"model": "small"}')
+        assert answered.status_code == 200, answered.text
+        assert answered.content.count(b"data:") == 3
+        entry = logged(api, made, answered.headers["portcullis-request-id"])
+        assert entry["proxyData"]["streamed"] is True
