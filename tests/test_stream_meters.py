@@ -198,12 +198,13 @@ def test_a_stream_cut_for_its_size_still_counts_the_events_that_passed(
 def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway, admin_server):
     """The event name picks the events read (another event carrying the same field is not
     counted); an SSE answer that arrives whole (with a Content-Length, from the recording
-    upstream) and an async delivery's stored answer are read the same way."""
+    upstream), a gzip-encoded one (read whole, decoded) and an async delivery's stored
+    answer are read the same way."""
     named = {
         "meterName": "output tokens",
         "meterType": "response_value",
         "extraction": {"location": "body", "path": "usage.output_tokens", "event": "message_delta"},
-        "limits": {"day": 52},
+        "limits": {"day": 67},
     }
     made, [meter] = metered_proxy(api, upstream, gateway, admin_server, named)
     accepted = submit(
@@ -214,16 +215,17 @@ def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway,
 
     marker = uuid.uuid4().hex
     path = f"/api/{made.id}/mirror/x?content_type=text/event-stream&m={marker}"
-    for line_end in (b"\n", b"\r\n", b"\r"):  # 15 each: 52 in all, within the estimate
+    sent = ((b"\n", ""), (b"\r\n", ""), (b"\r", ""), (b"\n", "&encoding=gzip"))
+    for line_end, encoding in sent:  # 15 each: 67 in all, each request within the estimate
         body = anthropic_stream(15, line_end)
-        answer = call(gateway, "POST", path, headers=AUTH, data=body)
+        answer = call(gateway, "POST", path + encoding, headers=AUTH, data=body)
         assert answer.status_code == 200, answer.text
         assert answer.content == body
     refused = call(gateway, "POST", path, headers=AUTH, data=anthropic_stream(15))
     assert refused.status_code == 429, refused.text
     details = refused.json()["error"]["details"]
-    assert (details["meterId"], details["used"]) == (meter["meterId"], 52)
-    assert arrived(upstream, marker) == 3
+    assert (details["meterId"], details["used"]) == (meter["meterId"], 67)
+    assert arrived(upstream, marker) == 4
 
 
 def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway, admin_server):
