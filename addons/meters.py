@@ -37,6 +37,7 @@ not; each count goes to the store in batches for the Core API's usage read-out.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import math
@@ -417,8 +418,7 @@ def answering(meter_id: str) -> tuple[Limit, ...]:
 
 
 def is_event_stream(response: http.Response) -> bool:
-    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media == "text/event-stream"
+    return ResponseHead("", response.status_code, tuple(response.headers.fields)).is_event_stream
 
 
 class StreamCount:
@@ -433,7 +433,7 @@ class StreamCount:
         self.stage, self.state, self.meters = stage, state, meters
         self.listened = False  # the answer's events were read as they passed
         self._answered: set[str] = set()  # meters that counted this answer already
-        self._adding: list[asyncio.Future] = []
+        self._adding: list[asyncio.Task | concurrent.futures.Future] = []
         self._loop = asyncio.get_running_loop()
 
     def watch(self, head: ResponseHead) -> Watch | Whole | None:
@@ -463,14 +463,14 @@ class StreamCount:
         if on_loop:
             self._adding.append(self._loop.create_task(adding))
         else:  # a watch run off the event loop (a thread): hand it over
-            future = asyncio.run_coroutine_threadsafe(adding, self._loop)
-            self._adding.append(asyncio.wrap_future(future, loop=self._loop))
+            self._adding.append(asyncio.run_coroutine_threadsafe(adding, self._loop))
 
     async def settled(self) -> None:
         """Wait for the values of the events so far to be added (failures are logged)."""
         while self._adding:
             adding, self._adding = self._adding, []
-            for outcome in await asyncio.gather(*adding, return_exceptions=True):
+            waits = [a if isinstance(a, asyncio.Task) else asyncio.wrap_future(a) for a in adding]
+            for outcome in await asyncio.gather(*waits, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     log.error("adding a streamed meter value failed: %r", outcome)
 
