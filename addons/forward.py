@@ -44,6 +44,7 @@ from addons.responses import (
     answer,
     answered,
     body_follows,
+    framed_for_bridge,
     internal_error,
     proxy_error,
 )
@@ -191,6 +192,7 @@ class Forward:
         # Whatever mitmproxy might send by itself (a streamed body) goes to the bridge.
         bridge_url = self.bridge.route(flow) if body_follows(flow.request) else None
         show_sent(flow.request, sent, state.injection, bridge_url)
+        framed_for_bridge(flow.request)
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:

@@ -62,6 +62,8 @@ class Respond:
         stream = stream_of(flow)
         if stream is not None and not stream.started:
             discard(flow)  # never fetched from the bridge: the target's answer is dropped
+        elif stream is not None:
+            stream.caller_left()  # unless the pump cut it (then settled already)
         self._annotate(flow)
 
     @staticmethod

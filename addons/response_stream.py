@@ -143,6 +143,16 @@ class ResponseStream:
             self.state.response_preview = bytes(self.preview)
         await response.write(data)
 
+    def caller_left(self) -> None:
+        """mitmproxy saw the caller leave (its `error` hook, which comes before the bridge
+        handler is cancelled): close the target's connection now and settle, so every later
+        `error` hook (request log, telemetry) sees the final state. A stream already settled
+        (cut by the pump, which settles before breaking the connection) keeps its outcome."""
+        if self.settled:
+            return
+        self.upstream.close()
+        self._settle(CALLER_DISCONNECTED)
+
     def _settle(self, outcome: str | None) -> None:
         """What the request log and telemetry read once the answer ended (or broke off)."""
         if self.settled:

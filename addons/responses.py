@@ -93,11 +93,25 @@ def replace_before_body(response: http.Response, replacement: http.Response) -> 
 
 
 def body_follows(request: http.Request) -> bool:
-    """Whether a request body is still to be read (only true before the `request` hook)."""
+    """Whether a request body may still be coming (only true before the `request` hook).
+
+    HTTP/2 and HTTP/3 frame a body without Content-Length or Transfer-Encoding, and the
+    flow does not say whether the headers ended the stream: such a request may have one.
+    """
     if request.raw_content is not None:
         return False
     length = request.headers.get("content-length", "")
-    return (length.isdigit() and int(length) > 0) or "transfer-encoding" in request.headers
+    if length.isdigit():
+        return int(length) > 0
+    return "transfer-encoding" in request.headers or request.is_http2 or request.is_http3
+
+
+def framed_for_bridge(request: http.Request) -> None:
+    """Give an HTTP/2 or HTTP/3 request without a length chunked framing, for what
+    mitmproxy sends to the stream bridge over HTTP/1.1 (it would send the body unframed).
+    Only the flow's request changes: the target's headers come from `caller_fields`."""
+    if (request.is_http2 or request.is_http3) and "content-length" not in request.headers:
+        request.headers["transfer-encoding"] = "chunked"
 
 
 def answer(flow: http.HTTPFlow, response: http.Response) -> None:
@@ -113,6 +127,7 @@ def answer(flow: http.HTTPFlow, response: http.Response) -> None:
         state.final_response = response
         state.refused = state.routed = True
         flow.request.url = BRIDGE.sink_url()
+        framed_for_bridge(flow.request)
         flow.request.stream = True
         return
     flow.request.stream = False

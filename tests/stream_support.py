@@ -41,7 +41,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))  # read, then answered
+        """Read the body (its size kept as `received[id]`), then answer as GET would."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            size = 0
+            while length := int(self.rfile.readline().split(b";")[0], 16):
+                size += len(self.rfile.read(length))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass  # trailers
+        else:
+            size = len(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        ident = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}.get("id")
+        if ident:
+            self.server.target.received[ident] = size
         self.do_GET()
 
     def do_GET(self) -> None:
@@ -122,6 +134,7 @@ class StreamingTarget:
         self._server.target = self
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._closed: dict[str, float] = {}
+        self.received: dict[str, int] = {}  # request body sizes of POSTs with an id
         self._lock = threading.Lock()
 
     def record_close(self, ident: str) -> None:

@@ -262,3 +262,24 @@ def test_a_streamed_upload_gets_a_streamed_answer(mapi, stream_gateway, proxies)
     assert events[0][1] < events[-1][0]["sent"]
     entry = log_of(mapi, setup, response)
     assert entry["streamed"] is True and entry["proxyCode"] == "proxy-access-granted"
+
+
+def test_http2_uploads_without_a_length_are_streamed_or_refused(target, stream_gateway, proxies):
+    """HTTP/2 bodies need no Content-Length: past stream_large_bodies they are streamed to
+    the target (and their answer streams back), or drained and refused, never lost."""
+    setup = proxies["default"]
+    port = stream_gateway.base_url.rsplit(":", 1)[1]
+    url = f"https://127.0.0.1:{port}/api/{setup.id}/sse?n=2&gap=0.1&id=h2-upload"
+
+    def body():
+        for _ in range(4):
+            yield b"u" * (512 * 1024)  # 2 MB in all, no length announced
+
+    with h2_client() as client:
+        with client.stream("POST", url, headers=AUTH, content=body()) as response:
+            assert response.http_version == "HTTP/2" and response.status_code == 200
+            assert [data["i"] for data, _ in read_events(response)] == [0, 1]
+        assert target.received["h2-upload"] == 2 * MB
+        refused = client.post(url, headers={"X-API-Key": "wrong"}, content=body())
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
+        assert client.get(url, headers={"X-API-Key": "wrong"}).status_code == 401
