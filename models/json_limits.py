@@ -84,17 +84,37 @@ def _check_unicode(value) -> None:
             _check_unicode(item)
 
 
-def loads(raw: bytes | str, max_depth: int = MAX_DEPTH):
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose names are all different (I-JSON); a repeated name raises ValueError.
+
+    Parsers disagree on which of two equal names wins (Python keeps the last, many
+    keep the first), so a check made on one reading could be bypassed by the other.
+    """
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        name = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise ValueError(f"the name {name[:40]!r} appears more than once in an object")
+    return document
+
+
+def loads(raw: bytes | str, max_depth: int = MAX_DEPTH, unique_names: bool = False):
     """`json.loads`, refusing documents nested deeper than `max_depth` with `JsonTooDeep`.
 
     Bytes are decoded as `json.loads` decodes them (UTF-8, -16 or -32). Other
     errors are `json.JSONDecodeError`, `UnicodeError` or a plain `ValueError`
-    (NaN, Infinity, a number out of range, a lone surrogate), all `ValueError`s.
+    (NaN, Infinity, a number out of range, a lone surrogate, and with
+    `unique_names` a name repeated in one object), all `ValueError`s.
     """
     text = raw.decode(json.detect_encoding(raw)) if isinstance(raw, bytes) else raw
     if nesting_depth_exceeds(text.encode("utf-8", "surrogatepass"), max_depth):
         raise JsonTooDeep(max_depth)
-    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    value = json.loads(
+        text,
+        parse_constant=_refuse_constant,
+        parse_float=_finite_float,
+        object_pairs_hook=_unique_names if unique_names else None,
+    )
     if _SURROGATE_ESCAPE.search(text) or not isinstance(raw, bytes):
         _check_unicode(value)
     return value

@@ -5,7 +5,13 @@
 
 - 413 `REQUEST_BODY_TOO_LARGE`: the body (or what it decodes to) is over `limit`;
 - 415 `BODY_NOT_INSPECTABLE`: a `Content-Encoding` other than gzip / x-gzip /
-  deflate / br (or several stacked), or a corrupt or truncated encoded body.
+  deflate / br (or several stacked), or a corrupt or truncated encoded body;
+- 400 `BODY_NOT_INSPECTABLE`: a body that looks like JSON (its first character,
+  after whitespace and a byte order mark, is `{` or `[`) but is not strict JSON:
+  bad syntax, a name repeated in one object, `NaN`, a number out of range, a
+  lone surrogate, or nesting deeper than the limit. Targets' parsers are often
+  more lenient than ours or read a repeated name differently; such a body would
+  reach them with the rules having seen no document at all, or another one.
 
 Decoding never produces more than `limit + 1` bytes, however well the body
 compresses. JSON is parsed with `models.json_limits.loads` (nesting limit,
@@ -72,18 +78,48 @@ def inspect_body(raw: bytes, content_encoding: str | None, limit: int) -> BodyFa
     body = decode(raw, content_encoding, limit)
     if isinstance(body, BodyRefusal):
         return body
-    return facts(body)
+    return strict_facts(body)
 
 
 def facts(body: bytes) -> BodyFacts:
     """`body` (identity-encoded) parsed once: JSON document (or NOT_JSON) and text."""
+    outcome = strict_facts(body)
+    if isinstance(outcome, BodyRefusal):
+        return BodyFacts(document=NOT_JSON, text=body.decode("utf-8", "replace"))
+    return outcome
+
+
+def strict_facts(body: bytes) -> BodyFacts | BodyRefusal:
+    """`facts`, refusing a body that looks like JSON but is not strict JSON (see above)."""
     if not body:
         return EMPTY
     try:
-        document = loads(body)
-    except ValueError:
+        document = loads(body, unique_names=True)
+    except ValueError as error:
+        if looks_like_json(body):
+            return not_json(error)
         document = NOT_JSON
     return BodyFacts(document=document, text=body.decode("utf-8", "replace"))
+
+
+# Byte order marks (UTF-8, -16, -32), NUL (of UTF-16/32 text) and JSON's whitespace.
+_LEADING = b"\xef\xbb\xbf\xfe\xff\x00 \t\r\n"
+
+
+def looks_like_json(body: bytes) -> bool:
+    """Whether a parser would take `body` for a JSON object or array."""
+    return body.lstrip(_LEADING)[:1] in (b"{", b"[")
+
+
+def not_json(error: ValueError) -> BodyRefusal:
+    reason = str(error).splitlines()[0][:200]
+    return BodyRefusal(
+        400,
+        NOT_INSPECTABLE_CODE,
+        f"The request body looks like JSON but is not strict JSON ({reason}); this proxy's "
+        "rules cannot check it, so it was not forwarded",
+        {"reason": reason},
+    )
 
 
 def decode(raw: bytes, content_encoding: str | None, limit: int) -> bytes | BodyRefusal:

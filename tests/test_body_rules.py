@@ -146,6 +146,36 @@ def test_bodies_over_the_bound_or_unreadable_are_refused_and_never_forwarded(
     assert [len(r.body) for r in received if marker in r.query] == [BOUND]
 
 
+# Bodies a lenient target would parse (or read differently) that our strict parser cannot
+# check: each looks like JSON, so it is refused rather than forwarded as "not JSON".
+NOT_STRICT_JSON = {
+    "repeated name": b'{"model": "gpt-4o", "model": "small"}',
+    "repeated nested name": b'{"a": {"model": "gpt-4o", "model": "small"}}',
+    "repeated name, utf-16": '{"model": "gpt-4o", "model": "small"}'.encode("utf-16"),
+    "number out of range": b'{"model": "gpt-4o", "n": 1e400}',
+    "lone surrogate": b'{"model": "gpt-4o", "x": "\\ud800"}',
+    "NaN": b'{"model": "gpt-4o", "t": NaN}',
+    "Infinity": b'[{"model": "gpt-4o", "t": -Infinity}]',
+    "too deep": b'{"model": "gpt-4o", "x": ' + b"[" * 70 + b"]" * 70 + b"}",
+    "trailing comma": b'{"model": "gpt-4o",}',
+    "byte order mark": b'\xef\xbb\xbf {"model": "gpt-4o", "model": "small"}',
+}
+
+
+def test_bodies_that_only_look_like_json_are_refused_and_never_forwarded(api, upstream, gateway):
+    made = body_rule_proxy(api, upstream, gateway)
+    marker = uuid.uuid4().hex
+    path = f"/api/{made.id}/v1/chat?m={marker}"
+    headers = {**AUTH, "Content-Type": "application/json"}
+    for name, body in NOT_STRICT_JSON.items():
+        refused = call(gateway, "POST", path, headers=headers, data=body)
+        assert refused.status_code == 400, (name, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "BODY_NOT_INSPECTABLE", name
+        assert "not strict JSON" in error["message"], name
+    assert arrived(upstream, marker) == [], "a body the rules could not read reached the target"
+
+
 def test_proxies_without_body_rules_still_stream_large_uploads(api, upstream, gateway):
     body_rule_proxy(api, upstream, gateway)  # another proxy on the same data plane has them
     plain = Setup(api, upstream)

@@ -24,6 +24,7 @@ from models.sse import SseParser
 from tests.mcp_support import TOOLS, McpServer, with_session
 from tests.proxy_support import CALLER_KEY, Setup, call, logged
 from tests.support import Api
+from tests.test_body_rules import NOT_STRICT_JSON
 
 AUTH = {"X-API-Key": CALLER_KEY}
 DEADLINE_S = 10
@@ -152,6 +153,19 @@ def test_batches_and_odd_calls_are_decided_element_by_element(owner_api, mcp_ser
         refused = answer.json()
         refused = refused[0] if isinstance(refused, list) else refused
         assert refused["error"]["code"] == -32001, (body, refused)
+    # Calls a lenient server would parse (or read differently) that the policy cannot check.
+    unreadable = {
+        **NOT_STRICT_JSON,
+        "repeated tool name": b'{"jsonrpc": "2.0", "id": 12, "method": "tools/call", '
+        b'"params": {"name": "delete_repo", "name": "search"}}',
+        "lone surrogate in arguments": b'{"jsonrpc": "2.0", "id": 13, "method": "tools/call", '
+        b'"params": {"name": "delete_repo", "arguments": {"x": "\\ud800"}}}',
+    }
+    for name, raw in unreadable.items():
+        headers = {**AUTH, "Content-Type": "application/json"}
+        answer = call(gateway, "POST", path, headers=headers, data=raw)
+        assert answer.status_code == 400, (name, answer.text)
+        assert answer.json()["error"]["code"] == "BODY_NOT_INSPECTABLE", name
     assert mcp_server.calls[len(before) :] == [], "a refused call reached the MCP server"
 
 
