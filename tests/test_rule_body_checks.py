@@ -390,6 +390,24 @@ def test_the_explainer_decides_bodies_and_each_mcp_call_as_the_data_plane(api, c
     assert ask({"body": json.dumps(call(1, "delete_repo"))}, method="GET")["mcpCalls"] == []
     assert ask({"body": '{"jsonrpc": "2.0", "id": 1, "result": {}}'})["mcpCalls"] == []
     assert ask({"body": "delete_repo"})["allowed"]
+    # A body that looks like JSON but is not strict JSON is refused before any rule, as the
+    # gateway refuses it (a lenient target could read another document than the rules).
+    for sneaky in (
+        '{"model": "gpt-4o", "model": "small"}',
+        json.dumps(call(1, "delete_repo"))[:-1] + ', "params": {"name": "search"}}',
+        '{"model": "gpt-4o", "n": 1e400}',
+        '{"model": "gpt-4o", "x": "\\ud800"}',
+        '{"model": "gpt-4o", "n": NaN}',
+        "[" * 100 + "]" * 100,
+        ' \n{"model": "gpt-4o",}',
+    ):
+        refused = ask({"body": sneaky})
+        assert refused["allowed"] is False and refused["mcpCalls"] == [], sneaky
+        assert (refused["bodyRefusal"]["status"], refused["bodyRefusal"]["code"]) == (
+            400,
+            "BODY_NOT_INSPECTABLE",
+        ), sneaky
+    assert ask({"body": '{"model": "small"}'})["bodyRefusal"] is None
 
     # Not an MCP proxy and no body rules: its POSTs carry no calls and the body decides
     # nothing, but its meters still read the body for their own checks.
@@ -409,6 +427,7 @@ def test_the_explainer_decides_bodies_and_each_mcp_call_as_the_data_plane(api, c
     for body, counts in (
         ({"body": json.dumps({**call(1, "delete_repo"), "model": "big"})}, True),
         ({"body": '{"model": "small"}'}, False),
+        ({"body": '{"model": "big", "model": "small"}'}, False),  # this proxy reads no body
     ):
         answer = api.post(plain_explain, json={"method": "POST", "path": "/", **body})
         explained = answer.json()["explanations"][0]
