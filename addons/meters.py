@@ -3,9 +3,10 @@
 - `request_count` meters add 1 per matching request, checked and counted at once
   (all the proxy's matching meters in one `consume`: all or none).
 - `response_value` meters are checked before forwarding: a window refuses the
-  request (the target never sees it) when it is already at or over its limit,
-  or when the average value of the answers counted in it so far would take it
-  past the limit. The value read from the target's answer is added afterwards
+  request (the target never sees it) when it is already at or over its limit
+  (limit mode `reached`, the default), or with limit mode `estimate` also when
+  the average value of the answers counted in it so far would take it past the
+  limit (issue 13's rule). The value read from the target's answer is added afterwards
   (`models/meter_engine.py`: a missing or non-numeric value counts 0, is left out
   of the average, and a log line says why). Requests in flight at once are all
   checked against the same count, so a window can still end above its limit.
@@ -67,7 +68,13 @@ from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follo
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
 from models.json_limits import loads
-from models.meter_engine import NOT_JSON, REQUEST_COUNT, RESPONSE_VALUE, CompiledMeter
+from models.meter_engine import (
+    ESTIMATE,
+    NOT_JSON,
+    REQUEST_COUNT,
+    RESPONSE_VALUE,
+    CompiledMeter,
+)
 from models.rule_engine import RequestFacts
 from models.settings import Settings
 from models.sse import SseEvent, SseListener, parse_all
@@ -121,14 +128,15 @@ def _reading(meter_id: str, windows: tuple[tuple[str, int], ...]) -> tuple[Limit
 def over_limit(meter: CompiledMeter, outcome: Outcome) -> tuple[WindowCount, int] | None:
     """The window (and its limit) that refuses the next request of a response_value meter.
 
-    Refused when the window is at or over its limit, or when the average value of
-    the answers counted in it so far would take it past the limit.
+    Refused when the window is at or over its limit, or (limit mode `estimate`) when
+    the average value of the answers counted in it so far would take it past the limit.
     """
     refusing = []
     counts = outcome.windows
+    estimating = meter.limit_mode == ESTIMATE
     for index, (_window, limit) in enumerate(meter.limits):
         used, answers = counts[2 * index], counts[2 * index + 1].used
-        estimate = math.ceil(used.used / answers) if answers else 0
+        estimate = math.ceil(used.used / answers) if answers and estimating else 0
         if used.used >= limit or used.used + estimate > limit:
             refusing.append((used, limit))
     return max(refusing, key=lambda item: item[0].resets_at) if refusing else None

@@ -37,6 +37,12 @@ from models.windows import WINDOWS
 
 REQUEST_COUNT = "request_count"
 RESPONSE_VALUE = "response_value"
+# How a response_value meter's limit refuses a request before it is sent: "reached" once
+# the window's count has reached the limit (the answer that crosses it goes through);
+# "estimate" also when the average answer counted so far would take it past the limit.
+# (A request_count meter always refuses the request that would pass its limit.)
+REACHED, ESTIMATE = "reached", "estimate"
+LIMIT_MODES = (REACHED, ESTIMATE)
 _MISSING = NOT_JSON
 
 
@@ -123,6 +129,7 @@ class CompiledMeter:
     body_checks: tuple[BodyCheck, ...]
     extraction: Extraction | None
     limits: tuple[tuple[str, int], ...]  # (window, limit), in WINDOWS order
+    limit_mode: str = REACHED  # response_value meters: see LIMIT_MODES
 
     @property
     def needs_body(self) -> bool:
@@ -195,4 +202,5 @@ def compile_meter(meter) -> CompiledMeter:
         if meter.meter_type == RESPONSE_VALUE
         else None,
         limits=tuple((w, int(limits[w])) for w in WINDOWS if limits.get(w) is not None),
+        limit_mode=getattr(meter, "limit_mode", None) or REACHED,
     )

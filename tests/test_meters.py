@@ -21,6 +21,7 @@ TOKENS_METER = {
     "meterType": "response_value",
     "extraction": {"location": "body", "path": "usage.total_tokens"},
     "limits": {"day": 1000},
+    "limitMode": "estimate",  # issue 13's rule: the average answer must fit too
 }
 
 
@@ -102,6 +103,7 @@ def test_conditional_meter_counts_only_the_matching_model(api, upstream, gateway
         "predicates": {"bodyChecks": [{"path": "model", "equals": "big"}]},
         "extraction": {"location": "header", "name": "X-Tokens"},
         "limits": {"day": 1000},
+        "limitMode": "estimate",
     }
     made, [meter] = metered_proxy(api, upstream, gateway, admin_server, big)
     marker = uuid.uuid4().hex

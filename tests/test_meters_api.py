@@ -24,12 +24,15 @@ def test_create_get_list_update_delete(api, meters):
     assert meter["meterActive"] is True and meter["meterMode"] == "all"
     assert meter["meterRegion"]  # from the proxy
     assert meter["limits"] == {"day": 1000}
+    assert meter["limitMode"] == "reached"  # the default
     url = f"{meters}/{meter['meterId']}"
     assert api.get(url).json()["meters"][0]["meterId"] == meter["meterId"]
     assert [m["meterId"] for m in api.get(meters).json()["meters"]] == [meter["meterId"]]
 
-    changed = api.put(url, json={"limits": {"minute": 5, "month": 20000}, "meterActive": False})
+    limits = {"minute": 5, "month": 20000}
+    changed = api.put(url, json={"limits": limits, "meterActive": False, "limitMode": "estimate"})
     assert changed.status_code == 200, changed.text
+    assert changed.json()["meters"][0]["limitMode"] == "estimate"
     assert changed.json()["meters"][0]["limits"] == {"minute": 5, "month": 20000}
     assert changed.json()["meters"][0]["meterActive"] is False
 
@@ -103,6 +106,8 @@ def test_stream_extraction_and_mcp_predicates_are_kept(api, meters):
         ({**TOKENS, "meterMode": "conditional",
           "predicates": {"methods": ["GET"], "regexFlags": "x"}}, "predicates.regexFlags"),
         ({**TOKENS, "meterName": ""}, "meterName"),
+        ({**TOKENS, "limitMode": "average"}, "limitMode"),
+        ({**TOKENS, "limitMode": None}, "limitMode"),
         ({**TOKENS, "extraction": {"location": "header", "name": "x", "event": "e"}},
          "extraction.event"),
         ({**TOKENS, "extraction": {"location": "body", "path": "a", "event": ""}},

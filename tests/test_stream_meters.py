@@ -4,8 +4,9 @@ on both stores.
 
 A `response_value` meter reads its path in each SSE event's data as the event passes
 (nothing held back; the caller gets the target's bytes unchanged) and the count applies
-to the meter's limits as for JSON answers (a window refuses once the average answer would
-take it past its limit). MCP proxies: predicates on the JSON-RPC method and tool.
+to the meter's limits as for JSON answers (limit mode "reached", the default: a window
+refuses once its count has reached the limit). MCP proxies: predicates on the JSON-RPC
+method and tool.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def test_an_openai_stream_is_counted_and_limited_before_the_target(
         "meterName": "Streamed tokens",
         "meterType": "response_value",
         "extraction": {"location": "body", "path": "usage.total_tokens"},
-        "limits": {"day": 1000},
+        "limits": {"day": 800},  # limit mode "reached" (the default)
     }
     made, _ = metered_proxy(api, sse_target, gateway, admin_server, tokens)
     marker = uuid.uuid4().hex
@@ -160,7 +161,7 @@ def test_an_openai_stream_is_counted_and_limited_before_the_target(
     assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
     refused = answers[1].json()["error"]
     assert refused["code"] == "METER_LIMIT_EXCEEDED"
-    assert refused["details"]["used"] == 840 and refused["details"]["limit"] == 1000
+    assert refused["details"]["used"] == 840 and refused["details"]["limit"] == 800
     assert sse_target.seen[marker] == 2, "the refused request reached the target"
 
 
@@ -175,7 +176,7 @@ def test_a_stream_cut_for_its_size_still_counts_the_events_that_passed(
             "meterName": "tokens",
             "meterType": "response_value",
             "extraction": {"location": "body", "path": "usage.total_tokens"},
-            "limits": {"day": 800},
+            "limits": {"day": 400},
         },
         "meters",
     )
@@ -216,7 +217,7 @@ def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway,
     marker = uuid.uuid4().hex
     path = f"/api/{made.id}/mirror/x?content_type=text/event-stream&m={marker}"
     sent = ((b"\n", ""), (b"\r\n", ""), (b"\r", ""), (b"\n", "&encoding=gzip"))
-    for line_end, encoding in sent:  # 15 each: 67 in all, each request within the estimate
+    for line_end, encoding in sent:  # 15 each: 67 in all (within the estimate too)
         body = anthropic_stream(15, line_end)
         answer = call(gateway, "POST", path + encoding, headers=AUTH, data=body)
         assert answer.status_code == 200, answer.text

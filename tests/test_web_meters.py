@@ -78,6 +78,7 @@ def test_a_meter_made_in_the_form_shows_its_use_then_is_edited_and_deleted(
 
     meter_card(page, "Calls").get_by_role("link", name="Edit").click()
     expect(page.get_by_label("Limit per day")).to_have_value("100")
+    expect(page.get_by_label("Limit mode (response_value meters)")).to_have_value("reached")
     page.get_by_label("Limit per day").fill("50")
     page.get_by_label("Limit per minute").fill("")
     choose(page, "Mode", "conditional (predicates below)")

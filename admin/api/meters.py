@@ -24,6 +24,7 @@ from admin.schemas.common import ApiSchema
 from admin.schemas.meters import MeterSchema, check_meter
 from models import Meter, MeterUsage
 from models.enums import Role
+from models.meter_engine import REACHED
 from models.windows import WINDOWS, window_bounds
 
 bp = api_blueprint("meters")
@@ -35,6 +36,7 @@ METER_DEFAULTS = {
     "predicates": {},
     "extraction": None,
     "limits": {},
+    "limit_mode": REACHED,
 }
 FIELDS = ("name", "meter_type", *METER_DEFAULTS)
 

@@ -23,6 +23,7 @@ from admin.schemas.rules import (
 )
 from models.json_paths import JsonPathError, parse_path
 from models.meter import EXTRACTION_LOCATIONS, METER_MODES, METER_TYPES
+from models.meter_engine import LIMIT_MODES
 from models.patterns import PatternError, check_flags, compile_pattern
 
 MAX_LIMIT = 2**53  # counts beyond this are not exact in JSON readers
@@ -126,6 +127,16 @@ class MeterSchema(OwnedSchema):
     predicates = fields.Nested(PredicatesSchema)
     extraction = fields.Nested(ExtractionSchema, allow_none=True)
     limits = fields.Nested(MeterLimitsSchema)
+    limitMode = fields.String(
+        attribute="limit_mode",
+        validate=validate.OneOf(LIMIT_MODES),
+        metadata={
+            "description": "response_value meters: reached (default) refuses once a window's "
+            "count has reached its limit; estimate also when the average answer counted so far "
+            "would take it past the limit. request_count meters always refuse the request "
+            "that would pass the limit."
+        },
+    )
     meterCreatedAt = Timestamp(attribute="created_at", dump_only=True)
     meterUpdatedAt = Timestamp(attribute="updated_at", dump_only=True)
 

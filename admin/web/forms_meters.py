@@ -18,6 +18,10 @@ TYPE_CHOICES = [
 MODE_CHOICES = [("all", "all (every request)"), ("conditional", "conditional (predicates below)")]
 LOCATION_CHOICES = [("", "none"), ("body", "JSON body"), ("header", "response header")]
 PRESENCE_CHOICES = [("present", "must match"), ("absent", "must not match")]
+LIMIT_MODE_CHOICES = [
+    ("reached", "refuse once the limit is reached"),
+    ("estimate", "also refuse when the average answer would pass the limit"),
+]
 
 
 class LimitsForm(ApiForm):
@@ -69,6 +73,7 @@ class MeterForm(ApiForm):
         "extraction": "extraction_location",
         **{f"limits.{window}": f"limit_{window}" for window in WINDOWS},
         "limits": "limit_day",
+        "limitMode": "limit_mode",
     }
     name = StringField("Name", validators=[DataRequired()])
     meter_type = SelectField("Type", choices=TYPE_CHOICES)
@@ -93,3 +98,4 @@ class MeterForm(ApiForm):
     limit_hour = IntegerField("Limit per hour", validators=[Optional()])
     limit_day = IntegerField("Limit per day", validators=[Optional()])
     limit_month = IntegerField("Limit per month", validators=[Optional()])
+    limit_mode = SelectField("Limit mode (response_value meters)", choices=LIMIT_MODE_CHOICES)

@@ -145,6 +145,7 @@ def meter_body(form: MeterForm, meter: dict | None = None) -> dict:
         "predicates": predicates,
         "extraction": extraction,
         "limits": {w: getattr(form, f"limit_{w}").data for w in WINDOWS},
+        "limitMode": form.limit_mode.data,
     }
 
 
@@ -179,6 +180,7 @@ def _form_from(meter: dict) -> MeterForm:
         extraction_name=extraction.get("name", ""),
         extraction_event=extraction.get("event", ""),
         **{f"limit_{w}": (meter.get("limits") or {}).get(w) for w in WINDOWS},
+        limit_mode=meter.get("limitMode") or "reached",
     )
 
 
