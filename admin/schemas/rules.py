@@ -102,9 +102,6 @@ def mcp_names(attribute: str, description: str) -> fields.List:
     )
 
 
-_mcp_names = mcp_names  # the old name, until admin/schemas/meters.py imports mcp_names (H2)
-
-
 class RuleSchema(OwnedSchema):
     ruleId = fields.String(attribute="id", dump_only=True)
     pKey = fields.String(attribute="parent_id", dump_only=True)
