@@ -6,6 +6,10 @@ through mitmproxy's own upstream connection, so timeouts, unreachable targets
 and oversized responses end in the gateway's JSON answers. Buffered bodies are
 sent from `request`; bodies mitmproxy streams arrive through the stream bridge.
 Async API requests stop here: their body is queued (addons/async_queue.py).
+
+Once the target's head is in, `_answer` decides whether its answer is buffered
+(no body, a watcher needs it whole, or it came complete at once) or streamed to
+the caller as it arrives (addons/response_stream.py, through the stream bridge).
 """
 
 from __future__ import annotations
