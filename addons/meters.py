@@ -14,7 +14,9 @@
   `Retry-After`. Counters unavailable (Redis down): 503 `LIMITS_UNAVAILABLE`.
 - Conditional meters with body checks need the body: checked in `request` once
   it is in. A body that cannot be read before forwarding (streamed because it is
-  large, or content-encoded) counts as matching, so a meter is never bypassed.
+  large, or content-encoded) counts as matching, so a meter is never bypassed;
+  on a proxy whose rules read the body (or an MCP proxy) it was read and decoded
+  first (addons/body_first.py), and the checks see it.
 - Async API: checked and counted at accept; values are added for each delivered
   attempt's answer (`count_delivery`, called by the dispatcher).
 - Streams (issue 18): a response_value meter reading the body registers a
@@ -142,8 +144,13 @@ def over_limit(meter: CompiledMeter, outcome: Outcome) -> tuple[WindowCount, int
     return max(refusing, key=lambda item: item[0].resets_at) if refusing else None
 
 
-def request_document(request: http.Request) -> Any:
-    """The request body as JSON for body checks; UNREADABLE if it cannot be read here."""
+def request_document(request: http.Request, state: FlowState) -> Any:
+    """The request body as JSON for body checks; UNREADABLE if it cannot be read here.
+
+    On a body-first flow (addons/body_first.py) it was decoded and parsed once already.
+    """
+    if state.body is not None:
+        return state.body.document
     if request.stream or request.raw_content is None:
         return UNREADABLE
     return body_document(request.raw_content, request.headers.get("content-encoding"))
@@ -257,7 +264,7 @@ class Meters:
                 return  # checked in `request`, once the body is in
             await self._check(flow, state, meters, UNREADABLE)
             return
-        await self._check(flow, state, meters, request_document(flow.request))
+        await self._check(flow, state, meters, request_document(flow.request, state))
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -266,7 +273,7 @@ class Meters:
             return
         meters = state.proxy.meters
         if any(m.needs_body for m in meters) and flow not in _pending:
-            await self._check(flow, state, meters, request_document(flow.request))
+            await self._check(flow, state, meters, request_document(flow.request, state))
 
     async def _check(self, flow, state: FlowState, meters, document: Any) -> None:
         times = dict((m.id, n) for m, n in matching_times(meters, state, document))

@@ -11,6 +11,7 @@ method and tool.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import uuid
@@ -230,20 +231,26 @@ def test_an_anthropic_stream_counts_only_the_named_event(api, upstream, gateway,
 
 
 def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway, admin_server):
-    """On an MCP proxy: `tools/call` of `search` only, once per matching call of a batch."""
+    """On an MCP proxy: `tools/call` of `search` only, once per matching call of a batch.
+    The body is read (and decoded) before the meters there: a meter's body checks see a
+    gzip-encoded body as it is, not as an unreadable one that counts as matching."""
     made = Setup(api, upstream, proxyMcp=True)
+    meters = f"{made.base}/proxies/{made.id}/meters"
+    base = {"meterType": "request_count", "meterMode": "conditional"}
     searches = create(
         api,
-        f"{made.base}/proxies/{made.id}/meters",
-        {
-            "meterName": "search calls",
-            "meterType": "request_count",
-            "meterMode": "conditional",
-            "predicates": {"mcpMethods": ["tools/call"], "mcpTools": ["search"]},
-            "limits": {"day": 3},
-        },
+        meters,
+        {**base, "meterName": "search calls", "limits": {"day": 4},
+         "predicates": {"mcpMethods": ["tools/call"], "mcpTools": ["search"]}},
         "meters",
-    )
+    )  # fmt: skip
+    reads = create(
+        api,
+        meters,
+        {**base, "meterName": "read_file by body", "limits": {"day": 1},
+         "predicates": {"bodyChecks": [{"path": "params.name", "equals": "read_file"}]}},
+        "meters",
+    )  # fmt: skip
     synced(admin_server, gateway)
     marker = uuid.uuid4().hex
     path = f"/api/{made.id}/mirror/mcp?m={marker}"
@@ -252,21 +259,29 @@ def test_a_per_tool_meter_counts_tools_call_of_that_tool(api, upstream, gateway,
         params = {"name": tool, "arguments": {}} if tool else {}
         return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
-    def send(body) -> int:
-        return call(gateway, "POST", path, headers=AUTH, json=body).status_code
+    def send(body, gzipped: bool = False) -> requests.Response:
+        if not gzipped:
+            return call(gateway, "POST", path, headers=AUTH, json=body)
+        headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        data = gzip.compress(json.dumps(body).encode())
+        return call(gateway, "POST", path, headers=headers, data=data)
 
-    assert send(rpc("tools/call", "search")) == 200
-    assert send(rpc("tools/call", "delete_repo")) == 200  # another tool: not counted
-    assert send(rpc("tools/list")) == 200  # another method: not counted
+    assert send(rpc("tools/call", "search")).status_code == 200
+    assert send(rpc("tools/call", "search"), gzipped=True).status_code == 200  # 2 of 4
+    assert send(rpc("tools/call", "delete_repo")).status_code == 200  # another tool
+    assert send(rpc("tools/list")).status_code == 200  # another method: not counted
     batch = [rpc("tools/call", "search", 2), rpc("tools/call", "read_file", 3),
              rpc("tools/call", "search", 4)]  # fmt: skip
-    assert send(batch) == 200  # two searches: 3 of 3
-    refused = call(gateway, "POST", path, headers=AUTH, json=rpc("tools/call", "search"))
-    assert refused.status_code == 429, refused.text
-    details = refused.json()["error"]["details"]
-    assert details["meterId"] == searches["meterId"] and details["used"] == 3
+    assert send(batch).status_code == 200  # two searches: 4 of 4
+    assert send(rpc("tools/call", "read_file"), gzipped=True).status_code == 200  # 1 of 1
+    for body, meter, used in ((rpc("tools/call", "search"), searches, 4),
+                              (rpc("tools/call", "read_file"), reads, 1)):  # fmt: skip
+        refused = send(body, gzipped=True)
+        assert refused.status_code == 429, refused.text
+        details = refused.json()["error"]["details"]
+        assert (details["meterId"], details["used"]) == (meter["meterId"], used)
     assert call(gateway, "GET", f"/api/{made.id}/status/200", headers=AUTH).status_code == 200
-    assert arrived(upstream, marker) == 4
+    assert arrived(upstream, marker) == 6
 
 
 def test_a_per_tool_meter_counts_the_sdk_clients_calls(api, gateway, admin_server):
