@@ -17,12 +17,13 @@ import pytest
 
 from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
 from tests.stream_support import StreamingTarget
-from tests.support import Api
+from tests.support import Api, create
 
 AUTH = {"X-API-Key": CALLER_KEY}
 MB = 1024 * 1024
 TIMEOUT_MS = 1000  # the read timeout: the SSE stream below lasts longer, each gap shorter
 SMALL_LIMIT = 100_000
+FILTER = {"action": "destroy", "paths": ["secret"]}
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +284,19 @@ def test_http2_uploads_without_a_length_are_streamed_or_refused(target, stream_g
         refused = client.post(url, headers={"X-API-Key": "wrong"}, content=body())
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
         assert client.get(url, headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_an_answer_the_payload_filters_apply_to_never_streams_past_them(
+    mapi, target, stream_gateway
+):
+    """Filters need the whole body: a streaming answer is buffered for them (and an SSE
+    stream, not JSON, is refused whole: nothing of it reaches the caller)."""
+    setup = Setup(mapi, target)
+    create(mapi, f"{setup.base}/proxies/{setup.id}/filters", FILTER, "filters")
+    path = f"/api/{setup.id}/sse?n=2&gap=0.1"
+    response = wait_until_served(stream_gateway, path, AUTH, lambda r: r.status_code == 422)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "RESPONSE_NOT_JSON"
+    assert b"sent" not in response.content
+    entry = log_of(mapi, setup, response)
+    assert entry["streamed"] is False and entry["proxyCode"] == "response-filter-refused"
