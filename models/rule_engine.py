@@ -25,7 +25,7 @@ A call without a tool (not `tools/call`) has none of `mcp_tools`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models.body_checks import NOT_JSON, BodyCheck, compile_body_checks
@@ -43,6 +43,17 @@ class BodyFacts:
 
     document: Any  # the parsed JSON; models.body_checks.NOT_JSON when absent or not JSON
     text: str  # the body as text (invalid UTF-8 as U+FFFD), for `bodyPattern`
+    # `bodyPattern` verdicts on `text`, by pattern: shared by every reading of the path and
+    # every call of a batch (`for_call`), so a body is scanned once per pattern, not once
+    # per call (a 1 MiB batch holds thousands of calls).
+    found: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def has(self, pattern) -> bool:
+        """Whether `pattern` is found in the text (each pattern searched once per body)."""
+        verdict = self.found.get(pattern)
+        if verdict is None:
+            verdict = self.found[pattern] = bool(pattern.search(self.text))
+        return verdict
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,10 @@ class RequestFacts:
     def for_call(self, call: McpCall) -> RequestFacts:
         """These facts deciding one JSON-RPC call: `mcp` is the call, body checks see its
         message (one element of a batch) and `bodyPattern` still the whole body's text."""
-        text = self.body.text if self.body is not None else ""
-        return replace(self, mcp=call, body=BodyFacts(document=call.document, text=text))
+        if self.body is None:
+            return replace(self, mcp=call, body=BodyFacts(document=call.document, text=""))
+        body = BodyFacts(document=call.document, text=self.body.text, found=self.body.found)
+        return replace(self, mcp=call, body=body)
 
     def readings(self) -> tuple[RequestFacts, ...]:
         """These facts once per reading of the path (one unless it carries `;` parameters)."""
@@ -158,8 +171,10 @@ class CompiledRule:
     def _body_matches(self, body: BodyFacts | None) -> bool:
         """Body checks on the JSON document and the pattern on the text (no body: "", not JSON)."""
         if self.body_pattern is not None:
-            text = body.text if body is not None else ""
-            if bool(self.body_pattern.search(text)) != self.body_pattern_present:
+            found = (
+                body.has(self.body_pattern) if body is not None else self.body_pattern.search("")
+            )
+            if found != self.body_pattern_present:
                 return False
         document = body.document if body is not None else NOT_JSON
         return all(check.holds(document) for check in self.body_checks)

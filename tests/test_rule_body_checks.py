@@ -222,6 +222,11 @@ def test_each_call_of_a_batch_is_decided_on_its_own_element():
     verdicts = [authorize(scopes, facts.for_call(call)).allowed for call in calls]
     assert verdicts == [True, False, True]
     assert all(compile_rule(by_pattern).matches(facts.for_call(call)) for call in calls)
+    # The raw pattern's verdict is the same for every call: the body is scanned once per
+    # pattern and the verdict shared (a 1 MiB batch holds thousands of calls).
+    assert all(facts.for_call(call).body.found is facts.body.found for call in calls)
+    assert facts.body.found == {compile_rule(by_pattern).body_pattern: True}
+    assert not compile_rule(rule(body_pattern="read_file")).matches(facts.for_call(calls[0]))
     assert facts.for_call(calls[0]).body.document["params"]["name"] == "search"
     assert with_body(None).for_call(SEARCH).body == BodyFacts(SEARCH.document, "")
     assert with_body(b"x").body.document is NOT_JSON
