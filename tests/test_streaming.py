@@ -120,9 +120,13 @@ def test_sse_events_reach_the_caller_as_the_target_sends_them(mapi, stream_gatew
     assert "aiohttp" not in headers.get("server", "") and "mitmproxy" not in headers.get(
         "server", ""
     )  # the target's head, never the bridge's
-    entry = logged(mapi, setup, headers["portcullis-request-id"])["proxyData"]
+    logged_entry = logged(mapi, setup, headers["portcullis-request-id"])
+    entry = logged_entry["proxyData"]
     sent = sum(len(f"data: {json.dumps(data)}\n\n") for data, _ in events)
     assert entry["streamed"] is True and entry["responseBytes"] == sent
+    # Logged once the stream ended: its duration covers every event (both legs).
+    lasted = events[-1][0]["sent"] - first["sent"]
+    assert entry["duration"] >= lasted and logged_entry["targetData"]["duration"] >= lasted
     assert entry["proxyCode"] == "proxy-access-granted" and "streamOutcome" not in entry
 
 
