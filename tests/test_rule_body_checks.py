@@ -304,6 +304,7 @@ BAD = [
     ({"bodyChecks": [{"path": "a", "valuePattern": "x", "equals": "x"}]}, "bodyChecks.0.equals"),
     ({"bodyChecks": [{"path": "a", "equals": {"b": 1}}]}, "bodyChecks.0.equals"),
     ({"bodyChecks": [{"path": "a", "equals": [1]}]}, "bodyChecks.0.equals"),
+    ({"bodyChecks": [{"path": "a", "equals": "x" * 1001}]}, "bodyChecks.0.equals"),
     ({"bodyChecks": [{"path": "a", "presence": "maybe"}]}, "bodyChecks.0.presence"),
     ({"bodyChecks": [{"path": "a", "colour": "red"}]}, "bodyChecks.0.colour"),
     ({"bodyChecks": [{"path": "a"}] * 51}, "bodyChecks"),

@@ -87,6 +87,8 @@ class BodyCheckSchema(ApiSchema):
             raise ValidationError("Give at most one of equals and valuePattern.", "equals")
         if isinstance(data.get("equals"), dict | list):
             raise ValidationError("Must be a string, number, boolean or null.", "equals")
+        if isinstance(data.get("equals"), str) and len(data["equals"]) > 1000:
+            raise ValidationError("Longer than maximum length 1000.", "equals")
 
 
 def mcp_names(attribute: str, description: str) -> fields.List:
