@@ -266,6 +266,12 @@ def build_scope(name: str, default_effect: str, rules: Iterable) -> Scope:
     return Scope(name, RuleEffect(default_effect), tuple(compiled))
 
 
+def policy_reads_body(mcp: bool, scopes: Iterable[Scope]) -> bool:
+    """Whether a proxy's policy needs the request body before anything is decided: it is an
+    MCP proxy (its calls are parsed), or a rule of its scopes checks the body or a call."""
+    return mcp or any(rule.reads_body for scope in scopes for rule in scope.rules)
+
+
 def authorize(scopes: Sequence[Scope], facts: RequestFacts) -> Decision:
     """The first denying scope's decision, or an allow naming the last deciding rule."""
     allowed = Decision(True, None, None)

@@ -39,7 +39,14 @@ from models.meter_engine import NOT_JSON, compile_meter
 from models.payload_filter import SCOPE_ORDER
 from models.request_body import BodyRefusal, inspect_body
 from models.request_body import facts as body_facts
-from models.rule_engine import BodyFacts, Decision, RequestFacts, Scope, authorize
+from models.rule_engine import (
+    BodyFacts,
+    Decision,
+    RequestFacts,
+    Scope,
+    authorize,
+    policy_reads_body,
+)
 from models.rule_scopes import proxy_scopes
 from models.target_url import PathEscapeError, canonical_path, path_readings
 
@@ -109,8 +116,7 @@ def explain(client_id: str, proxy_id: str):
 def _body(proxy: Proxy, scopes: list[Scope], text: str | None) -> BodyFacts | BodyRefusal | None:
     """The body as the data plane reads it: only for proxies whose policy needs it (an MCP
     proxy, or a rule that checks the body or a call), through the same inspection."""
-    reads = proxy.mcp or any(rule.reads_body for scope in scopes for rule in scope.rules)
-    if text is None or not reads:
+    if text is None or not policy_reads_body(proxy.mcp, scopes):
         return None
     return inspect_body(text.encode(), None, MAX_BODY_BYTES)
 
