@@ -110,10 +110,12 @@ class ResponseStream:
             outcome = TARGET_TIMEOUT
         except UpstreamFailure:
             outcome = TARGET_UNREACHABLE
-        except (asyncio.CancelledError, ConnectionError):
-            self.upstream.close()  # the caller left: so does the target's connection, now
-            self._settle(CALLER_DISCONNECTED)
+        except asyncio.CancelledError:
+            self.caller_left()  # the bridge connection closed: the caller left
             raise
+        except ConnectionError:
+            self.caller_left()
+            return response
         except Exception:
             log.exception("streaming an answer failed")
             outcome = TARGET_UNREACHABLE
