@@ -41,6 +41,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free ports, for processes launched before any of them listens (the
+    kernel may offer the same free port twice until one is bound)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def start_proxy(
     admin_server: AdminServer,
     var_dir: Path,
@@ -58,11 +69,7 @@ def start_proxies(
     """`start_proxy` for each of `var_dirs` with the same arguments: every process launched
     first, then each waited for, so their start-ups overlap instead of adding up. If one
     fails to start, the others are stopped."""
-    ports: list[int] = []
-    while len(ports) < len(var_dirs):  # none listens yet: the kernel may offer a port twice
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
+    ports = distinct_free_ports(len(var_dirs))
     launched = [
         launch_proxy(admin_server, var_dir, extra_args, True, port)
         for var_dir, port in zip(var_dirs, ports, strict=True)

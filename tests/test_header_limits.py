@@ -13,7 +13,13 @@ import itertools
 
 import pytest
 
-from tests.proxy_support import CALLER_KEY, start_proxy
+from tests.proxy_support import (
+    CALLER_KEY,
+    distinct_free_ports,
+    launch_proxy,
+    start_proxy,
+    wait_started,
+)
 from tests.raw_http import exchange, request, rss_kib
 
 KIB, MIB = 1024, 1024 * 1024
@@ -104,37 +110,53 @@ def test_memory_stays_bounded_under_huge_heads(setup, gateway, upstream):
     assert growth_mib < 64, f"data plane grew by {growth_mib:.0f} MiB"
 
 
+BAD_OPTIONS = (
+    "portcullis_max_header_bytes=0",
+    "portcullis_max_header_count=-1",
+    "portcullis_max_header_field_bytes=100000",  # above the head limit
+)
+
+
 def test_limits_are_options_and_are_validated(admin_server, setup, upstream, tmp_path):
-    small = start_proxy(
-        admin_server,
-        tmp_path / "small",
-        "--set",
-        "portcullis_max_header_bytes=4096",
-        "--set",
-        "portcullis_max_header_count=10",
-        "--set",
-        "portcullis_max_header_field_bytes=1024",
-    )
+    # The data planes given a bad option are launched first and waited for last: each takes
+    # a process start to refuse, and those start-ups overlap the good one's (ports apart, so
+    # none can take another's).
+    ports = distinct_free_ports(len(BAD_OPTIONS) + 1)
+    refused = [
+        launch_proxy(admin_server, tmp_path / bad.split("=")[0], ("--set", bad), port=port)
+        for bad, port in zip(BAD_OPTIONS, ports, strict=False)
+    ]
     try:
-        marker = mark()
-        ok = exchange(small.base_url, head("api", setup.id, marker, many_fields(5)))
-        assert ok.status == 200, ok.raw[:300]
-        cases = [
-            ([(b"X-Big", b"a" * 5000)], "portcullis_max_header_bytes"),
-            (many_fields(11), "portcullis_max_header_count"),
-            ([(b"X-Big", b"a" * 1100)], "portcullis_max_header_field_bytes"),
-        ]
-        for fields, option in cases:
+        small = start_proxy(
+            admin_server,
+            tmp_path / "small",
+            "--set",
+            "portcullis_max_header_bytes=4096",
+            "--set",
+            "portcullis_max_header_count=10",
+            "--set",
+            "portcullis_max_header_field_bytes=1024",
+            port=ports[-1],
+        )
+        try:
             marker = mark()
-            assert_431(exchange(small.base_url, head("api", setup.id, marker, fields)), option)
-            assert not reached(upstream, marker)
+            ok = exchange(small.base_url, head("api", setup.id, marker, many_fields(5)))
+            assert ok.status == 200, ok.raw[:300]
+            cases = [
+                ([(b"X-Big", b"a" * 5000)], "portcullis_max_header_bytes"),
+                (many_fields(11), "portcullis_max_header_count"),
+                ([(b"X-Big", b"a" * 1100)], "portcullis_max_header_field_bytes"),
+            ]
+            for fields, option in cases:
+                marker = mark()
+                assert_431(exchange(small.base_url, head("api", setup.id, marker, fields)), option)
+                assert not reached(upstream, marker)
+        finally:
+            small.stop()
+        for bad, proxy in zip(BAD_OPTIONS, refused, strict=True):
+            with pytest.raises(RuntimeError) as failed:
+                wait_started(proxy)
+            assert bad.split("=")[0] in str(failed.value)
     finally:
-        small.stop()
-    for bad in (
-        "portcullis_max_header_bytes=0",
-        "portcullis_max_header_count=-1",
-        "portcullis_max_header_field_bytes=100000",  # above the head limit
-    ):
-        with pytest.raises(RuntimeError) as failed:
-            start_proxy(admin_server, tmp_path / bad.split("=")[0], "--set", bad)
-        assert bad.split("=")[0] in str(failed.value)
+        for proxy in refused:
+            proxy.stop()

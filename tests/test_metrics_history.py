@@ -142,9 +142,11 @@ def test_a_seven_day_range_is_merged_into_at_most_5000_points_covering_it(
     end = datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(days=7) + timedelta(minutes=1)  # inside the 7-day retention
     begin = int(start.timestamp())
-    # One request every 10 s for the whole week, written by the data plane's own writer code.
+    # One request a minute for the whole week, written by the data plane's own writer code:
+    # 10,080 stored points, twice the most one answer may hold, and two or three in each
+    # merged point (a step of 130 s), so merging is forced and merges several points each.
     batch = Batch(now=time.time())
-    stamps = range(begin, int(end.timestamp()), 10)
+    stamps = range(begin, int(end.timestamp()), 60)
     for at in stamps:
         batch.add(
             Sample(made.id, made.client_id, at, "8.8.8.8", (), 200, 20.0, 200, 19.0, 50, False)
