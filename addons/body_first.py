@@ -39,7 +39,7 @@ from addons.failsafe import fail_closed
 from addons.responses import DENIED, PROXY_CODE, answer, answered, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
-from models.mcp import parse_calls
+from models.mcp import batch_refusal, parse_calls
 from models.request_body import BodyRefusal, inspect_body, too_large
 
 log = logging.getLogger("portcullis.body_first")
@@ -137,6 +137,9 @@ class BodyFirst:
             parsed = parse_calls(outcome.document)
             if parsed is not None:
                 state.mcp_calls, state.mcp_batch = parsed
+                too_many = batch_refusal(state.mcp_calls)
+                if too_many is not None:
+                    self._refuse(flow, state, too_many)
 
     @staticmethod
     def _refuse(

@@ -27,7 +27,7 @@ from models.egress import Egress, open_egress
 from models.meter import Meter
 from models.meter_engine import CompiledMeter, compile_meter
 from models.payload_filter import FilterStep, filter_chains
-from models.rule_engine import Scope
+from models.rule_engine import Scope, policy_reads_body
 from models.rule_scopes import credential_scope, proxy_scope, target_scope
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class ProxyView:
     def reads_body(self) -> bool:
         """Whether the proxy's policy needs the request body before anything is checked:
         some rule of its four scopes checks the body or an MCP call, or it is an MCP proxy."""
-        return self.mcp or any(rule.reads_body for scope in self.scopes for rule in scope.rules)
+        return policy_reads_body(self.mcp, self.scopes)
 
     @cached_property
     def injection_plan(self) -> InjectionPlan:

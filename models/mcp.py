@@ -10,8 +10,13 @@ Responses (no `method`, e.g. a client's answer to a server's request) are not ca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from models.request_body import BodyRefusal
+
+# The most calls one batch may hold: each is decided on its own, on the event loop.
+MAX_BATCH_CALLS = 100
 TOOLS_CALL = "tools/call"
 TOOLS_LIST = "tools/list"
 
@@ -56,3 +61,18 @@ def parse_calls(document: Any) -> tuple[tuple[McpCall, ...], bool] | None:
         return (calls, True) if calls else None
     call = _call(document)
     return None if call is None else ((call,), False)
+
+
+def batch_refusal(calls: tuple[McpCall, ...]) -> BodyRefusal | None:
+    """400 `MCP_BATCH_TOO_LARGE` for a batch of more than `MAX_BATCH_CALLS` calls."""
+    if len(calls) <= MAX_BATCH_CALLS:
+        return None
+    from models.request_body import BodyRefusal  # it imports the rule engine, which imports us
+
+    return BodyRefusal(
+        400,
+        "MCP_BATCH_TOO_LARGE",
+        f"A JSON-RPC batch may hold at most {MAX_BATCH_CALLS} calls; this one holds "
+        f"{len(calls)}. Send them in smaller batches",
+        {"limit": MAX_BATCH_CALLS, "calls": len(calls)},
+    )

@@ -18,7 +18,7 @@ from mcp.shared.exceptions import McpError
 
 from addons.mcp_policy import ToolsListFilter
 from addons.response_watch import WHOLE, ResponseHead, run_watches, watches_for
-from models.mcp import McpCall
+from models.mcp import MAX_BATCH_CALLS, McpCall
 from models.rule_engine import RequestFacts, build_scope
 from models.sse import SseParser
 from tests.mcp_support import TOOLS, McpServer, with_session
@@ -166,6 +166,11 @@ def test_batches_and_odd_calls_are_decided_element_by_element(owner_api, mcp_ser
         answer = call(gateway, "POST", path, headers=headers, data=raw)
         assert answer.status_code == 400, (name, answer.text)
         assert answer.json()["error"]["code"] == "BODY_NOT_INSPECTABLE", name
+    # A batch is decided call by call on the event loop: at most MAX_BATCH_CALLS of them.
+    allowed = [jsonrpc("tools/call", n, name="search") for n in range(MAX_BATCH_CALLS + 1)]
+    answer = call(gateway, "POST", path, headers=AUTH, json=allowed)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "MCP_BATCH_TOO_LARGE"
     assert mcp_server.calls[len(before) :] == [], "a refused call reached the MCP server"
 
 

@@ -34,7 +34,7 @@ from admin.http import envelope
 from admin.openapi import doc
 from admin.schemas.explain import MAX_BODY_BYTES, ExplainRequestSchema, ExplanationSchema
 from models import Meter, Proxy, Rule
-from models.mcp import McpCall, parse_calls
+from models.mcp import McpCall, batch_refusal, parse_calls
 from models.meter_engine import NOT_JSON, compile_meter
 from models.payload_filter import SCOPE_ORDER
 from models.request_body import BodyRefusal, inspect_body
@@ -87,6 +87,9 @@ def explain(client_id: str, proxy_id: str):
         body=body if isinstance(body, BodyFacts) else None,
     )
     calls = _calls(proxy, facts)
+    too_many = batch_refusal(calls)
+    if too_many is not None:  # refused whole, as the data plane does, before any call is decided
+        body, calls = too_many, ()
     candidates = [facts.for_call(call) for call in calls] or [facts]
     verdicts = [authorize(scopes, candidate) for candidate in candidates]
     # As the data plane: the first denied call decides, else the last call's allowance.
