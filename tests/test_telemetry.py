@@ -307,3 +307,43 @@ def test_mcp_tool_calls_are_counted_per_tool(api, upstream, gateway):
     # The client's telemetry answers the same map.
     client_records = telemetry(api, f"{made.base}/telemetry", interval="minute")["telemetry"]
     assert summed(client_records, "toolCountMap") == dict(expected)
+
+
+def test_streamed_answers_count_with_their_full_size_also_when_broken_off(api, gateway):
+    """A clean stream (mitmproxy's `response` hook) and one the caller leaves mid-way (its
+    `error` hook) are both counted, with the bytes that passed, as the request log has them."""
+    from tests.stream_support import StreamingTarget
+    from tests.test_metrics_history import wait_for_points
+
+    with StreamingTarget() as target:
+        made = Setup(api, target)
+        wait_until_served(gateway, f"/api/{made.id}/once?size=10", AUTH)
+        clean = call(gateway, "GET", f"/api/{made.id}/sse?n=3&gap=0.05", headers=AUTH)
+        assert clean.status_code == 200 and clean.content.count(b"data:") == 3
+        with call(gateway, "GET", f"/api/{made.id}/hold?id=left", headers=AUTH, stream=True) as r:
+            assert r.status_code == 200
+            assert next(r.iter_content(chunk_size=None)).startswith(b"data:")
+        assert target.closed_at("left") is not None, "the caller's leaving reached the target"
+        path = f"{made.base}/proxies/{made.id}/telemetry"
+        records = wait_for_count(api, path, 3, interval="minute")
+        # The stream the caller left has its target leg too: it ended when the caller left.
+        assert summed(records, "codeCountMap") == {"200:proxy": 3, "200:target": 3}
+        logged = wait_for_log(api, made, 3)
+        streamed = {
+            e["proxyData"]["apiPath"]: e["proxyData"] for e in logged if e["proxyData"]["streamed"]
+        }
+        assert streamed["/hold"]["streamOutcome"] == "caller-disconnected"
+        assert streamed["/sse"]["responseBytes"] == len(clean.content)
+        size = sum(e["proxyData"]["responseBytes"] for e in logged)
+        points = wait_for_points(api, made, lambda p: p and p[-1]["bytes"] >= size)
+        assert points[-1]["bytes"] == size and points[-1]["requests"] == 3
+
+
+def wait_for_log(api, made: Setup, count: int) -> list[dict]:
+    """The proxy's request log once it has `count` entries (the writer batches)."""
+    deadline = time.monotonic() + WRITE_TIMEOUT_S
+    while True:
+        entries = api.get(f"{made.base}/proxies/{made.id}/requests").json()["requests"]
+        if len(entries) >= count or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.05)  # polling the store for the writer's batch, bounded by the deadline
