@@ -75,6 +75,9 @@ from models.credential_parts import UnsupportedInjection, mints_token
 
 log = logging.getLogger("portcullis.forward")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# An answer announcing at most this many bytes (not an event stream) is read whole
+# before it is passed on, even if it did not come in one piece.
+SMALL_ANSWER_BYTES = 64 * 1024
 
 
 class Forward:
@@ -275,8 +278,9 @@ class Forward:
         self, flow: http.HTTPFlow, state: FlowState, opened: UpstreamStream
     ) -> http.Response | None:
         """Buffered or streamed, decided on the target's head (design §1, in this order):
-        no body; an announced length over the limit (413); a watcher needs the body whole
-        (read bounded); the body came complete at once; else it streams (None)."""
+        no body; an announced length over the limit (413); a watcher needs the body whole,
+        or it is a small one of announced length (read bounded); the body came complete at
+        once; else it streams (None)."""
         limit = response_limit(state.proxy)
         streaming = False
         try:
@@ -289,7 +293,10 @@ class Forward:
                 if limit and announced is not None and announced > limit:
                     raise ResponseTooLarge(opened.status, announced, limit)
                 whole, watches = watches_for(state.watchers, head)
-                if whole:  # never unbounded, even without a limit on streams
+                small = announced is not None and announced <= SMALL_ANSWER_BYTES
+                if whole or (small and not head.is_event_stream):
+                    # Whole, never unbounded even without a limit on streams. A small answer
+                    # of known length is waited for too: the bridge would cost more than it.
                     bound = limit or ctx.options.portcullis_max_response_bytes
                     body = (await read_bounded(opened, opened.method, bound)).body
                 else:
