@@ -201,6 +201,9 @@ def request_log(client_id: str, proxy_id: str):
     return render_template(
         "web/requests.html", proxy=proxy, entries=entries, filters=filters, error=None
         if answer.ok else answer.message, **TRAFFIC_HELPERS,
+        # the MCP column: on MCP proxies, and wherever a listed request has calls (the flag
+        # may have been switched off since)
+        show_mcp=bool(proxy.get("proxyMcp")) or any(mcp_calls(e) for e in entries),
     )  # fmt: skip
 
 
