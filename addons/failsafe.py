@@ -8,6 +8,7 @@ import logging
 
 from mitmproxy import http
 
+from addons.response_stream import stream_of
 from addons.responses import answer, internal_error, replace_before_body
 from addons.state import state_of
 
@@ -28,6 +29,9 @@ def fail_closed(hook):
         error = internal_error(state.request_id if state else None)
         if hook.__name__ == "responseheaders" and flow.response is not None:
             replace_before_body(flow.response, error)
+            stream = stream_of(flow)
+            if stream is not None:
+                stream.drop()  # a streamed target's answer is not read on for nothing
         elif flow.response is None or hook.__name__ == "response":
             answer(flow, error)
 

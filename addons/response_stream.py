@@ -71,6 +71,7 @@ class ResponseStream:
     preview: bytearray = field(default_factory=bytearray)
     settled: bool = False
     started: bool = False  # the bridge asked for it
+    dropped: bool = False  # the caller gets another answer: the target's is not read on
 
     def caller_head(self, response: http.Response, http2: bool) -> None:
         """Put the target's status and headers on mitmproxy's `response` (the bridge's),
@@ -121,6 +122,9 @@ class ResponseStream:
             outcome = TARGET_UNREACHABLE
         finally:
             self.upstream.close()
+        if self.dropped:  # end cleanly: mitmproxy sends the caller the answer put in its place
+            await response.write_eof()
+            return response
         if outcome is not None:
             self._settle(outcome)
             if request.transport is not None:
@@ -154,6 +158,12 @@ class ResponseStream:
             return
         self.upstream.close()
         self._settle(CALLER_DISCONNECTED)
+
+    def drop(self) -> None:
+        """The caller gets another answer instead (settling the head failed): stop reading
+        the target, and let the flow's state keep what the failure recorded."""
+        self.dropped = self.settled = True
+        self.upstream.close()
 
     def _settle(self, outcome: str | None) -> None:
         """What the request log and telemetry read once the answer ended (or broke off)."""

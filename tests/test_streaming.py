@@ -230,6 +230,24 @@ def test_a_caller_leaving_mid_stream_closes_the_targets_connection(
     assert closed_at is not None and closed_at - left_at < 1.0
 
 
+def test_a_failure_settling_a_streamed_head_answers_500_and_lets_the_target_go(
+    admin_server, target, proxies, tmp_path
+):
+    broken = start_proxy(admin_server, tmp_path, "-s", "tests/fault_injection_stream.py")
+    try:
+        setup = proxies["default"]
+        wait_until_served(broken, f"/api/{setup.id}/once", AUTH)
+        url = f"{broken.base_url}/api/{setup.id}/hold?id=broken-head"
+        response = httpx.get(url, headers=AUTH, timeout=15)
+        assert response.status_code == 500, response.text
+        assert response.json()["error"]["code"] == "INTERNAL_ERROR"  # whole, not cut
+        assert response.headers["requestrocket-proxy-code"] == "gateway-error"
+        assert target.closed_at("broken-head") is not None  # not read on for nothing
+        assert "injected fault" in broken.log_text()
+    finally:
+        broken.stop()
+
+
 def test_a_stalled_stream_is_cut_after_the_read_timeout(mapi, target, stream_gateway, proxies):
     setup = proxies["default"]
     url = f"{stream_gateway.base_url}/api/{setup.id}/stall?gap=5&id=stalled"
