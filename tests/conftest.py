@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import Counter
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
@@ -19,7 +20,7 @@ from models.settings import Settings
 from models.store import make_engine, make_session_factory
 from tests import stores
 from tests.async_support import user_api
-from tests.proxy_support import CALLER_KEY, Setup, logged, start_proxy, wait_until_served
+from tests.proxy_support import served_setup, start_proxy
 from tests.support import AdminServer, Api, User, create_user, new_client, start_admin
 from tests.upstream import RecordingUpstream
 from tests.web_support import CHROMIUM, CHROMIUM_ARGS, WAIT_S
@@ -27,6 +28,8 @@ from tests.web_support import CHROMIUM, CHROMIUM_ARGS, WAIT_S
 _emails = itertools.count(1)
 ONLY = {"sqlite": "sqlite_only", "postgresql": "postgresql_only"}
 _deselected: list[str] = []
+_file_seconds: Counter[str] = Counter()  # test file → its tests' setup + call + teardown
+SLOWEST_FILES_SHOWN = 40
 
 
 def _xdist_controller(config) -> bool:
@@ -120,6 +123,12 @@ def pytest_report_header(config) -> str:
     return f"store: {stores.store_kind()} ({stores.STORE_ENV})"
 
 
+def pytest_runtest_logreport(report) -> None:
+    """Each phase's duration, added up per test file (under xdist, in the controller too,
+    which receives every worker's reports): the slowest files are listed at the end."""
+    _file_seconds[report.nodeid.split("::", 1)[0]] += report.duration
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     store = stores.store_kind()
     terminalreporter.write_sep("=", f"store: {store}")
@@ -129,6 +138,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
         for nodeid in _deselected:
             terminalreporter.write_line(f"  not on {store}: {nodeid}")
+    if _file_seconds:  # what SLOW_FILES_FIRST is kept in order by
+        terminalreporter.write_sep("=", f"slowest {SLOWEST_FILES_SHOWN} files (all their tests)")
+        for path, seconds in _file_seconds.most_common(SLOWEST_FILES_SHOWN):
+            terminalreporter.write_line(f"{seconds:7.2f}s {path}")
 
 
 @pytest.fixture(scope="session")
@@ -187,11 +200,10 @@ def gateway(admin_server, tmp_path_factory):
 
 @pytest.fixture
 def setup(api, upstream, gateway):
-    """A fresh client whose proxy forwards to `upstream`, already served by `gateway`."""
-    made = Setup(api, upstream)
-    ready = wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
-    logged(api, made, ready.headers["portcullis-request-id"])  # counts start from a settled log
-    return made
+    """A fresh client whose proxy forwards to `upstream`, already served by `gateway`.
+    Modules whose tests tell their requests apart by a marker of their own, and count
+    nothing per proxy, override it with one per module (tests.proxy_support.served_setup)."""
+    return served_setup(api, upstream, gateway)
 
 
 @pytest.fixture

@@ -161,6 +161,15 @@ def logged(api, setup, request_id: str, timeout: float = 10) -> dict:
         time.sleep(0.05)  # polling the store for the writer's batch, bounded by the deadline
 
 
+def served_setup(api, upstream, gateway) -> Setup:
+    """A new client whose proxy forwards to `upstream`, once `gateway` serves it, its log
+    settled (the first request is logged, so later counts start from a known point)."""
+    made = Setup(api, upstream)
+    ready = wait_until_served(gateway, f"/api/{made.id}/", {"X-API-Key": CALLER_KEY})
+    logged(api, made, ready.headers["portcullis-request-id"])
+    return made
+
+
 class Setup:
     """One client's proxy toward the recording upstream, built through the Core API."""
 

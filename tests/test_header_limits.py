@@ -15,16 +15,27 @@ import pytest
 
 from tests.proxy_support import (
     CALLER_KEY,
+    Setup,
     distinct_free_ports,
     launch_proxy,
+    served_setup,
     start_proxy,
     wait_started,
 )
 from tests.raw_http import exchange, request, rss_kib
+from tests.support import Api
 
 KIB, MIB = 1024, 1024 * 1024
 _marks = itertools.count(1)
 PREFIXES = pytest.mark.parametrize("prefix", ["api", "async"])
+
+
+@pytest.fixture(scope="module")
+def setup(admin_server, owner, upstream, gateway) -> Setup:
+    """One proxy for every test here (not one each: 19 tests, about half a second of
+    set-up apiece): each tells its requests apart by a marker of its own, and none counts
+    anything per proxy."""
+    return served_setup(Api(admin_server.base_url, owner.token), upstream, gateway)
 
 
 def mark() -> str:
