@@ -15,9 +15,19 @@ from tests.proxy_support import (
     TARGET_TOKEN,
     Setup,
     call,
+    served_setup,
     start_proxy,
     wait_until_served,
 )
+from tests.support import Api
+
+
+@pytest.fixture(scope="module")
+def served(admin_server, owner, upstream, gateway) -> Setup:
+    """A proxy no test here changes, shared by the tests that only send through it (each
+    counts the target's requests from its own start); tests that change their proxy, its
+    rules or credentials take a fresh one (`setup`)."""
+    return served_setup(Api(admin_server.base_url, owner.token), upstream, gateway)
 
 
 def last(upstream):
@@ -28,12 +38,12 @@ def header(received, name: str) -> list[str]:
     return [v for k, v in received.headers if k.lower() == name.lower()]
 
 
-def test_granted_request_reaches_the_target_with_the_target_credential(setup, gateway, upstream):
+def test_granted_request_reaches_the_target_with_the_target_credential(served, gateway, upstream):
     before = len(upstream.received)
     response = call(
         gateway,
         "POST",
-        f"/api/{setup.id}//v1/customers/?limit=5&Authorization={CALLER_KEY}",
+        f"/api/{served.id}//v1/customers/?limit=5&Authorization={CALLER_KEY}",
         headers={"X-API-Key": CALLER_KEY, "X-Trace": "t1"},
         json={"name": "Ada"},
     )
@@ -57,10 +67,10 @@ def test_granted_request_reaches_the_target_with_the_target_credential(setup, ga
     [({}, "missing"), ({"X-API-Key": "wrong"}, "invalid"), ({"Authorization": "wrong"}, "invalid")],
 )
 def test_wrong_or_missing_credential_is_401_and_nothing_is_forwarded(
-    setup, gateway, upstream, headers, reason
+    served, gateway, upstream, headers, reason
 ):
     before = len(upstream.received)
-    response = call(gateway, "GET", f"/api/{setup.id}/v1/x", headers=headers)
+    response = call(gateway, "GET", f"/api/{served.id}/v1/x", headers=headers)
     assert response.status_code == 401
     assert response.headers["requestrocket-proxy-code"] == "proxy-access-denied"
     assert response.json()["error"]["details"]["reason"] == reason
@@ -86,10 +96,10 @@ def test_inactive_proxy_is_403_and_reactivation_is_live(api, setup, gateway):
     "path",
     ["/%2e%2e/secret", "/v1/%2E%2E/%2E%2E/secret", "/v1%2f..%2fsecret", "/%252e%252e/secret"],
 )
-def test_path_escapes_are_refused_before_the_target(setup, gateway, upstream, path):
+def test_path_escapes_are_refused_before_the_target(served, gateway, upstream, path):
     before = len(upstream.received)
     response = requests.get(
-        f"{gateway.base_url}/api/{setup.id}{path}", headers={"X-API-Key": CALLER_KEY}, timeout=15
+        f"{gateway.base_url}/api/{served.id}{path}", headers={"X-API-Key": CALLER_KEY}, timeout=15
     )
     assert response.status_code == 400
     assert len(upstream.received) == before
@@ -297,11 +307,11 @@ def test_alias_routes_and_two_clients_may_share_one(api, upstream, gateway):
     assert first.id != second.id
 
 
-def test_oversized_response_is_413_with_the_seed_body(setup, gateway):
+def test_oversized_response_is_413_with_the_seed_body(served, gateway):
     response = call(
         gateway,
         "GET",
-        f"/api/{setup.id}/bytes/{7 * 1024 * 1024}",
+        f"/api/{served.id}/bytes/{7 * 1024 * 1024}",
         headers={"X-API-Key": CALLER_KEY},
     )
     assert response.status_code == 413
@@ -311,12 +321,12 @@ def test_oversized_response_is_413_with_the_seed_body(setup, gateway):
     assert body["responseSize"] == "7 MB"
 
 
-def test_target_secret_never_reaches_the_mitmdump_output(admin_server, setup, tmp_path):
+def test_target_secret_never_reaches_the_mitmdump_output(admin_server, served, tmp_path):
     watched = start_proxy(admin_server, tmp_path, "--set", "flow_detail=3")
     try:
         # /status/200 does not echo the request back: an echoing target's body is its own output.
         response = requests.get(
-            f"{watched.base_url}/api/{setup.id}/status/200",
+            f"{watched.base_url}/api/{served.id}/status/200",
             headers={"X-API-Key": CALLER_KEY},
             timeout=15,
         )
@@ -329,13 +339,13 @@ def test_target_secret_never_reaches_the_mitmdump_output(admin_server, setup, tm
 
 
 def test_an_exception_in_a_stage_answers_500_and_forwards_nothing(
-    admin_server, setup, upstream, tmp_path
+    admin_server, served, upstream, tmp_path
 ):
     broken = start_proxy(admin_server, tmp_path, "-s", "tests/fault_injection.py")
     try:
         before = len(upstream.received)
         response = requests.get(
-            f"{broken.base_url}/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
+            f"{broken.base_url}/api/{served.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
         )
         assert response.status_code == 500
         assert response.headers["requestrocket-proxy-code"] == "gateway-error"
@@ -345,11 +355,11 @@ def test_an_exception_in_a_stage_answers_500_and_forwards_nothing(
         broken.stop()
 
 
-def test_other_region_is_421(admin_server, setup, tmp_path):
+def test_other_region_is_421(admin_server, served, tmp_path):
     other = start_proxy(admin_server, tmp_path, "--region", "eu-west-1")
     try:
         response = requests.get(
-            f"{other.base_url}/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
+            f"{other.base_url}/api/{served.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
         )
         assert response.status_code == 421
         assert response.headers["requestrocket-proxy-code"] == "proxy-access-denied"
@@ -357,9 +367,9 @@ def test_other_region_is_421(admin_server, setup, tmp_path):
         other.stop()
 
 
-def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, upstream):
+def test_large_request_bodies_stream_through_after_the_checks(served, gateway, upstream):
     body = b"y" * (3 * 1024 * 1024)
-    path = f"/api/{setup.id}/upload"
+    path = f"/api/{served.id}/upload"
     refused = call(gateway, "POST", path, headers={"X-API-Key": "wrong"}, data=body)
     assert refused.status_code == 401
     chunked = call(gateway, "POST", path, headers={"X-API-Key": "wrong"}, data=iter([body]))
@@ -375,7 +385,7 @@ def test_large_request_bodies_stream_through_after_the_checks(setup, gateway, up
 
 
 def test_a_large_upload_reaches_the_target_while_the_caller_is_still_sending(
-    setup, gateway, upstream
+    served, gateway, upstream
 ):
     """Streamed, not held: the rest of the body is sent only once the target sees the request."""
     seen_while_sending = []
@@ -388,7 +398,7 @@ def test_a_large_upload_reaches_the_target_while_the_caller_is_still_sending(
     response = call(
         gateway,
         "POST",
-        f"/api/{setup.id}/streaming-upload",
+        f"/api/{served.id}/streaming-upload",
         headers={"X-API-Key": CALLER_KEY},
         data=body(),
     )
@@ -399,13 +409,13 @@ def test_a_large_upload_reaches_the_target_while_the_caller_is_still_sending(
 
 
 def test_the_ssrf_guard_refuses_loopback_targets_unless_allowed(
-    admin_server, setup, upstream, tmp_path
+    admin_server, served, upstream, tmp_path
 ):
     guarded = start_proxy(admin_server, tmp_path, allow_loopback=False)
     try:
         before = len(upstream.received)
         response = requests.get(
-            f"{guarded.base_url}/api/{setup.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
+            f"{guarded.base_url}/api/{served.id}/x", headers={"X-API-Key": CALLER_KEY}, timeout=15
         )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "TARGET_ADDRESS_NOT_ALLOWED"
