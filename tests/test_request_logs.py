@@ -8,11 +8,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.proxy_support import CALLER_KEY, TARGET_TOKEN, call, logged, start_proxy
-from tests.support import assert_error, assert_invalid, run_admin_cli
+from tests.proxy_support import (
+    CALLER_KEY,
+    TARGET_TOKEN,
+    Setup,
+    call,
+    logged,
+    served_setup,
+    start_proxy,
+)
+from tests.support import Api, assert_error, assert_invalid, run_admin_cli
 
 WRITE_TIMEOUT_S = 10
 NINETY_DAYS_S = 90 * 86400
+
+
+@pytest.fixture(scope="module")
+def untouched(admin_server, owner, upstream, gateway) -> Setup:
+    """A proxy shared by the tests that only read its log's refusals (they add nothing to
+    it); the others count their own entries on a fresh one (`setup`)."""
+    return served_setup(Api(admin_server.base_url, owner.token), upstream, gateway)
 
 
 def logs_of(api, setup, count: int, **params) -> dict:
@@ -154,13 +169,13 @@ def test_limit_and_time_filters(api, setup, gateway):
         ({"processedBefore": "2024-13-01"}, "processedBefore"),
     ],
 )
-def test_bad_query_parameters_are_400(api, setup, params, field):
-    response = api.get(f"{setup.base}/proxies/{setup.id}/requests", params=params)
+def test_bad_query_parameters_are_400(api, untouched, params, field):
+    response = api.get(f"{untouched.base}/proxies/{untouched.id}/requests", params=params)
     assert_invalid(response, field)
 
 
-def test_other_tenants_and_unknown_ids_are_404(api, setup, stranger):
-    path = f"{setup.base}/proxies/{setup.id}/requests"
+def test_other_tenants_and_unknown_ids_are_404(api, untouched, stranger):
+    path = f"{untouched.base}/proxies/{untouched.id}/requests"
     assert_error(api.as_user(stranger).get(path), 404, "NOT_FOUND")
     assert_error(api.get(f"{path}/no-such-request"), 404, "NOT_FOUND")
 
