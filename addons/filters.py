@@ -29,7 +29,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,10 +36,18 @@ from mitmproxy import ctx, http
 
 from addons.failsafe import fail_closed
 from addons.response_watch import WHOLE, ResponseHead, Whole
-from addons.responses import GATEWAY_ERROR, GRANTED, TOO_LARGE, internal_error, proxy_error
+from addons.responses import (
+    GATEWAY_ERROR,
+    GRANTED,
+    TOO_LARGE,
+    internal_error,
+    proxy_error,
+    replace_response,
+)
 from addons.responses import too_large as too_large_response
 from addons.state import FlowState, state_of
 from addons.upstream import UpstreamResponse
+from models.content_coding import GZIP, CodingError, codings, decode_bounded
 from models.json_limits import loads
 from models.payload_filter import FilterStep
 
@@ -49,7 +56,6 @@ log = logging.getLogger("portcullis.filters")
 FILTER_REFUSED = "response-filter-refused"
 OFFLOAD_BYTES = 256 * 1024  # bodies above this are filtered off the event loop
 BODYLESS = frozenset({204, 205})
-GZIP = {"gzip", "x-gzip"}
 # Headers describing the target's bytes, which the filtered body no longer is.
 STALE_HEADERS = ("content-encoding", "content-md5", "digest", "content-digest", "repr-digest")
 # What a filtered answer drops (it gets its own Content-Length), as mitmproxy stores names.
@@ -102,11 +108,10 @@ def filter_body(
 
 
 def _decoded(body: bytes, content_encoding: str | None, limit: int) -> bytes | Refusal | TooLarge:
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
+    names = codings(content_encoding)
+    if not names:
         return body
-    if len(codings) > 1 or codings[0] not in GZIP | {"deflate"}:
+    if len(names) > 1 or names[0] not in GZIP | {"deflate"}:
         return Refusal(
             502,
             "RESPONSE_ENCODING_UNSUPPORTED",
@@ -114,35 +119,15 @@ def _decoded(body: bytes, content_encoding: str | None, limit: int) -> bytes | R
             "filters, which can only read gzip or deflate, so it is not passed on",
         )
     try:
-        if codings[0] in GZIP:
-            return _inflate(body, 16 + zlib.MAX_WBITS, limit, members=True)
-        try:
-            return _inflate(body, zlib.MAX_WBITS, limit)
-        except zlib.error:
-            return _inflate(body, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
-    except zlib.error as error:
+        decoded = decode_bounded(body, names[0], limit)
+    except CodingError as error:
         return Refusal(
             502,
             "RESPONSE_ENCODING_INVALID",
-            f"The target's {codings[0]} response could not be decoded ({error}); this proxy has "
+            f"The target's {names[0]} response could not be decoded ({error}); this proxy has "
             "payload filters, so it is not passed on",
         )
-
-
-def _inflate(body: bytes, wbits: int, limit: int, members: bool = False) -> bytes | TooLarge:
-    """Decompress `body` (every gzip member with `members`), refusing output beyond `limit`
-    bytes; zlib.error if it is corrupt or truncated."""
-    out = bytearray()
-    rest = body
-    while rest:
-        inflater = zlib.decompressobj(wbits)
-        out += inflater.decompress(rest, limit + 1 - len(out))
-        if len(out) > limit or inflater.unconsumed_tail:
-            return TooLarge(limit)
-        if not inflater.eof:
-            raise zlib.error("the compressed data is truncated")
-        rest = inflater.unused_data if members else b""
-    return bytes(out)
+    return TooLarge(limit) if decoded is None else decoded
 
 
 async def run_filters(
@@ -165,17 +150,6 @@ def _error_response(outcome: Refusal | TooLarge, request_id: str | None) -> http
         outcome.details,
         request_id=request_id,
     )
-
-
-def _replace(response: http.Response, replacement: http.Response) -> None:
-    """Turn `response` into `replacement` in place (the flow and the state share it)."""
-    response.status_code = replacement.status_code
-    response.reason = replacement.reason
-    response.headers.clear()
-    for name, value in replacement.headers.items(multi=True):
-        response.headers.add(name, value)
-    response.raw_content = replacement.raw_content
-    response.headers["content-length"] = str(len(replacement.raw_content or b""))
 
 
 @dataclass(frozen=True)
@@ -221,7 +195,7 @@ class PayloadFilters:
             log.exception("payload filters failed for proxy %s", state.proxy.id)
             state.mark("systemError")
             state.proxy_code = GATEWAY_ERROR
-            _replace(response, internal_error(state.request_id))
+            replace_response(response, internal_error(state.request_id))
 
     @staticmethod
     async def _filter(state: FlowState, response: http.Response) -> None:
@@ -237,7 +211,7 @@ class PayloadFilters:
             response.headers["content-length"] = str(len(outcome))
             return
         state.proxy_code = TOO_LARGE if isinstance(outcome, TooLarge) else FILTER_REFUSED
-        _replace(response, _error_response(outcome, state.request_id))
+        replace_response(response, _error_response(outcome, state.request_id))
 
 
 def drop_headers(headers: http.Headers, names: frozenset[bytes]) -> None:

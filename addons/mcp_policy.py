@@ -42,6 +42,7 @@ from addons.responses import (
     PROXY_MESSAGE,
     REQUEST_ID,
     proxy_error,
+    replace_response,
 )
 from addons.state import FlowState, state_of
 from models.json_limits import loads
@@ -185,7 +186,7 @@ class McpPolicy:
             filtered = None
         if filtered is None:
             state.proxy_code = GATEWAY_ERROR
-            _replace(response, proxy_error(
+            replace_response(response, proxy_error(
                 502, GATEWAY_ERROR, "RESPONSE_NOT_JSON",
                 "The MCP server's tools/list answer could not be read, so it is not passed on "
                 "unfiltered", request_id=state.request_id,
@@ -194,13 +195,3 @@ class McpPolicy:
         drop_headers(response.headers, DROPPED_WHEN_FILTERED)
         response.raw_content = filtered
         response.headers["content-length"] = str(len(filtered))
-
-
-def _replace(response: http.Response, replacement: http.Response) -> None:
-    response.status_code = replacement.status_code
-    response.reason = replacement.reason
-    response.headers.clear()
-    for name, value in replacement.headers.items(multi=True):
-        response.headers.add(name, value)
-    response.raw_content = replacement.raw_content
-    response.headers["content-length"] = str(len(replacement.raw_content or b""))

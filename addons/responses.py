@@ -92,6 +92,17 @@ def replace_before_body(response: http.Response, replacement: http.Response) -> 
     response.stream = lambda chunk: body if chunk == b"" else []
 
 
+def replace_response(response: http.Response, replacement: http.Response) -> None:
+    """Turn a buffered `response` into `replacement` in place (the flow and the state share it)."""
+    response.status_code = replacement.status_code
+    response.reason = replacement.reason
+    response.headers.clear()
+    for name, value in replacement.headers.items(multi=True):
+        response.headers.add(name, value)
+    response.raw_content = replacement.raw_content
+    response.headers["content-length"] = str(len(replacement.raw_content or b""))
+
+
 def body_follows(request: http.Request) -> bool:
     """Whether a request body may still be coming (only true before the `request` hook).
 

@@ -21,19 +21,15 @@ UTF-8 with invalid bytes as U+FFFD, for `bodyPattern`.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
-import brotli
-
 from models.body_checks import NOT_JSON
+from models.content_coding import DECODABLE, CodingError, codings, decode_bounded
 from models.json_limits import loads
 from models.rule_engine import BodyFacts
 
 TOO_LARGE_CODE = "REQUEST_BODY_TOO_LARGE"
 NOT_INSPECTABLE_CODE = "BODY_NOT_INSPECTABLE"
-GZIP = frozenset({"gzip", "x-gzip"})
-DECODABLE = GZIP | {"deflate", "br"}
 EMPTY = BodyFacts(document=NOT_JSON, text="")
 
 
@@ -124,52 +120,16 @@ def not_json(error: ValueError) -> BodyRefusal:
 
 def decode(raw: bytes, content_encoding: str | None, limit: int) -> bytes | BodyRefusal:
     """`raw` without its content coding, never more than `limit` bytes."""
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
+    names = codings(content_encoding)
+    if not names:
         return raw
-    if len(codings) > 1:
+    if len(names) > 1:
         return not_inspectable(f"stacked content encodings {content_encoding!r}")
-    coding = codings[0]
+    coding = names[0]
     if coding not in DECODABLE:
         return not_inspectable(f"content encoding {coding!r}")
     try:
-        if coding == "br":
-            out = _unbrotli(raw, limit)
-        elif coding in GZIP:
-            out = _inflate(raw, 16 + zlib.MAX_WBITS, limit, members=True)
-        else:
-            try:
-                out = _inflate(raw, zlib.MAX_WBITS, limit)
-            except zlib.error:
-                out = _inflate(raw, -zlib.MAX_WBITS, limit)  # raw deflate, as some clients send
-    except (zlib.error, brotli.error) as error:
+        out = decode_bounded(raw, coding, limit)
+    except CodingError as error:
         return not_inspectable(f"the {coding} body is corrupt or truncated: {error}")
     return too_large(limit) if out is None else out
-
-
-def _inflate(body: bytes, wbits: int, limit: int, members: bool = False) -> bytes | None:
-    """zlib-decompressed `body` (every gzip member with `members`); None past `limit` bytes."""
-    out = bytearray()
-    rest = body
-    while rest:
-        inflater = zlib.decompressobj(wbits)
-        out += inflater.decompress(rest, limit + 1 - len(out))
-        if len(out) > limit or inflater.unconsumed_tail:
-            return None
-        if not inflater.eof:
-            raise zlib.error("the compressed data is truncated")
-        rest = inflater.unused_data if members else b""
-    return bytes(out)
-
-
-def _unbrotli(body: bytes, limit: int) -> bytes | None:
-    """Brotli-decompressed `body`; None past `limit` bytes."""
-    decompressor = brotli.Decompressor()
-    out = bytearray(decompressor.process(body, output_buffer_limit=limit + 1))
-    while len(out) <= limit and not decompressor.is_finished():
-        more = decompressor.process(b"", output_buffer_limit=limit + 1 - len(out))
-        if not more:
-            raise brotli.error("the compressed data is truncated")
-        out += more
-    return None if len(out) > limit else bytes(out)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
+from admin.api.rules import RULE_DEFAULTS
 from models.body_checks import NOT_JSON
 from models.mcp import McpCall, parse_calls
 from models.request_body import facts as body_facts
@@ -37,19 +38,7 @@ def rule(effect: str = "deny", **fields) -> SimpleNamespace:
     values = {
         "id": f"rule_{next(_ids):04d}",
         "effect": effect,
-        "priority": 0,
-        "methods": [],
-        "path_pattern": None,
-        "path_presence": "present",
-        "header_checks": [],
-        "query_checks": [],
-        "body_checks": [],
-        "body_pattern": None,
-        "body_pattern_presence": "present",
-        "mcp_methods": [],
-        "mcp_tools": [],
-        "mcp_tools_presence": "present",
-        "regex_flags": "",
+        **RULE_DEFAULTS,  # what the Rules API stores for fields left out
     }
     return SimpleNamespace(**{**values, **fields})
 
