@@ -17,9 +17,11 @@ from tests.proxy_support import (
     call,
     free_port,
     logged,
+    served_setup,
     start_proxy,
     wait_until_served,
 )
+from tests.support import Api
 
 AUTH = {"X-API-Key": CALLER_KEY}
 STREAMED_BODY = b"z" * (3 * 1024 * 1024)  # above run_proxy's stream_large_bodies (1 MB)
@@ -32,6 +34,13 @@ def assert_gateway_error(response, status: int, proxy_code: str, code: str) -> N
     assert response.headers["requestrocket-proxy-code"] == proxy_code
     assert response.headers["portcullis-request-id"]
     assert response.json()["error"]["code"] == code
+
+
+@pytest.fixture(scope="module")
+def setup(admin_server, owner, upstream, gateway) -> Setup:
+    """One proxy for every test here: none changes it, and each counts the target's
+    requests from its own start."""
+    return served_setup(Api(admin_server.base_url, owner.token), upstream, gateway)
 
 
 @pytest.fixture(scope="module")
