@@ -22,6 +22,7 @@ import pytest
 from models.credit import Price
 from tests.proxy_support import CALLER_KEY, Setup, call, logged, start_proxy
 from tests.support import (
+    Api,
     add_member,
     answering,
     assert_error,
@@ -37,6 +38,13 @@ SUSPENDED = "Payment Required - Account suspended due to insufficient budget"
 LOW = "Low budget - please add a valid payment method to continue using the API"
 WARNING = "requestrocket-proxy-warning"
 JOBS = "asyncRequests"
+
+
+@pytest.fixture(scope="module")
+def refusing(admin_server, owner, upstream) -> Setup:
+    """One client and proxy for the refused writes: each case checks that nothing was ever
+    written on it (a case that wrote would show in its own check, and in every later one)."""
+    return Setup(Api(admin_server.base_url, owner.token), upstream)
 
 
 def budget(api, made: Setup) -> dict:
@@ -226,8 +234,8 @@ def test_entries_are_listed_newest_first_a_page_at_a_time(api, upstream):
         ({"amount": "1", "kind": "debit"}, "kind"),
     ],
 )
-def test_bad_grants_answer_400_naming_the_field_and_write_nothing(api, upstream, body, field):
-    made = Setup(api, upstream)
+def test_bad_grants_answer_400_naming_the_field_and_write_nothing(api, refusing, body, field):
+    made = refusing
     response = api.post(f"{made.base}/budget/grants", json=body)
     assert_invalid(response, field)
     assert entries(api, made)["entries"] == []
@@ -247,8 +255,8 @@ def test_bad_grants_answer_400_naming_the_field_and_write_nothing(api, upstream,
         ({"perRequest": "1", "meterUnitSize": -1000}, "meterUnitSize"),
     ],
 )
-def test_bad_prices_answer_400_naming_the_field_and_write_nothing(api, upstream, body, field):
-    made = Setup(api, upstream)
+def test_bad_prices_answer_400_naming_the_field_and_write_nothing(api, refusing, body, field):
+    made = refusing
     path = f"{made.base}/proxies/{made.id}/price"
     assert_invalid(api.put(path, json=body), field)
     price = api.get(path).json()["prices"][0]
