@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addons.async_queue import AsyncQueue
 from addons.authenticate import Authenticate
 from addons.authorize import Authorize
-from addons.body_first import AfterBody, BodyFirst
+from addons.body_first import BodyFirst
 from addons.budget import Budget, BudgetWarning
 from addons.config import Config
 from addons.connect_guard import ConnectGuard
@@ -48,6 +48,7 @@ budget = Budget(counters, events)  # credit per priced request; debits batched t
 meters = Meters(counters, budget, events)
 queue = AsyncQueue()
 forward = Forward(queue)
+body_first = BodyFirst(forward.start)
 record = Record()
 telemetry = Telemetry()
 addons = [
@@ -60,13 +61,13 @@ addons = [
     queue,
     Route(config),
     Authenticate(Fetcher(forward.upstream_client)),
-    BodyFirst(forward.start),  # body-reading proxies: the checks below wait for the body
-    AfterBody(Authorize()),
-    AfterBody(RateLimit(counters, events)),
-    AfterBody(meters),
-    AfterBody(budget),
+    body_first,  # body-reading proxies: the checks below wait for the body
+    body_first.after_body(Authorize()),
+    body_first.after_body(RateLimit(counters, events)),
+    body_first.after_body(meters),
+    body_first.after_body(budget),
     forward.tokens,  # oauth2 / customToken target tokens: minted, cached, shared (Redis)
-    AfterBody(forward),
+    body_first.after_body(forward),
     McpPolicy(),  # an MCP tools/list answer cut to the tools the caller may call
     PayloadFilters(),  # retain/destroy JSON fields of 2xx answers (issue 13)
     Respond(),
