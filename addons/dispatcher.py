@@ -28,7 +28,7 @@ from mitmproxy.http import Headers
 from addons.async_queue import AsyncQueue
 from addons.config import Config
 from addons.filters import filtered_delivery
-from addons.forward import Forward, response_limit
+from addons.forward import Forward, whole_body_limit
 from addons.job_store import ClaimedJob, Outcome
 from addons.lease_keeper import LeaseKeeper, lease_seconds
 from addons.meters import Meters
@@ -224,8 +224,7 @@ class Dispatcher:
             state,
             request,
             body,
-            # Stored whole: the proxy's limit, never unbounded (0 there: the option's).
-            response_limit(state.proxy) or ctx.options.portcullis_max_response_bytes,
+            whole_body_limit(state.proxy),  # stored whole
             timeouts=self.queue.attempt_timeouts(),
         )
 

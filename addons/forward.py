@@ -297,7 +297,7 @@ class Forward:
                 if whole or (small and not head.is_event_stream):
                     # Whole, never unbounded even without a limit on streams. A small answer
                     # of known length is waited for too: the bridge would cost more than it.
-                    bound = limit or ctx.options.portcullis_max_response_bytes
+                    bound = whole_body_limit(state.proxy)
                     body = (await read_bounded(opened, opened.method, bound)).body
                 else:
                     body = opened.available()
@@ -448,3 +448,9 @@ def response_limit(proxy: ProxyView) -> int:
     if proxy.max_response_bytes is not None:
         return proxy.max_response_bytes
     return ctx.options.portcullis_max_response_bytes
+
+
+def whole_body_limit(proxy: ProxyView) -> int:
+    """The most of a target's answer read whole into memory for this proxy: its limit,
+    never unbounded (a proxy without a limit on streams: the gateway's option)."""
+    return response_limit(proxy) or ctx.options.portcullis_max_response_bytes

@@ -69,6 +69,7 @@ from addons.response_watch import WHOLE, ResponseHead, Watch, Whole
 from addons.responses import DENIED, GATEWAY_ERROR, answer, answered, body_follows, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
+from models.content_coding import codings
 from models.json_limits import loads
 from models.meter_engine import (
     ESTIMATE,
@@ -158,7 +159,7 @@ def request_document(request: http.Request, state: FlowState) -> Any:
 
 def body_document(body: bytes, encoding: str | None) -> Any:
     """A request body as JSON; UNREADABLE when content-encoded, NOT_JSON when not JSON."""
-    if (encoding or "identity").strip().lower() not in ("", "identity"):
+    if codings(encoding):
         return UNREADABLE
     try:
         return loads(body)

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from models.content_coding import codings
+
 
 @dataclass(frozen=True)
 class ResponseHead:
@@ -54,10 +56,7 @@ class ResponseHead:
     @property
     def encoded(self) -> bool:
         """Whether the body is content-encoded (gzip, br, ...): watches then see encoded bytes."""
-        return (self.header("content-encoding") or "identity").strip().lower() not in (
-            "",
-            "identity",
-        )
+        return bool(codings(self.header("content-encoding")))
 
 
 class Watch(Protocol):

@@ -43,7 +43,6 @@ RESPONSE_VALUE = "response_value"
 # (A request_count meter always refuses the request that would pass its limit.)
 REACHED, ESTIMATE = "reached", "estimate"
 LIMIT_MODES = (REACHED, ESTIMATE)
-_MISSING = NOT_JSON
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class Extraction:
             except ValueError:
                 return 0, f"header {self.header} is not a number"
         else:
-            if document is _MISSING:
+            if document is NOT_JSON:
                 return 0, "response body is not JSON"
             values = select(document, self.path)
             if not values:
@@ -140,7 +139,7 @@ class CompiledMeter:
         """Whether its predicates test the JSON-RPC call (MCP proxies)."""
         return self.rule is not None and bool(self.rule.mcp_methods or self.rule.mcp_tools)
 
-    def matches(self, facts: RequestFacts, document: Any = _MISSING) -> bool:
+    def matches(self, facts: RequestFacts, document: Any = NOT_JSON) -> bool:
         """Whether the request counts; `document` is the parsed JSON body (if needed)."""
         if not self.conditional:
             return True
