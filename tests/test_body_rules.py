@@ -192,18 +192,34 @@ def test_proxies_without_body_rules_still_stream_large_uploads(api, upstream, ga
 
 
 def test_a_request_the_body_rules_deny_is_not_counted_by_the_rate_limit(api, upstream, gateway):
-    made = body_rule_proxy(api, upstream, gateway, proxyMaxRequestsPerMinute=3)
+    limit = 20
+    made = Setup(api, upstream, proxyMaxRequestsPerMinute=limit)
     path = f"/api/{made.id}/v1/chat"
+    made.rule(
+        f"proxies/{made.id}",
+        {"effect": "deny", "bodyChecks": [{"path": "model", "valuePattern": "^gpt-4o"}]},
+    )
+    # Until the data plane applies the rule, probes pass and count: note how many did.
+    deadline, counted = time.monotonic() + DEADLINE_S, 0
+    while True:
+        probe = call(gateway, "POST", path, headers=AUTH, data=b'{"model": "gpt-4o"}')
+        if probe.status_code == 403 or time.monotonic() > deadline:
+            break
+        counted += probe.status_code == 200
+        time.sleep(0.05)  # polling a real process for the snapshot, bounded by the deadline
+    assert probe.status_code == 403, probe.text
     for _ in range(5):
         refused = call(gateway, "POST", path, headers=AUTH, data=b'{"model": "gpt-4o"}')
         assert refused.status_code == 403, refused.text
         assert "RateLimit" not in refused.headers
-    # The probe that saw the rules applied was denied too: all three minutes' requests are left.
+    # Denied requests counted nothing: what the probes left of the minute is all there.
+    left = limit - counted
+    assert left > 0, "the rule took the whole minute's limit to apply"
     statuses = [
         call(gateway, "POST", path, headers=AUTH, data=b'{"model": "small"}').status_code
-        for _ in range(4)
+        for _ in range(left + 1)
     ]
-    assert statuses == [200, 200, 200, 429]
+    assert statuses == [200] * left + [429]
 
 
 def test_http2_callers_get_the_same_body_decisions(api, upstream, gateway):
