@@ -34,6 +34,7 @@ from addons.health import Health
 from addons.limit import RateLimit
 from addons.mcp_policy import McpPolicy
 from addons.meters import Meters
+from addons.metrics import Metrics
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
@@ -74,5 +75,6 @@ addons = [
     BudgetWarning(),  # the low-budget header on the settled answer
     record,
     telemetry,
+    Metrics(config, queue, writers=(record, telemetry, budget, meters, events)),
     Dispatcher(config, queue, forward, record, telemetry, meters=meters),
 ]
