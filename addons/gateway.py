@@ -35,11 +35,13 @@ from addons.limit import RateLimit
 from addons.mcp_policy import McpPolicy
 from addons.meters import Meters
 from addons.metrics import Metrics
+from addons.pipeline import Pipeline
 from addons.protocol_guard import ProtocolGuard
 from addons.record import Record
 from addons.respond import Respond
 from addons.route import Route
 from addons.telemetry import Telemetry
+from addons.unused_addons import UnusedAddons
 
 config = Config()
 counters = SharedCounters()  # in memory, or in Redis with PORTCULLIS_REDIS_URL
@@ -52,7 +54,8 @@ forward = Forward(queue)
 body_first = BodyFirst(forward.start)
 record = Record()
 telemetry = Telemetry()
-addons = [
+stages = [
+    UnusedAddons(),  # mitmproxy's own addons the data plane does not use: out of the chain
     config,
     ConnectGuard(),  # mitmproxy itself connects only to the stream bridge
     counters,
@@ -78,3 +81,5 @@ addons = [
     Metrics(config, queue, writers=(record, telemetry, budget, meters, events)),
     Dispatcher(config, queue, forward, record, telemetry, meters=meters),
 ]
+# One addon for mitmproxy: it walks its chain once per event, the pipeline calls the stages.
+addons = [Pipeline(stages)]

@@ -41,6 +41,7 @@ class SnapshotSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: Snapshot = EMPTY
+        self.installed_at: float | None = None  # epoch seconds `current` was installed
         self.store_kind: str = engine.dialect.name  # "sqlite", "postgresql"
         self.freshness = Freshness()
 
@@ -53,6 +54,7 @@ class SnapshotSource:
             snapshot = build_snapshot(session, self._key_ring)
         with self._changed:
             self.current = snapshot
+            self.installed_at = time.time()
             self._changed.notify_all()
         self.freshness = Freshness(confirmed_at=time.monotonic())
         log.info(
