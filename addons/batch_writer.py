@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from addons.histogram import Histogram, HistogramReading
 from models.store import make_session_factory
 
 log = logging.getLogger("portcullis.writer")
@@ -35,6 +37,17 @@ class BatchWriter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.name = name
+        self._commit_seconds = Histogram()  # observed by the writer thread only
+        self.last_batch_seconds: float | None = None
+
+    def queued(self) -> int:
+        """Items submitted and not yet taken into a batch (approximate, from any thread)."""
+        return self._queue.qsize()
+
+    def batch_seconds(self) -> HistogramReading:
+        """How long each batch took to commit (with its one-by-one retries), so far."""
+        return self._commit_seconds.snapshot()
 
     def start(self) -> None:
         self._thread.start()
@@ -74,11 +87,13 @@ class BatchWriter:
 
         One item the store refuses then costs that item only, not its batch.
         """
-        if self._commit(batch):
-            return
-        dropped = sum(not self._commit([item]) for item in batch) if len(batch) > 1 else 1
-        if dropped:
-            log.error("dropped %d of %d rows the store refused", dropped, len(batch))
+        started = time.perf_counter()
+        if not self._commit(batch):
+            dropped = sum(not self._commit([item]) for item in batch) if len(batch) > 1 else 1
+            if dropped:
+                log.error("dropped %d of %d rows the store refused", dropped, len(batch))
+        self.last_batch_seconds = seconds = time.perf_counter() - started
+        self._commit_seconds.observe(seconds)
 
     def _commit(self, items: list) -> bool:
         try:

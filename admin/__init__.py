@@ -10,6 +10,7 @@ from admin.api import CORE_BLUEPRINTS, register_blueprints
 from admin.errors import register_error_handlers
 from admin.extensions import db
 from admin.json_provider import OrjsonProvider
+from admin.metrics import init_metrics
 from admin.pool_api import bp as pool_bp
 from admin.web import init_web
 from models.crypto import KeyRing, load_key_ring
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None
     )
     register_error_handlers(app)
     register_blueprints(app)
+    init_metrics(app)  # GET /metrics (Prometheus) and the admin's request counts
     init_web(app, (*CORE_BLUEPRINTS, pool_bp))  # key-authenticated APIs: no CSRF token
     app.after_request(_log_access)
     return app
