@@ -1,7 +1,8 @@
 """Stage 7, record: a request log entry for every request attributed to a proxy.
 
 The hook only captures raw material and queues it; the writer thread shapes,
-redacts and inserts the rows in batches.
+redacts and inserts the rows in batches, and writes the access log lines when asked
+(`portcullis_access_log=json`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 
+from addons import access_log
 from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
 from addons.response_stream import OUTCOME_MESSAGES
@@ -30,9 +32,12 @@ DAY_S = 86400
 LOGGED = "Request logged"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Material:
-    """Everything a log row needs, captured on the event loop without any formatting."""
+    """Everything a log row needs, captured on the event loop without any formatting.
+
+    Not changed once queued, except `access_logged`, set by the writer thread.
+    """
 
     state: FlowState
     status: int | None
@@ -44,6 +49,8 @@ class Material:
     stage: str
     # The headers of the answer the caller got, raw (mitmproxy's immutable fields tuple).
     response_fields: tuple[tuple[bytes, bytes], ...] = ()
+    # Its access log line is out: a batch the store refuses is retried item by item.
+    access_logged: bool = False
 
 
 def ms(seconds: float | None) -> int | None:
@@ -128,20 +135,42 @@ COLUMNS = (
 JSON_COLUMNS = frozenset({"proxy_data", "target_data", "validation_data"})
 
 
-def write_rows(session, materials: list[Material]) -> None:
-    rows = [
+def write_rows(
+    session, materials: list[Material], access: access_log.AccessLog | None = None
+) -> None:
+    """Insert the rows of `materials`; their access log lines first (if `access`), so a
+    store that refuses them does not keep them out of the access log."""
+    rows = [to_row(m) for m in materials]
+    if access is not None:
+        log_access(access, materials, rows)
+    columns = [
         tuple(
             json.dumps(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
             for name in COLUMNS
         )
-        for row in map(to_row, materials)
+        for row in rows
     ]
-    insert_tuples(session, RequestLog.__table__, COLUMNS, rows)
+    insert_tuples(session, RequestLog.__table__, COLUMNS, columns)
+
+
+def log_access(access: access_log.AccessLog, materials: list[Material], rows: list[dict]) -> None:
+    """Write the access log line of each material not written yet (one write per batch)."""
+    lines = []
+    for material, row in zip(materials, rows, strict=True):
+        if not material.access_logged:
+            material.access_logged = True
+            try:
+                lines.append(access_log.encode(row, material.state.received_at))
+            except Exception:  # one unencodable row costs its own line only
+                log.exception("could not encode the access log line of %s", row["id"])
+    access.write(lines)
 
 
 class Record:
     def __init__(self):
         self.writer: BatchWriter | None = None
+        # Read by the writer thread; replaced (never changed) when the options change.
+        self.access: access_log.AccessLog | None = None
 
     def load(self, loader) -> None:
         loader.add_option("portcullis_log_ttl_days", int, 90, "Days request logs are kept.")
@@ -149,15 +178,40 @@ class Record:
             "portcullis_log_body_bytes", int, 16384, "Bytes of each body kept in request logs."
         )
         loader.add_option("portcullis_stage", str, "prod", "`proxyData.stage` of request logs.")
+        loader.add_option(
+            "portcullis_access_log",
+            str,
+            access_log.OFF,
+            "`json`: one JSON line per request (request log fields, no bodies).",
+            choices=access_log.FORMATS,
+        )
+        loader.add_option(
+            "portcullis_access_log_file",
+            str,
+            "",
+            "File the access log lines are appended to; empty: standard error.",
+        )
+
+    def configure(self, updated) -> None:
+        if {"portcullis_access_log", "portcullis_access_log_file"} & set(updated):
+            options = ctx.options
+            self.access = (
+                access_log.AccessLog(options.portcullis_access_log_file)
+                if options.portcullis_access_log == access_log.JSON
+                else None
+            )
 
     def running(self) -> None:
         engine = make_engine(Settings.from_env().database_url)
-        self.writer = BatchWriter(engine, write_rows, "portcullis-request-log")
+        self.writer = BatchWriter(engine, self._write, "portcullis-request-log")
         self.writer.start()
 
     def done(self) -> None:
         if self.writer is not None:
             self.writer.stop()
+
+    def _write(self, session, materials: list[Material]) -> None:
+        write_rows(session, materials, self.access)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._capture(flow)

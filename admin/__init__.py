@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+from flask import Flask
 
-from flask import Flask, request
-
+from admin.access_log import init_access_log
 from admin.api import CORE_BLUEPRINTS, register_blueprints
 from admin.errors import register_error_handlers
 from admin.extensions import db
@@ -14,11 +13,8 @@ from admin.metrics import init_metrics
 from admin.pool_api import bp as pool_bp
 from admin.web import init_web
 from models.crypto import KeyRing, load_key_ring
-from models.invite import redact_invite_tokens
 from models.settings import Settings
 from models.store import engine_options, prepare_engine
-
-access_log = logging.getLogger("portcullis.access")
 
 
 def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None) -> Flask:
@@ -49,12 +45,5 @@ def create_app(settings: Settings | None = None, key_ring: KeyRing | None = None
     register_blueprints(app)
     init_metrics(app)  # GET /metrics (Prometheus) and the admin's request counts
     init_web(app, (*CORE_BLUEPRINTS, pool_bp))  # key-authenticated APIs: no CSRF token
-    app.after_request(_log_access)
+    init_access_log(app)
     return app
-
-
-def _log_access(response):
-    # Path only: query strings and bodies may carry secrets; so do invite links' paths.
-    path = redact_invite_tokens(request.path)
-    access_log.info("%s %s %s", request.method, path, response.status_code)
-    return response

@@ -1,0 +1,95 @@
+"""The data plane's access log: one JSON object per line per request, for log collectors.
+
+Lines are built and written by the request-log writer thread from the same redacted row the
+request log stores (`record.to_row`), never on the event loop. Field names are the Requests
+API's (an entry's detail), without the bodies and the seed's storage keys (`pKey`, `sKey`,
+`processed`, `TTL`), plus `time`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import IO
+
+import orjson
+
+log = logging.getLogger("portcullis.access")
+OFF, JSON = "off", "json"
+FORMATS = (OFF, JSON)
+# `proxy_data` key kept in the row, shown by the API only as the detail's top-level field.
+RESPONSE_HEADERS = "responseHeaders"
+
+
+def iso_time(seconds: float) -> str:
+    """`seconds` since the epoch as ISO 8601 in UTC with milliseconds: 2026-12-01T03:30:27.123Z."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def entry(row: dict, received_at: float) -> dict:
+    """The access log object of a request log row (`record.to_row`): the Requests API's
+    detail names and values, bodies left out."""
+    proxy_data = row["proxy_data"]
+    seconds = proxy_data.get("duration")
+    return {
+        "time": iso_time(received_at),
+        "requestId": row["id"],
+        "parentId": row["proxy_id"],
+        "clientId": row["client_id"],
+        "userId": row["user_id"],
+        "processedAt": row["processed_at"],
+        "method": proxy_data.get("method"),
+        "path": proxy_data.get("apiPath"),
+        "statusCode": proxy_data.get("status"),
+        "duration": None if seconds is None else round(seconds * 1000),
+        "requestHeaders": proxy_data.get("apiHeaders", {}),
+        "responseHeaders": proxy_data.get(RESPONSE_HEADERS),
+        "proxyData": {k: v for k, v in proxy_data.items() if k != RESPONSE_HEADERS},
+        "targetData": row["target_data"],
+        "validationData": row["validation_data"],
+    }
+
+
+class AccessLog:
+    """Writes access log lines to a stream (standard error) or appends them to a file.
+
+    Used by one thread only (the request-log writer).
+    """
+
+    def __init__(self, path: str = ""):
+        self.path = path
+        self._stream: IO[bytes] | None = None
+
+    def write(self, lines: list[bytes]) -> None:
+        """Write `lines` (each one JSON object, no newline) in one write; never raises."""
+        if not lines:
+            return
+        try:
+            stream = self._open()
+            stream.write(b"".join(line + b"\n" for line in lines))
+            stream.flush()
+        except Exception:  # the log must never stop the request log's writer
+            log.exception("could not write %d access log lines to %s", len(lines), self.where)
+            self._stream = None
+
+    @property
+    def where(self) -> str:
+        return self.path or "standard error"
+
+    def _open(self) -> IO[bytes]:
+        if self._stream is None:
+            if self.path:
+                # Appending (O_APPEND): several workers may share one file, lines stay whole.
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._stream = os.fdopen(fd, "ab")
+            else:
+                self._stream = sys.stderr.buffer
+        return self._stream
+
+
+def encode(row: dict, received_at: float) -> bytes:
+    """One access log line (no newline) for a request log row."""
+    return orjson.dumps(entry(row, received_at))
