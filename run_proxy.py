@@ -2,7 +2,13 @@
 """Start the Portcullis data plane: mitmproxy's own CLI in reverse mode with the addon chain.
 
     python run_proxy.py [--web] [--region REGION] [--listen-host 127.0.0.1] [--port 8080]
-                        [mitmproxy args...]
+                        [--no-dispatcher | --dispatcher-only] [mitmproxy args...]
+
+`--no-dispatcher` (`--set portcullis_dispatcher=off`): this process accepts
+`/async/` requests but delivers none; a `--dispatcher-only` process
+(`portcullis_dispatcher=only`) delivers the queued jobs and serves no proxy
+traffic, answering only `GET /_portcullis/health` on the listen address.
+Any number of either may run on one store (claims are leased).
 
 Every argument this script does not know is passed to mitmdump (or mitmweb), e.g.
 `--set portcullis_allow_targets=10.0.0.0/8`. mitmproxy's own config file,
@@ -38,6 +44,8 @@ def mitmproxy_args(options: argparse.Namespace, passthrough: list[str]) -> list[
         "-s",
         str(ADDON_SCRIPT),
         *(["--set", f"portcullis_region={options.region}"] if options.region else []),
+        *(["--set", f"portcullis_dispatcher={options.dispatcher}"] if options.dispatcher else []),
+        *(["--set", "server=false"] if options.dispatcher == "only" else []),
         *passthrough,
     ]
 
@@ -81,6 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--region", default="", help="serve only proxies of this region")
+    delivery = parser.add_mutually_exclusive_group()
+    delivery.add_argument(
+        "--no-dispatcher",
+        dest="dispatcher",
+        action="store_const",
+        const="off",
+        help="accept /async/ requests, deliver none (a --dispatcher-only process delivers)",
+    )
+    delivery.add_argument(
+        "--dispatcher-only",
+        dest="dispatcher",
+        action="store_const",
+        const="only",
+        help="deliver queued async jobs only; no proxy traffic, health on the listen address",
+    )
     options, passthrough = parser.parse_known_args(argv)
     from mitmproxy.tools.main import mitmdump, mitmweb
 

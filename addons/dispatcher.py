@@ -22,11 +22,12 @@ import random
 import time
 import uuid
 
-from mitmproxy import ctx
+from mitmproxy import ctx, exceptions
 from mitmproxy.http import Headers
 
 from addons.async_queue import AsyncQueue
 from addons.config import Config
+from addons.dispatcher_health import DispatcherHealth
 from addons.filters import filtered_delivery
 from addons.forward import Forward, whole_body_limit
 from addons.job_store import ClaimedJob, Outcome
@@ -64,6 +65,8 @@ CHECKS_DONE_AT_ACCEPTANCE = frozenset(VALIDATION_FLAGS) - {
     "systemError",
     "requestConfigError",
 }
+MODE_OPTION = "portcullis_dispatcher"
+MODES = ("on", "off", "only")
 
 
 class Dispatcher:
@@ -84,15 +87,54 @@ class Dispatcher:
         self._rng = random.Random()
         self.leases = LeaseKeeper(queue)
         self._claims_failing = False  # one traceback per outage of the store, not one per poll
+        self._health: DispatcherHealth | None = None
+        self._health_task: asyncio.Task | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            MODE_OPTION,
+            str,
+            "on",
+            "on: this process accepts and delivers; off: it accepts /async/ requests and "
+            "leaves their delivery to other processes; only: it delivers queued jobs and "
+            "serves no proxy traffic (mitmproxy's proxy server is off; GET "
+            "/_portcullis/health is still answered on the listen address).",
+            choices=MODES,
+        )
+
+    def configure(self, updated) -> None:
+        only = ctx.options.portcullis_dispatcher == "only"
+        if (MODE_OPTION in updated or "server" in updated) and only and ctx.options.server:
+            # Delivery only must mean no proxy listener, so no proxy traffic reaches this
+            # process. (Turning `server` off from here is too late: mitmproxy has its
+            # listeners set up by then.)
+            raise exceptions.OptionsError(
+                f"{MODE_OPTION}=only needs --set server=false as well "
+                "(run_proxy.py --dispatcher-only sets both)"
+            )
+        if MODE_OPTION in updated and self._task is not None:
+            raise exceptions.OptionsError(f"{MODE_OPTION} can only be set at start-up")
 
     def running(self) -> None:
         # `running` stays synchronous (script reloads require it); the loop is already running.
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        mode = ctx.options.portcullis_dispatcher
+        if mode == "off":
+            log.info("delivery is off here: accepted async jobs wait for a dispatcher process")
+            return
+        loop = asyncio.get_running_loop()
+        if mode == "only":
+            self._health = DispatcherHealth(self.config)
+            self._health_task = loop.create_task(
+                self._health.start(ctx.options.listen_host, ctx.options.listen_port or 8080)
+            )
+        self._task = loop.create_task(self._run())
         self.leases.start()
 
     def done(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self._health is not None:
+            self._health.stop()
         self.leases.stop()
         for delivery in self._deliveries:
             delivery.cancel()  # unfinished attempts are retried once their lease expires
