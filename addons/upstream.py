@@ -17,7 +17,10 @@ rules for the upstream leg live here once:
 - through a target's egress proxy (`EgressRoute`): http/https proxies by aiohttp's own
   proxy support, SOCKS by aiohttp-socks (addons/egress_connect.py); the target's host is
   checked by the guard and the proxy asked for the checked address, and the proxy's own
-  address must pass the guard too. The proxy's failures end in `EgressFailure`.
+  address must pass the guard too. The proxy's failures end in `EgressFailure`;
+- direct routes (no egress proxy) go through the lean client (addons/lean_upstream.py:
+  pooled asyncio connections, httptools) unless `client="aiohttp"`; egress stays on aiohttp.
+  tests/test_upstream_differential.py holds both to the same outcomes on a hostile corpus.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -39,6 +42,7 @@ from yarl import URL
 
 from addons.egress import EgressRoute
 from addons.egress_connect import SocksSessions
+from addons.lean_upstream import LeanPool, request_head
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable
 from addons.upstream_errors import (
     EgressFailure,
@@ -79,7 +83,10 @@ CONNECTION_HEADERS = frozenset(
 NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 MAX_HEADER_BYTES = 64 * 1024
 BODYLESS_STATUSES = frozenset({204, 304})
+GET_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # aiohttp adds no Content-Length: 0
 SOCKS_SCHEMES = frozenset({"socks4", "socks5"})
+UPSTREAM_CLIENTS = ("lean", "aiohttp")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -170,9 +177,17 @@ class UpstreamClient:
         timeouts: Timeouts,
         ssl_context: ssl.SSLContext | bool = True,
         max_connections: int = 1000,
+        client: str = "lean",
     ):
+        """`client`: "lean" (direct routes through addons/lean_upstream.py) or "aiohttp"."""
+        if client not in UPSTREAM_CLIENTS:
+            raise ValueError(f"unknown upstream client {client!r}: one of {UPSTREAM_CLIENTS}")
         self.guard = guard
         self.timeouts = timeouts
+        self._ssl_context = ssl_context
+        self._max_connections = max_connections
+        self._lean: LeanPool | None = None
+        self._use_lean = client == "lean"
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(guard),
             use_dns_cache=False,  # the guard caches; aiohttp's cache would skip the guard
@@ -185,6 +200,8 @@ class UpstreamClient:
     async def close(self) -> None:
         await self._session.close()
         await self._socks.close()
+        if self._lean is not None:
+            await self._lean.close()
 
     async def send(
         self,
@@ -226,6 +243,10 @@ class UpstreamClient:
         streamed = body is not None and not isinstance(body, bytes)
         headers = forwardable(request.headers, streamed)
         if egress is None:
+            if self._use_lean:
+                return await self._lean_exchange(
+                    request.method, url, addresses, headers, body, timeouts
+                )
             return await self._exchange(self._session, request.method, url, headers, body, timeouts)
         proxy_ip = await self._proxy_address(egress)
         if egress.scheme in SOCKS_SCHEMES:  # the connector pins the target's address itself
@@ -262,6 +283,45 @@ class UpstreamClient:
         return await self._exchange(
             self._session, request.method, url, headers, body, timeouts, egress, options
         )
+
+    async def _lean_exchange(
+        self,
+        method: str,
+        url: URL,
+        addresses: tuple,
+        headers: list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes] | None,
+        timeouts: Timeouts,
+    ) -> UpstreamStream:
+        """One request through the lean client, framed as aiohttp frames it."""
+        if self._lean is None:
+            self._lean = LeanPool(self._ssl_context, self._max_connections)
+        chunked = False
+        if isinstance(body, bytes) and body:
+            framing = f"Content-Length: {len(body)}\r\n"
+        elif body is None or isinstance(body, bytes):
+            body = None
+            framing = "" if method in GET_METHODS else "Content-Length: 0\r\n"
+        elif any(name.lower() == "content-length" for name, _ in headers):
+            framing = ""
+        else:
+            framing, chunked = "Transfer-Encoding: chunked\r\n", True
+        scheme = url.scheme
+        port = url.port or DEFAULT_PORTS[scheme]
+        head = request_head(
+            method, url.raw_path_qs or "/", url.host_port_subcomponent or "", headers, framing
+        )
+        response = await self._lean.open(
+            method,
+            (scheme, url.raw_host or "", port),
+            addresses,
+            head,
+            body,
+            chunked,
+            timeouts.connect_s,
+            timeouts.read_s,
+        )
+        return UpstreamStream(response, method, timeouts, time.time())
 
     async def _proxy_address(self, egress: EgressRoute) -> str:
         """The egress proxy's address, checked by the SSRF guard like a target's."""
@@ -305,7 +365,52 @@ class UpstreamClient:
             response.close()
             # Without a tunnel, the proxy's own refusal comes back as an answer.
             raise EgressFailure("the egress proxy refused its credentials (407)")
-        return UpstreamStream(response, method, timeouts, time.time())
+        return UpstreamStream(AiohttpSource(response), method, timeouts, time.time())
+
+
+class ResponseSource(Protocol):
+    """What `UpstreamStream` reads: an answer whose head is in (aiohttp's through
+    `AiohttpSource`, the lean client's `LeanResponse`)."""
+
+    status: int
+    reason: str
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    content_length: int | None
+
+    def at_eof(self) -> bool: ...
+    def read_nowait(self) -> bytes: ...
+    async def readany(self) -> bytes: ...
+    def release(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class AiohttpSource:
+    """An aiohttp response as a `ResponseSource`."""
+
+    __slots__ = ("_content", "_response", "content_length", "raw_headers", "reason", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse):
+        self._response = response
+        self._content = response.content
+        self.status = response.status
+        self.reason = response.reason or ""
+        self.raw_headers = response.raw_headers
+        self.content_length = response.content_length
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+    def read_nowait(self) -> bytes:
+        return self._content.read_nowait()
+
+    async def readany(self) -> bytes:
+        return await self._content.readany()
+
+    def release(self) -> None:
+        self._response.release()
+
+    def close(self) -> None:
+        self._response.close()
 
 
 class UpstreamStream:
@@ -317,7 +422,7 @@ class UpstreamStream:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: ResponseSource,
         method: str,
         timeouts: Timeouts,
         headers_at: float,
@@ -326,7 +431,7 @@ class UpstreamStream:
         self._timeouts = timeouts
         self.method = method
         self.status = response.status
-        self.reason = response.reason or ""
+        self.reason = response.reason
         self.headers = response_headers(response.raw_headers)
         self.headers_at = headers_at
         self.content_length = response.content_length
@@ -341,14 +446,14 @@ class UpstreamStream:
     @property
     def at_eof(self) -> bool:
         """Whether every byte of the body has been read."""
-        return self.bodyless or self._response.content.at_eof()
+        return self.bodyless or self._response.at_eof()
 
     def available(self) -> bytes:
         """What of the body is already buffered, without waiting for more."""
-        if self.bodyless or self._response.content.at_eof():
+        if self.bodyless or self._response.at_eof():
             return b""
         try:
-            return self._response.content.read_nowait()
+            return self._response.read_nowait()
         except Exception as exc:  # the connection broke already
             _reraise(exc, self._timeouts, None, reached=True)
 
@@ -357,10 +462,10 @@ class UpstreamStream:
         or is idle longer than the read timeout."""
         if self.bodyless:
             return
-        content = self._response.content
+        response = self._response
         while True:
             try:
-                chunk = await content.readany()
+                chunk = await response.readany()
             except Exception as exc:
                 _reraise(exc, self._timeouts, None, reached=True)
             if not chunk:
