@@ -117,6 +117,14 @@ class Forward:
             "Milliseconds a target may take to start answering (then 504), or between two "
             "reads of its answer (then a streamed answer is cut); there is no total timeout.",
         )
+        loader.add_option(
+            "portcullis_upstream_client",
+            str,
+            "lean",
+            "The HTTP client of direct routes to targets: lean (httptools, "
+            "addons/lean_upstream.py) or aiohttp. Egress through proxies always uses aiohttp.",
+            choices=("lean", "aiohttp"),
+        )
 
     def configure(self, updated) -> None:
         options = ctx.options
@@ -413,7 +421,12 @@ class Forward:
         await asyncio.shield(self._started)
 
     async def _start_client(self) -> None:
-        self.client = UpstreamClient(self.guard, self._timeouts(), upstream_ssl_context())
+        self.client = UpstreamClient(
+            self.guard,
+            self._timeouts(),
+            upstream_ssl_context(),
+            client=ctx.options.portcullis_upstream_client,
+        )
         await self.bridge.start()
         self._ready = True
 
