@@ -44,9 +44,10 @@ EGRESS_MESSAGES = ("No egress proxy is available", "The target's egress proxy co
 STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
-def upstream_error_kind(state: FlowState, status: int, message: str) -> str | None:
+def upstream_error_kind(state: FlowState, response: http.Response) -> str | None:
     """What went wrong on the target leg, from the proxy code the outbound stage set."""
     code = state.stream_outcome or state.proxy_code
+    status = response.status_code
     if code == TARGET_TIMEOUT:
         return "timeout"
     if code == TARGET_UNREACHABLE:
@@ -58,7 +59,7 @@ def upstream_error_kind(state: FlowState, status: int, message: str) -> str | No
         code == GATEWAY_ERROR
         and status == 502
         and state.upstream_status is None
-        and message.startswith(EGRESS_MESSAGES)
+        and response.headers.get(PROXY_MESSAGE, "").startswith(EGRESS_MESSAGES)
     ):
         return "egress"
     return None
@@ -103,7 +104,7 @@ class RequestCounts:
         if target_seconds is not None:
             self.target.observe(target_seconds)
         if status >= 400:
-            kind = upstream_error_kind(state, status, response.headers.get(PROXY_MESSAGE, ""))
+            kind = upstream_error_kind(state, response)
             if kind is not None:
                 self.upstream_errors[kind] = self.upstream_errors.get(kind, 0) + 1
             kind = limit_kind(state, status)
@@ -233,12 +234,17 @@ class GatewayCollector(Collector):
             "Version of the configuration snapshot this process serves (-1: none yet).",
             value=source.current.version,
         )
-        installed_at = getattr(source, "installed_at", None)
+        installed_at = source.installed_at
         if installed_at is not None:
             yield GaugeMetricFamily(
                 "portcullis_config_installed_timestamp_seconds",
                 "When this process installed its current configuration snapshot (epoch).",
                 value=installed_at,
+            )
+            yield GaugeMetricFamily(
+                "portcullis_config_age_seconds",
+                "Seconds since this process installed its current configuration snapshot.",
+                value=max(0.0, time.time() - installed_at),
             )
         confirmed_at = source.freshness.confirmed_at
         if confirmed_at is not None:

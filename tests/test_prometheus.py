@@ -8,6 +8,8 @@ upstream, and a closed port for an unreachable target.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from types import SimpleNamespace
 
@@ -21,6 +23,7 @@ from tests.support import AdminServer, Api, assert_error, start_admin
 
 TOKEN = "metrics-token-0123456789"
 SCRAPE_TIMEOUT_S = 15
+TIMEOUT_MS = 1000  # the data planes' wait for a target's answer
 
 Samples = dict[tuple[str, frozenset], float]
 
@@ -40,7 +43,12 @@ def api(admin_server) -> Api:
 def metrics_gateway(admin_server, var_dir):
     """A data plane with its metrics listener on a port of its own; (process, metrics URL)."""
     port = free_port()
-    proxy = start_proxy(admin_server, var_dir, "--set", f"portcullis_metrics_port={port}")
+    proxy = start_proxy(
+        admin_server,
+        var_dir,
+        *("--set", f"portcullis_metrics_port={port}"),
+        *("--set", f"portcullis_target_timeout_ms={TIMEOUT_MS}"),
+    )
     return proxy, f"http://127.0.0.1:{port}/metrics"
 
 
@@ -164,6 +172,59 @@ def test_the_data_plane_counts_what_it_answered(admin_server, api, upstream, gat
     ) in gauges
     assert value(gauges, "portcullis_config_version") >= 1
     assert value(gauges, "portcullis_config_confirmed_age_seconds") >= 0
+    assert value(gauges, "portcullis_config_installed_timestamp_seconds") <= time.time()
+    assert value(gauges, "portcullis_config_age_seconds") >= 0
+
+
+@pytest.fixture
+def broken_target():
+    """A target that answers every connection with bytes that are not HTTP, then hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield SimpleNamespace(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+    listener.close()
+
+
+def test_upstream_errors_are_counted_by_kind(api, upstream, gateway, broken_target):
+    small = Setup(api, upstream, proxyMaxResponseBytes=8)
+    broken = Setup(api, broken_target)
+    dead = Setup(api, SimpleNamespace(base_url=f"http://127.0.0.1:{free_port()}"))
+    served(gateway, Setup(api, upstream))  # the configuration with all three is loaded
+    for made in (small, broken, dead):
+        wait_until_served(gateway, f"/api/{made.id}/x", AUTH)
+    before = scrape(gateway.metrics_url)
+    answers = {
+        "timeout": call(gateway, "GET", f"/api/{small.id}/delay/{3 * TIMEOUT_MS}", headers=AUTH),
+        "too_large": call(gateway, "GET", f"/api/{small.id}/status/200", headers=AUTH),
+        "broken_answer": call(gateway, "GET", f"/api/{broken.id}/x", headers=AUTH),
+        "unreachable": call(gateway, "GET", f"/api/{dead.id}/x", headers=AUTH),
+    }
+    codes = {kind: answer.status_code for kind, answer in answers.items()}
+    assert codes == {"timeout": 504, "too_large": 413, "broken_answer": 502, "unreachable": 502}
+
+    def delta(samples: Samples, kind: str) -> float:
+        name = "portcullis_upstream_errors_total"
+        return value(samples, name, kind=kind) - value(before, name, kind=kind)
+
+    after = scrape_until(gateway.metrics_url, lambda s: sum(delta(s, k) for k in codes) >= 4)
+    assert {kind: delta(after, kind) for kind in (*codes, "egress")} == {
+        "timeout": 1,
+        "too_large": 1,
+        "broken_answer": 1,
+        "unreachable": 1,
+        "egress": 0,
+    }
 
 
 def test_metrics_are_not_served_on_the_proxy_port(gateway):
