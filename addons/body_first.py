@@ -37,6 +37,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from addons.failsafe import fail_closed
+from addons.flow_url import point_at
 from addons.responses import DENIED, PROXY_CODE, answer, answered, proxy_error
 from addons.state import FlowState, state_of
 from addons.stream_bridge import BRIDGE
@@ -113,7 +114,7 @@ class BodyFirst:
             return
         # Until the checks are done, whatever mitmproxy streams by itself goes to the sink.
         # Always: an HTTP/2 body need not be announced (no length, no chunked framing).
-        flow.request.url = BRIDGE.sink_url()
+        point_at(flow.request, BRIDGE.sink_url())
         request = flow.request
         if (request.is_http2 or request.is_http3) and "content-length" not in request.headers:
             # mitmproxy passes such a body to the sink (HTTP/1.1) unframed unless told it is

@@ -28,6 +28,7 @@ from mitmproxy.http import Headers
 from addons.async_queue import AsyncQueue
 from addons.egress import EgressRouter
 from addons.failsafe import fail_closed
+from addons.flow_url import point_at
 from addons.injection import show_sent, show_target_url, strip_caller_credential
 from addons.outbound import (
     IDEMPOTENT_METHODS,
@@ -225,7 +226,7 @@ class Forward:
         response = await self._send(flow, state, body)
         if response is None:
             # The answer streams: mitmproxy fetches it from the bridge, chunk by chunk.
-            flow.request.url = self.bridge.route(flow)
+            point_at(flow.request, self.bridge.route(flow))
         else:
             flow.response = response
 

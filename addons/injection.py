@@ -9,6 +9,7 @@ from urllib.parse import quote, unquote_plus
 
 from mitmproxy.http import Headers, Request
 
+from addons.flow_url import point_at
 from models.credential_parts import (
     AUTHORIZATION,
     minted_token_parts,
@@ -209,12 +210,12 @@ def show_sent(
     names = injection.header_names if injection else ()
     request.headers = shown_headers(sent, names)
     if url is not None:
-        request.url = shown_url(url, injection.query_names if injection else ())
+        point_at(request, shown_url(url, injection.query_names if injection else ()))
 
 
 def show_target_url(request: Request, url: str, injection: Injection | None) -> None:
     """Point what the flow shows at the target `url`, injected query values blanked."""
-    request.url = shown_url(url, injection.query_names if injection else ())
+    point_at(request, shown_url(url, injection.query_names if injection else ()))
 
 
 def conceal_caller_credential(request: Request, credentials: Iterable[CredentialView]) -> None:

@@ -6,6 +6,7 @@ import json
 
 from mitmproxy import http
 
+from addons.flow_url import point_at
 from addons.state import state_of
 from addons.stream_bridge import BRIDGE
 
@@ -137,7 +138,7 @@ def answer(flow: http.HTTPFlow, response: http.Response) -> None:
     if state is not None and BRIDGE.running and body_follows(flow.request):
         state.final_response = response
         state.refused = state.routed = True
-        flow.request.url = BRIDGE.sink_url()
+        point_at(flow.request, BRIDGE.sink_url())
         framed_for_bridge(flow.request)
         flow.request.stream = True
         return
