@@ -73,6 +73,16 @@ class Processes:
     def log(self, name: str) -> str:
         return (self.var_dir / f"{name}.log").read_text(errors="replace")
 
+    def stop_one(self, process: subprocess.Popen) -> None:
+        """Stop one of the started processes (terminate, then kill after 10 s)."""
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.started.remove(process)
+
     def stop(self) -> None:
         for process in self.started:
             process.terminate()
