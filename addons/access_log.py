@@ -8,6 +8,7 @@ API's (an entry's detail), without the bodies and the seed's storage keys (`pKey
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import IO
 
 import orjson
 
-log = logging.getLogger("portcullis.access")
+log = logging.getLogger("portcullis.access_log")
 OFF, JSON = "off", "json"
 FORMATS = (OFF, JSON)
 # `proxy_data` key kept in the row, shown by the API only as the detail's top-level field.
@@ -73,11 +74,18 @@ class AccessLog:
             stream.flush()
         except Exception:  # the log must never stop the request log's writer
             log.exception("could not write %d access log lines to %s", len(lines), self.where)
-            self._stream = None
+            self._reset()
 
     @property
     def where(self) -> str:
         return self.path or "standard error"
+
+    def _reset(self) -> None:
+        """Open the file anew on the next write (standard error is never closed)."""
+        if self.path and self._stream is not None:
+            with contextlib.suppress(OSError):
+                self._stream.close()
+        self._stream = None
 
     def _open(self) -> IO[bytes]:
         if self._stream is None:

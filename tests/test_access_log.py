@@ -207,6 +207,8 @@ def test_async_attempts_are_logged_and_lines_survive_a_store_that_refuses_the_ro
         assert CALLER_KEY not in written and TARGET_TOKEN not in written
         assert BODY_MARKER not in written
         assert not (tmp_path / "proxy" / "stderr.log").read_text().strip().startswith("{")
+        # The admin's access log without PORTCULLIS_ACCESS_LOG: its text lines, as before.
+        assert "INFO portcullis.access GET /api/users/me 200" in admin.log_text()
     finally:
         admin.stop()
 
