@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from addons.health import under_prefix
 from addons.histogram import Histogram, HistogramReading
 from addons.responses import DENIED, PROXY_MESSAGE, TARGET_TIMEOUT, TARGET_UNREACHABLE, TOO_LARGE
 from addons.state import FlowState, state_of
@@ -73,6 +74,12 @@ def limit_kind(state: FlowState, status: int) -> str | None:
     if state.proxy_code == BILLING_SUSPENDED:
         return "budget"
     return None
+
+
+def own_path(flow: http.HTTPFlow, state: FlowState) -> bool:
+    """The gateway's own paths (`/_portcullis/health`, the balancer's check each second) are
+    not callers' requests: not counted, as the request log and telemetry leave them out."""
+    return state.proxy is None and under_prefix(flow.request.path.partition("?")[0])
 
 
 class RequestCounts:
@@ -344,7 +351,7 @@ class Metrics:
     def response(self, flow: http.HTTPFlow) -> None:
         try:
             state = state_of(flow)
-            if state is not None and flow.response is not None:
+            if state is not None and flow.response is not None and not own_path(flow, state):
                 self.counts.count(state, flow.response)
         except Exception:  # counting must never touch the answer
             log.exception("could not count a request for metrics")

@@ -8,7 +8,11 @@ upstream, and a closed port for an unreachable target.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -17,9 +21,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.balancer import consecutive_free_ports
 from tests.async_support import AUTH, finished, submit, user_api, wait_for_job
 from tests.proxy_support import Setup, call, free_port, start_proxy, wait_until_served
-from tests.support import AdminServer, Api, assert_error, start_admin
+from tests.support import ROOT, AdminServer, Api, admin_env, assert_error, start_admin
+from tools.run_gateway import metrics_args
 
 TOKEN = "metrics-token-0123456789"
 SCRAPE_TIMEOUT_S = 15
@@ -294,3 +300,65 @@ def test_the_admin_counts_its_requests_by_rule_behind_a_token(admin_server, api,
     assert value(after, "portcullis_admin_proxies") >= 1
     assert ("portcullis_admin_async_jobs", frozenset({("state", "dead")})) in after
     assert ("portcullis_admin_async_dead_letters", frozenset()) in after
+
+
+UNKNOWN = dict(proxy="", leg="sync", status_class="4xx", proxy_code="proxy-access-denied")
+
+
+def test_run_gateway_gives_each_worker_a_metrics_port(tmp_path):
+    """`tools/run_gateway.py --metrics-port-base M` (make run WORKERS=N): worker n on M+n-1,
+    each counting what it answered (not the balancer's health checks)."""
+    env = {**admin_env(tmp_path / "var"), "PORTCULLIS_RUN_PROXY_ARGS": ""}
+    subprocess.run([sys.executable, "run_admin.py", "migrate"], cwd=ROOT, env=env, check=True)
+    workers, metrics = consecutive_free_ports(2), consecutive_free_ports(2)
+    ports = [str(free_port()) for _ in range(3)]
+    log_path = tmp_path / "run_gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "tools/run_gateway.py", "--workers", "2",
+                "--proxy-port", ports[0], "--admin-port", ports[1], "--stats-port", ports[2],
+                "--worker-port-base", str(workers), "--metrics-port-base", str(metrics),
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        urls = [f"http://127.0.0.1:{metrics + n}/metrics" for n in range(2)]
+        before = [scrape_when_up(url, process, log_path) for url in urls]
+        for n in range(2):
+            for _ in range(n + 2):
+                answer = requests.get(
+                    f"http://127.0.0.1:{workers + n}/api/prx_unknown00000000000000/x", timeout=10
+                )
+                assert answer.status_code == 404
+        name = "portcullis_requests_total"
+        for n, url in enumerate(urls):
+            earlier = value(before[n], name, **UNKNOWN)
+            samples = scrape_until(
+                url, lambda s, e=earlier, n=n: value(s, name, **UNKNOWN) - e >= n + 2
+            )
+            assert value(samples, name, **UNKNOWN) - earlier == n + 2, log_path.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def scrape_when_up(url: str, process: subprocess.Popen, log_path) -> Samples:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return scrape(url)
+        except requests.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log_path.read_text()) from None
+        time.sleep(0.1)  # polling for a starting worker's listener, bounded by the deadline
+
+
+@pytest.mark.parametrize(
+    "proxy_args", [["--set", "portcullis_metrics_port=9100"], ["--set=portcullis_metrics_port=9"]]
+)
+def test_run_gateway_refuses_one_metrics_port_for_every_worker(proxy_args):
+    with pytest.raises(SystemExit, match="--metrics-port-base"):
+        metrics_args(proxy_args, 9200)
+    assert metrics_args(["-q"], 9200) == ["--set", "portcullis_metrics_port=9200"]
+    assert metrics_args(["-q"], None) == []

@@ -3,10 +3,13 @@
 
     python tools/run_gateway.py --workers N [--proxy-port 8080] [--admin-port 5000]
                                 [--worker-port-base 8081] [--stats-port 8404]
+                                [--metrics-port-base 9101]
 
 Starts the admin (`run_admin.py serve --no-migrate`), N `run_proxy.py` workers on
-127.0.0.1:BASE .. BASE+N-1, and HAProxy on the public proxy port with a config
-written from deploy/haproxy.cfg.template to $PORTCULLIS_VAR_DIR/haproxy.cfg (var/).
+127.0.0.1:BASE .. BASE+N-1 (with --metrics-port-base M, worker n serves Prometheus
+`GET /metrics` on 127.0.0.1:M+n-1: `portcullis_metrics_port`), and HAProxy on the
+public proxy port with a config written from deploy/haproxy.cfg.template to
+$PORTCULLIS_VAR_DIR/haproxy.cfg (var/).
 Extra options come from the environment as `make run` gives them: PORTCULLIS_RUN_ADMIN_ARGS
 and PORTCULLIS_RUN_PROXY_ARGS (split as a shell would). Every line a process prints
 is shown with its name in front.
@@ -36,6 +39,7 @@ from string import Template
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "haproxy.cfg.template"
 TRUSTED_OPTION = "portcullis_trusted_proxies"
+METRICS_OPTION = "portcullis_metrics_port"
 # HAProxy connects to the workers from this loopback address, the only one they trust for
 # X-Forwarded-For: a local caller talking to a worker port directly cannot pose as someone.
 DEFAULT_BALANCER_SOURCE = "127.0.0.2"
@@ -60,9 +64,30 @@ class Layout:
     stats_host: str = "127.0.0.1"
     stats_port: int = 8404
     balancer_source: str = DEFAULT_BALANCER_SOURCE
+    metrics_port_base: int = 0  # 0: the workers serve no /metrics
 
     def worker_ports(self) -> list[int]:
         return [self.worker_port_base + n for n in range(self.workers)]
+
+    def metrics_ports(self) -> list[int | None]:
+        """Each worker's metrics port, in worker order (None: off)."""
+        base = self.metrics_port_base
+        return [base + n if base else None for n in range(self.workers)]
+
+
+def metrics_args(proxy_args: list[str], port: int | None) -> list[str]:
+    """The `--set` giving one worker its own metrics port (none when `port` is None).
+
+    A port set in the user's proxy arguments would be the same for every worker (only one
+    could listen on it): refused, --metrics-port-base is the way."""
+    for at, arg in enumerate(proxy_args):
+        spec = proxy_args[at + 1] if arg == "--set" and at + 1 < len(proxy_args) else arg
+        if spec.removeprefix("--set=").partition("=")[0] == METRICS_OPTION:
+            raise SystemExit(
+                f"run_gateway.py: set {METRICS_OPTION} with --metrics-port-base, not in the "
+                "proxy arguments (every worker needs a port of its own)"
+            )
+    return [] if port is None else ["--set", f"{METRICS_OPTION}={port}"]
 
 
 def haproxy_config(layout: Layout, template: str) -> str:
@@ -189,10 +214,13 @@ class Gateway:
                     "--port",
                     str(port),
                     *worker_args,
+                    *metrics_args(proxy_args, metrics_port),
                 ],
                 quiet=quiet,
             )
-            for n, port in enumerate(layout.worker_ports(), start=1)
+            for n, (port, metrics_port) in enumerate(
+                zip(layout.worker_ports(), layout.metrics_ports(), strict=True), start=1
+            )
         ]
         self.haproxy = Child("haproxy", [haproxy_binary(), "-db", "-f", str(self.config_path)])
 
@@ -216,7 +244,10 @@ class Gateway:
             print(f"run_gateway.py: {child.name} started (pid {child.process.pid})", flush=True)
         ports = ", ".join(
             f"worker{n} on {WORKER_HOST}:{p}"
-            for n, p in enumerate(self.layout.worker_ports(), start=1)
+            + (f" (metrics on {WORKER_HOST}:{m}/metrics)" if m else "")
+            for n, (p, m) in enumerate(
+                zip(self.layout.worker_ports(), self.layout.metrics_ports(), strict=True), start=1
+            )
         )
         print(
             f"run_gateway.py: HAProxy on {self.layout.proxy_host}:{self.layout.proxy_port} in "
@@ -294,9 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-port-base", type=int, default=8081)
     parser.add_argument("--stats-port", type=int, default=8404)
     parser.add_argument("--balancer-source", default=DEFAULT_BALANCER_SOURCE)
+    parser.add_argument(
+        "--metrics-port-base",
+        type=int,
+        default=0,
+        help="worker n serves GET /metrics on 127.0.0.1:BASE+n-1 (default 0: off)",
+    )
     options = parser.parse_args(argv)
     if options.workers < 1:
         parser.error("--workers must be at least 1")
+    if options.metrics_port_base and not 0 < options.metrics_port_base <= 65536 - options.workers:
+        parser.error("--metrics-port-base: every worker's port must be 1..65535")
     layout = Layout(
         workers=options.workers,
         proxy_port=options.proxy_port,
@@ -304,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_port_base=options.worker_port_base,
         stats_port=options.stats_port,
         balancer_source=options.balancer_source,
+        metrics_port_base=options.metrics_port_base,
     )
     gateway = Gateway(
         layout,
