@@ -24,7 +24,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.balancer import consecutive_free_ports
 from tests.async_support import AUTH, finished, submit, user_api, wait_for_job
 from tests.proxy_support import Setup, call, free_port, start_proxy, wait_until_served
-from tests.support import ROOT, AdminServer, Api, admin_env, assert_error, start_admin
+from tests.support import (
+    ROOT,
+    AdminServer,
+    Api,
+    admin_env,
+    assert_error,
+    create,
+    start_admin,
+)
 from tools.run_gateway import metrics_args
 
 TOKEN = "metrics-token-0123456789"
@@ -231,6 +239,45 @@ def test_upstream_errors_are_counted_by_kind(api, upstream, gateway, broken_targ
         "unreachable": 1,
         "egress": 0,
     }
+
+
+def test_limit_rejections_are_counted_by_kind(api, upstream, gateway):
+    """The rate limit's 429 is counted in the first test; here a meter's 429 and the
+    budget's 402, each under its proxy."""
+    metered = Setup(api, upstream)
+    meter = {"meterName": "calls", "meterType": "request_count", "limits": {"day": 1}}
+    create(api, f"{metered.base}/proxies/{metered.id}/meters", meter, "meters")
+    paid = Setup(api, upstream)
+    price = api.put(f"{paid.base}/proxies/{paid.id}/price", json={"perRequest": "0.25"})
+    assert price.status_code == 200, price.text
+    for made, status in ((metered, 429), (paid, 402)):
+        probe = wait_until_served(
+            gateway, f"/api/{made.id}/p", AUTH, lambda r, s=status: r.status_code == s
+        )
+        assert probe.status_code == status, probe.text
+    before = scrape(gateway.metrics_url)
+    for _ in range(2):
+        assert_error(
+            call(gateway, "GET", f"/api/{metered.id}/x", headers=AUTH), 429, "METER_LIMIT_EXCEEDED"
+        )
+    for _ in range(3):
+        assert_error(
+            call(gateway, "GET", f"/api/{paid.id}/x", headers=AUTH), 402, "BILLING_SUSPENDED"
+        )
+    name = "portcullis_limit_rejections_total"
+    expected = {(metered.id, "meter"): 2, (paid.id, "budget"): 3}
+
+    def deltas(samples: Samples) -> dict:
+        return {
+            (proxy, kind): value(samples, name, proxy=proxy, kind=kind)
+            - value(before, name, proxy=proxy, kind=kind)
+            for proxy, kind in expected
+        }
+
+    after = scrape_until(gateway.metrics_url, lambda s: deltas(s) == expected)
+    assert deltas(after) == expected
+    assert total(after, name, kind="rate_limit") == total(before, name, kind="rate_limit")
+    assert total(after, name) - total(before, name) == 5
 
 
 def test_metrics_are_not_served_on_the_proxy_port(gateway):
