@@ -186,6 +186,11 @@ def test_async_attempts_are_logged_and_lines_survive_a_store_that_refuses_the_ro
                 access_file, lambda line: line["proxyData"].get("asyncRequestId") == job_id
             )
             assert attempt["proxyData"]["attempt"] == 1 and attempt["statusCode"] == 200
+            queued = line_where(
+                access_file,
+                lambda line: line["requestId"] == job_id and "attempt" not in line["proxyData"],
+            )
+            assert queued["statusCode"] == 202 and queued["proxyData"]["async"] is True
             assert_same_as_request_log(attempt, logged(api, made, attempt["requestId"]))
 
             with admin.engine.begin() as connection:
