@@ -8,9 +8,9 @@ credential gateway uses none of them, and those that change requests or answers 
 do so outside the gateway's checks. Setting one of their options is refused rather
 than silently ignored.
 
-What stays: mitmproxy's core (proxy server, layers, TLS, scripts, options, commands),
-its logging and flow output (`-q`, `-w`), `Block` and `ProxyAuth`, and everything
-mitmweb adds for its UI.
+What stays: mitmproxy's core (proxy server, layers, TLS, scripts, options), its logging
+and flow output (`-q`, `-w`), `Block`, `ProxyAuth`, `DisableH2C`, `UpdateAltSvc`, and
+under mitmweb everything its UI uses (commands, export, comments).
 """
 
 from __future__ import annotations
@@ -47,25 +47,43 @@ UNUSED: dict[str, tuple[str, ...]] = {
     "stripdnshttpsrecords": ("strip_ech",),
     "upstreamauth": ("upstream_auth",),
 }  # fmt: skip
-REFUSED_OPTIONS = {option: addon for addon, options in UNUSED.items() for option in options}
+# Without mitmweb's UI (mitmdump), these serve only interactive use (commands, command
+# history) or mitmdump as a flow-file tool (`-r`, `--keepserving`): out too.
+NO_UI_UNUSED: dict[str, tuple[str, ...]] = {
+    "commandhistory": ("command_history",),
+    "comment": (),
+    "cut": (),
+    "export": ("export_preserve_original_ip",),
+    "keepserving": ("keepserving",),
+    "readfilestdin": ("rfile", "readfile_filter"),
+}
+UI_ADDON = "webaddon"  # present when mitmweb runs the gateway
 
 
 class UnusedAddons:
-    """Removes `UNUSED` from mitmproxy's chain when the gateway loads; refuses their options."""
+    """Removes `UNUSED` (and, without mitmweb's UI, `NO_UI_UNUSED`) from mitmproxy's chain
+    when the gateway loads; refuses setting their options."""
+
+    def __init__(self):
+        self.refused: dict[str, str] = {}  # option: the removed addon that declared it
 
     def load(self, loader) -> None:
         # Taken out before `running`, so none of them has started anything; not through
         # `AddonManager.remove`, which calls `done` synchronously (ClientPlayback's is async).
         manager = loader.master.addons
-        unused = [manager.lookup.pop(name) for name in UNUSED if name in manager.lookup]
-        manager.chain = [addon for addon in manager.chain if addon not in unused]
+        unused = dict(UNUSED)
+        if UI_ADDON not in manager.lookup:
+            unused.update(NO_UI_UNUSED)
+        removed = [manager.lookup.pop(name) for name in unused if name in manager.lookup]
+        manager.chain = [addon for addon in manager.chain if addon not in removed]
+        self.refused = {option: addon for addon, options in unused.items() for option in options}
 
     def configure(self, updated) -> None:
         options = ctx.options
-        for option in sorted(updated & REFUSED_OPTIONS.keys()):
+        for option in sorted(updated & self.refused.keys()):
             if options.has_changed(option):
                 raise exceptions.OptionsError(
                     f"{option}: the Portcullis data plane does not load mitmproxy's "
-                    f"{REFUSED_OPTIONS[option]} addon (it would act on traffic outside the "
-                    "gateway's checks); remove this option"
+                    f"{self.refused[option]} addon (it would act on traffic outside the "
+                    "gateway's checks, or serves no purpose here); remove this option"
                 )
