@@ -42,7 +42,9 @@ EXTENSION = "portcullis_metrics"
 UNMATCHED = "(unmatched)"  # a request no rule matched (404): one label, not one per path
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-bp = Blueprint("metrics", __name__)
+# Prometheus text, not JSON: left out of the OpenAPI document (`bare_` endpoints are, see
+# admin/openapi.py build_spec and tests/test_openapi.py).
+bp = Blueprint("bare_metrics", __name__)
 
 
 def metrics_token() -> str | None:
