@@ -48,9 +48,19 @@ def caller_credential_names(credential: CredentialView) -> tuple[set[str], set[s
 
 
 def strip_headers(headers: Headers, names: set[str]) -> None:
-    listed = {n.strip().lower() for n in headers.get_all("connection") for n in n.split(",")}
-    for name in {*names, *HOP_BY_HOP, *listed} - {""}:
-        headers.pop(name, None)
+    """Remove every field named in `names` (lower case), the hop-by-hop ones and those the
+    Connection header lists, in one pass over the fields (a `pop` per name costs ~20 µs)."""
+    fields = headers.fields
+    listed = {
+        token.strip().lower()
+        for name, value in fields
+        if name.lower() == b"connection"
+        for token in value.decode("latin-1").split(",")
+    }
+    dropped = {*names, *HOP_BY_HOP, *listed}
+    kept = tuple(field for field in fields if field[0].decode("latin-1").lower() not in dropped)
+    if len(kept) != len(fields):
+        headers.fields = kept
 
 
 def filtered_query(raw: str, drop: set[str]) -> list[str]:
