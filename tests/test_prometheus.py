@@ -214,31 +214,40 @@ def test_upstream_errors_are_counted_by_kind(api, upstream, gateway, broken_targ
     small = Setup(api, upstream, proxyMaxResponseBytes=8)
     broken = Setup(api, broken_target)
     dead = Setup(api, SimpleNamespace(base_url=f"http://127.0.0.1:{free_port()}"))
-    served(gateway, Setup(api, upstream))  # the configuration with all three is loaded
+    egress = Setup(api, upstream)  # through a SOCKS proxy nobody listens on
+    url = f"socks5://127.0.0.1:{free_port()}"
+    put = api.put(
+        f"{egress.base}/targets/{egress.target['sKey']}",
+        json={"targetEgress": {"mode": "proxy", "url": url}},
+    )
+    assert put.status_code == 200, put.text
     for made in (small, broken, dead):
         wait_until_served(gateway, f"/api/{made.id}/x", AUTH)
+    wait_until_served(gateway, f"/api/{egress.id}/x", AUTH, lambda r: r.status_code == 502)
     before = scrape(gateway.metrics_url)
     answers = {
         "timeout": call(gateway, "GET", f"/api/{small.id}/delay/{3 * TIMEOUT_MS}", headers=AUTH),
         "too_large": call(gateway, "GET", f"/api/{small.id}/status/200", headers=AUTH),
         "broken_answer": call(gateway, "GET", f"/api/{broken.id}/x", headers=AUTH),
         "unreachable": call(gateway, "GET", f"/api/{dead.id}/x", headers=AUTH),
+        "egress": call(gateway, "GET", f"/api/{egress.id}/x", headers=AUTH),
     }
     codes = {kind: answer.status_code for kind, answer in answers.items()}
-    assert codes == {"timeout": 504, "too_large": 413, "broken_answer": 502, "unreachable": 502}
+    assert codes == {
+        "timeout": 504,
+        "too_large": 413,
+        "broken_answer": 502,
+        "unreachable": 502,
+        "egress": 502,
+    }
+    assert answers["egress"].json()["error"]["code"] == "EGRESS_PROXY_FAILED"
 
     def delta(samples: Samples, kind: str) -> float:
         name = "portcullis_upstream_errors_total"
         return value(samples, name, kind=kind) - value(before, name, kind=kind)
 
-    after = scrape_until(gateway.metrics_url, lambda s: sum(delta(s, k) for k in codes) >= 4)
-    assert {kind: delta(after, kind) for kind in (*codes, "egress")} == {
-        "timeout": 1,
-        "too_large": 1,
-        "broken_answer": 1,
-        "unreachable": 1,
-        "egress": 0,
-    }
+    after = scrape_until(gateway.metrics_url, lambda s: sum(delta(s, k) for k in codes) >= 5)
+    assert {kind: delta(after, kind) for kind in codes} == dict.fromkeys(codes, 1)
 
 
 def test_limit_rejections_are_counted_by_kind(api, upstream, gateway):
