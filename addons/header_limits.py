@@ -76,6 +76,12 @@ class HeaderLimits:
             options.portcullis_max_header_field_bytes,
         )
 
+    @classmethod
+    def configured(cls, options) -> HeaderLimits:
+        """The limits as `options` last set them: read once per configuration (`remember`),
+        not per request (an option lookup costs about a microsecond)."""
+        return _configured or cls.from_options(options)
+
     def head_too_large(self) -> Exceeded:
         return Exceeded(
             "portcullis_max_header_bytes",
@@ -139,3 +145,12 @@ def validate(options, updated: set[str]) -> None:
         raise exceptions.OptionsError(
             "portcullis_max_header_field_bytes must not exceed portcullis_max_header_bytes"
         )
+
+
+_configured: HeaderLimits | None = None
+
+
+def remember(options) -> None:
+    """Keep the limits `options` hold now for `HeaderLimits.configured` (after `validate`)."""
+    global _configured
+    _configured = HeaderLimits.from_options(options)

@@ -78,6 +78,7 @@ from addons.header_limits import (
     HeaderLimits,
     bad_method,
     control_character_in,
+    remember,
     validate,
 )
 from addons.responses import DENIED, TARGET_UNREACHABLE, proxy_error
@@ -174,7 +175,7 @@ class GuardedHttp1Server(Http1Server):
         yield from super()._handle_event(event)
 
     def limits(self) -> HeaderLimits:
-        return HeaderLimits.from_options(self.context.options)
+        return HeaderLimits.configured(self.context.options)
 
     def _peer(self) -> str:
         host, port, *_ = self.conn.peername or ("?", 0)
@@ -334,6 +335,8 @@ class ProtocolGuard:
 
     def configure(self, updated) -> None:
         validate(ctx.options, updated)
+        if updated & OPTIONS.keys():
+            remember(ctx.options)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         # Scripts run before mitmproxy's own `nextlayer` addon: let it decide now, then

@@ -82,7 +82,7 @@ class Route:
             )  # fmt: skip
             return
         # The protocol guard checks HTTP/1 heads before any hook; HTTP/2 ones only here.
-        exceeded = HeaderLimits.from_options(ctx.options).check_request(flow.request)
+        exceeded = HeaderLimits.configured(ctx.options).check_request(flow.request)
         if exceeded is not None:
             state.proxy_code = DENIED
             answer(flow, exceeded.response(state.request_id))
