@@ -2,24 +2,21 @@
 
 mitmproxy walks every addon of its chain for every event of every flow (eight walks a
 request, counting the `update` after each), whether the addon has a hook for it or
-not: about 2.5 µs per addon and walk here. The addons below replay, rewrite or block
-traffic by their own options, serve mitmproxy's onboarding app, or work on DNS; a
-credential gateway uses none of them, and those that change requests or answers would
+not: about 1.4 µs per addon and walk here (a generator context manager, a hook lookup).
+The addons below replay, rewrite or block traffic by their own options, authenticate
+proxy clients, serve mitmproxy's onboarding app, or work on DNS; a credential gateway
+uses none of them, and those that change requests or answers would
 do so outside the gateway's checks. Setting one of their options is refused rather
 than silently ignored.
 
 What stays: mitmproxy's core (proxy server, layers, TLS, scripts, options), its logging
-and flow output (`-q`, `-w`), `Block`, `ProxyAuth`, `DisableH2C`, `UpdateAltSvc`, and
+and flow output (`-q`, `-w`), `Block`, `DisableH2C`, `UpdateAltSvc`, and
 under mitmweb everything its UI uses (commands, export, comments).
 """
 
 from __future__ import annotations
 
-import logging
-
 from mitmproxy import ctx, exceptions
-
-log = logging.getLogger("portcullis.unused_addons")
 
 # Each removed addon (by mitmproxy's name for it) with the options it declares (mitmproxy 12).
 UNUSED: dict[str, tuple[str, ...]] = {
@@ -34,6 +31,7 @@ UNUSED: dict[str, tuple[str, ...]] = {
     "modifybody": ("modify_body",),
     "modifyheaders": ("modify_headers",),
     "onboarding": ("onboarding", "onboarding_host"),
+    "proxyauth": ("proxyauth",),  # callers authenticate with the gateway's own credentials
     "savehar": ("hardump",),
     "serverplayback": (
         "server_replay", "server_replay_kill_extra", "server_replay_extra",
