@@ -28,9 +28,17 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from addons.budget import BILLING_SUSPENDED
 from addons.health import under_prefix
 from addons.histogram import Histogram, HistogramReading
-from addons.responses import DENIED, PROXY_MESSAGE, TARGET_TIMEOUT, TARGET_UNREACHABLE, TOO_LARGE
+from addons.responses import (
+    DENIED,
+    GATEWAY_ERROR,
+    PROXY_MESSAGE,
+    TARGET_TIMEOUT,
+    TARGET_UNREACHABLE,
+    TOO_LARGE,
+)
 from addons.state import FlowState, state_of
 from models.async_job import JOB_STATUSES, AsyncJob
 from models.settings import Settings
@@ -38,8 +46,6 @@ from models.store import make_engine, make_session_factory
 
 log = logging.getLogger("portcullis.metrics")
 STORE_CACHE_S = 5.0  # the async queue's figures are asked of the store at most this often
-GATEWAY_ERROR = "gateway-error"
-BILLING_SUSPENDED = "billing-suspended"
 # outbound.egress_failure's messages: the 502s whose egress proxy could not carry the request
 EGRESS_MESSAGES = ("No egress proxy is available", "The target's egress proxy could not")
 STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -296,8 +302,10 @@ class Metrics:
     """Counts answered requests on the loop; serves them on `portcullis_metrics_port`."""
 
     def __init__(self, config, queue, writers: tuple = ()):
+        """`writers`: the stages whose `.writer` (a BatchWriter, once running) is reported.
+        `queue` (the AsyncQueue) is not read: its figures are the store's, asked at scrape time
+        (the JobStore keeps its engine to itself)."""
         self.config = config
-        self.queue = queue
         self.counts = RequestCounts()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayCollector(self.counts, config, writers, AsyncFigures()))
