@@ -420,3 +420,10 @@ def test_run_gateway_refuses_one_metrics_port_for_every_worker(proxy_args):
         metrics_args(proxy_args, 9200)
     assert metrics_args(["-q"], 9200) == ["--set", "portcullis_metrics_port=9200"]
     assert metrics_args(["-q"], None) == []
+
+
+def test_without_a_token_the_admins_metrics_are_open(lone):
+    """PORTCULLIS_METRICS_TOKEN unset: no Authorization needed (the admin binds 127.0.0.1)."""
+    server, _ = lone
+    samples = scrape(server.base_url + "/metrics")
+    assert ("portcullis_admin_proxies", frozenset()) in samples
