@@ -1,7 +1,10 @@
 """A raw asyncio TCP server on 127.0.0.1 that answers each request with exact bytes.
 
-The scenario is the request path's first segment (`/cl-te`, `/obs-fold`, ...): see
-`SCENARIOS`. Each request's raw bytes (head and body as received) are recorded with the
+The scenario is the request path's last segment (`/cl-te`, `/base/obs-fold`, ...): see
+`SCENARIOS`; `stale` answers like `ok` and then closes that connection unanswered at its next
+request; `silent` never answers; `stall-body` sends part of a body, then nothing.
+
+Each request's raw bytes (head and body as received) are recorded with the
 number of the connection that carried it, so tests can compare what two clients sent and
 whether a connection was reused.
 """
@@ -9,8 +12,10 @@ whether a connection was reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gzip
+import threading
 
 GZIPPED = gzip.compress(b"hello compressed world", mtime=0)
 
@@ -136,7 +141,11 @@ SCENARIOS: dict[str, tuple[bytes, bool]] = {
     "extra-bytes": (_ok() + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", True),
     "reason-utf8": (b"HTTP/1.1 418 I\xc3\xa9m a teapot\r\nContent-Length: 0\r\n\r\n", False),
     "no-reason": (b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok", False),
+    "big": (_ok(b"b" * (3 * 1024 * 1024)), False),
+    "stale": (_ok(b"fresh"), False),
+    "stall-body": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", False),
 }
+HOLD = {"silent", "stall-body"}  # then wait until the client leaves
 
 
 @dataclasses.dataclass
@@ -154,6 +163,7 @@ class HostileTarget:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> HostileTarget:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -161,12 +171,16 @@ class HostileTarget:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        for writer in list(self._writers):  # connections a client still holds in its pool
+            writer.close()
         self._server.close()
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections += 1
         number = self._connections
+        stale = False
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -176,14 +190,50 @@ class HostileTarget:
                 body = await _read_body(reader, head)
                 path = head.split(b" ", 2)[1].decode()
                 self.received.append(Received(path, head + body, number))
-                name = path.split("?")[0].strip("/").split("/")[0]
-                answer, close = SCENARIOS.get(name, (_ok(b"unknown scenario"), True))
+                if stale:
+                    return  # closed before any byte of the answer
+                name = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+                stale = name == "stale"
+                answer, close = SCENARIOS.get(name, (b"", True))
                 writer.write(answer)
                 await writer.drain()
+                if name in HOLD:
+                    await reader.read()  # until the client closes
+                    return
                 if close:
                     return
         finally:
+            self._writers.discard(writer)
             writer.close()
+
+
+class ThreadedHostileTarget:
+    """A `HostileTarget` on a loop of its own thread, for a gateway process to reach:
+    `with ThreadedHostileTarget() as target: target.base_url`."""
+
+    def __init__(self) -> None:
+        self.target = HostileTarget()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.target.port}"
+
+    @property
+    def received(self) -> list[Received]:
+        return list(self.target.received)
+
+    def __enter__(self) -> ThreadedHostileTarget:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.target.__aenter__(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.target.__aexit__(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
 
 
 async def _read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
