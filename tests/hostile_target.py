@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gzip
+import ssl
 import threading
 
 GZIPPED = gzip.compress(b"hello compressed world", mtime=0)
@@ -158,7 +159,8 @@ class Received:
 class HostileTarget:
     """Start with `async with HostileTarget() as target`; `target.port`, `target.received`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # a server context: the target speaks HTTPS
         self.received: list[Received] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -166,7 +168,7 @@ class HostileTarget:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> HostileTarget:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

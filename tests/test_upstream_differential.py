@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
@@ -26,6 +27,7 @@ from addons.ssrf import TargetGuard, TargetRefused, parse_allowances
 from addons.upstream import Timeouts, UpstreamClient, UpstreamRequest
 from addons.upstream_errors import TargetTimeout, TargetUnreachable
 from tests.hostile_target import HostileTarget, ThreadedHostileTarget
+from tests.pool_proxies import tls_files
 from tests.proxy_support import CALLER_KEY, Setup, wait_until_served
 from tests.support import Api
 
@@ -105,9 +107,16 @@ async def clients() -> AsyncIterator[dict[str, UpstreamClient]]:
 
 
 async def outcome(
-    client: UpstreamClient, port: int, path: str, method: str = "GET", body=None, headers=()
+    client: UpstreamClient,
+    port: int,
+    path: str,
+    method: str = "GET",
+    body=None,
+    headers=(),
+    host: str = "127.0.0.1",
+    scheme: str = "http",
 ) -> tuple:
-    request = UpstreamRequest(method, f"http://127.0.0.1:{port}{path}", tuple(headers))
+    request = UpstreamRequest(method, f"{scheme}://{host}:{port}{path}", tuple(headers))
     try:
         answer = await client.send(request, body, 8 * 1024 * 1024)
     except (TargetUnreachable, TargetTimeout) as exc:
@@ -346,6 +355,37 @@ def test_refused_connections_and_refused_addresses_fail_alike():
             run(attempt(name, f"http://127.0.0.1:{port}/", ""))
         with pytest.raises(TargetRefused):
             run(attempt(name, f"http://localhost:{port}/", ""))
+
+
+def test_https_targets_are_verified_alike_by_name_with_sni(tmp_path):
+    """TLS with the client's context: the certificate (for 127.0.0.1 only) passes for the IP
+    literal (sent without SNI) and fails for the name `localhost` (SNI `localhost`, checked
+    against the name, not the address it was connected to), and fails without the CA."""
+    ca, cert, key = tls_files(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda _socket, name, _context: names.append(name)
+    trusting = ssl.create_default_context(cafile=str(ca))
+
+    async def attempt(name: str, host: str, context) -> tuple:
+        guard = TargetGuard(parse_allowances("127.0.0.1,::1"))
+        client = UpstreamClient(guard, TIMEOUTS, context, client=name)
+        try:
+            async with HostileTarget(server_context) as target:
+                return await outcome(client, target.port, "/ok", host=host, scheme="https")
+        finally:
+            await client.close()
+
+    for name in CLIENTS:
+        names.clear()
+        assert run(attempt(name, "127.0.0.1", trusting))[:2] == ("answer", 200)
+        assert names == [None]
+        refused = run(attempt(name, "localhost", trusting))
+        assert refused[:3] == ("refused", "TargetUnreachable", False), refused
+        assert refused[3].startswith("could not connect to the target")
+        assert "localhost" in names
+        assert run(attempt(name, "127.0.0.1", True))[:3] == ("refused", "TargetUnreachable", False)
 
 
 @pytest.fixture(scope="module")
