@@ -78,7 +78,7 @@ stages = [
     BudgetWarning(),  # the low-budget header on the settled answer
     record,
     telemetry,
-    Metrics(config, queue, writers=(record, telemetry, budget, meters, events)),
+    Metrics(config, writers=(record, telemetry, budget, meters, events)),
     Dispatcher(config, queue, forward, record, telemetry, meters=meters),
 ]
 # One addon for mitmproxy: it walks its chain once per event, the pipeline calls the stages.

@@ -33,8 +33,6 @@ from addons.health import under_prefix
 from addons.histogram import Histogram, HistogramReading
 from addons.responses import (
     DENIED,
-    GATEWAY_ERROR,
-    PROXY_MESSAGE,
     TARGET_TIMEOUT,
     TARGET_UNREACHABLE,
     TOO_LARGE,
@@ -46,30 +44,21 @@ from models.store import make_engine, make_session_factory
 
 log = logging.getLogger("portcullis.metrics")
 STORE_CACHE_S = 5.0  # the async queue's figures are asked of the store at most this often
-# outbound.egress_failure's messages: the 502s whose egress proxy could not carry the request
-EGRESS_MESSAGES = ("No egress proxy is available", "The target's egress proxy could not")
 STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
-def upstream_error_kind(state: FlowState, response: http.Response) -> str | None:
-    """What went wrong on the target leg, from the proxy code the outbound stage set."""
-    code = state.stream_outcome or state.proxy_code
-    status = response.status_code
-    if code == TARGET_TIMEOUT:
-        return "timeout"
-    if code == TARGET_UNREACHABLE:
-        # reached and then failed: the target's answer was broken
-        return "broken_answer" if state.validation.get("requestSent") else "unreachable"
-    if code == TOO_LARGE and state.upstream_status is not None:
-        return "too_large"
-    if (
-        code == GATEWAY_ERROR
-        and status == 502
-        and state.upstream_status is None
-        and response.headers.get(PROXY_MESSAGE, "").startswith(EGRESS_MESSAGES)
-    ):
-        return "egress"
-    return None
+# A streamed answer cut by the target leg (addons/response_stream.py): what went wrong.
+STREAM_FAILURES = {
+    TARGET_TIMEOUT: "timeout",
+    TARGET_UNREACHABLE: "broken_answer",
+    TOO_LARGE: "too_large",
+}
+
+
+def upstream_error_kind(state: FlowState) -> str | None:
+    """What went wrong on the target leg: what the forward stage answered for
+    (`FlowState.upstream_failure`), or why a streamed answer was cut."""
+    return state.upstream_failure or STREAM_FAILURES.get(state.stream_outcome)
 
 
 def limit_kind(state: FlowState, status: int) -> str | None:
@@ -117,7 +106,7 @@ class RequestCounts:
         if target_seconds is not None:
             self.target.observe(target_seconds)
         if status >= 400:
-            kind = upstream_error_kind(state, response)
+            kind = upstream_error_kind(state)
             if kind is not None:
                 self.upstream_errors[kind] = self.upstream_errors.get(kind, 0) + 1
             kind = limit_kind(state, status)
@@ -301,10 +290,9 @@ class GatewayCollector(Collector):
 class Metrics:
     """Counts answered requests on the loop; serves them on `portcullis_metrics_port`."""
 
-    def __init__(self, config, queue, writers: tuple = ()):
+    def __init__(self, config, writers: tuple = ()):
         """`writers`: the stages whose `.writer` (a BatchWriter, once running) is reported.
-        `queue` (the AsyncQueue) is not read: its figures are the store's, asked at scrape time
-        (the JobStore keeps its engine to itself)."""
+        The async queue's figures are the store's, asked at scrape time."""
         self.config = config
         self.counts = RequestCounts()
         self.registry = CollectorRegistry(auto_describe=False)

@@ -113,17 +113,22 @@ def failure_response(state: FlowState, exc: Exception) -> http.Response:
             403, DENIED, "TARGET_ADDRESS_NOT_ALLOWED", str(exc), request_id=request_id
         )
     if isinstance(exc, ResponseTooLarge):
+        state.upstream_failure = "too_large"
         state.mark("responseReceived")
         state.upstream_status = exc.status
         state.proxy_code = TOO_LARGE
         return too_large(exc.size, exc.limit, request_id)
-    state.validation["requestSent"] = isinstance(exc, UpstreamFailure) and exc.reached
+    reached = isinstance(exc, UpstreamFailure) and exc.reached
+    state.validation["requestSent"] = reached
     if isinstance(exc, NoEgressProxy | EgressFailure | EgressUnusable):
+        state.upstream_failure = "egress"
         return egress_failure(state, exc)
     if isinstance(exc, TargetTimeout):
+        state.upstream_failure = "timeout"
         state.proxy_code = TARGET_TIMEOUT
         return proxy_error(504, TARGET_TIMEOUT, "TARGET_TIMEOUT", str(exc), request_id=request_id)
     # TargetUnreachable, or TargetUnresolvable from the early check
+    state.upstream_failure = "broken_answer" if reached else "unreachable"
     state.proxy_code = TARGET_UNREACHABLE
     return proxy_error(
         502, TARGET_UNREACHABLE, "TARGET_UNREACHABLE", str(exc), request_id=request_id

@@ -112,6 +112,9 @@ class FlowState:
     target_answered_at: float | None = None
     upstream_status: int | None = None
     egress: EgressRoute | None = None  # the proxy the (last) attempt went through; None: direct
+    # Why the target leg failed, when it did (addons/outbound.py `failure_response`):
+    # timeout, unreachable, broken_answer, too_large or egress.
+    upstream_failure: str | None = None
     finished_at: float | None = None  # the caller's answer settled (respond stage)
     # The caller's headers as received, raw: decoded only where needed, off the event loop.
     caller_fields: tuple[tuple[bytes, bytes], ...] = ()

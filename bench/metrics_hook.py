@@ -47,7 +47,7 @@ def flow_of(status: int, proxy_code: str, known: bool):
 
 
 def main() -> None:
-    metrics = Metrics(config=None, queue=None)
+    metrics = Metrics(config=None)
     for status, code, known in KINDS:
         flow = flow_of(status, code, known)
         best = min(timeit.repeat(lambda f=flow: metrics.response(f), number=CALLS, repeat=5))
