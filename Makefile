@@ -34,6 +34,8 @@ migrate: install
 # HAProxy on 127.0.0.1:PROXY_PORT (config from deploy/haproxy.cfg.template, written to
 # var/haproxy.cfg; its status page on 127.0.0.1:STATS_PORT), run by tools/run_gateway.py:
 # a dead worker is restarted while the others take its traffic; Ctrl-C stops everything.
+# Prometheus metrics of each worker: METRICS_PORT_BASE=9101 puts worker n's on 127.0.0.1:9100+n
+# (0: off); with one process, PROXY_ARGS="--set portcullis_metrics_port=9101".
 PROXY_ARGS ?=
 ADMIN_ARGS ?=
 WORKERS ?= 1
@@ -41,6 +43,7 @@ PROXY_PORT ?= 8080
 ADMIN_PORT ?= 5000
 WORKER_PORT_BASE ?= 8081
 STATS_PORT ?= 8404
+METRICS_PORT_BASE ?= 0
 run: export PORTCULLIS_RUN_PROXY_ARGS = $(PROXY_ARGS)
 run: export PORTCULLIS_RUN_ADMIN_ARGS = $(ADMIN_ARGS)
 run: migrate $(if $(filter-out 1,$(WORKERS)),haproxy)
@@ -51,7 +54,8 @@ ifeq ($(WORKERS),1)
 	wait -n; stop
 else
 	$(PY) tools/run_gateway.py --workers $(WORKERS) --proxy-port $(PROXY_PORT) \
-	  --admin-port $(ADMIN_PORT) --worker-port-base $(WORKER_PORT_BASE) --stats-port $(STATS_PORT)
+	  --admin-port $(ADMIN_PORT) --worker-port-base $(WORKER_PORT_BASE) --stats-port $(STATS_PORT) \
+	  --metrics-port-base $(METRICS_PORT_BASE)
 endif
 
 # HAProxy, the balancer of `make run WORKERS=N` and of its test.
