@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import orjson
 from mitmproxy import ctx, http
 
 from addons import access_log
@@ -19,10 +20,10 @@ from addons.batch_writer import BatchWriter
 from addons.injection import caller_credential_names
 from addons.response_stream import OUTCOME_MESSAGES
 from addons.responses import GRANTED, PROXY_MESSAGE
-from addons.state import FlowState, decode_fields, state_of
+from addons.state import FlowState, state_of
 from models import RequestLog
 from models.bulk import insert_tuples
-from models.redaction import bounded_body, redact_pairs, redact_text
+from models.redaction import bounded_body, redact_fields, redact_pairs
 from models.settings import Settings
 from models.store import make_engine
 
@@ -72,7 +73,7 @@ def to_row(m: Material) -> dict:
         "status": m.status,
         "message": m.message,
         "arnBase": "",
-        "apiHeaders": redact_pairs(state.caller_headers, drop_headers),
+        "apiHeaders": redact_fields(state.caller_fields, also=drop_headers),
         "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
         "async": state.is_async,
         "responseHeaders": response_headers(m.response_fields, secrets),
@@ -122,10 +123,7 @@ def mcp_record(state: FlowState) -> dict:
 def response_headers(fields, secrets) -> dict[str, str]:
     """The caller's answer's headers: sensitive names (Set-Cookie, tokens) and the injected
     secrets' values redacted, as the request headers are."""
-    return {
-        name: redact_text(value, secrets)
-        for name, value in redact_pairs(decode_fields(fields)).items()
-    }
+    return redact_fields(fields, secrets)
 
 
 COLUMNS = (
@@ -143,14 +141,25 @@ def write_rows(
     rows = [to_row(m) for m in materials]
     if access is not None:
         log_access(access, materials, rows)
-    columns = [
-        tuple(
-            json.dumps(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
-            for name in COLUMNS
-        )
-        for row in rows
-    ]
-    insert_tuples(session, RequestLog.__table__, COLUMNS, columns)
+    insert_tuples(session, RequestLog.__table__, COLUMNS, [column_values(row) for row in rows])
+
+
+def column_values(row: dict) -> tuple:
+    """`row`'s values in `COLUMNS` order, the JSON columns as text."""
+    return tuple(
+        json_text(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+        for name in COLUMNS
+    )
+
+
+def json_text(value) -> str:
+    """`value` as JSON text: orjson's (compact), or Python's where orjson refuses the value
+    (a lone surrogate from a header decoded with surrogateescape, an integer past 64 bits, a
+    key that is not a string). Either reads back as the same value."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value)
 
 
 def log_access(access: access_log.AccessLog, materials: list[Material], rows: list[dict]) -> None:

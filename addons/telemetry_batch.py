@@ -74,6 +74,9 @@ class Batch:
     points: dict = field(default_factory=dict)
     latency: Counter = field(default_factory=Counter)
     totals: dict = field(default_factory=dict)
+    # (peer, forwarded_for) → country: callers repeat within a batch, and the lookup is most
+    # of a sample's cost.
+    countries: dict = field(default_factory=dict)
 
     def add(self, item: Sample | OpenConnections) -> None:
         if isinstance(item, OpenConnections):
@@ -96,7 +99,12 @@ class Batch:
 
     def _count(self, sample: Sample) -> None:
         minute = period_start(sample.at, "minute")
-        country = country_of(caller_address(sample.peer, sample.forwarded_for, self.trusted))
+        caller = (sample.peer, sample.forwarded_for)
+        country = self.countries.get(caller)
+        if country is None:
+            country = self.countries[caller] = country_of(
+                caller_address(sample.peer, sample.forwarded_for, self.trusted)
+            )
         legs = (
             ("proxy", sample.proxy_status, sample.proxy_ms),
             ("target", sample.target_status, sample.target_ms),

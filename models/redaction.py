@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from models.json_limits import MAX_DEPTH, nesting_depth_exceeds
 
@@ -17,12 +18,41 @@ SENSITIVE_NAME = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
+def name_facts(name: str) -> tuple[str, bool]:
+    """`name` in lower case, and whether it looks sensitive (names repeat: cached)."""
+    return name.lower(), SENSITIVE_NAME.search(name) is not None
+
+
+@lru_cache(maxsize=4096)
+def raw_name_facts(name: bytes) -> tuple[str, bool]:
+    """`name_facts` of a raw header name, decoded the way mitmproxy decodes it."""
+    return name_facts(name.decode("utf-8", "surrogateescape"))
+
+
 def redact_pairs(pairs: Iterable[tuple[str, str]], also: set[str] = frozenset()) -> dict[str, str]:
     """Name → value (lower-case names, last value wins), sensitive values replaced."""
-    return {
-        name.lower(): REDACTED if SENSITIVE_NAME.search(name) or name.lower() in also else value
-        for name, value in pairs
-    }
+    redacted = {}
+    for name, value in pairs:
+        lower, sensitive = name_facts(name)
+        redacted[lower] = REDACTED if sensitive or lower in also else value
+    return redacted
+
+
+def redact_fields(
+    fields: Iterable[tuple[bytes, bytes]],
+    secrets: Iterable[str] = (),
+    also: set[str] = frozenset(),
+) -> dict[str, str]:
+    """`redact_pairs(fields decoded as mitmproxy does, also)`, then `redact_text` of each
+    value with `secrets`: one pass, no intermediate lists."""
+    redacted = {}
+    for name, value in fields:
+        lower, sensitive = raw_name_facts(name)
+        hidden = sensitive or lower in also
+        text = REDACTED if hidden else value.decode("utf-8", "surrogateescape")
+        redacted[lower] = redact_text(text, secrets) if secrets else text
+    return redacted
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:

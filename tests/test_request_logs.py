@@ -202,3 +202,41 @@ def test_expired_entries_are_purged(admin_server, api, setup, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Purged" in result.stdout
     assert logs_of(api, setup, 0)["totalRequests"] == kept
+
+
+def test_headers_of_any_bytes_are_logged_and_read_back_as_sent(api, setup, gateway):
+    """The JSON columns are written by orjson, or by Python's json for what orjson refuses (a
+    lone surrogate: a header byte that is not UTF-8, decoded as mitmproxy does): either way
+    the entry is stored and reads back with the header values as received, not only for
+    ASCII, and the redaction of the faster path still applies."""
+    response = call(
+        gateway,
+        "GET",
+        f"/api/{setup.id}/status/200?header=X-Answer:d%C3%A9j%C3%A0",
+        headers={
+            "X-API-Key": CALLER_KEY,
+            "X-Utf8": "café ✓".encode(),
+            "X-Latin1": b"caf\xe9",
+            "X-Session": b"secret-\xff",
+        },
+    )
+    assert response.ok
+    entry = logged(api, setup, response.headers["portcullis-request-id"])
+    headers = entry["requestHeaders"]
+    assert headers["x-utf8"] == "café ✓"
+    assert headers["x-latin1"] == "caf\ufffd"  # the API shows an undecodable byte as U+FFFD
+    assert headers["x-session"] == headers["x-api-key"] == "[REDACTED]"
+    # The target sent Latin-1 bytes (not UTF-8): the log keeps those bytes, as mitmproxy does.
+    answer = entry["responseHeaders"]["x-answer"]
+    assert answer.encode("utf-8", "surrogateescape") == "déjà".encode("latin-1")
+
+    plain = call(
+        gateway,
+        "GET",
+        f"/api/{setup.id}/v1/y",
+        headers={"X-API-Key": CALLER_KEY, "X-Utf8": "ü".encode()},
+    )
+    assert (
+        logged(api, setup, plain.headers["portcullis-request-id"])["requestHeaders"]["x-utf8"]
+        == "ü"
+    )
