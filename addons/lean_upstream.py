@@ -527,8 +527,10 @@ async def _write_streamed(
             transport.write(b"0\r\n\r\n")
     except asyncio.CancelledError:
         raise
-    except BaseException as exc:
-        response._fail(exc)
+    except Exception as exc:  # the caller's body broke off, or the target's connection
+        failure = TargetUnreachable(f"the request body could not be sent ({type(exc).__name__})")
+        failure.reached = True
+        response._fail(failure)
 
 
 def _is_ip_literal(host: str) -> bool:

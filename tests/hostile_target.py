@@ -189,7 +189,10 @@ class HostileTarget:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                body = await _read_body(reader, head)
+                try:
+                    body = await _read_body(reader, head)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client broke off its request
                 path = head.split(b" ", 2)[1].decode()
                 self.received.append(Received(path, head + body, number))
                 if stale:

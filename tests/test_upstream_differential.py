@@ -238,6 +238,17 @@ def test_the_target_receives_the_same_bytes_from_both_clients(name):
     assert b"\r\nHost: 127.0.0.1:" in sent
 
 
+def test_a_streamed_body_that_breaks_off_fails_alike():
+    async def breaking() -> AsyncIterator[bytes]:
+        yield b"abc"
+        raise RuntimeError("the caller left")
+
+    results = run(both("/ok", "POST", breaking))
+    assert results["lean"][0][:3] == results["aiohttp"][0][:3]
+    assert results["lean"][0][:3] == ("refused", "TargetUnreachable", True)
+    assert results["lean"][1] == results["aiohttp"][1] == []  # never a whole request
+
+
 def test_header_injection_is_refused_before_anything_is_sent():
     async def attempt(name: str):
         async with HostileTarget() as target, clients() as made:
