@@ -341,6 +341,27 @@ def test_a_silent_target_times_out_alike():
                 run(exchange(name, path, path == "/stall-body"))
 
 
+def test_a_target_that_never_completes_the_tls_handshake_is_a_connect_timeout():
+    """The handshake counts as connecting: a plain listener that never answers a ClientHello."""
+
+    async def attempt(name: str) -> tuple:
+        guard = TargetGuard(parse_allowances("127.0.0.1"))
+        client = UpstreamClient(guard, Timeouts(connect_s=0.3, read_s=5), client=name)
+        try:
+            async with HostileTarget() as target:
+                return await outcome(client, target.port, "/ok", scheme="https")
+        finally:
+            await client.close()
+
+    for name in CLIENTS:
+        assert run(attempt(name)) == (
+            "refused",
+            "TargetTimeout",
+            True,
+            "the target did not accept a connection within 0.3s",
+        ), name
+
+
 def test_refused_connections_and_refused_addresses_fail_alike():
     async def attempt(name: str, url: str, allowed: str):
         guard = TargetGuard(parse_allowances(allowed))
@@ -418,7 +439,9 @@ def test_the_gateway_answers_smuggling_shaped_answers_with_json_502(
         after = caller.get(f"{gateway.base_url}/api/{setup.id}/ok", headers=auth)
     assert refused.status_code == 502, refused.text
     assert refused.headers["content-type"] == "application/json"
-    assert refused.json()["error"]["code"]
+    assert refused.json()["error"]["code"] == "TARGET_UNREACHABLE"
+    assert refused.json()["error"]["message"].startswith(BROKEN)
+    assert refused.headers["requestrocket-proxy-code"] == "target-unreachable"
     assert "hello" not in refused.text
     assert after.status_code == 200 and after.content == b"hello"
     received = hostile.received[before:]
