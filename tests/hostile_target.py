@@ -144,6 +144,7 @@ SCENARIOS: dict[str, tuple[bytes, bool]] = {
     "no-reason": (b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok", False),
     "big": (_ok(b"b" * (3 * 1024 * 1024)), False),
     "stale": (_ok(b"fresh"), False),
+    "ok-then-close": (_ok(), True),  # no Connection: close, the connection closed after it
     "stall-body": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", False),
 }
 HOLD = {"silent", "stall-body"}  # then wait until the client leaves

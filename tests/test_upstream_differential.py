@@ -280,6 +280,51 @@ def test_connections_are_reused_alike():
     assert lean[:3] == [1, 1, 1] and lean[4] != lean[3]  # reused, then not after a close
 
 
+async def _until(condition, seconds: float = 5) -> None:
+    """Let the loop run until `condition()` holds (the client saw the target's close)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_the_lean_pool_drops_a_connection_its_target_closed_while_idle():
+    """A pooled connection the target closes leaves the pool at once (connection_lost), so a
+    POST, which is never retried, goes on a new connection and succeeds."""
+
+    async def exchange():
+        async with HostileTarget() as target, clients() as made:
+            lean = made["lean"]
+            await outcome(lean, target.port, "/ok-then-close")
+            await _until(lambda: not any(lean._lean._idle.values()))
+            got = await outcome(lean, target.port, "/ok", "POST", b"x")
+            return got, [r.connection for r in target.received]
+
+    got, connections = run(exchange())
+    assert got[0] == "answer" and got[4] == b"hello"
+    assert connections == [1, 2]
+
+
+def test_the_lean_pool_keeps_to_its_connection_cap_by_closing_idle_ones():
+    async def exchange():
+        guard = TargetGuard(parse_allowances("127.0.0.1"))
+        client = UpstreamClient(guard, TIMEOUTS, max_connections=1, client="lean")
+        try:
+            async with HostileTarget() as first, HostileTarget() as second:
+                answers = [
+                    await outcome(client, first.port, "/ok"),
+                    await outcome(client, second.port, "/ok"),  # the idle one makes room
+                    await outcome(client, first.port, "/ok"),
+                ]
+                return answers, [r.connection for r in first.received]
+        finally:
+            await client.close()
+
+    answers, connections = run(exchange())
+    assert [a[:2] for a in answers] == [("answer", 200)] * 3
+    assert connections == [1, 2]  # the first target's idle connection was closed for the cap
+
+
 def test_an_unread_answer_closes_its_connection():
     async def exchange(name: str) -> list[int]:
         async with HostileTarget() as target, clients() as made:
