@@ -34,7 +34,7 @@ import httptools
 
 from addons.upstream_errors import TargetTimeout, TargetUnreachable, UpstreamFailure
 
-MAX_HEADER_BYTES = 64 * 1024  # the whole head (status line and fields), as addons/upstream.py
+MAX_HEADER_BYTES = 64 * 1024  # lean: the whole head; aiohttp (addons/upstream.py): one line
 MAX_HEADERS = 128  # aiohttp's default
 IDLE_SECONDS = 60.0
 BODYLESS_STATUSES = frozenset({204, 304})

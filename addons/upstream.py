@@ -42,7 +42,7 @@ from yarl import URL
 
 from addons.egress import EgressRoute
 from addons.egress_connect import SocksSessions
-from addons.lean_upstream import LeanPool, request_head
+from addons.lean_upstream import BODYLESS_STATUSES, MAX_HEADER_BYTES, LeanPool, request_head
 from addons.ssrf import TargetGuard, TargetRefused, TargetUnresolvable
 from addons.upstream_errors import (
     EgressFailure,
@@ -81,8 +81,6 @@ CONNECTION_HEADERS = frozenset(
 )
 # Headers aiohttp would add when the caller did not send them; a proxy adds none.
 NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-MAX_HEADER_BYTES = 64 * 1024
-BODYLESS_STATUSES = frozenset({204, 304})
 GET_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # aiohttp adds no Content-Length: 0
 SOCKS_SCHEMES = frozenset({"socks4", "socks5"})
 UPSTREAM_CLIENTS = ("lean", "aiohttp")
