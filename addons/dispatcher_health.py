@@ -53,9 +53,17 @@ class DispatcherHealth:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, host or "127.0.0.1", port, limit=HEAD_LIMIT
-        )
+        """Listen on `host:port`; if that fails, say so (delivery goes on without it)."""
+        try:
+            self._server = await asyncio.start_server(
+                self._serve,
+                host or None,
+                port,
+                limit=HEAD_LIMIT,  # "": every address
+            )
+        except OSError as exc:
+            log.error("Dispatcher-only health cannot listen on %s:%d: %s", host, port, exc)
+            return
         bound = self._server.sockets[0].getsockname()
         # The same words as mitmproxy's own line, so scripts waiting for it work alike.
         log.warning("Dispatcher-only health listening at %s:%d", bound[0], bound[1])
