@@ -375,8 +375,10 @@ class LeanPool:
             ssl_context.verify_mode = ssl.CERT_NONE
         self._ssl = ssl_context
         self._idle: dict[Key, list[Connection]] = {}
-        self._slots = asyncio.Semaphore(max_connections)
+        self._cap = max_connections
+        self._count = 0  # connections open or being opened
         self._open: set[Connection] = set()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def close(self) -> None:
         for connection in list(self._open):
@@ -387,11 +389,13 @@ class LeanPool:
         idle = self._idle.setdefault(connection.key, [])
         idle.append(connection)
         connection.idle_timer = self.loop.call_later(IDLE_SECONDS, connection.abort)
+        self._wake_one()
 
     def forget(self, connection: Connection) -> None:
         if connection in self._open:
             self._open.discard(connection)
-            self._slots.release()
+            self._count -= 1
+            self._wake_one()
         if connection.idle_timer is not None:
             connection.idle_timer.cancel()
         idle = self._idle.get(connection.key)
@@ -411,20 +415,44 @@ class LeanPool:
                 return connection
         return None
 
-    async def _connect(self, key: Key, addresses: Sequence[object], connect_s: float) -> Connection:
-        if self._slots.locked():
-            self._evict_idle()
-        await self._slots.acquire()
-        try:
-            return await self._dial(key, addresses, connect_s)
-        except BaseException:
-            self._slots.release()
-            raise
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _acquire(self, key: Key, addresses: Sequence[object], connect_s: float) -> Connection:
+        """A pooled connection for `key`, else a new one within the cap; at the cap, an idle
+        connection of another key is closed to make room, or the next one freed waited for."""
+        while True:
+            connection = self._pooled(key)
+            if connection is not None:
+                return connection
+            if self._count < self._cap:
+                self._count += 1
+                try:
+                    connection = await self._dial(key, addresses, connect_s)
+                except BaseException:
+                    self._count -= 1
+                    self._wake_one()
+                    raise
+                self._open.add(connection)
+                return connection
+            self._evict_idle()  # its connection_lost frees a place and wakes a waiter
+            waiter = self.loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass the wake-up on
+                raise
 
     def _evict_idle(self) -> None:
         for idle in self._idle.values():
             if idle:
-                idle[0].abort()  # the oldest of a list; connection_lost frees its slot
+                idle.pop(0).abort()  # the oldest of a list
                 return
 
     async def _dial(self, key: Key, addresses: Sequence[object], connect_s: float) -> Connection:
@@ -456,7 +484,6 @@ class LeanPool:
             except OSError as exc:
                 last = TargetUnreachable(f"could not connect to the target: {exc}")
                 continue
-            self._open.add(connection)
             return connection
         raise last or TargetUnreachable("could not connect to the target: no address")
 
@@ -474,9 +501,8 @@ class LeanPool:
         """Send the request on a pooled or new connection; the answer once its head is in."""
         retry = method in IDEMPOTENT and (body is None or isinstance(body, bytes))
         while True:
-            connection = self._pooled(key)
-            if connection is None:
-                connection = await self._connect(key, addresses, connect_s)
+            connection = await self._acquire(key, addresses, connect_s)
+            if not connection.reused:
                 retry = False
             response = LeanResponse(connection, method, read_s)
             connection.response = response

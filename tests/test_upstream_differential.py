@@ -325,6 +325,26 @@ def test_the_lean_pool_keeps_to_its_connection_cap_by_closing_idle_ones():
     assert connections == [1, 2]  # the first target's idle connection was closed for the cap
 
 
+def test_concurrent_requests_beyond_the_cap_wait_for_a_free_connection():
+    async def burst(name: str) -> tuple[list[tuple], set[int]]:
+        guard = TargetGuard(parse_allowances("127.0.0.1"))
+        client = UpstreamClient(guard, TIMEOUTS, max_connections=5, client=name)
+        try:
+            async with HostileTarget() as target:
+                paths = ["/ok", "/big", "/chunked"] * 20
+                answers = await asyncio.gather(
+                    *(outcome(client, target.port, path) for path in paths)
+                )
+                return answers, {r.connection for r in target.received}
+        finally:
+            await client.close()
+
+    for name in CLIENTS:
+        answers, connections = run(burst(name))
+        assert [a[:2] for a in answers] == [("answer", 200)] * 60, name
+        assert len(connections) <= 5, name
+
+
 def test_an_unread_answer_closes_its_connection():
     async def exchange(name: str) -> list[int]:
         async with HostileTarget() as target, clients() as made:
