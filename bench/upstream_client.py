@@ -24,10 +24,40 @@ sys.path.insert(0, str(ROOT))
 from addons.ssrf import TargetGuard, parse_allowances  # noqa: E402
 from addons.upstream import Timeouts, UpstreamClient, UpstreamRequest  # noqa: E402
 
-CLIENTS = ("aiohttp", "lean")
+CLIENTS = ("aiohttp", "lean", "bare")  # bare: one asyncio connection, no parsing (the floor)
+
+
+async def bare_cpu_per_request(port: int, count: int, method: str) -> float:
+    """Write the request, read until the responder's fixed-size answer is in: no HTTP."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"a": 1}' if method == "POST" else b""
+    request = (
+        f"{method} /v1/items?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    writer.write(request)
+    size = len(await reader.read(65536))
+
+    async def one() -> None:
+        writer.write(request)
+        got = 0
+        while got < size:
+            got += len(await reader.read(65536))
+
+    try:
+        for _ in range(50):
+            await one()
+        started = time.process_time()
+        for _ in range(count):
+            await one()
+        return (time.process_time() - started) / count * 1e6
+    finally:
+        writer.close()
 
 
 async def cpu_per_request(name: str, port: int, count: int, method: str) -> float:
+    if name == "bare":
+        return await bare_cpu_per_request(port, count, method)
     guard = TargetGuard(parse_allowances("127.0.0.1"))
     client = UpstreamClient(guard, Timeouts(5, 5), client=name)
     headers = (("Content-Type", "application/json"), ("Authorization", "Bearer t"))
