@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, bindparam, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from models.events import Event, record_event
 from models.store import make_session_factory
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
+INTERRUPTED = "interrupted: the delivering process stopped before the target answered"
 JOBS, ATTEMPTS = AsyncJob.__table__, AsyncAttempt.__table__
 # The hot statements, built once (SQLAlchemy then reuses their compiled form): accepting
 # and finishing jobs through Core statements costs a fraction of the ORM's bulk paths.
@@ -47,6 +48,15 @@ FINISH_JOB = (
         last_error=bindparam("last_error"),
     )
 )
+INSERT_ATTEMPTS = ATTEMPTS.insert()
+INTERRUPT_ATTEMPTS = (
+    ATTEMPTS.update()
+    .where(
+        ATTEMPTS.c.job_id.in_(bindparam("jobs", expanding=True)),
+        ATTEMPTS.c.finished_at.is_(None),
+    )
+    .values(finished_at=bindparam("now"), error=INTERRUPTED)
+)
 FINISH_ATTEMPT = (
     ATTEMPTS.update()
     .where(ATTEMPTS.c.job_id == bindparam("job"), ATTEMPTS.c.number == bindparam("attempt"))
@@ -56,7 +66,6 @@ FINISH_ATTEMPT = (
         error=bindparam("last_error"),
     )
 )
-INTERRUPTED = "interrupted: the delivering process stopped before the target answered"
 
 
 @dataclass(frozen=True)
@@ -169,47 +178,22 @@ class JobStore:
     def claim(self, limit: int, lease_s: float, new_request_id) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs to this process and open an attempt for each."""
         now = time.time()
-        due = (
-            select(AsyncJob.id)
-            .where(
-                AsyncJob.status.in_(WAITING),
-                AsyncJob.next_attempt_at <= now,
-                or_(AsyncJob.lease_expires_at.is_(None), AsyncJob.lease_expires_at < now),
-            )
-            .order_by(AsyncJob.next_attempt_at)
-            .limit(limit)
-        )
-        if self._dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+        statement = CLAIM_SKIP_LOCKED if self._dialect == "postgresql" else CLAIM
         with self._sessions() as session:
-            rows = session.execute(
-                update(AsyncJob)
-                .where(AsyncJob.id.in_(due.scalar_subquery()))
-                .values(
-                    status="in_progress",
-                    lease_owner=self.owner,
-                    lease_expires_at=now + lease_s,
-                    attempts_in_round=AsyncJob.attempts_in_round + 1,
-                    attempts_total=AsyncJob.attempts_total + 1,
-                )
-                .returning(*CLAIMED_COLUMNS)
-                .execution_options(synchronize_session=False)
+            connection = session.connection()
+            rows = connection.execute(
+                statement,
+                {"now": now, "limit": limit, "owner": self.owner, "expires": now + lease_s},
             ).all()
             if not rows:
                 return []
             claimed = [claimed_job(row, new_request_id()) for row in rows]
             # An attempt left open by a process that died is closed as interrupted.
-            session.execute(
-                update(AsyncAttempt)
-                .where(
-                    AsyncAttempt.job_id.in_([job.id for job in claimed]),
-                    AsyncAttempt.finished_at.is_(None),
-                )
-                .values(finished_at=now, error=INTERRUPTED)
-                .execution_options(synchronize_session=False)
+            connection.execute(
+                INTERRUPT_ATTEMPTS, {"jobs": [job.id for job in claimed], "now": now}
             )
-            session.execute(
-                insert(AsyncAttempt),
+            connection.execute(
+                INSERT_ATTEMPTS,
                 [
                     {
                         "job_id": job.id,
@@ -273,10 +257,42 @@ class JobStore:
 
 
 CLAIMED_COLUMNS = (
-    AsyncJob.id, AsyncJob.proxy_id, AsyncJob.client_id, AsyncJob.method, AsyncJob.path,
-    AsyncJob.query, AsyncJob.headers, AsyncJob.body, AsyncJob.deadline_at,
-    AsyncJob.attempts_in_round, AsyncJob.attempts_total, AsyncJob.next_attempt_at,
+    JOBS.c.id, JOBS.c.proxy_id, JOBS.c.client_id, JOBS.c.method, JOBS.c.path,
+    JOBS.c.query, JOBS.c.headers, JOBS.c.body, JOBS.c.deadline_at,
+    JOBS.c.attempts_in_round, JOBS.c.attempts_total, JOBS.c.next_attempt_at,
 )  # fmt: skip
+
+
+def claim_statement(skip_locked: bool):
+    """Lease up to `limit` due jobs (`now`, `owner`, `expires`), returning CLAIMED_COLUMNS;
+    on PostgreSQL rows another claim has locked are skipped, not waited for."""
+    due = (
+        select(JOBS.c.id)
+        .where(
+            JOBS.c.status.in_(WAITING),
+            JOBS.c.next_attempt_at <= bindparam("now"),
+            or_(JOBS.c.lease_expires_at.is_(None), JOBS.c.lease_expires_at < bindparam("now")),
+        )
+        .order_by(JOBS.c.next_attempt_at)
+        .limit(bindparam("limit"))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        JOBS.update()
+        .where(JOBS.c.id.in_(due.scalar_subquery()))
+        .values(
+            status="in_progress",
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("expires"),
+            attempts_in_round=JOBS.c.attempts_in_round + 1,
+            attempts_total=JOBS.c.attempts_total + 1,
+        )
+        .returning(*CLAIMED_COLUMNS)
+    )
+
+
+CLAIM, CLAIM_SKIP_LOCKED = claim_statement(False), claim_statement(True)
 
 
 def claimed_job(row, request_id: str) -> ClaimedJob:
