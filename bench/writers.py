@@ -113,10 +113,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--process", action="store_true")
     parser.add_argument("--latency", type=int, metavar="ROUNDS", default=0)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--stall", type=float, metavar="SECONDS", default=0)
+    parser.add_argument("--switch-ms", type=float, default=5.0)
+    parser.add_argument("--batch-rows", type=int, default=140)
     parser.add_argument("variants", nargs="*", default=["C"], help="name=ENV=value,... of C")
     options = parser.parse_args()
+    if options.stall:
+        sys.setswitchinterval(options.switch_ms / 1000)
+        stall(options.stall, options.batch_rows)
+        return
     if options.latency:
-        latency(options.latency, options.variants)
+        latency(options.latency, options.variants, options.connections)
         return
     materials = [material() for _ in range(ROWS)]
     rows = [record.to_row(m) for m in materials]
@@ -145,8 +153,9 @@ def main() -> None:
         per_row("pickle.loads (writer process)", lambda: [pickle.loads(d) for d in dumped])
 
 
-def latency(rounds: int, variants: list[str]) -> None:
-    """One connection, B and each variant of C alternating (wrk -c1 as bench/run.py does).
+def latency(rounds: int, variants: list[str], connections: int = 1) -> None:
+    """B and each variant of C alternating, with `connections` (1: the one-connection
+    latency, as bench/run.py measures it; more: throughput and CPU per request).
 
     A variant is `name=ENV=value,ENV=value` (the data plane's environment) or `name`."""
     from bench.configure import configure
@@ -173,38 +182,97 @@ def latency(rounds: int, variants: list[str]) -> None:
         )
         api = start_admin(processes, "admin", admin_port)
         [single] = configure(api, upstream, 1)
-        processes.start("bare", pinned(
+        bare_url = f"http://127.0.0.1:{bare_port}/api/x/items"
+        bare = processes.start("bare", pinned(
             DATA_PLANE_CORE, Path(sys.executable).parent / "mitmdump", "-q",
             "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1", "-p", bare_port,
             "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
         ))  # fmt: skip
-        bare_url = f"http://127.0.0.1:{bare_port}/api/x/items"
-        urls = {"B": (bare_url, {})}
+        urls = {"B": (bare_url, {}, bare.pid)}
         for variant in variants:
             name, _, settings = variant.partition("=")
             env = dict(item.split("=", 1) for item in settings.split(",") if item)
             port = free_port()
-            start_gateway(processes, f"gw-{name}", port, env=env)
+            gateway = start_gateway(processes, f"gw-{name}", port, env=env)
             url = f"http://127.0.0.1:{port}/api/{single.id}/items"
             wait_for(lambda u=url: answers(u, {"X-API-Key": single.key}), name)
-            urls[name] = (url, {"script": "key.lua", "env": {"BENCH_KEY": single.key}})
+            key = {"script": "key.lua", "env": {"BENCH_KEY": single.key}}
+            urls[name] = (url, key, gateway.pid)
         wait_for(lambda: answers(bare_url), "bare mitmdump")
         results: dict[str, list] = {name: [] for name in urls}
         for number in range(rounds):
-            for name, (url, kwargs) in urls.items():
-                run = measure(url, connections=1, **kwargs)
+            for name, (url, kwargs, pid) in urls.items():
+                run = measure(url, pid, connections=connections, **kwargs)
                 results[name].append(run)
                 print(f"round {number + 1} {name:12} p50 {run.p50_ms:6.3f} p99 {run.p99_ms:6.3f} "
-                      f"rps {run.rps:7.0f}", flush=True)  # fmt: skip
-        print("\n| one connection | p50 ms (median) | p99 ms (median) | p99 ms (min–max) |")
-        print("|---|---:|---:|---|")
+                      f"rps {run.rps:7.0f} cpu {run.cpu_ms:.3f} ms", flush=True)  # fmt: skip
+        print(f"\n| -c{connections} | p50 ms | p99 ms | p99 min–max | req/s | CPU ms/req |")
+        print("|---|---:|---:|---|---:|---:|")
         for name, runs in results.items():
             p99 = sorted(r.p99_ms for r in runs)
             p50 = statistics.median(r.p50_ms for r in runs)
             spread = f"{p99[0]:.2f}–{p99[-1]:.2f}"
-            print(f"| {name} | {p50:.3f} | {statistics.median(p99):.3f} | {spread} |")
+            rps = statistics.median(r.rps for r in runs)
+            cpu = statistics.median(r.cpu_ms for r in runs)
+            print(f"| {name} | {p50:.3f} | {statistics.median(p99):.3f} | {spread} | {rps:.0f} "
+                  f"| {cpu:.3f} |")  # fmt: skip
     finally:
         processes.stop()
+
+
+def stall(seconds: float, rows_per_batch: int) -> None:
+    """How late the event loop runs while the request-log and telemetry writers flush real
+    batches into a SQLite store, by the interpreter's switch interval and the writer's
+    yielding (PORTCULLIS_H5_YIELD, read at import): a 1 ms ticker on an asyncio loop
+    records each tick's lateness; batches of `rows_per_batch` rows are submitted every
+    0.2 s, as the loop would at that request rate."""
+    import asyncio
+
+    from addons.batch_writer import BatchWriter
+    from models import Base
+    from models.store import make_engine
+
+    path = Path(tempfile.mkdtemp(prefix="portcullis-stall-")) / "store.db"
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    logs = BatchWriter(engine, lambda session, items: record.write_rows(session, items), "log")
+    counts = BatchWriter(engine, lambda session, items: _write_samples(session, items), "tel")
+    logs.start()
+    counts.start()
+    lateness: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        next_submit = loop.time()
+        while loop.time() < end:
+            if loop.time() >= next_submit:
+                for _ in range(rows_per_batch):
+                    m = material()
+                    logs.submit(m)
+                    counts.submit(sample(m))
+                next_submit += 0.2
+            planned = time.perf_counter() + 0.001
+            await asyncio.sleep(0.001)
+            lateness.append(time.perf_counter() - planned)
+
+    asyncio.run(ticker())
+    logs.stop()
+    counts.stop()
+    lateness.sort()
+    pick = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))] * 1000  # noqa: E731
+    print(f"switch {sys.getswitchinterval() * 1000:.2f} ms yield {record._H5_YIELD}: "
+          f"loop lateness p50 {pick(0.5):.3f} p99 {pick(0.99):.3f} p99.9 {pick(0.999):.3f} "
+          f"max {lateness[-1] * 1000:.2f} ms; over 2 ms "
+          f"{sum(x > 0.002 for x in lateness) / len(lateness) * 100:.2f} %; batch "
+          f"{(logs.last_batch_seconds or 0) * 1000:.1f} ms", flush=True)  # fmt: skip
+
+
+def _write_samples(session, items) -> None:
+    batch = Batch(now=time.time())
+    for item in items:
+        batch.add(item)
+    batch.write(session)
 
 
 def _add_all(samples: list[Sample]) -> None:

@@ -8,6 +8,7 @@ other's counts and need no read-modify-write.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,7 +27,14 @@ def add_rows(
     """Upsert `rows` on `table`'s primary key: `add` columns are summed, `replace` ones set."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
+    statement = upsert(session.get_bind().dialect.name, table, tuple(add), tuple(replace))
+    session.execute(statement, list(rows))
+
+
+@lru_cache(maxsize=64)
+def upsert(dialect: str, table: Table, add: tuple[str, ...], replace: tuple[str, ...]):
+    """The upsert statement of `add_rows`, built once: statements are immutable, and building
+    one (`excluded`'s column collection) cost more than executing it for a writer's batch."""
     try:
         insert = INSERTS[dialect]
     except KeyError:
@@ -34,7 +42,6 @@ def add_rows(
     statement = insert(table)
     updates = {name: table.c[name] + statement.excluded[name] for name in add}
     updates |= {name: statement.excluded[name] for name in replace}
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[column.name for column in table.primary_key.columns], set_=updates
     )
-    session.execute(statement, list(rows))
