@@ -222,10 +222,9 @@ def latency(rounds: int, variants: list[str], connections: int = 1) -> None:
 
 def stall(seconds: float, rows_per_batch: int) -> None:
     """How late the event loop runs while the request-log and telemetry writers flush real
-    batches into a SQLite store, by the interpreter's switch interval and the writer's
-    yielding (PORTCULLIS_H5_YIELD, read at import): a 1 ms ticker on an asyncio loop
-    records each tick's lateness; batches of `rows_per_batch` rows are submitted every
-    0.2 s, as the loop would at that request rate."""
+    batches into a SQLite store, by the interpreter's switch interval (--switch-ms): a 1 ms
+    ticker on an asyncio loop records each tick's lateness; batches of `rows_per_batch`
+    rows are submitted every 0.2 s, as the loop would at that request rate."""
     import asyncio
 
     from addons.batch_writer import BatchWriter
@@ -261,7 +260,7 @@ def stall(seconds: float, rows_per_batch: int) -> None:
     counts.stop()
     lateness.sort()
     pick = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))] * 1000  # noqa: E731
-    print(f"switch {sys.getswitchinterval() * 1000:.2f} ms yield {record._H5_YIELD}: "
+    print(f"switch {sys.getswitchinterval() * 1000:.2f} ms: "
           f"loop lateness p50 {pick(0.5):.3f} p99 {pick(0.99):.3f} p99.9 {pick(0.999):.3f} "
           f"max {lateness[-1] * 1000:.2f} ms; over 2 ms "
           f"{sum(x > 0.002 for x in lateness) / len(lateness) * 100:.2f} %; batch "
