@@ -160,8 +160,9 @@ class Received:
 class HostileTarget:
     """Start with `async with HostileTarget() as target`; `target.port`, `target.received`."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.tls = tls  # a server context: the target speaks HTTPS
+        self.host = host
         self.received: list[Received] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -169,7 +170,7 @@ class HostileTarget:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> HostileTarget:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -249,6 +249,24 @@ def test_a_streamed_body_that_breaks_off_fails_alike():
     assert results["lean"][1] == results["aiohttp"][1] == []  # never a whole request
 
 
+def test_an_ipv6_literal_target_gets_the_same_request():
+    async def exchange(name: str):
+        guard = TargetGuard(parse_allowances("::1"))
+        client = UpstreamClient(guard, TIMEOUTS, client=name)
+        try:
+            async with HostileTarget(host="::1") as target:
+                got = await outcome(client, target.port, "/ok", host="[::1]")
+                port = str(target.port).encode()
+                return got, [r.raw.replace(port, b"PORT") for r in target.received]
+        finally:
+            await client.close()
+
+    lean, aio = run(exchange("lean")), run(exchange("aiohttp"))
+    assert lean == aio
+    assert lean[0][:2] == ("answer", 200)
+    assert b"\r\nHost: [::1]:PORT\r\n" in lean[1][0]
+
+
 def test_header_injection_is_refused_before_anything_is_sent():
     async def attempt(name: str):
         async with HostileTarget() as target, clients() as made:
