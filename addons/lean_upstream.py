@@ -288,7 +288,7 @@ class Connection(asyncio.Protocol):
         self.reusable = True
         self.closed = False
         self.reused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop time it went back to the pool
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
         self._writing_paused = False
@@ -379,25 +379,43 @@ class LeanPool:
         self._count = 0  # connections open or being opened
         self._open: set[Connection] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def close(self) -> None:
         for connection in list(self._open):
             connection.abort()
         self._idle.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     def put(self, connection: Connection) -> None:
         idle = self._idle.setdefault(connection.key, [])
         idle.append(connection)
-        connection.idle_timer = self.loop.call_later(IDLE_SECONDS, connection.abort)
+        connection.idle_since = self.loop.time()
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(IDLE_SECONDS, self._sweep)
         self._wake_one()
+
+    def _sweep(self) -> None:
+        """Close connections idle for IDLE_SECONDS; one timer for the pool, not one each."""
+        self._sweeper = None
+        now, oldest = self.loop.time(), None
+        for idle in self._idle.values():
+            for connection in list(idle):
+                if now - connection.idle_since >= IDLE_SECONDS:
+                    idle.remove(connection)
+                    connection.abort()
+                elif oldest is None or connection.idle_since < oldest:
+                    oldest = connection.idle_since
+        if oldest is not None:
+            self._sweeper = self.loop.call_later(oldest + IDLE_SECONDS - now, self._sweep)
 
     def forget(self, connection: Connection) -> None:
         if connection in self._open:
             self._open.discard(connection)
             self._count -= 1
             self._wake_one()
-        if connection.idle_timer is not None:
-            connection.idle_timer.cancel()
         idle = self._idle.get(connection.key)
         if idle and connection in idle:
             idle.remove(connection)
@@ -406,13 +424,13 @@ class LeanPool:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
-            if connection.idle_timer is not None:
-                connection.idle_timer.cancel()
-                connection.idle_timer = None
-            if not connection.closed and connection.reusable:
-                connection.reusable = True
-                connection.reused = True
-                return connection
+            if connection.closed or not connection.reusable:
+                continue
+            if self.loop.time() - connection.idle_since >= IDLE_SECONDS:
+                connection.abort()  # the sweep has not come round to it yet
+                continue
+            connection.reused = True
+            return connection
         return None
 
     def _wake_one(self) -> None:
