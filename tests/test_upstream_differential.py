@@ -28,7 +28,7 @@ from addons.upstream import Timeouts, UpstreamClient, UpstreamRequest
 from addons.upstream_errors import TargetTimeout, TargetUnreachable
 from tests.hostile_target import HostileTarget, ThreadedHostileTarget
 from tests.pool_proxies import tls_files
-from tests.proxy_support import CALLER_KEY, Setup, wait_until_served
+from tests.proxy_support import CALLER_KEY, Setup, start_proxy, wait_until_served
 from tests.support import Api
 
 CLIENTS = ("aiohttp", "lean")
@@ -530,3 +530,18 @@ def test_the_gateway_answers_smuggling_shaped_answers_with_json_502(
     received = hostile.received[before:]
     assert [r.path.rsplit("/", 1)[-1] for r in received] == [scenario, "ok"]
     assert received[0].connection != received[1].connection  # the refused one was not reused
+
+
+def test_the_option_puts_direct_routes_back_on_aiohttp(admin_server, owner, hostile, tmp_path):
+    """`--set portcullis_upstream_client=aiohttp`: the same obs-fold answer the lean client
+    refuses (above) passes, unfolded, as aiohttp lets it through."""
+    proxy = start_proxy(admin_server, tmp_path, "--set", "portcullis_upstream_client=aiohttp")
+    try:
+        setup = Setup(Api(admin_server.base_url, owner.token), hostile)
+        auth = {"X-API-Key": CALLER_KEY}
+        wait_until_served(proxy, f"/api/{setup.id}/ok", auth)
+        answer = requests.get(f"{proxy.base_url}/api/{setup.id}/obs-fold", headers=auth)
+        assert answer.status_code == 200 and answer.content == b"hello"
+        assert answer.headers["x-a"] == "one two"
+    finally:
+        proxy.stop()
