@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--process", action="store_true")
     parser.add_argument("--latency", type=int, metavar="ROUNDS", default=0)
     parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--gc-probe", action="store_true", help="load bench/gc_probe.py")
     parser.add_argument("--stall", type=float, metavar="SECONDS", default=0)
     parser.add_argument("--switch-ms", type=float, default=5.0)
     parser.add_argument("--batch-rows", type=int, default=140)
@@ -124,7 +125,7 @@ def main() -> None:
         stall(options.stall, options.batch_rows)
         return
     if options.latency:
-        latency(options.latency, options.variants, options.connections)
+        latency(options.latency, options.variants, options.connections, options.gc_probe)
         return
     materials = [material() for _ in range(ROWS)]
     rows = [record.to_row(m) for m in materials]
@@ -153,11 +154,14 @@ def main() -> None:
         per_row("pickle.loads (writer process)", lambda: [pickle.loads(d) for d in dumped])
 
 
-def latency(rounds: int, variants: list[str], connections: int = 1) -> None:
+def latency(rounds: int, variants: list[str], connections: int = 1, probe: bool = False) -> None:
     """B and each variant of C alternating, with `connections` (1: the one-connection
     latency, as bench/run.py measures it; more: throughput and CPU per request).
 
-    A variant is `name=ENV=value,ENV=value` (the data plane's environment) or `name`."""
+    A variant is `name=ENV=value,ENV=value` (the data plane's environment) or `name`; with
+    `probe`, every process (B too) loads bench/gc_probe.py, which also reads the variant's
+    PORTCULLIS_SWITCH_INTERVAL_MS and PORTCULLIS_GC_THRESHOLD."""
+    from bench import gc_probe
     from bench.configure import configure
     from bench.processes import (
         BENCH,
@@ -183,17 +187,30 @@ def latency(rounds: int, variants: list[str], connections: int = 1) -> None:
         api = start_admin(processes, "admin", admin_port)
         [single] = configure(api, upstream, 1)
         bare_url = f"http://127.0.0.1:{bare_port}/api/x/items"
+        probes = {}
+
+        def probed(name: str, env: dict) -> tuple[list[str], dict]:
+            if not probe:
+                return [], env
+            probes[name] = processes.var_dir / f"gc-{name}.txt"
+            return ["-s", str(BENCH / "gc_probe.py")], {
+                **env,
+                "PORTCULLIS_GC_PROBE": str(probes[name]),
+            }
+
+        extra, env = probed("B", {})
         bare = processes.start("bare", pinned(
             DATA_PLANE_CORE, Path(sys.executable).parent / "mitmdump", "-q",
             "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1", "-p", bare_port,
-            "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m",
-        ))  # fmt: skip
+            "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1m", *extra,
+        ), env)  # fmt: skip
         urls = {"B": (bare_url, {}, bare.pid)}
         for variant in variants:
             name, _, settings = variant.partition("=")
             env = dict(item.split("=", 1) for item in settings.split(",") if item)
             port = free_port()
-            gateway = start_gateway(processes, f"gw-{name}", port, env=env)
+            extra, env = probed(name, env)
+            gateway = start_gateway(processes, f"gw-{name}", port, *extra, env=env)
             url = f"http://127.0.0.1:{port}/api/{single.id}/items"
             wait_for(lambda u=url: answers(u, {"X-API-Key": single.key}), name)
             key = {"script": "key.lua", "env": {"BENCH_KEY": single.key}}
@@ -216,6 +233,8 @@ def latency(rounds: int, variants: list[str], connections: int = 1) -> None:
             cpu = statistics.median(r.cpu_ms for r in runs)
             print(f"| {name} | {p50:.3f} | {statistics.median(p99):.3f} | {spread} | {rps:.0f} "
                   f"| {cpu:.3f} |")  # fmt: skip
+        for name, path in probes.items():
+            print(f"{name}: {gc_probe.summary(str(path)) if path.exists() else 'no collections'}")
     finally:
         processes.stop()
 
