@@ -21,7 +21,7 @@ from mitmproxy import ctx, exceptions, http
 
 from addons.job_store import Accepted, ClaimedJob, JobStore, NewJob, Outcome
 from addons.outbound import BodyRefused, check_additional_data, refused_body
-from addons.responses import DENIED, GATEWAY_ERROR, proxy_error
+from addons.responses import DENIED, GATEWAY_ERROR, new_response, proxy_error
 from addons.state import FlowState
 from addons.upstream import Timeouts
 from models.async_job import (
@@ -216,27 +216,14 @@ def queued_response(request_id: str, repeated: bool) -> http.Response:
 
     The same response `http.Response.make` builds (same bytes, headers in the same order),
     without what `make` spends per call: header names and values converted one by one, and
-    mitmproxy's type check of every field (`MessageData.__post_init__`, which runs only
-    under `__debug__`). About 20 µs of an accept's event-loop time.
+    mitmproxy's debug-only type check (`new_response`). About 20 µs of an accept's loop time.
     """
     content = b'{"status": "queued", "requestId": ' + json.dumps(request_id).encode()
     content += _MESSAGES[repeated]
     fields = (_JSON, _REPLAYED) if repeated else (_JSON,)
     now = time.time()
-    data = object.__new__(http.ResponseData)
-    data.__dict__.update(
-        http_version=b"HTTP/1.1",
-        status_code=202,
-        reason=b"Accepted",
-        headers=http.Headers((*fields, (b"content-length", str(len(content)).encode()))),
-        content=content,
-        trailers=None,
-        timestamp_start=now,
-        timestamp_end=now,
-    )
-    response = object.__new__(http.Response)
-    response.data = data
-    return response
+    headers = http.Headers((*fields, (b"content-length", str(len(content)).encode())))
+    return new_response(202, b"Accepted", headers, content, now, now)
 
 
 def request_too_large(state: FlowState, limit: int) -> http.Response:

@@ -21,6 +21,7 @@ from addons.responses import (
     TARGET_TIMEOUT,
     TARGET_UNREACHABLE,
     TOO_LARGE,
+    new_response,
     proxy_error,
     too_large,
 )
@@ -87,15 +88,13 @@ def with_additional_data(
 
 def to_flow_response(upstream: UpstreamResponse, method: str) -> http.Response:
     """The target's response as mitmproxy will send it; the body stays encoded as it came."""
-    response = http.Response(
-        http_version=b"HTTP/1.1",
-        status_code=upstream.status,
-        reason=upstream.reason.encode("latin-1", "replace"),
-        headers=http.Headers(list(upstream.headers)),
-        content=upstream.body,
-        trailers=None,
-        timestamp_start=upstream.headers_at,
-        timestamp_end=upstream.finished_at,
+    response = new_response(
+        upstream.status,
+        upstream.reason.encode("latin-1", "replace"),
+        http.Headers(upstream.headers),
+        upstream.body,
+        upstream.headers_at,
+        upstream.finished_at,
     )
     if method != "HEAD" and upstream.status not in BODYLESS_STATUSES:
         response.headers["content-length"] = str(len(upstream.body))
