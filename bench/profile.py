@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.configure import configure
+from bench.configure import Proxy, configure
 from bench.processes import (
     BENCH,
     LOAD_CORE,
@@ -35,6 +37,7 @@ from bench.processes import (
     start_gateway,
     wait_for,
 )
+from bench.run import cpu_seconds
 
 # Areas by the file a sampled frame is in, the first match wins; frames are read from the
 # innermost out, so time is charged to the innermost frame that names an area.
@@ -87,6 +90,54 @@ def summarize(raw: Path, top: int) -> None:
         print(f"| `{name}` | {100 * count / total:.1f} % |")
 
 
+@dataclass(frozen=True)
+class Profiled:
+    """One sampled run: what wrk printed, the process's CPU per request, the stacks."""
+
+    wrk_output: str
+    cpu_ms_per_request: float
+    collapsed: Path
+
+
+def start_single(processes: Processes, *gateway_args: str) -> tuple[str, Proxy, subprocess.Popen]:
+    """The bench responder, an admin with scenario C's one proxy, and a data plane (pinned
+    as in `make bench`) serving it; the data plane's base URL, the proxy and its process."""
+    up_port, admin_port, gw_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    processes.start("responder", pinned(LOAD_CORE, sys.executable, BENCH / "responder.py", up_port))
+    api = start_admin(processes, "admin", admin_port)
+    [single] = configure(api, upstream, 1)
+    gateway = start_gateway(processes, "gateway", gw_port, *gateway_args)
+    base = f"http://127.0.0.1:{gw_port}"
+    check = f"{base}/api/{single.id}/items"
+    wait_for(lambda: answers(check, {"X-API-Key": single.key}), "Portcullis")
+    return base, single, gateway
+
+
+def sample(url: str, script: str, key: str, pid: int, seconds: int, out: Path) -> Profiled:
+    """wrk (`script` from bench/, 50 connections) against `url` while py-spy samples process
+    `pid` for `seconds` after a warm-up; the stacks in `out`/collapsed.txt."""
+    out.mkdir(parents=True, exist_ok=True)
+    load = pinned(LOAD_CORE, "wrk", "-t1", "-c50", f"-d{seconds + 4}s", "-s",
+                  str(BENCH / script), url)  # fmt: skip
+    wrk = subprocess.Popen(load, env={"BENCH_KEY": key, "PATH": "/usr/bin:/bin"},
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(2)  # wrk's warm-up before sampling; not a synchronisation
+    before = cpu_seconds(pid)
+    raw = out / "collapsed.txt"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+         "--duration", str(seconds), "--rate", "500", "--threads",
+         "--format", "raw", "--output", str(raw), "--nonblocking"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    used = cpu_seconds(pid) - before
+    output = wrk.communicate()[0]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    # CPU over the sampled span / requests in it (the rate is steady past the warm-up)
+    return Profiled(output, used * 1000 / (rps * seconds), raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
@@ -94,33 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "profile")
     parser.add_argument("extra", nargs="*", help="more mitmdump arguments (--set ...)")
     options = parser.parse_args(argv)
-    options.out.mkdir(parents=True, exist_ok=True)
     processes = Processes(Path(tempfile.mkdtemp(prefix="portcullis-profile-")))
     try:
-        up_port, admin_port, gw_port = free_port(), free_port(), free_port()
-        upstream = f"http://127.0.0.1:{up_port}"
-        processes.start(
-            "responder", pinned(LOAD_CORE, sys.executable, BENCH / "responder.py", up_port)
-        )
-        api = start_admin(processes, "admin", admin_port)
-        [single] = configure(api, upstream, 1)
-        gateway = start_gateway(processes, "gateway", gw_port, *options.extra)
-        url = f"http://127.0.0.1:{gw_port}/api/{single.id}/items"
-        wait_for(lambda: answers(url, {"X-API-Key": single.key}), "Portcullis")
-        load = pinned(LOAD_CORE, "wrk", "-t1", "-c50", f"-d{options.seconds + 4}s", "-s",
-                      str(BENCH / "key.lua"), url)  # fmt: skip
-        wrk = subprocess.Popen(load, env={"BENCH_KEY": single.key, "PATH": "/usr/bin:/bin"},
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-        time.sleep(2)  # wrk's warm-up before sampling; not a synchronisation
-        raw = options.out / "collapsed.txt"
-        subprocess.run(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(gateway.pid),
-             "--duration", str(options.seconds), "--rate", "500", "--threads",
-             "--format", "raw", "--output", str(raw), "--nonblocking"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        print(wrk.communicate()[0])
-        summarize(raw, options.top)
+        base, single, gateway = start_single(processes, *options.extra)
+        url = f"{base}/api/{single.id}/items"
+        run = sample(url, "key.lua", single.key, gateway.pid, options.seconds, options.out)
+        print(run.wrk_output)
+        print(f"CPU per request: {run.cpu_ms_per_request:.3f} ms (py-spy adds a little)")
+        summarize(run.collapsed, options.top)
     finally:
         processes.stop()
     return 0

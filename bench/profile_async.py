@@ -11,30 +11,14 @@ shares by area and by function, and the CPU per accepted request.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import profile
-from bench.configure import configure
-from bench.processes import (
-    BENCH,
-    LOAD_CORE,
-    ROOT,
-    Processes,
-    answers,
-    free_port,
-    pinned,
-    start_admin,
-    start_gateway,
-    wait_for,
-)
-from bench.run import cpu_seconds
+from bench.processes import ROOT, Processes
 
 # The accept path's own parts first; the rest as bench/profile.py names them.
 profile.AREAS = (
@@ -59,40 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     processes = Processes(Path(tempfile.mkdtemp(prefix="portcullis-profile-async-")))
     try:
-        up_port, admin_port, gw_port = free_port(), free_port(), free_port()
-        upstream = f"http://127.0.0.1:{up_port}"
-        processes.start(
-            "responder", pinned(LOAD_CORE, sys.executable, BENCH / "responder.py", up_port)
-        )
-        api = start_admin(processes, "admin", admin_port)
-        [single] = configure(api, upstream, 1)
         mode = ["--no-dispatcher"] if options.dispatcher == "off" else []
-        gateway = start_gateway(processes, "gateway", gw_port, *mode, *options.extra)
-        check = f"http://127.0.0.1:{gw_port}/api/{single.id}/items"
-        wait_for(lambda: answers(check, {"X-API-Key": single.key}), "Portcullis")
-        url = f"http://127.0.0.1:{gw_port}/async/{single.id}/events"
-        load = pinned(LOAD_CORE, "wrk", "-t1", "-c50", f"-d{options.seconds + 4}s", "-s",
-                      str(BENCH / "enqueue.lua"), url)  # fmt: skip
-        wrk = subprocess.Popen(load, env={"BENCH_KEY": single.key, "PATH": "/usr/bin:/bin"},
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-        time.sleep(2)  # wrk's warm-up before sampling; not a synchronisation
-        before = cpu_seconds(gateway.pid)
-        raw = options.out / "collapsed.txt"
-        subprocess.run(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(gateway.pid),
-             "--duration", str(options.seconds), "--rate", "500", "--threads",
-             "--format", "raw", "--output", str(raw), "--nonblocking"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        output = wrk.communicate()[0]
-        used = cpu_seconds(gateway.pid) - before
-        print(output)
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-        # CPU over the sampled span / requests in it (the rate is steady past the warm-up)
-        per_request = used * 1000 / (rps * options.seconds)
-        print(f"CPU per accepted request: {per_request:.3f} ms (over the {options.seconds} s "
-              "sampled; py-spy --nonblocking adds a little)")  # fmt: skip
-        profile.summarize(raw, options.top)
+        base, single, gateway = profile.start_single(processes, *mode, *options.extra)
+        url = f"{base}/async/{single.id}/events"
+        run = profile.sample(
+            url, "enqueue.lua", single.key, gateway.pid, options.seconds, options.out
+        )
+        print(run.wrk_output)
+        print(f"CPU per accepted request: {run.cpu_ms_per_request:.3f} ms (over the "
+              f"{options.seconds} s sampled; py-spy --nonblocking adds a little)")  # fmt: skip
+        profile.summarize(run.collapsed, options.top)
     finally:
         processes.stop()
     return 0
