@@ -240,3 +240,21 @@ def test_headers_of_any_bytes_are_logged_and_read_back_as_sent(api, setup, gatew
         logged(api, setup, plain.headers["portcullis-request-id"])["requestHeaders"]["x-utf8"]
         == "ü"
     )
+
+
+def test_a_burst_bigger_than_a_writer_slice_is_logged_whole(api, setup, gateway):
+    """The writer shapes and inserts a batch in slices (pausing for the event loop between
+    them): a burst of concurrent requests, more than a slice per batch, is logged entirely,
+    each entry with its own request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> tuple[str, str]:
+        path = f"/api/{setup.id}/burst/{n}"
+        response = call(gateway, "GET", path, headers={"X-API-Key": CALLER_KEY})
+        assert response.ok
+        return response.headers["portcullis-request-id"], f"/burst/{n}"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        sent = list(pool.map(one, range(60)))
+    for request_id, path in sent:
+        assert logged(api, setup, request_id)["proxyData"]["apiPath"] == path
