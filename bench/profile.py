@@ -60,6 +60,11 @@ AREAS = (
 )
 
 
+# Leaves of the timed waits of the gateway's background threads (writers, config poll).
+IDLE_LEAVES = ("BatchWriter._take (", "Condition.wait (", "Event.wait (", "SimpleQueue.get (")
+IDLE_THREADS = ("BatchWriter._run (", "SnapshotSource._run (", "Thread.run (")
+
+
 def area(stack: list[str]) -> str:
     for frame in reversed(stack):
         for marker, name in AREAS:
@@ -68,21 +73,32 @@ def area(stack: list[str]) -> str:
     return "other"
 
 
+def waiting(stack: list[str]) -> bool:
+    """A thread blocked in a timed wait: py-spy counts some of those as active (a writer's
+    `SimpleQueue.get(timeout=...)`, `Event.wait`), though they use no CPU."""
+    leaf = stack[-1] if stack else ""
+    return leaf.startswith(IDLE_LEAVES) and any(frame.startswith(IDLE_THREADS) for frame in stack)
+
+
 def summarize(raw: Path, top: int) -> None:
-    """Print the share of samples by area, and by function (self time)."""
+    """Print the share of samples by area, and by function (self time); idle waits left out."""
     by_area: collections.Counter[str] = collections.Counter()
     by_function: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = idle = 0
     for line in raw.read_text().splitlines():
         stack_text, _, count_text = line.rpartition(" ")
         if not stack_text:
             continue
         count = int(count_text)
         stack = stack_text.split(";")[1:]  # the first element names the thread
+        if waiting(stack):
+            idle += count
+            continue
         total += count
         by_area[area(stack)] += count
         by_function[stack[-1] if stack else "?"] += count
-    print(f"\n{total} samples\n\n| area | share |\n|---|---:|")
+    print(f"\n{total} samples ({idle} more of idle waits left out)\n")
+    print("| area | share |\n|---|---:|")
     for name, count in by_area.most_common():
         print(f"| {name} | {100 * count / total:.1f} % |")
     print("\n| function (self time) | share |\n|---|---:|")
