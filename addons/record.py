@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,9 +31,6 @@ log = logging.getLogger("portcullis.record")
 DAY_S = 86400
 # `proxyData.message` of a request the gateway let through (seed 001); refusals keep their own.
 LOGGED = "Request logged"
-# The writer's slices (see `write_rows`): ~20 rows are ~0.5 ms of GIL, the pause lets the loop in.
-SLICE_ROWS = 20
-PAUSE_S = 0.0002
 
 
 @dataclass(eq=False)
@@ -141,26 +137,11 @@ def write_rows(
     session, materials: list[Material], access: access_log.AccessLog | None = None
 ) -> None:
     """Insert the rows of `materials`; their access log lines first (if `access`), so a
-    store that refuses them does not keep them out of the access log.
-
-    The work goes in slices of `SLICE_ROWS` with a short pause between them (one
-    transaction still): a pause hands the GIL back to the event loop, which otherwise
-    waits up to the interpreter's whole switch interval (5 ms) while a batch is shaped
-    and inserted: the one-connection latency's tail."""
-    rows = []
-    for start in range(0, len(materials), SLICE_ROWS):
-        if start:
-            pause()
-        rows.extend(to_row(m) for m in materials[start : start + SLICE_ROWS])
+    store that refuses them does not keep them out of the access log."""
+    rows = [to_row(m) for m in materials]
     if access is not None:
         log_access(access, materials, rows)
-    values = [column_values(row) for row in rows]
-    insert_tuples(session, RequestLog.__table__, COLUMNS, values, SLICE_ROWS, pause)
-
-
-def pause() -> None:
-    """Let the event loop have the GIL (`write_rows`)."""
-    time.sleep(PAUSE_S)
+    insert_tuples(session, RequestLog.__table__, COLUMNS, [column_values(row) for row in rows])
 
 
 def column_values(row: dict) -> tuple:

@@ -118,13 +118,10 @@ def main() -> None:
     parser.add_argument("--stall", type=float, metavar="SECONDS", default=0)
     parser.add_argument("--switch-ms", type=float, default=5.0)
     parser.add_argument("--batch-rows", type=int, default=140)
-    parser.add_argument("--slice-rows", type=int, help="record.SLICE_ROWS (huge: no slices)")
     parser.add_argument("variants", nargs="*", default=["C"], help="name=ENV=value,... of C")
     options = parser.parse_args()
     if options.stall:
         sys.setswitchinterval(options.switch_ms / 1000)
-        if options.slice_rows:
-            record.SLICE_ROWS = options.slice_rows
         stall(options.stall, options.batch_rows)
         return
     if options.latency:
@@ -282,7 +279,7 @@ def stall(seconds: float, rows_per_batch: int) -> None:
     counts.stop()
     lateness.sort()
     pick = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))] * 1000  # noqa: E731
-    print(f"switch {sys.getswitchinterval() * 1000:.2f} ms, slices of {record.SLICE_ROWS}: "
+    print(f"switch {sys.getswitchinterval() * 1000:.2f} ms: "
           f"loop lateness p50 {pick(0.5):.3f} p99 {pick(0.99):.3f} p99.9 {pick(0.999):.3f} "
           f"max {lateness[-1] * 1000:.2f} ms; over 2 ms "
           f"{sum(x > 0.002 for x in lateness) / len(lateness) * 100:.2f} %; batch "

@@ -242,10 +242,9 @@ def test_headers_of_any_bytes_are_logged_and_read_back_as_sent(api, setup, gatew
     )
 
 
-def test_a_burst_bigger_than_a_writer_slice_is_logged_whole(api, setup, gateway):
-    """The writer shapes and inserts a batch in slices (pausing for the event loop between
-    them): a burst of concurrent requests, more than a slice per batch, is logged entirely,
-    each entry with its own request."""
+def test_a_burst_of_concurrent_requests_is_logged_whole(api, setup, gateway):
+    """Batches of many rows (the writer gathers 0.2 s of them): every request of a burst is
+    logged, each entry with its own request."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(n: int) -> tuple[str, str]:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, Text, select
 
 from addons.record import json_text
 from addons.state import decode_fields
-from models.bulk import insert_tuples
 from models.redaction import REDACTED, redact_fields, redact_pairs, redact_text
-from models.store import make_engine, make_session_factory
-from tests.stores import scratch_database_url
 
 VALUES = [
     {"apiHeaders": {"user-agent": "e2e", "x-utf8": "café ✓"}, "duration": 0.001, "n": 7},
@@ -56,32 +52,3 @@ def test_header_redaction_in_one_pass_is_the_decode_redact_replace_it_replaces(s
     }
     assert redact_fields(FIELDS, secrets, also) == expected
     assert REDACTED in redact_fields(FIELDS, secrets, also)["set-cookie"]
-
-
-NOTES = Table(
-    "sliced_notes", MetaData(), Column("id", Integer, primary_key=True), Column("body", Text)
-)
-
-
-@pytest.mark.parametrize("count", [1, 20, 21, 45])
-def test_a_sliced_insert_stores_every_row_in_the_sessions_one_transaction(tmp_path, count):
-    """The request-log writer inserts in slices, pausing between them (the event loop gets
-    the GIL): every row lands, in order of the values, and nothing is committed until the
-    session commits (a refused batch is retried row by row, so it must stay one unit)."""
-    engine = make_engine(scratch_database_url(tmp_path))
-    NOTES.metadata.create_all(engine)
-    sessions = make_session_factory(engine)
-    rows = [(n, f"row {n} é \U0001f600") for n in range(count)]
-    pauses = []
-    with sessions() as session:
-        insert_tuples(session, NOTES, ("id", "body"), rows, 20, lambda: pauses.append(1))
-        session.rollback()
-    with engine.connect() as connection:
-        assert connection.execute(select(NOTES.c.id)).all() == []
-    with sessions() as session:
-        insert_tuples(session, NOTES, ("id", "body"), rows, 20, lambda: pauses.append(1))
-        session.commit()
-    with engine.connect() as connection:
-        stored = connection.execute(select(NOTES.c.id, NOTES.c.body).order_by(NOTES.c.id)).all()
-    assert [tuple(row) for row in stored] == rows
-    assert len(pauses) == 2 * ((count - 1) // 20)
