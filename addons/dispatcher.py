@@ -143,12 +143,10 @@ class Dispatcher:
         await self.forward.start()
         while True:
             self.queue.wakeup.clear()  # before claiming: a job accepted meanwhile wakes us
-            concurrency = ctx.options.portcullis_async_concurrency
-            free = concurrency - len(self._deliveries)
-            # Freed slots are gathered into one claim (a store transaction each) instead of
-            # one claim per finished delivery; with few deliveries running, claim at once.
-            gathered = free >= claim_batch(concurrency) or not self._deliveries
-            jobs = await self._claim(free) if free > 0 and gathered else []
+            free = ctx.options.portcullis_async_concurrency - len(self._deliveries)
+            # Every free slot is claimed for at once: a slot left waiting for others to free
+            # (to claim them together) stays idle as long as the slowest delivery runs.
+            jobs = await self._claim(free) if free > 0 else []
             for job in jobs:
                 self.leases.hold(job)
                 delivery = asyncio.ensure_future(self._deliver(job))
@@ -350,11 +348,6 @@ class Dispatcher:
             self.telemetry.count_attempt(state)
         except Exception:
             log.exception("could not record async attempt %s", state.request_id)
-
-
-def claim_batch(concurrency: int) -> int:
-    """Free delivery slots worth a claim while other deliveries run: a quarter of them."""
-    return max(1, concurrency // 4)
 
 
 def stored_headers(pairs: list[list[str]]) -> Headers:
