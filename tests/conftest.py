@@ -60,10 +60,13 @@ SLOW_FILES_FIRST = (
     "test_web_meters.py",
     "test_web_admin.py",
     "test_oauth_connect.py",
+    "test_prometheus.py",  # several data planes, a worker pair
     "test_dataplane_output.py",  # four data planes
     "test_make_run_workers.py",
+    "test_async_dispatcher_process.py",
     "test_web_sessions.py",
     "test_web_invites.py",
+    "test_access_log.py",
     "test_outbound_guard.py",
     "test_web_budget.py",
     "test_budgets.py",
@@ -96,6 +99,8 @@ SLOW_FILES_FIRST = (
     "test_web_limits_jobs.py",
     "test_pool_checks.py",
     "test_mcp.py",
+    "test_upstream_differential.py",
+    "test_mitmweb.py",
     "test_body_rules.py",
     "test_cli.py",
     "test_store_down_at_start.py",
