@@ -17,11 +17,11 @@ from typing import IO
 
 import orjson
 
+from models.request_log import RESPONSE_HEADERS, duration_ms, shown_proxy_data
+
 log = logging.getLogger("portcullis.access_log")
 OFF, JSON = "off", "json"
 FORMATS = (OFF, JSON)
-# `proxy_data` key kept in the row, shown by the API only as the detail's top-level field.
-RESPONSE_HEADERS = "responseHeaders"
 
 
 def iso_time(seconds: float) -> str:
@@ -34,7 +34,6 @@ def entry(row: dict, received_at: float) -> dict:
     """The access log object of a request log row (`record.to_row`): the Requests API's
     detail names and values, bodies left out."""
     proxy_data = row["proxy_data"]
-    seconds = proxy_data.get("duration")
     return {
         "time": iso_time(received_at),
         "requestId": row["id"],
@@ -45,10 +44,10 @@ def entry(row: dict, received_at: float) -> dict:
         "method": proxy_data.get("method"),
         "path": proxy_data.get("apiPath"),
         "statusCode": proxy_data.get("status"),
-        "duration": None if seconds is None else round(seconds * 1000),
+        "duration": duration_ms(proxy_data),
         "requestHeaders": proxy_data.get("apiHeaders", {}),
         "responseHeaders": proxy_data.get(RESPONSE_HEADERS),
-        "proxyData": {k: v for k, v in proxy_data.items() if k != RESPONSE_HEADERS},
+        "proxyData": shown_proxy_data(proxy_data),
         "targetData": row["target_data"],
         "validationData": row["validation_data"],
     }

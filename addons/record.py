@@ -24,6 +24,7 @@ from addons.state import FlowState, state_of
 from models import RequestLog
 from models.bulk import insert_tuples
 from models.redaction import bounded_body, redact_fields, redact_pairs
+from models.request_log import RESPONSE_HEADERS
 from models.settings import Settings
 from models.store import make_engine
 
@@ -76,7 +77,7 @@ def to_row(m: Material) -> dict:
         "apiHeaders": redact_fields(state.caller_fields, also=drop_headers),
         "apiParams": redact_pairs(state.caller_query, {q.lower() for q in drop_query}),
         "async": state.is_async,
-        "responseHeaders": response_headers(m.response_fields, secrets),
+        RESPONSE_HEADERS: response_headers(m.response_fields, secrets),
         "proxyCode": state.proxy_code,
         "streamed": state.streamed,
         "responseBytes": state.response_bytes,

@@ -25,3 +25,19 @@ class RequestLog(Base):
     validation_data: Mapped[dict] = mapped_column(JSON)
     request_body: Mapped[str | None] = mapped_column(Text)  # bounded and redacted
     response_body: Mapped[str | None] = mapped_column(Text)  # bounded and redacted
+
+
+# Kept in `proxy_data` (no migration), shown only as a detail's top-level `responseHeaders`.
+RESPONSE_HEADERS = "responseHeaders"
+
+
+def shown_proxy_data(proxy_data: dict) -> dict:
+    """`proxyData` as the Requests API (and the access log) show it: without the answer's
+    headers, which are a field of their own."""
+    return {key: value for key, value in proxy_data.items() if key != RESPONSE_HEADERS}
+
+
+def duration_ms(proxy_data: dict) -> int | None:
+    """The detail's `duration`: milliseconds the gateway took (the proxy leg)."""
+    seconds = proxy_data.get("duration")
+    return None if seconds is None else round(seconds * 1000)

@@ -3,19 +3,17 @@
 from marshmallow import fields, validate
 
 from admin.schemas.common import ApiDateTime, ApiSchema
+from models.request_log import RESPONSE_HEADERS, duration_ms, shown_proxy_data
 
 MAX_LIMIT = 10000
-# Kept in `proxy_data` (no migration), shown only as the detail's top-level `responseHeaders`.
-RESPONSE_HEADERS = "responseHeaders"
 
 
 def _proxy_data(row) -> dict:
-    return {key: value for key, value in row.proxy_data.items() if key != RESPONSE_HEADERS}
+    return shown_proxy_data(row.proxy_data)
 
 
 def _duration_ms(row) -> int | None:
-    seconds = row.proxy_data.get("duration")
-    return None if seconds is None else round(seconds * 1000)
+    return duration_ms(row.proxy_data)
 
 
 def _string_map(description: str) -> dict:
